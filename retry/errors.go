@@ -1,0 +1,37 @@
+package retry
+
+import "errors"
+
+// Sentinel errors returned by stores and schedulers. Callers check them with
+// errors.Is; backends wrap them with context (fmt.Errorf("claim run %s: %w",
+// id, ErrNotFound)) and never return a bare driver error where one of these
+// applies.
+var (
+	// ErrNotFound: no run with that id.
+	ErrNotFound = errors.New("run not found")
+
+	// ErrLostClaim: a write under a claim found that the claim is no longer
+	// held: the token does not match (another worker claimed the run), or
+	// the lease expired. The write changed nothing; the worker must abandon
+	// the run without touching it again.
+	ErrLostClaim = errors.New("claim lost")
+
+	// ErrNotClaimable: the run exists but cannot be claimed now: it is
+	// terminal, claimed under a live lease, or not yet due.
+	ErrNotClaimable = errors.New("run not claimable")
+
+	// ErrNotReplayable: a manual replay was asked of a run that has not ended
+	// in failure.
+	ErrNotReplayable = errors.New("run not replayable")
+
+	// ErrInvalidStatus: a status string that is not one of [Statuses], from
+	// user input or found in a stored row.
+	ErrInvalidStatus = errors.New("invalid status")
+
+	// ErrInvalidArgument: a caller passed a value the operation cannot
+	// accept (an empty id, a negative limit, a zero lease). Nothing changed.
+	ErrInvalidArgument = errors.New("invalid argument")
+
+	// ErrClosed: the store or scheduler was closed.
+	ErrClosed = errors.New("closed")
+)

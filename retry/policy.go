@@ -1,0 +1,86 @@
+package retry
+
+import "time"
+
+// Failure is what a [Policy] decides from: one failed attempt of one node,
+// with everything the decision needs taken from the persisted run, so the
+// same failure gets the same decision in any process.
+type Failure struct {
+	// Err is the node's error. Rules match its message and errors.Is
+	// targets; it may be nil for a failure read back from the store.
+	Err error
+	// Message is the error's text (Err.Error() when Err is set). Rules on
+	// the message read this, so a policy can be replayed from stored rows.
+	Message string
+	// Class is the error's class ([ClassOf]).
+	Class Class
+	// Permanent is true when the error was marked [Permanent].
+	Permanent bool
+	// RetryAfter is the delay the error asked for, when HasRetryAfter.
+	RetryAfter    time.Duration
+	HasRetryAfter bool
+	// RetryCount is the number of retries of this node already made: 0 for
+	// the first failure, so the decision is about retry number RetryCount+1.
+	RetryCount int
+	// PrevDelay is the delay that preceded the failed attempt (0 for the
+	// node's first attempt). Decorrelated jitter grows from it.
+	PrevDelay time.Duration
+}
+
+// NewFailure classifies err ([ClassOf], [IsPermanent], [RequestedDelay]) into
+// a Failure for the node's retry number retryCount.
+func NewFailure(err error, retryCount int, prevDelay time.Duration) Failure {
+	f := Failure{Err: err, Class: ClassOf(err), Permanent: IsPermanent(err), RetryCount: retryCount, PrevDelay: prevDelay}
+	if err != nil {
+		f.Message = err.Error()
+	}
+	f.RetryAfter, f.HasRetryAfter = RequestedDelay(err)
+	return f
+}
+
+// Decision is a policy's answer for one failure. Every field is small and
+// stable because the decision is stored with the attempt and read back by
+// operators and reports.
+type Decision struct {
+	// Retry is true when the node should run again after Delay.
+	Retry bool
+	// Delay is the wait before the retry; zero when Retry is false.
+	Delay time.Duration
+	// Strategy names the strategy that applied ("immediate", "short",
+	// "long", "none", "exponential", or a user's own).
+	Strategy string
+	// Rule names what chose the strategy or the outcome, for example
+	// "class:rate_limit", "nonretryable:0", "permanent", "max_retries",
+	// "retry_after", "default".
+	Rule string
+	// Exhausted is true when Retry is false because the retries ran out,
+	// rather than because the error is not worth retrying: the run ends
+	// [StatusFailedMaxRetries] instead of [StatusFailed].
+	Exhausted bool
+}
+
+// Policy decides whether and when a failed node is retried.
+//
+// Implementations must be stateless apart from their configuration and safe
+// for concurrent use: a decision depends only on the Failure, so a run that
+// resumes in another process gets the same treatment. Randomness (jitter) is
+// allowed; everything else is a pure function.
+type Policy interface {
+	Decide(f Failure) Decision
+}
+
+// PolicyFunc adapts a function to [Policy].
+type PolicyFunc func(f Failure) Decision
+
+// Decide calls p(f).
+func (p PolicyFunc) Decide(f Failure) Decision { return p(f) }
+
+// Eligibility is implemented by policies that carry retryable rules (the
+// proposal's retryableErrors and nonRetryableErrors). The executor's
+// selective rollout mode retries only the failures such a policy accepts;
+// a policy without it accepts none in that mode.
+type Eligibility interface {
+	// Eligible reports whether f matches a retryable rule and no
+	// non-retryable one, and names the rule that decided.
+	Eligible(f Failure) (ok bool, rule string)
+}

@@ -1,0 +1,196 @@
+package retry
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Run is one execution of a journey: a row of journey_runs.
+//
+// Times are UTC with millisecond precision as stored; a zero time means the
+// column is NULL.
+type Run struct {
+	ID        string
+	JourneyID string
+	// JourneyVersion pins the definition the run started with, so a run
+	// resumes on the definition it began, not on a newer one.
+	JourneyVersion int
+	Status         Status
+	// CurrentNodeID is the node the run executes next (or is executing, or
+	// retrying). Empty once the run completed.
+	CurrentNodeID string
+	// Context is the run's input and the outputs of its completed nodes, so a
+	// run resumed after a restart still has what its next node reads.
+	Context RunContext
+
+	// RetryCount counts the retries of the current node. It returns to 0
+	// when a node completes, so MaxRetries bounds the retries of each node,
+	// not of the whole run; the attempt history keeps every attempt.
+	RetryCount int
+	// MaxRetries is the most retries a node of this run may have. The store
+	// enforces it whatever a policy asks for.
+	MaxRetries int
+	// RetryEnabled false means every failure ends the run StatusFailed.
+	RetryEnabled bool
+
+	LastErrorMessage string
+	LastErrorClass   Class
+	LastErrorAt      time.Time
+	// LastDelay is the delay of the retry now pending or last taken: the
+	// previous delay that decorrelated jitter grows from.
+	LastDelay time.Duration
+	// NextRetryAt is when a StatusRetrying run is due.
+	NextRetryAt time.Time
+	// WakeAt is when a StatusWaiting run is due.
+	WakeAt time.Time
+
+	// AttemptCount is the number of attempts recorded for the run, all nodes
+	// together: the next attempt is number AttemptCount+1.
+	AttemptCount int
+
+	// ClaimToken, ClaimedBy and LeaseExpiresAt describe the claim held on
+	// the run, if any. A claim is live while LeaseExpiresAt is after now.
+	ClaimToken     string
+	ClaimedBy      string
+	LeaseExpiresAt time.Time
+
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// DueAt returns when a waiting or retrying run is due to be woken, and false
+// for a run in any other status.
+func (r *Run) DueAt() (time.Time, bool) {
+	switch r.Status {
+	case StatusRetrying:
+		return r.NextRetryAt, true
+	case StatusWaiting:
+		return r.WakeAt, true
+	}
+	return time.Time{}, false
+}
+
+// Claim returns the claim the run carries, as a store returned it from a
+// claiming call. Writes under the claim pass it back.
+func (r *Run) Claim() Claim {
+	return Claim{RunID: r.ID, Token: r.ClaimToken, Worker: r.ClaimedBy, LeaseExpiresAt: r.LeaseExpiresAt}
+}
+
+// IdempotencyKey identifies the current node's side effect across retries:
+// it is the same for every attempt of one node in one run, so an upstream can
+// deduplicate a request that a retry sends again.
+func (r *Run) IdempotencyKey() string { return r.ID + "/" + r.CurrentNodeID }
+
+// RunContext is the data a run carries from node to node. It is stored as
+// JSON, so its values are raw JSON documents.
+type RunContext struct {
+	// Input is the data the run started with (the patient record, say).
+	Input json.RawMessage `json:"input,omitempty"`
+	// Outputs maps each completed node's id to its output.
+	Outputs map[string]json.RawMessage `json:"outputs,omitempty"`
+}
+
+// Claim is a worker's exclusive right to write to a run until
+// LeaseExpiresAt. Every write under a claim is conditional on Token (and on
+// the lease being live), so a worker that lost its claim changes nothing.
+type Claim struct {
+	RunID          string
+	Token          string
+	Worker         string
+	LeaseExpiresAt time.Time
+}
+
+// NewRun describes a run to create.
+type NewRun struct {
+	// ID is the run's id; the store generates one when empty.
+	ID             string
+	JourneyID      string
+	JourneyVersion int
+	// StartNodeID is the first node to execute.
+	StartNodeID string
+	Input       json.RawMessage
+	// MaxRetries bounds the retries of each node (the proposal's default is
+	// 3; the caller passes its configured value).
+	MaxRetries int
+	// DisableRetry creates the run with retry_enabled false.
+	DisableRetry bool
+	// Worker and Lease, when Lease > 0, create the run claimed by Worker so
+	// it starts at once; otherwise it is created unclaimed and due now, for
+	// any worker to pick up.
+	Worker string
+	Lease  time.Duration
+}
+
+// NodeSuccess records a completed node.
+type NodeSuccess struct {
+	NodeID string
+	// Output is stored in the run's context under NodeID.
+	Output json.RawMessage
+	// NextNodeID is the node to run next; empty completes the run.
+	NextNodeID string
+	// WakeAt, when set, parks the run StatusWaiting until then (a delay
+	// node): the claim is released and the run resumes at NextNodeID.
+	WakeAt time.Time
+	// StartedAt is when the attempt began. FinishedAt is the write's now:
+	// the claim's lease is checked against it.
+	StartedAt  time.Time
+	FinishedAt time.Time
+}
+
+// FailureRecord records a failed node attempt and the decision taken on it.
+type FailureRecord struct {
+	NodeID  string
+	Class   Class
+	Message string
+	// Decision is the policy's decision. When Shadow is true it is stored
+	// for operators to see, but not acted on: the run ends StatusFailed.
+	Decision Decision
+	Shadow   bool
+	// StartedAt is when the attempt began. FinishedAt is the write's now:
+	// the claim's lease is checked against it and the retry is due at
+	// FinishedAt + Decision.Delay.
+	StartedAt  time.Time
+	FinishedAt time.Time
+}
+
+// Outcome is what became of one attempt.
+type Outcome string
+
+const (
+	// OutcomeSucceeded: the node completed.
+	OutcomeSucceeded Outcome = "succeeded"
+	// OutcomeFailed: the node failed; the stored decision says what followed.
+	OutcomeFailed Outcome = "failed"
+	// OutcomeReplayed: an operator replayed the ended run; not a node
+	// execution.
+	OutcomeReplayed Outcome = "replayed"
+)
+
+// Attempt is one row of the attempt history: one execution of one node (or
+// an operator's replay), successes and failures alike.
+type Attempt struct {
+	RunID string
+	// Number counts the run's attempts from 1, all nodes together.
+	Number int
+	NodeID string
+	// NodeAttempt counts the attempts of this node from 1 (the retry count
+	// before it, plus one).
+	NodeAttempt int
+	// Worker and ClaimToken identify who ran it: two attempts of one run
+	// whose [StartedAt, FinishedAt] overlap under different tokens would
+	// mean two workers ran the run at once.
+	Worker     string
+	ClaimToken string
+	StartedAt  time.Time
+	FinishedAt time.Time
+	Outcome    Outcome
+	// ErrorClass and ErrorMessage are empty for a success.
+	ErrorClass   Class
+	ErrorMessage string
+	// Decision is the policy's decision on a failure; Shadow marks one that
+	// was recorded but not acted on.
+	Decision Decision
+	Shadow   bool
+	// Status is the run's status after this attempt.
+	Status Status
+}

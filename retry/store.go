@@ -1,0 +1,135 @@
+package retry
+
+import (
+	"context"
+	"time"
+)
+
+// MaxErrorMessageLen is the longest error message a store keeps, in bytes. A
+// longer message is truncated (at a UTF-8 boundary), never rejected: a
+// failure is always recorded.
+const MaxErrorMessageLen = 4096
+
+// Runs creates and reads runs.
+type Runs interface {
+	// Create inserts a run at nr.StartNodeID, StatusInProgress, and returns
+	// it. With nr.Lease > 0 the run is claimed by nr.Worker until now +
+	// Lease; otherwise it is unclaimed and immediately claimable. An id
+	// already taken wraps ErrInvalidArgument.
+	Create(ctx context.Context, nr NewRun, now time.Time) (Run, error)
+	// Get returns the run, or an error wrapping ErrNotFound.
+	Get(ctx context.Context, id string) (Run, error)
+	// Attempts returns the run's attempt history in attempt order, or an
+	// error wrapping ErrNotFound when the run does not exist.
+	Attempts(ctx context.Context, runID string) ([]Attempt, error)
+}
+
+// Claimer hands out exclusive claims. A run is claimable at now when it is
+// StatusRetrying with NextRetryAt <= now, StatusWaiting with WakeAt <= now,
+// or StatusInProgress with no lease or a lease that expired at or before now
+// (a crashed worker, a legacy in-flight row). Two claimers never receive the
+// same run: each claim carries a new token.
+type Claimer interface {
+	// ClaimRun claims one run: ErrNotFound if it does not exist,
+	// ErrNotClaimable if it is not claimable at now. The claimed run is
+	// StatusInProgress with its token and a lease until now + lease.
+	ClaimRun(ctx context.Context, id, worker string, now time.Time, lease time.Duration) (Run, error)
+	// ClaimDue claims up to limit claimable runs, earliest due first, and
+	// returns them (possibly none).
+	ClaimDue(ctx context.Context, worker string, now time.Time, lease time.Duration, limit int) ([]Run, error)
+	// ExtendLease moves the lease to now + lease and returns the renewed
+	// claim, or ErrLostClaim if c is no longer held at now.
+	ExtendLease(ctx context.Context, c Claim, now time.Time, lease time.Duration) (Claim, error)
+	// Release gives the claim up: the run stays where it is and is claimable
+	// at once. ErrLostClaim if c is no longer held at now.
+	Release(ctx context.Context, c Claim, now time.Time) error
+}
+
+// Recorder writes the result of an attempt under a claim. Each call is one
+// transaction, conditional on the claim's token and live lease; a lost claim
+// gets ErrLostClaim and changes nothing. Each appends one [Attempt].
+type Recorder interface {
+	// CompleteNode stores s.Output in the context under s.NodeID, moves the
+	// run to s.NextNodeID, resets RetryCount to 0, and:
+	//   - with s.NextNodeID empty, completes the run (StatusCompleted);
+	//   - with s.WakeAt set, parks it StatusWaiting until s.WakeAt;
+	//   - otherwise keeps the claim for the next node.
+	// Parking and completing release the claim. It returns the run as
+	// written.
+	CompleteNode(ctx context.Context, c Claim, s NodeSuccess) (Run, error)
+	// RecordFailure stores the error (message truncated to
+	// MaxErrorMessageLen) and its time, and decides the run's status:
+	//   - StatusFailed when f.Shadow, !f.Decision.Retry without Exhausted,
+	//     or the run's RetryEnabled is false;
+	//   - StatusFailedMaxRetries when f.Decision.Exhausted, or when a retry
+	//     is asked but RetryCount already equals MaxRetries;
+	//   - otherwise StatusRetrying, RetryCount+1, NextRetryAt =
+	//     f.FinishedAt + f.Decision.Delay, LastDelay = f.Decision.Delay.
+	// The claim is released. It returns the run as written.
+	RecordFailure(ctx context.Context, c Claim, f FailureRecord) (Run, error)
+}
+
+// Wakeup is a run waiting for a time: what a scheduler needs to wake it.
+type Wakeup struct {
+	RunID  string
+	Status Status // StatusRetrying or StatusWaiting
+	At     time.Time
+}
+
+// WakeupLister lets a scheduler be rebuilt from the store.
+type WakeupLister interface {
+	// ListWakeups returns up to limit StatusRetrying and StatusWaiting runs
+	// with ids greater than afterID, in id order. Pass the last id of one
+	// page as afterID of the next; an empty page is the end.
+	ListWakeups(ctx context.Context, afterID string, limit int) ([]Wakeup, error)
+}
+
+// Store is what the executor needs of a run store. Implementations must be
+// safe for concurrent use and must pass storage/storetest.
+type Store interface {
+	Runs
+	Claimer
+	Recorder
+	WakeupLister
+	// Close releases the store's resources; later calls return ErrClosed.
+	Close() error
+}
+
+// RunFilter selects runs for [Inspector.ListRuns].
+type RunFilter struct {
+	// Status, when set, keeps runs in that status.
+	Status Status
+	// AfterID pages: runs with ids greater than AfterID, in id order.
+	AfterID string
+	// Limit bounds the page; 0 means 100.
+	Limit int
+}
+
+// ErrorCount is one row of [Inspector.TopErrors].
+type ErrorCount struct {
+	Class   Class
+	Message string
+	Count   int
+}
+
+// Inspector is what operators and reports read. Stores implement it beside
+// [Store]; it is separate because the executor never needs it.
+type Inspector interface {
+	// CountByStatus returns the number of runs in each status; every status
+	// in Statuses is present, with 0 where there are none.
+	CountByStatus(ctx context.Context) (map[Status]int, error)
+	// RetryHistogram maps a retry count to the number of non-terminal runs
+	// whose current node has that many retries.
+	RetryHistogram(ctx context.Context) (map[int]int, error)
+	// TopErrors returns the most frequent (class, message) pairs among failed
+	// attempts finished in [since, until), most frequent first, at most
+	// limit rows.
+	TopErrors(ctx context.Context, since, until time.Time, limit int) ([]ErrorCount, error)
+	// ListRuns returns runs matching f.
+	ListRuns(ctx context.Context, f RunFilter) ([]Run, error)
+	// Replay restarts a StatusFailed or StatusFailedMaxRetries run at its
+	// current node: RetryCount 0, StatusRetrying due at now, an
+	// OutcomeReplayed attempt appended. ErrNotReplayable for any other
+	// status; ErrNotFound if it does not exist.
+	Replay(ctx context.Context, id string, now time.Time) (Run, error)
+}
