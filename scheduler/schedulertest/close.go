@@ -1,0 +1,48 @@
+package schedulertest
+
+import (
+	"errors"
+	"time"
+
+	"github.com/journeyretry/journeyretry/retry"
+)
+
+var closeChecks = []check{
+	{"CloseStopsEverything", func(h *harness) {
+		// One entry due (by both clocks), one delivered and unacked, one
+		// pending on the backend's timer, and a consumer waiting on Ready.
+		h.schedule(h.s, "due", at(time.Minute))
+		h.schedule(h.s, "delivered", at(time.Second))
+		d := h.expectOne(h.s, at(time.Second), "delivered", at(time.Second))
+		h.schedule(h.s, "timer", h.backend.Now().Add(time.Hour))
+		waiter := make(chan struct{})
+		go func() {
+			defer close(waiter)
+			for range h.s.Ready() {
+			}
+		}()
+
+		if err := h.closeWithin(h.s); err != nil {
+			h.t.Fatalf("Close: %v", err)
+		}
+		select {
+		case <-waiter:
+		case <-time.After(Watchdog):
+			h.t.Fatalf("Ready not closed %v after Close returned", Watchdog)
+		}
+
+		ds, err := h.s.Claim(h.ctx, at(48*time.Hour), 100)
+		if !errors.Is(err, retry.ErrClosed) || len(ds) > 0 {
+			h.t.Fatalf("Claim after Close = %v, %v; want nothing and an error wrapping retry.ErrClosed", ids(ds), err)
+		}
+		for name, err := range map[string]error{
+			"Schedule": h.s.Schedule(h.ctx, "new", at(time.Minute)),
+			"Cancel":   h.s.Cancel(h.ctx, "due"),
+			"Ack":      h.s.Ack(h.ctx, d),
+		} {
+			if !errors.Is(err, retry.ErrClosed) {
+				h.t.Errorf("%s after Close = %v; want an error wrapping retry.ErrClosed", name, err)
+			}
+		}
+	}},
+}
