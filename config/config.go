@@ -1,0 +1,353 @@
+// Package config is the one configuration loader of every command of the
+// module: flags over environment over file over defaults.
+//
+// The caller fills a struct with its defaults (each section a component's
+// Config with json tags), binds the flags it offers, and loads:
+//
+//	cfg := struct {
+//		Retry    policy.Config   `json:"retry"`
+//		Executor executor.Config `json:"executor"`
+//	}{policy.DefaultConfig(), executor.DefaultConfig()}
+//	l := config.New(&cfg, "JRETRY")
+//	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+//	l.FileFlag(fs, "config", "configuration file (JSON)")
+//	l.Flag(fs, "lease", "executor.lease", "claim lease")
+//	if err := fs.Parse(args); err != nil { ... }
+//	if err := l.Load(); err != nil { ... } // exit status 2
+//
+// Load applies, in order, each overriding the one before:
+//
+//  1. the file (Loader.File, or the file flag), JSON. Its keys are the
+//     struct's json tags, case-sensitive; an unknown key anywhere is an
+//     error naming its dotted path ("retry.maxRetrys"). Sections are JSON
+//     objects; a key left out keeps its default; a list replaces the
+//     default list; a map's entries are merged into the default map.
+//  2. the environment: each value's dotted path, every camelCase word
+//     upper-cased and separated by "_", dots becoming "_", after the
+//     prefix: retry.maxRetries is JRETRY_RETRY_MAX_RETRIES,
+//     executor.sweepInterval is JRETRY_EXECUTOR_SWEEP_INTERVAL (see
+//     [EnvName]; [Loader.Keys] lists them all). Variables that name no key
+//     are ignored, so commands with different sections share one
+//     environment.
+//  3. the flags explicitly set on the command line, each bound to a dotted
+//     path by [Loader.Flag].
+//
+// Then every section with a Validate() error method is validated; its
+// errors are reported under the section's path ("retry.maxDelayMs: ...").
+//
+// Values, the same in the three sources (one parser serves all):
+//
+//   - strings, bools (strconv.ParseBool), integers and floats (decimal,
+//     range-checked, finite); in the file, a JSON string, bool or number;
+//   - time.Duration: a Go duration ("30s", "1m30s") or an integer number of
+//     milliseconds ("1500", or the JSON number 1500);
+//   - types implementing encoding.TextUnmarshaler (time.Time, enumerations
+//     such as policy.Jitter): their text; in the file, a JSON string;
+//   - lists: in the file a JSON array; in the environment and flags a
+//     comma-separated list ("a,b", spaces around items trimmed, "" is
+//     empty), or a JSON array when the value starts with "[" (for items
+//     containing commas);
+//   - maps with string keys: in the file a JSON object; in the environment
+//     and flags "key=value,key2=value2", or a JSON object when the value
+//     starts with "{". Entries are merged into the existing map.
+//
+// Errors name the source and the key, flag or variable: "config file
+// x.json: retry.maxDelayMs: ...", "environment JRETRY_RETRY_MAX_RETRIES:
+// ...", "flag --lease: ...". Load never panics on bad input and changes
+// nothing in the destination unless it succeeds.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strings"
+)
+
+// Loader loads one configuration struct from a file, the environment and
+// flags. Set its exported fields before Load.
+type Loader struct {
+	// EnvPrefix starts every variable name ("JRETRY"); empty reads
+	// variables without a prefix.
+	EnvPrefix string
+	// LookupEnv reads a variable; nil means os.LookupEnv. Tests inject a
+	// map.
+	LookupEnv func(name string) (string, bool)
+	// File is the configuration file; empty means none. [Loader.FileFlag]
+	// sets it from the command line.
+	File string
+
+	dst   any
+	flags []*flagValue
+}
+
+// New returns a Loader for dst, a pointer to a struct already filled with
+// the defaults.
+func New(dst any, envPrefix string) *Loader {
+	return &Loader{EnvPrefix: envPrefix, dst: dst}
+}
+
+// target returns the struct dst points to.
+func (l *Loader) target() (reflect.Value, error) {
+	v := reflect.ValueOf(l.dst)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return reflect.Value{}, fmt.Errorf("config: destination %T is not a non-nil pointer to a struct", l.dst)
+	}
+	return v.Elem(), nil
+}
+
+// FileFlag defines the flag (usually "config") that names the file.
+func (l *Loader) FileFlag(fs *flag.FlagSet, name, usage string) {
+	fs.Func(name, usage, func(s string) error {
+		if s == "" {
+			return errors.New("empty file name")
+		}
+		l.File = s
+		return nil
+	})
+}
+
+// Flag defines flag name on fs, bound to the value at the dotted path key.
+// A flag that is set overrides the file and the environment; one that is
+// not set changes nothing. Its usage shows the current (default) value. A
+// key that names no value is reported by Load.
+func (l *Loader) Flag(fs *flag.FlagSet, name, key, usage string) {
+	fv := &flagValue{name: name, key: key}
+	if root, err := l.target(); err == nil {
+		if v, err := lookup(root, key); err == nil {
+			fv.isBool = v.Kind() == reflect.Bool
+			if !v.IsZero() {
+				fv.def = format(v)
+			}
+		}
+	}
+	l.flags = append(l.flags, fv)
+	fs.Var(fv, name, usage)
+}
+
+// flagValue records a bound flag's text; Load parses it.
+type flagValue struct {
+	name, key string
+	raw, def  string
+	set       bool
+	isBool    bool
+}
+
+func (f *flagValue) String() string {
+	if f.set {
+		return f.raw
+	}
+	return f.def
+}
+
+func (f *flagValue) Set(s string) error {
+	f.raw, f.set = s, true
+	return nil
+}
+
+// IsBoolFlag lets a bool flag be given without a value (--verbose).
+func (f *flagValue) IsBoolFlag() bool { return f.isBool }
+
+// Load applies the file, the environment and the set flags to the
+// destination, then validates it. On error the destination is unchanged.
+func (l *Loader) Load() error {
+	root, err := l.target()
+	if err != nil {
+		return err
+	}
+	// Work on a copy: maps are cloned before they are written and lists
+	// replaced, never modified in place, so the destination's own maps
+	// and slices are never touched.
+	work := reflect.New(root.Type()).Elem()
+	work.Set(root)
+
+	for _, f := range l.flags {
+		if _, err := lookup(work, f.key); err != nil {
+			return fmt.Errorf("flag --%s: %w", f.name, err)
+		}
+	}
+	if l.File != "" {
+		if err := loadFile(work, l.File); err != nil {
+			return err
+		}
+	}
+	if err := l.loadEnv(work); err != nil {
+		return err
+	}
+	for _, f := range l.flags {
+		if !f.set {
+			continue
+		}
+		v, _ := lookup(work, f.key) // checked above
+		if err := setText(v, f.raw); err != nil {
+			return fmt.Errorf("flag --%s: %w", f.name, err)
+		}
+	}
+	if err := validate(work, ""); err != nil {
+		return err
+	}
+	root.Set(work)
+	return nil
+}
+
+func loadFile(work reflect.Value, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	doc, err := decodeJSON(b)
+	if err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	if err := setJSON(work, doc, ""); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+// Key describes one value the configuration holds.
+type Key struct {
+	// Path is the dotted path, the file's nesting ("retry.maxRetries").
+	Path string
+	// Env is the environment variable that sets it.
+	Env string
+}
+
+// Keys lists every value of the destination in field order, for help
+// texts.
+func (l *Loader) Keys() []Key {
+	root, err := l.target()
+	if err != nil {
+		return nil
+	}
+	var keys []Key
+	walkLeaves(root.Type(), "", func(path string, _ []int) {
+		keys = append(keys, Key{Path: path, Env: EnvName(l.EnvPrefix, path)})
+	})
+	return keys
+}
+
+func (l *Loader) loadEnv(work reflect.Value) error {
+	lookupEnv := l.LookupEnv
+	if lookupEnv == nil {
+		lookupEnv = os.LookupEnv
+	}
+	seen := map[string]string{}
+	var err error
+	walkLeaves(work.Type(), "", func(path string, index []int) {
+		if err != nil {
+			return
+		}
+		name := EnvName(l.EnvPrefix, path)
+		if other, dup := seen[name]; dup {
+			err = fmt.Errorf("environment %s: names both %s and %s", name, other, path)
+			return
+		}
+		seen[name] = path
+		s, ok := lookupEnv(name)
+		if !ok {
+			return
+		}
+		if e := setText(work.FieldByIndex(index), s); e != nil {
+			err = fmt.Errorf("environment %s: %w", name, e)
+		}
+	})
+	return err
+}
+
+// EnvName returns the environment variable of the dotted path key: prefix,
+// then each path element with its camelCase words upper-cased and joined
+// by "_" ("retry.maxDelayMs" with prefix "JRETRY" is
+// JRETRY_RETRY_MAX_DELAY_MS). Characters other than ASCII letters and
+// digits become "_".
+func EnvName(prefix, key string) string {
+	var b strings.Builder
+	b.WriteString(prefix)
+	for _, part := range strings.Split(key, ".") {
+		if b.Len() > 0 {
+			b.WriteByte('_')
+		}
+		for i := 0; i < len(part); i++ {
+			c := part[i]
+			switch {
+			case c >= 'A' && c <= 'Z':
+				// A word starts at an upper-case letter after a lower-case
+				// letter or digit ("maxDelay"), or before a lower-case one
+				// after another upper-case ("URLPath": URL_PATH).
+				if i > 0 && (isLowerOrDigit(part[i-1]) || (isUpper(part[i-1]) && i+1 < len(part) && part[i+1] >= 'a' && part[i+1] <= 'z')) {
+					b.WriteByte('_')
+				}
+				b.WriteByte(c)
+			case c >= 'a' && c <= 'z':
+				b.WriteByte(c - 'a' + 'A')
+			case c >= '0' && c <= '9':
+				b.WriteByte(c)
+			default:
+				b.WriteByte('_')
+			}
+		}
+	}
+	return b.String()
+}
+
+func isUpper(c byte) bool        { return c >= 'A' && c <= 'Z' }
+func isLowerOrDigit(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+
+// validator is a section that checks itself.
+type validator interface{ Validate() error }
+
+// validate calls Validate on v if it has one, else on its sections, and
+// prefixes each error with the section's path.
+func validate(v reflect.Value, path string) error {
+	if val, ok := v.Addr().Interface().(validator); ok {
+		err := val.Validate()
+		if err == nil {
+			return nil
+		}
+		errs := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = j.Unwrap()
+		}
+		out := make([]error, len(errs))
+		for i, e := range errs {
+			if path == "" {
+				out[i] = fmt.Errorf("invalid configuration: %w", e)
+			} else {
+				out[i] = fmt.Errorf("invalid configuration: %s.%w", path, e)
+			}
+		}
+		return errors.Join(out...)
+	}
+	for _, f := range fields(v.Type()) {
+		if isSection(f.typ) {
+			if err := validate(v.FieldByIndex(f.index), join(path, f.name)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// decodeJSON parses a JSON document, keeping numbers as json.Number so
+// integers keep every digit, and reports a syntax error's line.
+func decodeJSON(b []byte) (any, error) {
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			line := 1 + strings.Count(string(b[:min(int(se.Offset), len(b))]), "\n")
+			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the top-level JSON value")
+	}
+	return doc, nil
+}
