@@ -23,9 +23,10 @@
 //
 // # Watchdog
 //
-// Every wait (a Ready signal, Close, a group of goroutines) and every call
-// (through its context) is bounded by [Watchdog]: a backend that hangs fails
-// the check instead of hanging the test binary.
+// Every wait (a Ready signal, Close, a group of goroutines, a Claim loop
+// that should run dry) is bounded by [Watchdog], and every call gets a
+// context that ends 5 × Watchdog after its check began: a backend that hangs
+// fails the check instead of hanging the test binary.
 package schedulertest
 
 import (
@@ -114,7 +115,7 @@ func newHarness(t *testing.T, newBackend Factory) *harness {
 	if b.Now == nil {
 		b.Now = time.Now
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), Watchdog)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*Watchdog)
 	t.Cleanup(cancel)
 	h := &harness{t: t, ctx: ctx, backend: b, s: b.Scheduler}
 	h.closeOnCleanup(b.Scheduler)
@@ -199,7 +200,10 @@ func (h *harness) ack(s retry.Scheduler, d retry.Delivery) {
 func (h *harness) claimAll(s retry.Scheduler, now time.Time, limit int) []retry.Delivery {
 	h.t.Helper()
 	var all []retry.Delivery
-	for {
+	for start := time.Now(); ; {
+		if time.Since(start) > Watchdog {
+			h.t.Fatalf("Claim(%v) still handed out entries after %v (%d so far)", now, Watchdog, len(all))
+		}
 		ds := h.claim(s, now, limit)
 		if len(ds) == 0 {
 			return all
