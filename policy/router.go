@@ -160,7 +160,12 @@ func (r *Router) Decide(f retry.Failure) retry.Decision {
 	return d
 }
 
+// route returns the route of class c; an empty class (a Failure built by
+// hand) is unknown.
 func (r *Router) route(c retry.Class) route {
+	if c == "" {
+		c = retry.ClassUnknown
+	}
 	if rt, ok := r.routes[c]; ok {
 		return rt
 	}

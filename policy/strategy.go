@@ -274,6 +274,7 @@ func (e Exponential) randN(n time.Duration) time.Duration {
 
 // Bounds implements [Strategy].
 func (e Exponential) Bounds(n int) (lo, hi time.Duration, ok bool) {
+	n = max(n, 0)
 	v := e.Backoff(n)
 	switch e.Jitter {
 	case JitterAdditive:
