@@ -152,7 +152,7 @@ func (s *Scheduler) Schedule(ctx context.Context, id string, at time.Time) error
 		s.heap.push(e)
 	}
 	if e.index == 0 {
-		s.wake()
+		s.wake(s.now())
 	}
 	return nil
 }
@@ -209,9 +209,10 @@ func (s *Scheduler) Claim(ctx context.Context, now time.Time, limit int) ([]retr
 			Token: strconv.FormatUint(e.token, 36),
 		})
 	}
-	if len(out) > 0 {
-		s.wake()
-	}
+	// Judged by the caller's now, not the clock: a consumer whose clock is
+	// behind the scheduler's still gets a timer for what it was too early
+	// for, and one that left due entries behind gets another signal.
+	s.wake(now)
 	return out, nil
 }
 
@@ -241,8 +242,10 @@ func (s *Scheduler) Ack(ctx context.Context, d retry.Delivery) error {
 }
 
 // Ready receives a value when the earliest entry's time comes by the
-// configured clock, when an entry that is already due is scheduled, and
-// after a Claim that left due entries behind. A value may be spurious (the
+// configured clock (or, after a Claim whose now was too early for it, by
+// that now plus the time it was short), when an entry that is already due
+// is scheduled, and after a Claim that left due entries behind. A value may
+// be spurious (the
 // entry was cancelled, or another consumer took it): Claim and wait again.
 // The channel holds one value, so a busy consumer misses nothing, and it is
 // closed by Close.
@@ -287,13 +290,14 @@ func (s *Scheduler) fire() {
 		return
 	}
 	s.armed = false
-	s.wake()
+	s.wake(s.now())
 }
 
-// wake signals Ready if the earliest entry is due by the clock, and
-// otherwise makes sure the timer fires no later than its time. Called with
-// s.mu held whenever the earliest entry may have changed to an earlier one.
-func (s *Scheduler) wake() {
+// wake signals Ready if the earliest entry is due at now, and otherwise
+// makes sure the timer fires no later than its time. Called with s.mu held
+// whenever the earliest entry may have changed to an earlier one, and after
+// every Claim.
+func (s *Scheduler) wake(now time.Time) {
 	if len(s.heap) == 0 {
 		return
 	}
@@ -301,7 +305,6 @@ func (s *Scheduler) wake() {
 	if s.armed && s.armedAt <= next {
 		return // the timer fires in time; fire calls wake again
 	}
-	now := s.now()
 	if d := time.Unix(0, next).Sub(now); d > 0 {
 		s.armed, s.armedAt = true, next
 		s.timer.Reset(d)

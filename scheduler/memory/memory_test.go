@@ -2,6 +2,7 @@ package memory_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -48,35 +49,43 @@ func schedule(t *testing.T, s *memory.Scheduler, id string, at time.Time) {
 	}
 }
 
-// claimIDs claims at the bubble's now.
-func claimIDs(t *testing.T, s *memory.Scheduler) []string {
+// wantClaim claims at the bubble's now and fails unless exactly want is
+// handed out, in that order.
+func wantClaim(t *testing.T, s *memory.Scheduler, want ...string) {
 	t.Helper()
 	ds, err := s.Claim(t.Context(), time.Now(), 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
+	var got []string
 	for _, d := range ds {
-		ids = append(ids, d.ID)
+		got = append(got, d.ID)
 	}
-	return ids
+	if !slices.Equal(got, want) {
+		t.Fatalf("claimed %v; want %v", got, want)
+	}
+}
+
+// signalsAfter sleeps d in the bubble and fails unless Ready is signalled
+// exactly then: not a nanosecond before.
+func signalsAfter(t *testing.T, s *memory.Scheduler, d time.Duration, what string) {
+	t.Helper()
+	time.Sleep(d - time.Nanosecond)
+	if signalled(s) {
+		t.Fatalf("Ready signalled before %s", what)
+	}
+	time.Sleep(time.Nanosecond)
+	if !signalled(s) {
+		t.Fatalf("Ready not signalled at %s", what)
+	}
 }
 
 func TestReadyWhenTimeComes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newScheduler(t, memory.Config{})
 		schedule(t, s, "a", time.Now().Add(time.Minute))
-		time.Sleep(time.Minute - time.Nanosecond)
-		if signalled(s) {
-			t.Fatal("Ready signalled before the entry was due")
-		}
-		time.Sleep(time.Nanosecond)
-		if !signalled(s) {
-			t.Fatal("Ready not signalled when the entry came due")
-		}
-		if got := claimIDs(t, s); len(got) != 1 {
-			t.Fatalf("claimed %v; want [a]", got)
-		}
+		signalsAfter(t, s, time.Minute, "the entry's due time")
+		wantClaim(t, s, "a")
 	})
 }
 
@@ -90,9 +99,7 @@ func TestReadyRearmsForEarlierEntry(t *testing.T) {
 		if !signalled(s) {
 			t.Fatal("Ready not signalled for an entry scheduled earlier than the armed timer")
 		}
-		if got := claimIDs(t, s); len(got) != 1 || got[0] != "early" {
-			t.Fatalf("claimed %v; want [early]", got)
-		}
+		wantClaim(t, s, "early")
 		time.Sleep(time.Hour - time.Minute)
 		if !signalled(s) {
 			t.Fatal("Ready not signalled for the later entry")
@@ -136,20 +143,13 @@ func TestRedeliveryAfterLeaseSignals(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newScheduler(t, memory.Config{Lease: 10 * time.Second})
 		schedule(t, s, "a", time.Now())
-		if !signalled(s) || len(claimIDs(t, s)) != 1 {
-			t.Fatal("due entry not handed out")
-		}
-		time.Sleep(10*time.Second - time.Nanosecond)
-		if signalled(s) || len(claimIDs(t, s)) != 0 {
-			t.Fatal("handed out again before the lease ran out")
-		}
-		time.Sleep(time.Nanosecond)
 		if !signalled(s) {
-			t.Fatal("Ready not signalled when the lease ran out")
+			t.Fatal("Ready not signalled for a due entry")
 		}
-		if got := claimIDs(t, s); len(got) != 1 {
-			t.Fatalf("claimed %v after the lease; want [a] again", got)
-		}
+		wantClaim(t, s, "a")
+		wantClaim(t, s) // nothing: the delivery is under its lease
+		signalsAfter(t, s, 10*time.Second, "the lease's end")
+		wantClaim(t, s, "a")
 	})
 }
 
@@ -169,6 +169,22 @@ func TestClaimLeavingDueEntriesSignals(t *testing.T) {
 		if got := s.Len(); got != 2 {
 			t.Fatalf("Len = %d; want 2 (one delivered, one waiting)", got)
 		}
+	})
+}
+
+func TestClaimTooEarlyRearms(t *testing.T) {
+	// A consumer whose clock is a second behind the scheduler's misses the
+	// entry on the first signal and is signalled again a second later.
+	synctest.Test(t, func(t *testing.T) {
+		s := newScheduler(t, memory.Config{})
+		start := time.Now()
+		schedule(t, s, "a", start)
+		<-s.Ready()
+		ds, err := s.Claim(t.Context(), start.Add(-time.Second), 100)
+		if err != nil || len(ds) != 0 {
+			t.Fatalf("Claim a second early = %v, %v; want nothing", ds, err)
+		}
+		signalsAfter(t, s, time.Second, "the time the early Claim was short")
 	})
 }
 
@@ -198,17 +214,11 @@ func TestConfig(t *testing.T) {
 		s := newScheduler(t, memory.Config{}) // Lease defaults to LeaseDefault
 		now := time.Now()
 		schedule(t, s, "a", now)
-		if !signalled(s) || len(claimIDs(t, s)) != 1 {
-			t.Fatal("due entry not handed out")
-		}
-		time.Sleep(memory.LeaseDefault - time.Nanosecond)
-		if signalled(s) {
-			t.Fatal("redelivery signalled before LeaseDefault")
-		}
-		time.Sleep(time.Nanosecond)
 		if !signalled(s) {
-			t.Fatal("redelivery not signalled at LeaseDefault")
+			t.Fatal("Ready not signalled for a due entry")
 		}
+		wantClaim(t, s, "a")
+		signalsAfter(t, s, memory.LeaseDefault, "the end of a LeaseDefault lease")
 	})
 }
 
