@@ -2,6 +2,8 @@ package schedulertest
 
 import (
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/journeyretry/journeyretry/retry"
@@ -43,6 +45,47 @@ var closeChecks = []check{
 			if !errors.Is(err, retry.ErrClosed) {
 				h.t.Errorf("%s after Close = %v; want an error wrapping retry.ErrClosed", name, err)
 			}
+		}
+	}},
+	{"CloseDuringClaims", func(h *harness) {
+		// Consumers claim in a loop while Close runs: once Close has
+		// returned, no Claim that starts hands anything out.
+		for i := range 500 {
+			h.schedule(h.s, fmt.Sprintf("e%03d", i), at(time.Duration(i)*time.Millisecond))
+		}
+		var closed atomic.Bool
+		claimed := make(chan struct{}, 4)
+		stop := make(chan struct{})
+		go func() {
+			<-claimed // Close once the consumers are under way
+			if err := h.s.Close(); err != nil {
+				h.t.Errorf("Close: %v", err)
+			}
+			closed.Store(true)
+			close(stop)
+		}()
+		h.parallel(4, func(int) error {
+			for {
+				after := closed.Load()
+				ds, err := h.s.Claim(h.ctx, at(time.Hour), 1)
+				switch {
+				case after && (len(ds) > 0 || !errors.Is(err, retry.ErrClosed)):
+					return fmt.Errorf("Claim after Close returned = %v, %v; want nothing and retry.ErrClosed", ids(ds), err)
+				case err != nil && !errors.Is(err, retry.ErrClosed):
+					return fmt.Errorf("Claim: %w", err)
+				case after:
+					return nil
+				}
+				select {
+				case claimed <- struct{}{}:
+				default:
+				}
+			}
+		})
+		select {
+		case <-stop:
+		case <-time.After(Watchdog):
+			h.t.Fatalf("Close did not return within %v", Watchdog)
 		}
 	}},
 }

@@ -16,6 +16,12 @@ var sharedChecks = []check{
 		h.ack(h.s, h.expectOne(h.s, at(time.Hour), "b", at(2*time.Minute)))
 		h.expectNone(other, at(time.Hour), "acknowledged through the other handle")
 	}},
+	{"SharedReady", func(h *harness) {
+		// A consumer is woken for an entry another process scheduled.
+		other := h.open()
+		h.schedule(h.s, "a", h.backend.Now().Truncate(time.Millisecond))
+		h.awaitReady(other, "a")
+	}},
 	{"SharedConcurrentClaim", func(h *harness) {
 		h.concurrentClaim([]retry.Scheduler{h.s, h.open()})
 	}},
