@@ -199,14 +199,19 @@ func loadFile(work reflect.Value, path string) error {
 	if err != nil {
 		return fmt.Errorf("config file %s: %w", path, err)
 	}
-	doc, err := decodeJSON(b)
-	if err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
-	}
-	if err := setJSON(work, doc, ""); err != nil {
+	if err := applyJSON(work, b); err != nil {
 		return fmt.Errorf("config file %s: %w", path, err)
 	}
 	return nil
+}
+
+// applyJSON applies a JSON document to the struct work.
+func applyJSON(work reflect.Value, b []byte) error {
+	doc, err := decodeJSON(b)
+	if err != nil {
+		return err
+	}
+	return setJSON(work, doc, "")
 }
 
 // Key describes one value the configuration holds.

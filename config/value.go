@@ -126,12 +126,37 @@ func unknownKey(t reflect.Type, path string) error {
 	if i := strings.LastIndexByte(path, '.'); i >= 0 {
 		dir, name = path[:i], path[i+1:]
 	}
+	best, bestDist := "", 3 // suggest at most 2 edits away
 	for _, f := range fields(t) {
-		if fold(f.name) == fold(name) {
-			return fmt.Errorf("%s: unknown key (did you mean %s?)", path, join(dir, f.name))
+		if d := editDistance(fold(f.name), fold(name)); d < bestDist {
+			best, bestDist = f.name, d
 		}
 	}
+	if best != "" {
+		return fmt.Errorf("%s: unknown key (did you mean %s?)", path, join(dir, best))
+	}
 	return fmt.Errorf("%s: unknown key", path)
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func fold(s string) string {
