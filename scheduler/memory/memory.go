@@ -64,7 +64,7 @@ func (c Config) Validate() error {
 // Scheduler is an in-memory [retry.Scheduler], safe for concurrent use by
 // any number of consumers. Create it with [New].
 type Scheduler struct {
-	lease int64 // nanoseconds
+	lease time.Duration
 	now   func() time.Time
 	ready chan struct{}
 	timer *time.Timer // armed for armedAt when armed; fires s.fire
@@ -87,7 +87,7 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	cfg = cfg.withDefaults()
 	s := &Scheduler{
-		lease: int64(cfg.Lease),
+		lease: cfg.Lease,
 		now:   cfg.Now,
 		ready: make(chan struct{}, 1),
 		byID:  make(map[string]*entry),
@@ -190,7 +190,7 @@ func (s *Scheduler) Claim(ctx context.Context, now time.Time, limit int) ([]retr
 		return nil, fmt.Errorf("claim: %w", err)
 	}
 	n := unixNano(now)
-	until := unixNano(now.Add(time.Duration(s.lease)))
+	until := unixNano(now.Add(s.lease))
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
