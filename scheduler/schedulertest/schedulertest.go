@@ -43,7 +43,9 @@ const Watchdog = 10 * time.Second
 
 // Factory returns a fresh backend. Run calls it once per check, so each
 // check starts from an empty scheduler; release whatever else it holds with
-// t.Cleanup. The suite closes every scheduler it is given.
+// t.Cleanup. The suite closes every scheduler it is given, possibly a
+// second time after a check closed it: a repeated Close may return nil or
+// an error wrapping [retry.ErrClosed].
 type Factory func(t *testing.T) Backend
 
 // Backend is one fresh scheduler under test and what the suite may assume
