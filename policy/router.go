@@ -34,7 +34,7 @@ func DefaultRoutes() map[retry.Class]string {
 // own before calling [NewRouter].
 type RouterOptions struct {
 	// Strategies are the strategies routes may name, by Name(). Names must
-	// be unique.
+	// be unique; a strategy with a Validate method must pass it.
 	Strategies []Strategy
 	// Routes maps a class to a strategy name.
 	Routes map[retry.Class]string
@@ -49,7 +49,8 @@ type RouterOptions struct {
 	Retryable    []Rule
 	NonRetryable []Rule
 	// Rand, when set, replaces the Rand of every [Exponential] strategy:
-	// a seeded source makes a whole router deterministic in tests.
+	// a seeded source makes a whole router deterministic in tests (use
+	// [NewRand] if the router is shared by goroutines).
 	Rand Rand
 }
 
@@ -94,6 +95,11 @@ func NewRouter(o RouterOptions) (*Router, error) {
 	for i, s := range o.Strategies {
 		if s == nil {
 			return nil, fmt.Errorf("strategy %d is nil", i)
+		}
+		if v, ok := s.(interface{ Validate() error }); ok {
+			if err := v.Validate(); err != nil {
+				return nil, fmt.Errorf("strategy %q: %w", s.Name(), err)
+			}
 		}
 		if _, dup := byName[s.Name()]; dup {
 			return nil, fmt.Errorf("strategy %q defined twice", s.Name())

@@ -216,6 +216,7 @@ func TestNewRouterRejectsBadOptions(t *testing.T) {
 		"unknown route target": {Strategies: []Strategy{None()}, Fallback: "none", Routes: map[retry.Class]string{"x": "short"}},
 		"duplicate strategy":   {Strategies: []Strategy{None(), None()}, Fallback: "none"},
 		"nil strategy":         {Strategies: []Strategy{nil}, Fallback: "none"},
+		"invalid strategy":     {Strategies: []Strategy{Exponential{}}, Fallback: "exponential"},
 	} {
 		if _, err := NewRouter(o); err == nil {
 			t.Errorf("%s: NewRouter succeeded", name)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/journeyretry/journeyretry/retry"
@@ -60,6 +61,24 @@ type Strategy interface {
 type Rand interface {
 	// Int64N returns a uniform value in [0, n); n > 0.
 	Int64N(n int64) int64
+}
+
+// NewRand returns a seeded Rand that is safe for concurrent use: the same
+// seed draws the same sequence, so a router shared by a pool of workers in
+// a test is still reproducible when the workers' order is.
+func NewRand(seed uint64) Rand {
+	return &lockedRand{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+}
+
+type lockedRand struct {
+	mu sync.Mutex
+	r  *rand.Rand
+}
+
+func (l *lockedRand) Int64N(n int64) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Int64N(n)
 }
 
 // Jitter is a kind of randomisation of the computed delay v = min(base x

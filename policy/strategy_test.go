@@ -13,7 +13,7 @@ import (
 // delays.
 func seeded() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }
 
-func rand64(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
+func rand64(seed uint64) Rand { return NewRand(seed) }
 
 func TestBackoffScheduleMatchesFormula(t *testing.T) {
 	d := Default()
@@ -261,10 +261,28 @@ func TestParseJitter(t *testing.T) {
 	}
 }
 
-// TestDefaultRandIsConcurrencySafe runs decisions from many goroutines on
-// the default source; -race checks it.
-func TestDefaultRandIsConcurrencySafe(t *testing.T) {
+func TestNewRandRepeats(t *testing.T) {
+	a, b := NewRand(42), NewRand(42)
+	for range 100 {
+		if x, y := a.Int64N(1000), b.Int64N(1000); x != y {
+			t.Fatalf("same seed, different draws: %d, %d", x, y)
+		}
+	}
+}
+
+// TestRandsAreConcurrencySafe runs decisions from many goroutines on the
+// default source and on NewRand; -race checks them.
+func TestRandsAreConcurrencySafe(t *testing.T) {
 	r, err := DefaultConfig().Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := DefaultConfig().RouterOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Rand = NewRand(7)
+	seededRouter, err := NewRouter(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,6 +293,7 @@ func TestDefaultRandIsConcurrencySafe(t *testing.T) {
 			for n := range 200 {
 				f := retry.Failure{Class: retry.BuiltinClasses[(g+n)%len(retry.BuiltinClasses)], RetryCount: n % 3}
 				r.Decide(f)
+				seededRouter.Decide(f)
 				e := Default()
 				e.Jitter = JitterDecorrelated
 				e.Decide(f)
