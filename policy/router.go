@@ -83,9 +83,6 @@ type route struct {
 	rule string
 }
 
-// RuleDefault is the routing rule of a class with no route in the table.
-const RuleDefault = "default"
-
 // NewRouter builds a Router, or reports the first bad option.
 func NewRouter(o RouterOptions) (*Router, error) {
 	if o.MaxRetries < 0 {
@@ -199,10 +196,6 @@ func (r *Router) Eligible(f retry.Failure) (ok bool, rule string) {
 	}
 	return false, RuleNoMatch
 }
-
-// RuleNoMatch is the eligibility rule of a failure no retryable rule
-// matches.
-const RuleNoMatch = "no_match"
 
 // MaxRetries returns the router's retry limit.
 func (r *Router) MaxRetries() int { return r.maxRetries }

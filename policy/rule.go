@@ -95,7 +95,8 @@ func isWord(s string) bool {
 // MessageContains matches a failure whose message contains substr.
 func MessageContains(substr string) Rule { return Rule{kind: ruleSubstring, text: substr} }
 
-// MessageMatches matches a failure whose message matches re.
+// MessageMatches matches a failure whose message matches re (never, if re
+// is nil).
 func MessageMatches(re *regexp.Regexp) Rule { return Rule{kind: ruleRegexp, re: re} }
 
 // ClassIs matches a failure of class c.
@@ -111,7 +112,7 @@ func (r Rule) Match(f retry.Failure) bool {
 	case ruleSubstring:
 		return strings.Contains(message(f), r.text)
 	case ruleRegexp:
-		return r.re.MatchString(message(f))
+		return r.re != nil && r.re.MatchString(message(f))
 	case ruleClass:
 		return string(f.Class) == r.text
 	case ruleErrorIs:
@@ -139,6 +140,9 @@ func (r Rule) String() string {
 		}
 		return r.text
 	case ruleRegexp:
+		if r.re == nil {
+			return ""
+		}
 		return "re:" + r.re.String()
 	case ruleClass:
 		return "class:" + r.text

@@ -19,9 +19,9 @@ const (
 	StrategyExponential = "exponential"
 )
 
-// Rules a strategy reports in [retry.Decision].Rule. A [Router] keeps the
-// first three and replaces the others with the routing rule that chose the
-// strategy ("class:rate_limit", "default").
+// Rules reported in [retry.Decision].Rule and by [Router.Eligible]. A
+// [Router] keeps a strategy's first three and replaces the others with the
+// routing rule that chose the strategy ("class:rate_limit", "default").
 const (
 	// RulePermanent: the error was marked [retry.Permanent].
 	RulePermanent = "permanent"
@@ -33,6 +33,13 @@ const (
 	RuleBackoff = "backoff"
 	// RuleStrategyNone: the [Never] strategy declined.
 	RuleStrategyNone = "strategy:none"
+	// RuleDefault: a [Router] chose its fallback strategy for a class with
+	// no route. Other routing rules are "class:<name>".
+	RuleDefault = "default"
+	// RuleNoMatch: [Router.Eligible] found no retryable rule matching.
+	// Other eligibility rules are "retryable:<i>" and "nonretryable:<i>",
+	// i indexing the configured list.
+	RuleNoMatch = "no_match"
 )
 
 // MaxDelayLimit bounds every configured delay (base, max, jitter). Ten
