@@ -32,8 +32,12 @@
 //  3. the flags explicitly set on the command line, each bound to a dotted
 //     path by [Loader.Flag].
 //
-// Then every section with a Validate() error method is validated; its
-// errors are reported under the section's path ("retry.maxDelayMs: ...").
+// Then the struct is validated: a struct (the whole or a section) with a
+// Validate() error method is validated by it, one without has each of its
+// sections validated. Each error (each of an errors.Join) is reported as
+// "invalid configuration: " plus the section's path and the error, so a
+// Validate that starts its errors with the field's JSON key gives dotted
+// paths: "invalid configuration: retry.maxDelayMs: ...".
 //
 // Values, the same in the three sources (one parser serves all):
 //
