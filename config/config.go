@@ -62,6 +62,7 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -342,21 +343,75 @@ func validate(v reflect.Value, path string) error {
 }
 
 // decodeJSON parses a JSON document, keeping numbers as json.Number so
-// integers keep every digit, and reports a syntax error's line.
+// integers keep every digit. A key repeated in an object is an error (the
+// second would silently win); a syntax error reports its line.
 func decodeJSON(b []byte) (any, error) {
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, errors.New("empty document (want a JSON object)")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
-	var doc any
-	if err := dec.Decode(&doc); err != nil {
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			line := 1 + strings.Count(string(b[:min(int(se.Offset), len(b))]), "\n")
-			return nil, fmt.Errorf("line %d: %w", line, err)
+	doc, err := decodeValue(dec, "", 0)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("data after the top-level JSON value")
 		}
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		line := 1 + bytes.Count(b[:min(max(int(se.Offset), 0), len(b))], []byte("\n"))
+		return nil, fmt.Errorf("line %d: %w", line, err)
+	}
+	if errors.Is(err, io.EOF) {
+		return nil, io.ErrUnexpectedEOF
+	}
+	return doc, err
+}
+
+// maxDepth bounds the nesting of a document: configuration is shallow,
+// and the bound keeps a hostile file from exhausting the stack.
+const maxDepth = 64
+
+// decodeValue reads one JSON value from dec, as json.Unmarshal into an any
+// would, at the dotted path (for duplicate-key errors).
+func decodeValue(dec *json.Decoder, path string, depth int) (any, error) {
+	if depth > maxDepth {
+		return nil, fmt.Errorf("document nested deeper than %d levels", maxDepth)
+	}
+	tok, err := dec.Token()
+	if err != nil {
 		return nil, err
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("data after the top-level JSON value")
+	switch tok {
+	case json.Delim('{'):
+		obj := map[string]any{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return nil, err
+			}
+			k, _ := kt.(string) // the decoder only returns string keys
+			p := join(path, k)
+			if _, dup := obj[k]; dup {
+				return nil, fmt.Errorf("%s: key given twice", p)
+			}
+			if obj[k], err = decodeValue(dec, p, depth+1); err != nil {
+				return nil, err
+			}
+		}
+		_, err := dec.Token() // '}'
+		return obj, err
+	case json.Delim('['):
+		arr := []any{}
+		for i := 0; dec.More(); i++ {
+			v, err := decodeValue(dec, fmt.Sprintf("%s[%d]", path, i), depth+1)
+			if err != nil {
+				return nil, err
+			}
+			arr = append(arr, v)
+		}
+		_, err := dec.Token() // ']'
+		return arr, err
 	}
-	return doc, nil
+	return tok, nil
 }
