@@ -1,0 +1,140 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/journeyretry/journeyretry/retry"
+)
+
+// checkLease validates the arguments every claiming call shares.
+func checkLease(now time.Time, lease time.Duration) error {
+	switch {
+	case now.IsZero():
+		return invalid("zero time")
+	case lease < time.Millisecond:
+		return invalid("lease %v: want at least 1ms", lease)
+	}
+	return nil
+}
+
+// claimSet is the SET clause of a claim: the run is in progress under a
+// new token (first argument, to which the run id is appended so a batch's
+// tokens differ), worker and lease, and due again when the lease expires.
+const claimSet = `status = 'in_progress', claim_token = ? || id, claimed_by = ?,
+	lease_expires_at = ?, due_at = ?, updated_at = ?`
+
+// ClaimRun claims run id; see [retry.Claimer].
+func (s *Store) ClaimRun(ctx context.Context, id, worker string, now time.Time, lease time.Duration) (retry.Run, error) {
+	if id == "" {
+		return retry.Run{}, fmt.Errorf("claim run: %w", invalid("empty run id"))
+	}
+	if err := checkLease(now, lease); err != nil {
+		return retry.Run{}, fmt.Errorf("claim run %s: %w", id, err)
+	}
+	until := ms(now.Add(lease))
+	var run retry.Run
+	err := s.write(ctx, "claim run", func(ctx context.Context, tx bun.Tx) error {
+		r, ok, err := queryRun(ctx, tx, `UPDATE journey_runs SET `+claimSet+`
+WHERE id = ? AND `+claimable+` RETURNING `+runColumns,
+			newToken()+".", worker, until, until, datetime(now), id, ms(now))
+		if err != nil || ok {
+			run = r
+			return err
+		}
+		switch found, err := exists(ctx, tx, id); {
+		case err != nil:
+			return err
+		case !found:
+			return fmt.Errorf("run %s: %w", id, retry.ErrNotFound)
+		}
+		return fmt.Errorf("run %s: %w", id, retry.ErrNotClaimable)
+	})
+	return run, err
+}
+
+// ClaimDue claims up to limit due runs, earliest due first; see
+// [retry.Claimer]. One statement claims the whole batch: on SQLite the
+// single writer makes it atomic, on PostgreSQL FOR UPDATE SKIP LOCKED lets
+// claimers in other processes take other rows instead of waiting.
+func (s *Store) ClaimDue(ctx context.Context, worker string, now time.Time, lease time.Duration, limit int) ([]retry.Run, error) {
+	if err := checkLease(now, lease); err != nil {
+		return nil, fmt.Errorf("claim due: %w", err)
+	}
+	if limit < 1 {
+		return nil, fmt.Errorf("claim due: %w", invalid("limit %d below 1", limit))
+	}
+	query := `UPDATE journey_runs SET ` + claimSet + `
+WHERE id IN (SELECT id FROM journey_runs WHERE ` + claimable + ` ORDER BY due_at LIMIT ?)
+RETURNING ` + runColumns
+	if s.pg {
+		query = `WITH due AS MATERIALIZED (SELECT id AS due_id FROM journey_runs WHERE ` + claimable + `
+	ORDER BY due_at LIMIT ? FOR UPDATE SKIP LOCKED)
+UPDATE journey_runs SET ` + claimSet + ` FROM due WHERE id = due.due_id RETURNING ` + runColumns
+	}
+	until := ms(now.Add(lease))
+	set := []any{newToken() + ".", worker, until, until, datetime(now)}
+	args := append(set, ms(now), limit)
+	if s.pg { // the CTE's arguments come first
+		args = append([]any{ms(now), limit}, set...)
+	}
+	var runs []retry.Run
+	err := s.write(ctx, "claim due", func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		runs, err = queryRuns(ctx, tx, query, args...)
+		return err
+	})
+	return runs, err
+}
+
+// ExtendLease moves c's lease to now + lease; see [retry.Claimer].
+func (s *Store) ExtendLease(ctx context.Context, c retry.Claim, now time.Time, lease time.Duration) (retry.Claim, error) {
+	if err := checkClaim(c, now); err != nil {
+		return retry.Claim{}, fmt.Errorf("extend lease: %w", err)
+	}
+	if err := checkLease(now, lease); err != nil {
+		return retry.Claim{}, fmt.Errorf("extend lease of %s: %w", c.RunID, err)
+	}
+	until := now.Add(lease).Truncate(time.Millisecond).UTC()
+	err := s.write(ctx, "extend lease", func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE journey_runs SET lease_expires_at = ?, due_at = ?, updated_at = ?
+WHERE `+heldBy, ms(until), ms(until), datetime(now), c.RunID, c.Token, ms(now))
+		if err != nil {
+			return err
+		}
+		if ok, err := affected(res); err != nil || ok {
+			return err
+		}
+		return lostOrMissing(ctx, tx, c)
+	})
+	if err != nil {
+		return retry.Claim{}, err
+	}
+	c.LeaseExpiresAt = until
+	return c, nil
+}
+
+// releaseSet is the SET clause that gives a claim up.
+const releaseSet = `claim_token = NULL, claimed_by = NULL, lease_expires_at = NULL`
+
+// Release gives c up, leaving the run claimable at once; see
+// [retry.Claimer].
+func (s *Store) Release(ctx context.Context, c retry.Claim, now time.Time) error {
+	if err := checkClaim(c, now); err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
+	return s.write(ctx, "release", func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE journey_runs SET `+releaseSet+`, due_at = ?, updated_at = ?
+WHERE `+heldBy, ms(now), datetime(now), c.RunID, c.Token, ms(now))
+		if err != nil {
+			return err
+		}
+		if ok, err := affected(res); err != nil || ok {
+			return err
+		}
+		return lostOrMissing(ctx, tx, c)
+	})
+}

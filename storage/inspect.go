@@ -1,0 +1,210 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/journeyretry/journeyretry/retry"
+)
+
+// ListWakeups pages through the retrying and waiting runs in id order; see
+// [retry.WakeupLister].
+func (s *Store) ListWakeups(ctx context.Context, afterID string, limit int) ([]retry.Wakeup, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("list wakeups: %w", invalid("limit %d below 1", limit))
+	}
+	if err := s.checkOpen("list wakeups"); err != nil {
+		return nil, err
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, status, CASE WHEN status = 'retrying' THEN next_retry_at ELSE wake_at END
+FROM journey_runs WHERE status IN ('retrying', 'waiting') AND id > ? ORDER BY id LIMIT ?`, afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list wakeups: %w", err)
+	}
+	defer rows.Close()
+	var out []retry.Wakeup
+	for rows.Next() {
+		var w retry.Wakeup
+		var st string
+		var at *int64
+		if err := rows.Scan(&w.RunID, &st, &at); err != nil {
+			return nil, fmt.Errorf("list wakeups: %w", err)
+		}
+		w.Status = retry.Status(st)
+		if at != nil {
+			w.At = time.UnixMilli(*at).UTC()
+		}
+		out = append(out, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list wakeups: %w", err)
+	}
+	return out, nil
+}
+
+// CountByStatus counts the runs in each status; see [retry.Inspector]. A
+// status outside [retry.Statuses] found in a row is an error wrapping
+// [retry.ErrInvalidStatus].
+func (s *Store) CountByStatus(ctx context.Context) (map[retry.Status]int, error) {
+	counts := make(map[retry.Status]int, len(retry.Statuses))
+	for _, st := range retry.Statuses {
+		counts[st] = 0
+	}
+	err := s.scanCounts(ctx, "count by status", `SELECT status, COUNT(*) FROM journey_runs GROUP BY status`, func(k any, n int) error {
+		st, err := retry.ParseStatus(fmt.Sprint(k))
+		counts[st] = n
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return counts, nil
+}
+
+// RetryHistogram maps retry counts to the number of runs not yet ended
+// with that count; see [retry.Inspector].
+func (s *Store) RetryHistogram(ctx context.Context) (map[int]int, error) {
+	hist := map[int]int{}
+	err := s.scanCounts(ctx, "retry histogram", `SELECT COALESCE(retry_count, 0), COUNT(*) FROM journey_runs
+WHERE status IN ('in_progress', 'retrying', 'waiting') GROUP BY COALESCE(retry_count, 0)`, func(k any, n int) error {
+		c, ok := k.(int64)
+		if !ok {
+			return fmt.Errorf("retry count of type %T", k)
+		}
+		hist[int(c)] = n
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return hist, nil
+}
+
+// scanCounts runs a two-column (key, count) query and hands each row to f.
+func (s *Store) scanCounts(ctx context.Context, op, query string, f func(key any, n int) error) error {
+	if err := s.checkOpen(op); err != nil {
+		return err
+	}
+	rows, err := s.rdb.QueryContext(ctx, query)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k any
+		var n int
+		if err := rows.Scan(&k, &n); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		if b, ok := k.([]byte); ok {
+			k = string(b)
+		}
+		if err := f(k, n); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+// TopErrors returns the most frequent (class, message) pairs among failed
+// attempts finished in [since, until); see [retry.Inspector].
+func (s *Store) TopErrors(ctx context.Context, since, until time.Time, limit int) ([]retry.ErrorCount, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("top errors: %w", invalid("limit %d below 1", limit))
+	}
+	if err := s.checkOpen("top errors"); err != nil {
+		return nil, err
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT COALESCE(error_class, ''), COALESCE(error_message, ''), COUNT(*) AS n
+FROM journey_run_attempts WHERE outcome = 'failed' AND finished_at >= ? AND finished_at < ?
+GROUP BY COALESCE(error_class, ''), COALESCE(error_message, '')
+ORDER BY n DESC, 1, 2 LIMIT ?`, ms(since), ms(until), limit)
+	if err != nil {
+		return nil, fmt.Errorf("top errors: %w", err)
+	}
+	defer rows.Close()
+	var out []retry.ErrorCount
+	for rows.Next() {
+		var e retry.ErrorCount
+		if err := rows.Scan(&e.Class, &e.Message, &e.Count); err != nil {
+			return nil, fmt.Errorf("top errors: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("top errors: %w", err)
+	}
+	return out, nil
+}
+
+// ListRuns returns a page of runs in id order; see [retry.Inspector].
+func (s *Store) ListRuns(ctx context.Context, f retry.RunFilter) ([]retry.Run, error) {
+	switch {
+	case f.Limit < 0:
+		return nil, fmt.Errorf("list runs: %w", invalid("limit %d is negative", f.Limit))
+	case f.Status != "" && !f.Status.Valid():
+		return nil, fmt.Errorf("list runs: %w: %q", retry.ErrInvalidStatus, f.Status)
+	}
+	if err := s.checkOpen("list runs"); err != nil {
+		return nil, err
+	}
+	where, args := `id > ?`, []any{f.AfterID}
+	if f.Status != "" {
+		where, args = where+` AND status = ?`, append(args, string(f.Status))
+	}
+	runs, err := queryRuns(ctx, s.rdb, `SELECT `+runColumns+` FROM journey_runs WHERE `+where+` ORDER BY id LIMIT ?`,
+		append(args, cmpLimit(f.Limit))...)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return runs, nil
+}
+
+func cmpLimit(n int) int {
+	if n == 0 {
+		return 100
+	}
+	return n
+}
+
+// Replay restarts a failed run at its current node, due at now; see
+// [retry.Inspector].
+func (s *Store) Replay(ctx context.Context, id string, now time.Time) (retry.Run, error) {
+	switch {
+	case id == "":
+		return retry.Run{}, fmt.Errorf("replay: %w", invalid("empty run id"))
+	case now.IsZero():
+		return retry.Run{}, fmt.Errorf("replay %s: %w", id, invalid("zero time"))
+	}
+	const replayable = `id = ? AND status IN ('failed', 'failed_max_retries')`
+	var run retry.Run
+	err := s.write(ctx, "replay", func(ctx context.Context, tx bun.Tx) error {
+		// An empty node id records the node the run restarts at.
+		ok, err := insertAttempt(ctx, tx, attempt{finished: now, outcome: retry.OutcomeReplayed,
+			statusExpr: `'retrying'`}, replayable, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			switch found, err := exists(ctx, tx, id); {
+			case err != nil:
+				return err
+			case !found:
+				return fmt.Errorf("run %s: %w", id, retry.ErrNotFound)
+			}
+			return fmt.Errorf("run %s: %w", id, retry.ErrNotReplayable)
+		}
+		r, _, err := queryRun(ctx, tx, `UPDATE journey_runs SET status = 'retrying', retry_count = 0,
+	next_retry_at = ?, due_at = ?, last_delay_ms = 0, attempt_count = attempt_count + 1, updated_at = ?, `+releaseSet+`
+WHERE id = ? RETURNING `+runColumns, ms(now), ms(now), datetime(now), id)
+		run = r
+		return err
+	})
+	return run, err
+}

@@ -1,0 +1,306 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/migrate"
+
+	"github.com/journeyretry/journeyretry/retry"
+)
+
+// ErrDowngradeBlocked is returned by [Store.MigrateDown] while runs hold a
+// status the legacy schema does not know ([retry.LegacyStatuses]): the
+// legacy system would not know what to do with them.
+var ErrDowngradeBlocked = errors.New("downgrade blocked")
+
+// Migration names, in order. bun's migrate package records each in the
+// journeyretry_migrations table once applied.
+const (
+	migrationLegacy = "20260101000000"
+	migrationRetry  = "20260101000001"
+)
+
+// retryColumns are the columns migration 1 adds to journey_runs, with their
+// SQL types: the proposal's six first (times as Unix milliseconds, see the
+// package comment), then what claims, resumption and history need.
+var retryColumns = []struct{ name, sqlType string }{
+	{"retry_count", "INTEGER DEFAULT 0"},
+	{"max_retries", "INTEGER DEFAULT 3"},
+	{"last_error_message", "TEXT"},
+	{"last_error_timestamp", "BIGINT"},
+	{"next_retry_at", "BIGINT"},
+	{"retry_enabled", "BOOLEAN DEFAULT true"},
+	{"journey_version", "INTEGER DEFAULT 0"},
+	{"context", "TEXT"},
+	{"last_error_class", "TEXT"},
+	{"last_delay_ms", "BIGINT DEFAULT 0"},
+	{"wake_at", "BIGINT"},
+	{"attempt_count", "INTEGER DEFAULT 0"},
+	{"claim_token", "TEXT"},
+	{"claimed_by", "TEXT"},
+	{"lease_expires_at", "BIGINT"},
+	{"due_at", "BIGINT"},
+}
+
+// retryIndexes are the indexes migration 1 creates: the proposal's two, and
+// the one claims use.
+var retryIndexes = []struct{ name, def string }{
+	{"idx_journey_runs_next_retry_at", "journey_runs(next_retry_at)"},
+	{"idx_journey_runs_retrying", "journey_runs(status) WHERE status = 'retrying'"},
+	{"idx_journey_runs_due_at", "journey_runs(due_at) WHERE due_at IS NOT NULL"},
+}
+
+// Migrate applies every migration not yet applied, in order; on an up to
+// date database it changes nothing. On a fresh database the first creates
+// the legacy journey_runs table, so fresh and upgraded databases end
+// identical. Each migration runs in its own transaction and is itself
+// idempotent, so one interrupted between its commit and its record is
+// simply run again.
+func (s *Store) Migrate(ctx context.Context) error {
+	if err := s.checkOpen("migrate"); err != nil {
+		return err
+	}
+	return s.withMigrator(ctx, func(m *migrate.Migrator) error {
+		_, err := m.Migrate(ctx)
+		return err
+	})
+}
+
+// MigrateDown reverts the retry migration: it drops the attempts table, the
+// retry indexes and the retry columns, leaving the legacy table (and any
+// column the store never heard of) as it was. It refuses, with an error
+// wrapping [ErrDowngradeBlocked] that counts the runs in each unknown
+// status, while any run holds a status outside [retry.LegacyStatuses].
+func (s *Store) MigrateDown(ctx context.Context) error {
+	if err := s.checkOpen("migrate down"); err != nil {
+		return err
+	}
+	return s.withMigrator(ctx, func(m *migrate.Migrator) error {
+		ms, err := m.MigrationsWithStatus(ctx)
+		if err != nil {
+			return err
+		}
+		for i := len(ms) - 1; i >= 0; i-- {
+			mig := &ms[i]
+			if !mig.IsApplied() || mig.Name == migrationLegacy {
+				continue // the legacy table is never dropped
+			}
+			if err := mig.Down(ctx, m, mig); err != nil {
+				return err
+			}
+			if err := m.MarkUnapplied(ctx, mig); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// withMigrator runs f with the store's migrator, holding (on PostgreSQL) an
+// advisory lock so that processes migrating one schema at once take turns.
+// On SQLite the writer connection and IMMEDIATE transactions serialise them.
+func (s *Store) withMigrator(ctx context.Context, f func(*migrate.Migrator) error) error {
+	m := migrate.NewMigrator(s.db, s.migrations(),
+		migrate.WithTableName("journeyretry_migrations"),
+		migrate.WithLocksTableName("journeyretry_migration_locks"),
+		migrate.WithMarkAppliedOnSuccess(true))
+	if s.pg {
+		conn, err := s.db.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		defer conn.Close()
+		const lock = `SELECT pg_advisory_lock(hashtext('journeyretry.migrate.' || current_schema()))`
+		if _, err := conn.ExecContext(ctx, lock); err != nil {
+			return fmt.Errorf("migrate: lock: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), //nolint:errcheck // closing the connection unlocks too
+			`SELECT pg_advisory_unlock(hashtext('journeyretry.migrate.' || current_schema()))`)
+	}
+	if err := m.Init(ctx); err != nil {
+		return fmt.Errorf("migrate: init: %w", err)
+	}
+	if err := f(m); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// migrations lists the store's migrations as Go functions (the SQL differs
+// a little between dialects).
+func (s *Store) migrations() *migrate.Migrations {
+	ms := migrate.NewMigrations()
+	ms.Add(migrate.Migration{
+		Name:    migrationLegacy,
+		Comment: "legacy_journey_runs",
+		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
+			return s.inTx(ctx, s.createLegacyTable)
+		},
+		Down: func(context.Context, *migrate.Migrator, *migrate.Migration) error { return nil },
+	})
+	ms.Add(migrate.Migration{
+		Name:    migrationRetry,
+		Comment: "retry_columns_and_attempts",
+		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
+			return s.inTx(ctx, s.addRetrySchema)
+		},
+		Down: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
+			return s.inTx(ctx, s.dropRetrySchema)
+		},
+	})
+	return ms
+}
+
+func (s *Store) inTx(ctx context.Context, f func(context.Context, bun.Tx) error) error {
+	return s.db.RunInTx(ctx, nil, f)
+}
+
+// createLegacyTable creates journey_runs as the pre-retry system had it,
+// unless it exists. DATETIME is SQLite's spelling; PostgreSQL keeps the
+// same text in TEXT.
+func (s *Store) createLegacyTable(ctx context.Context, tx bun.Tx) error {
+	dt := "DATETIME"
+	if s.pg {
+		dt = "TEXT"
+	}
+	_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS journey_runs (
+	id TEXT PRIMARY KEY,
+	journey_id TEXT NOT NULL,
+	status TEXT NOT NULL,
+	current_node_id TEXT,
+	created_at `+dt+` DEFAULT CURRENT_TIMESTAMP,
+	updated_at `+dt+` DEFAULT CURRENT_TIMESTAMP
+)`)
+	return err
+}
+
+// addRetrySchema is the proposal's Phase 1: it adds the columns it lacks
+// (with their defaults, which existing rows take), the indexes and the
+// attempts table, and makes legacy in-flight runs claimable. It touches no
+// column it does not own.
+func (s *Store) addRetrySchema(ctx context.Context, tx bun.Tx) error {
+	have, err := s.columns(ctx, tx)
+	if err != nil {
+		return err
+	}
+	for _, c := range retryColumns {
+		if slices.Contains(have, c.name) {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "ALTER TABLE journey_runs ADD COLUMN "+c.name+" "+c.sqlType); err != nil {
+			return fmt.Errorf("add column %s: %w", c.name, err)
+		}
+	}
+	for _, ix := range retryIndexes {
+		if _, err := tx.ExecContext(ctx, "CREATE INDEX IF NOT EXISTS "+ix.name+" ON "+ix.def); err != nil {
+			return fmt.Errorf("create index %s: %w", ix.name, err)
+		}
+	}
+	for _, stmt := range []string{`CREATE TABLE IF NOT EXISTS journey_run_attempts (
+	run_id TEXT NOT NULL,
+	number INTEGER NOT NULL,
+	node_id TEXT NOT NULL,
+	node_attempt INTEGER NOT NULL,
+	worker TEXT,
+	claim_token TEXT,
+	started_at BIGINT,
+	finished_at BIGINT NOT NULL,
+	outcome TEXT NOT NULL,
+	error_class TEXT,
+	error_message TEXT,
+	decision_retry BOOLEAN NOT NULL DEFAULT false,
+	decision_delay_ms BIGINT NOT NULL DEFAULT 0,
+	decision_strategy TEXT,
+	decision_rule TEXT,
+	decision_exhausted BOOLEAN NOT NULL DEFAULT false,
+	shadow BOOLEAN NOT NULL DEFAULT false,
+	status_after TEXT NOT NULL,
+	PRIMARY KEY (run_id, number)
+)`,
+		`CREATE INDEX IF NOT EXISTS idx_journey_run_attempts_failed ON journey_run_attempts(finished_at) WHERE outcome = 'failed'`,
+		// Legacy runs left in flight are adopted: claimable at once.
+		`UPDATE journey_runs SET due_at = 0 WHERE status = 'in_progress' AND due_at IS NULL AND claim_token IS NULL`,
+	} {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropRetrySchema reverts addRetrySchema, refusing while runs hold
+// statuses the legacy schema does not know.
+func (s *Store) dropRetrySchema(ctx context.Context, tx bun.Tx) error {
+	legacy := make([]string, len(retry.LegacyStatuses))
+	for i, st := range retry.LegacyStatuses {
+		legacy[i] = string(st)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT status, COUNT(*) FROM journey_runs WHERE status NOT IN (?) GROUP BY status ORDER BY status`, bun.List(legacy))
+	if err != nil {
+		return err
+	}
+	var blocked []string
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			rows.Close()
+			return err
+		}
+		blocked = append(blocked, fmt.Sprintf("%d %q", n, st))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(blocked) > 0 {
+		return fmt.Errorf("%w: runs hold statuses the legacy schema does not know (%s): let them finish, or end them, first",
+			ErrDowngradeBlocked, strings.Join(blocked, ", "))
+	}
+	stmts := []string{`DROP TABLE IF EXISTS journey_run_attempts`}
+	for _, ix := range retryIndexes {
+		stmts = append(stmts, "DROP INDEX IF EXISTS "+ix.name)
+	}
+	have, err := s.columns(ctx, tx)
+	if err != nil {
+		return err
+	}
+	for _, c := range retryColumns {
+		if slices.Contains(have, c.name) {
+			stmts = append(stmts, "ALTER TABLE journey_runs DROP COLUMN "+c.name)
+		}
+	}
+	for _, stmt := range stmts {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("%s: %w", stmt, err)
+		}
+	}
+	return nil
+}
+
+// columns lists journey_runs' columns.
+func (s *Store) columns(ctx context.Context, tx bun.Tx) ([]string, error) {
+	q := `SELECT name FROM pragma_table_info('journey_runs')`
+	if s.pg {
+		q = `SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'journey_runs'`
+	}
+	rows, err := tx.QueryContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var cols []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, err
+		}
+		cols = append(cols, c)
+	}
+	return cols, rows.Err()
+}

@@ -1,0 +1,138 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/uptrace/bun"
+
+	"github.com/journeyretry/journeyretry/retry"
+)
+
+// CompleteNode records a completed node under c; see [retry.Recorder]. The
+// output is stored in the run's context under s.NodeID by the database's
+// JSON functions, in the statement that checks the claim.
+func (s *Store) CompleteNode(ctx context.Context, c retry.Claim, ns retry.NodeSuccess) (retry.Run, error) {
+	if err := checkClaim(c, ns.FinishedAt); err != nil {
+		return retry.Run{}, fmt.Errorf("complete node: %w", err)
+	}
+	if ns.NodeID == "" {
+		return retry.Run{}, fmt.Errorf("complete node of %s: %w", c.RunID, invalid("empty node id"))
+	}
+	output := string(ns.Output)
+	if len(ns.Output) == 0 {
+		output = "null"
+	} else if !json.Valid(ns.Output) {
+		return retry.Run{}, fmt.Errorf("complete node %s of %s: %w", ns.NodeID, c.RunID, invalid("output is not valid JSON"))
+	}
+	now := ns.FinishedAt
+	status, set, setArgs := retry.StatusInProgress, "current_node_id = ?", []any{ns.NextNodeID}
+	switch {
+	case ns.NextNodeID == "":
+		status, set, setArgs = retry.StatusCompleted, "current_node_id = NULL, due_at = NULL, "+releaseSet, nil
+	case !ns.WakeAt.IsZero():
+		status, set = retry.StatusWaiting, "current_node_id = ?, wake_at = ?, due_at = ?, "+releaseSet
+		setArgs = append(setArgs, ms(ns.WakeAt), ms(ns.WakeAt))
+	}
+	args := append([]any{ns.NodeID, output, string(status), datetime(now)}, setArgs...)
+	args = append(args, c.RunID, c.Token, ms(now))
+	var run retry.Run
+	err := s.write(ctx, "complete node", func(ctx context.Context, tx bun.Tx) error {
+		ok, err := insertAttempt(ctx, tx, attempt{
+			nodeID: ns.NodeID, started: ns.StartedAt, finished: now,
+			outcome: retry.OutcomeSucceeded, statusExpr: "'" + string(status) + "'",
+		}, heldBy, c.RunID, c.Token, ms(now))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return lostOrMissing(ctx, tx, c)
+		}
+		r, ok, err := queryRun(ctx, tx, `UPDATE journey_runs SET context = `+s.setOutput()+`,
+	status = ?, retry_count = 0, last_delay_ms = 0, attempt_count = attempt_count + 1, updated_at = ?, `+set+`
+WHERE `+heldBy+` RETURNING `+runColumns, args...)
+		if err == nil && !ok { // the claim was lost between the two statements (PostgreSQL)
+			err = fmt.Errorf("run %s: %w", c.RunID, retry.ErrLostClaim)
+		}
+		run = r
+		return err
+	})
+	return run, err
+}
+
+// setOutput is the SQL expression for the context with the output
+// (second argument, JSON text) stored under the node id (first argument).
+func (s *Store) setOutput() string {
+	if s.pg {
+		const c = `COALESCE(NULLIF(context, ''), '{}')::jsonb`
+		return `jsonb_set(` + c + `, '{outputs}', COALESCE(` + c + ` -> 'outputs', '{}'::jsonb) || jsonb_build_object(?::text, ?::jsonb))::text`
+	}
+	const c = `COALESCE(NULLIF(context, ''), '{}')`
+	return `json_set(json_set(` + c + `, '$.outputs', json(COALESCE(json_extract(` + c + `, '$.outputs'), '{}'))),
+	'$.outputs.' || json_quote(?), json(?))`
+}
+
+// failedStatus is the SQL expression, over the run row before the write,
+// for the status a failure leaves the run in. The store enforces the run's
+// retry_enabled and max_retries whatever the decision asks.
+func failedStatus(f retry.FailureRecord) string {
+	switch d := f.Decision; {
+	case f.Shadow || (!d.Retry && !d.Exhausted):
+		return `'failed'`
+	case d.Exhausted:
+		return `CASE WHEN retry_enabled = false THEN 'failed' ELSE 'failed_max_retries' END`
+	}
+	return `CASE WHEN retry_enabled = false THEN 'failed'
+	WHEN retry_count >= max_retries THEN 'failed_max_retries' ELSE 'retrying' END`
+}
+
+// RecordFailure records a failed attempt and its decision under c; see
+// [retry.Recorder].
+func (s *Store) RecordFailure(ctx context.Context, c retry.Claim, f retry.FailureRecord) (retry.Run, error) {
+	if err := checkClaim(c, f.FinishedAt); err != nil {
+		return retry.Run{}, fmt.Errorf("record failure: %w", err)
+	}
+	switch {
+	case f.NodeID == "":
+		return retry.Run{}, fmt.Errorf("record failure of %s: %w", c.RunID, invalid("empty node id"))
+	case f.Decision.Delay < 0:
+		return retry.Run{}, fmt.Errorf("record failure of %s: %w", c.RunID, invalid("delay %v is negative", f.Decision.Delay))
+	}
+	class := f.Class
+	if class == "" {
+		class = retry.ClassUnknown
+	}
+	now := f.FinishedAt
+	st := failedStatus(f)
+	retrying := `(` + st + `) = 'retrying'`
+	var run retry.Run
+	err := s.write(ctx, "record failure", func(ctx context.Context, tx bun.Tx) error {
+		ok, err := insertAttempt(ctx, tx, attempt{
+			nodeID: f.NodeID, started: f.StartedAt, finished: now, outcome: retry.OutcomeFailed,
+			class: class, message: f.Message, decision: f.Decision, shadow: f.Shadow, statusExpr: st,
+		}, heldBy, c.RunID, c.Token, ms(now))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return lostOrMissing(ctx, tx, c)
+		}
+		r, ok, err := queryRun(ctx, tx, `UPDATE journey_runs SET status = `+st+`,
+	retry_count = retry_count + CASE WHEN `+retrying+` THEN 1 ELSE 0 END,
+	next_retry_at = CASE WHEN `+retrying+` THEN ? ELSE next_retry_at END,
+	last_delay_ms = CASE WHEN `+retrying+` THEN ? ELSE last_delay_ms END,
+	due_at = CASE WHEN `+retrying+` THEN ? ELSE NULL END,
+	last_error_message = ?, last_error_class = ?, last_error_timestamp = ?,
+	attempt_count = attempt_count + 1, updated_at = ?, `+releaseSet+`
+WHERE `+heldBy+` RETURNING `+runColumns,
+			ms(now.Add(f.Decision.Delay)), f.Decision.Delay.Milliseconds(), ms(now.Add(f.Decision.Delay)),
+			truncate(f.Message), string(class), ms(now), datetime(now), c.RunID, c.Token, ms(now))
+		if err == nil && !ok {
+			err = fmt.Errorf("run %s: %w", c.RunID, retry.ErrLostClaim)
+		}
+		run = r
+		return err
+	})
+	return run, err
+}

@@ -1,0 +1,220 @@
+package storage
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/uptrace/bun"
+
+	"github.com/journeyretry/journeyretry/retry"
+)
+
+// runColumns is the column list every statement that returns runs reads,
+// in scanRun's order.
+const runColumns = `id, journey_id, journey_version, status, current_node_id, context,
+	retry_count, max_retries, retry_enabled, last_error_message, last_error_class,
+	last_error_timestamp, last_delay_ms, next_retry_at, wake_at, attempt_count,
+	claim_token, claimed_by, lease_expires_at, created_at, updated_at`
+
+// claimable is the SQL condition for a run a claimer may take at the
+// argument's time: due_at is maintained for every claimable state (the
+// retry time, the wake-up time, the lease expiry, or the time it became
+// free), and NULL for ended runs.
+const claimable = `due_at <= ? AND status IN ('in_progress', 'retrying', 'waiting')`
+
+// heldBy is the SQL condition for a write under a claim: the token matches
+// and the lease is live at the argument's time.
+const heldBy = `id = ? AND claim_token = ? AND lease_expires_at > ?`
+
+// queryer is what both a transaction and a database offer.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+var (
+	_ queryer = bun.Tx{}
+	_ queryer = (*bun.DB)(nil)
+)
+
+// queryRuns runs query and scans every row it returns as a run.
+func queryRuns(ctx context.Context, q queryer, query string, args ...any) ([]retry.Run, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var runs []retry.Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, r)
+	}
+	return runs, rows.Err()
+}
+
+// queryRun is queryRuns for a statement that returns at most one row; ok is
+// false when it returned none.
+func queryRun(ctx context.Context, q queryer, query string, args ...any) (r retry.Run, ok bool, err error) {
+	runs, err := queryRuns(ctx, q, query, args...)
+	if err != nil || len(runs) == 0 {
+		return retry.Run{}, false, err
+	}
+	return runs[0], true, nil
+}
+
+func scanRun(rows *sql.Rows) (retry.Run, error) {
+	var (
+		r                                                retry.Run
+		journeyVersion, retryCount, maxRetries, attempts sql.NullInt64
+		node, ctxJSON, msg, class, token, worker         sql.NullString
+		enabled                                          sql.NullBool
+		status                                           string
+		errorAt, lastDelay, nextRetry, wake, lease       sql.NullInt64
+		created, updated                                 any
+	)
+	if err := rows.Scan(&r.ID, &r.JourneyID, &journeyVersion, &status, &node, &ctxJSON,
+		&retryCount, &maxRetries, &enabled, &msg, &class,
+		&errorAt, &lastDelay, &nextRetry, &wake, &attempts,
+		&token, &worker, &lease, &created, &updated); err != nil {
+		return retry.Run{}, fmt.Errorf("scan run: %w", err)
+	}
+	st, err := retry.ParseStatus(status)
+	if err != nil {
+		return retry.Run{}, fmt.Errorf("run %s: %w", r.ID, err)
+	}
+	r.Status = st
+	r.JourneyVersion = int(journeyVersion.Int64)
+	r.CurrentNodeID = node.String
+	if ctxJSON.Valid && ctxJSON.String != "" {
+		if err := json.Unmarshal([]byte(ctxJSON.String), &r.Context); err != nil {
+			return retry.Run{}, fmt.Errorf("run %s: context: %w", r.ID, err)
+		}
+	}
+	r.RetryCount, r.MaxRetries, r.AttemptCount = int(retryCount.Int64), int(maxRetries.Int64), int(attempts.Int64)
+	r.RetryEnabled = !enabled.Valid || enabled.Bool
+	r.LastErrorMessage, r.LastErrorClass = msg.String, retry.Class(class.String)
+	r.LastErrorAt, r.NextRetryAt, r.WakeAt, r.LeaseExpiresAt = fromMS(errorAt), fromMS(nextRetry), fromMS(wake), fromMS(lease)
+	r.LastDelay = time.Duration(lastDelay.Int64) * time.Millisecond
+	r.ClaimToken, r.ClaimedBy = token.String, worker.String
+	if r.CreatedAt, err = parseDatetime(created); err != nil {
+		return retry.Run{}, fmt.Errorf("run %s: created_at: %w", r.ID, err)
+	}
+	if r.UpdatedAt, err = parseDatetime(updated); err != nil {
+		return retry.Run{}, fmt.Errorf("run %s: updated_at: %w", r.ID, err)
+	}
+	return r, nil
+}
+
+// ms is t in Unix milliseconds, the store's time format.
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+// fromMS reads a nullable millisecond column; NULL is the zero time.
+func fromMS(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMilli(v.Int64).UTC()
+}
+
+// datetimeLayout is how the store writes the legacy DATETIME text columns:
+// UTC, fixed width, with milliseconds, sorting as text in time order.
+const datetimeLayout = "2006-01-02 15:04:05.000"
+
+func datetime(t time.Time) string { return t.UTC().Format(datetimeLayout) }
+
+// parseDatetime reads a created_at or updated_at value: the store's own
+// text, the legacy system's "2006-01-02 15:04:05" (SQLite's
+// CURRENT_TIMESTAMP, UTC), or a time.Time when the driver parsed the
+// DATETIME column itself. NULL is the zero time.
+func parseDatetime(v any) (time.Time, error) {
+	switch v := v.(type) {
+	case nil:
+		return time.Time{}, nil
+	case time.Time:
+		return v.UTC().Truncate(time.Millisecond), nil
+	case []byte:
+		return parseDatetime(string(v))
+	case int64: // Unix seconds, as some legacy writers stored it
+		return time.Unix(v, 0).UTC(), nil
+	case string:
+		for _, layout := range []string{"2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02T15:04:05.999999999", "2006-01-02"} {
+			if t, err := time.Parse(layout, v); err == nil {
+				return t.UTC().Truncate(time.Millisecond), nil
+			}
+		}
+		return time.Time{}, fmt.Errorf("unreadable time %q", v)
+	}
+	return time.Time{}, fmt.Errorf("unreadable time of type %T", v)
+}
+
+// newToken returns a random claim token.
+func newToken() string { return rand.Text() }
+
+// truncate cuts msg to retry.MaxErrorMessageLen bytes at a UTF-8 boundary.
+func truncate(msg string) string {
+	if len(msg) <= retry.MaxErrorMessageLen {
+		return msg
+	}
+	cut := retry.MaxErrorMessageLen
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return strings.ToValidUTF8(msg[:cut], "")
+}
+
+// invalid returns an error wrapping retry.ErrInvalidArgument.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), retry.ErrInvalidArgument)
+}
+
+// checkClaim validates the claim a write is made under.
+func checkClaim(c retry.Claim, now time.Time) error {
+	switch {
+	case c.RunID == "":
+		return invalid("empty run id")
+	case c.Token == "":
+		return invalid("run %s: empty claim token", c.RunID)
+	case now.IsZero():
+		return invalid("run %s: zero time", c.RunID)
+	}
+	return nil
+}
+
+// lostOrMissing tells why a write under c changed nothing: the run does not
+// exist, or the claim is no longer held.
+func lostOrMissing(ctx context.Context, q queryer, c retry.Claim) error {
+	found, err := exists(ctx, q, c.RunID)
+	switch {
+	case err != nil:
+		return err
+	case !found:
+		return fmt.Errorf("run %s: %w", c.RunID, retry.ErrNotFound)
+	}
+	return fmt.Errorf("run %s: %w", c.RunID, retry.ErrLostClaim)
+}
+
+// exists reports whether run id exists.
+func exists(ctx context.Context, q queryer, id string) (bool, error) {
+	rows, err := q.QueryContext(ctx, `SELECT 1 FROM journey_runs WHERE id = ?`, id)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	found := rows.Next()
+	return found, rows.Err()
+}
+
+// affected reports whether res changed a row.
+func affected(res sql.Result) (bool, error) {
+	n, err := res.RowsAffected()
+	return n > 0, err
+}

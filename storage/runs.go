@@ -1,0 +1,191 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/journeyretry/journeyretry/retry"
+)
+
+// Create inserts a run; see [retry.Runs]. An id already taken wraps
+// [retry.ErrInvalidArgument].
+func (s *Store) Create(ctx context.Context, nr retry.NewRun, now time.Time) (retry.Run, error) {
+	switch {
+	case nr.JourneyID == "":
+		return retry.Run{}, fmt.Errorf("create run: %w", invalid("empty journey id"))
+	case nr.StartNodeID == "":
+		return retry.Run{}, fmt.Errorf("create run: %w", invalid("empty start node id"))
+	case nr.MaxRetries < 0:
+		return retry.Run{}, fmt.Errorf("create run: %w", invalid("max retries %d is negative", nr.MaxRetries))
+	case nr.Lease < 0:
+		return retry.Run{}, fmt.Errorf("create run: %w", invalid("lease %v is negative", nr.Lease))
+	case now.IsZero():
+		return retry.Run{}, fmt.Errorf("create run: %w", invalid("zero time"))
+	}
+	runCtx, err := json.Marshal(retry.RunContext{Input: nr.Input})
+	if err != nil {
+		return retry.Run{}, fmt.Errorf("create run: %w", invalid("input: %v", err))
+	}
+	id := nr.ID
+	if id == "" {
+		id = uuid.Must(uuid.NewV7()).String()
+	}
+	var token, worker, lease sql.Null[any]
+	due := ms(now)
+	if nr.Lease > 0 {
+		due = ms(now.Add(nr.Lease))
+		token = sql.Null[any]{V: newToken(), Valid: true}
+		worker = sql.Null[any]{V: nr.Worker, Valid: true}
+		lease = sql.Null[any]{V: due, Valid: true}
+	}
+	var run retry.Run
+	err = s.write(ctx, "create run", func(ctx context.Context, tx bun.Tx) error {
+		r, ok, err := queryRun(ctx, tx, `INSERT INTO journey_runs (id, journey_id, journey_version, status,
+	current_node_id, context, retry_count, max_retries, retry_enabled, last_delay_ms, attempt_count,
+	claim_token, claimed_by, lease_expires_at, due_at, created_at, updated_at)
+VALUES (?, ?, ?, 'in_progress', ?, ?, 0, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO NOTHING RETURNING `+runColumns,
+			id, nr.JourneyID, nr.JourneyVersion, nr.StartNodeID, string(runCtx), nr.MaxRetries, !nr.DisableRetry,
+			nullable(token), nullable(worker), nullable(lease), due, datetime(now), datetime(now))
+		if err == nil && !ok {
+			err = invalid("run id %q already taken", id)
+		}
+		run = r
+		return err
+	})
+	return run, err
+}
+
+// nullable turns an unset sql.Null into a nil argument.
+func nullable(v sql.Null[any]) any {
+	if !v.Valid {
+		return nil
+	}
+	return v.V
+}
+
+// Get returns the run, or an error wrapping [retry.ErrNotFound].
+func (s *Store) Get(ctx context.Context, id string) (retry.Run, error) {
+	if id == "" {
+		return retry.Run{}, fmt.Errorf("get run: %w", invalid("empty run id"))
+	}
+	if err := s.checkOpen("get run"); err != nil {
+		return retry.Run{}, err
+	}
+	r, ok, err := queryRun(ctx, s.rdb, `SELECT `+runColumns+` FROM journey_runs WHERE id = ?`, id)
+	switch {
+	case err != nil:
+		return retry.Run{}, fmt.Errorf("get run: %w", err)
+	case !ok:
+		return retry.Run{}, fmt.Errorf("get run %s: %w", id, retry.ErrNotFound)
+	}
+	return r, nil
+}
+
+// attemptColumns are the columns of journey_run_attempts in scan order.
+const attemptColumns = `run_id, number, node_id, node_attempt, worker, claim_token, started_at,
+	finished_at, outcome, error_class, error_message, decision_retry, decision_delay_ms,
+	decision_strategy, decision_rule, decision_exhausted, shadow, status_after`
+
+// Attempts returns the run's attempt history in attempt order.
+func (s *Store) Attempts(ctx context.Context, runID string) ([]retry.Attempt, error) {
+	if runID == "" {
+		return nil, fmt.Errorf("attempts: %w", invalid("empty run id"))
+	}
+	if err := s.checkOpen("attempts"); err != nil {
+		return nil, err
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+attemptColumns+` FROM journey_run_attempts WHERE run_id = ? ORDER BY number`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("attempts: %w", err)
+	}
+	defer rows.Close()
+	var out []retry.Attempt
+	for rows.Next() {
+		var (
+			a                                      retry.Attempt
+			worker, token, class, msg, strat, rule sql.NullString
+			started, finished, delay               sql.NullInt64
+			outcome, status                        string
+		)
+		if err := rows.Scan(&a.RunID, &a.Number, &a.NodeID, &a.NodeAttempt, &worker, &token, &started,
+			&finished, &outcome, &class, &msg, &a.Decision.Retry, &delay,
+			&strat, &rule, &a.Decision.Exhausted, &a.Shadow, &status); err != nil {
+			return nil, fmt.Errorf("attempts: %w", err)
+		}
+		if a.Status, err = retry.ParseStatus(status); err != nil {
+			return nil, fmt.Errorf("attempts of %s: attempt %d: %w", runID, a.Number, err)
+		}
+		a.Worker, a.ClaimToken, a.ErrorClass, a.ErrorMessage = worker.String, token.String, retry.Class(class.String), msg.String
+		a.StartedAt, a.FinishedAt = fromMS(started), fromMS(finished)
+		a.Outcome = retry.Outcome(outcome)
+		a.Decision.Delay = time.Duration(delay.Int64) * time.Millisecond
+		a.Decision.Strategy, a.Decision.Rule = strat.String, rule.String
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("attempts: %w", err)
+	}
+	if len(out) == 0 {
+		found, err := exists(ctx, s.rdb, runID)
+		if err != nil {
+			return nil, fmt.Errorf("attempts: %w", err)
+		}
+		if !found {
+			return nil, fmt.Errorf("attempts of %s: %w", runID, retry.ErrNotFound)
+		}
+	}
+	return out, nil
+}
+
+// attempt is the part of an attempt row the caller knows; the rest (the
+// attempt numbers, the worker and the token) is copied from the run row by
+// insertAttempt, in the same statement that checks the claim.
+type attempt struct {
+	nodeID            string
+	started, finished time.Time
+	outcome           retry.Outcome
+	class             retry.Class
+	message           string
+	decision          retry.Decision
+	shadow            bool
+	statusExpr        string // SQL over the run row: the status after
+}
+
+// insertAttempt appends a to the history of the run where cond (with
+// condArgs) holds, and reports whether it did: false means the run does not
+// exist or the condition (the claim) does not hold, and nothing changed.
+func insertAttempt(ctx context.Context, tx bun.Tx, a attempt, cond string, condArgs ...any) (bool, error) {
+	var started any
+	if !a.started.IsZero() {
+		started = ms(a.started)
+	}
+	var class, msg, strat, rule any
+	if a.class != "" {
+		class = string(a.class)
+	}
+	if a.outcome == retry.OutcomeFailed {
+		msg = truncate(a.message)
+	}
+	if a.decision.Strategy != "" {
+		strat = a.decision.Strategy
+	}
+	if a.decision.Rule != "" {
+		rule = a.decision.Rule
+	}
+	args := append([]any{a.nodeID, started, ms(a.finished), string(a.outcome), class, msg,
+		a.decision.Retry, a.decision.Delay.Milliseconds(), strat, rule, a.decision.Exhausted, a.shadow}, condArgs...)
+	res, err := tx.ExecContext(ctx, `INSERT INTO journey_run_attempts (`+attemptColumns+`)
+SELECT id, attempt_count + 1, COALESCE(NULLIF(?, ''), current_node_id, ''), retry_count + 1, claimed_by, claim_token, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, `+a.statusExpr+`
+FROM journey_runs WHERE `+cond, args...)
+	if err != nil {
+		return false, fmt.Errorf("append attempt: %w", err)
+	}
+	return affected(res)
+}

@@ -1,0 +1,282 @@
+// Package storage is the durable run store: a [retry.Store] and
+// [retry.Inspector] on github.com/uptrace/bun, with SQLite (the embedded
+// default) and PostgreSQL (for many worker processes) behind the same code.
+//
+// The store is the source of truth for every run and every retry decision.
+// Every write that belongs to a claim states the claim's token and live
+// lease in its WHERE clause, so a worker whose lease was taken over changes
+// nothing and gets [retry.ErrLostClaim].
+//
+// # Opening and migrating
+//
+// [Open] connects but does not change the schema: call [Store.Migrate] once
+// at start-up (it is idempotent, so calling it on every start is fine), as
+// the demo and the migrate command do. Keeping the two apart lets an
+// operator upgrade an existing legacy database deliberately, and lets a
+// read-only tool open a store without writing to it.
+//
+// # SQLite and "database is locked"
+//
+// SQLite allows one writer at a time. The store never lets two of its own
+// connections compete for that lock: every write goes through one writer
+// goroutine on one connection (see group commit below), and reads use a
+// separate pool of read-only connections, which WAL mode lets run beside
+// the writer. Transactions begin IMMEDIATE and the busy timeout
+// ([Config.BusyTimeout]) covers a second process on the same file, so
+// "database is locked" does not reach callers under the executor's
+// concurrent use. An in-memory database (DSN ":memory:") uses a single
+// connection for everything.
+//
+// # Group commit
+//
+// SQLite commits about ten thousand single-row transactions a second here;
+// the executor needs more attempts than that. So writes are queued to one
+// writer goroutine that runs every write waiting in the queue in one shared
+// transaction, each inside its own SAVEPOINT (one write's failure or lost
+// claim does not affect the others), commits, and only then answers each
+// caller: a caller is told its write succeeded only after its commit. A
+// lone caller pays for a transaction of its own, as it would without
+// batching.
+//
+// # Times
+//
+// Times the store owns are integer Unix milliseconds (UTC, millisecond
+// precision), so comparisons are right in SQL on both dialects. The legacy
+// created_at and updated_at columns keep their DATETIME text; new rows get
+// "2006-01-02 15:04:05.000" UTC, and legacy values without milliseconds
+// still read correctly.
+package storage
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+	"github.com/uptrace/bun/dialect/sqlitedialect"
+	"github.com/uptrace/bun/driver/pgdriver"
+	"github.com/uptrace/bun/driver/sqliteshim"
+
+	"github.com/journeyretry/journeyretry/retry"
+)
+
+// Defaults for [Config]'s zero fields.
+const (
+	// BusyTimeoutDefault is how long a SQLite connection waits for a lock
+	// held by another process before giving up.
+	BusyTimeoutDefault = 5 * time.Second
+	// MaxBatchDefault bounds how many queued writes share one transaction.
+	MaxBatchDefault = 256
+	// ReadConnsDefault is the size of the SQLite read pool, and of the
+	// PostgreSQL pool.
+	ReadConnsDefault = 4
+	// SynchronousDefault is SQLite's synchronous setting. NORMAL in WAL
+	// mode loses no committed transaction when the process crashes; only a
+	// power loss may undo the last few.
+	SynchronousDefault = "NORMAL"
+)
+
+// Config configures [Open]. The zero value of every field but DSN means its
+// default.
+type Config struct {
+	// DSN names the database: a SQLite file path (or a "file:" URI),
+	// ":memory:" for a private in-memory SQLite database, or a
+	// postgres:// (postgresql://) URL. Required.
+	DSN string `json:"dsn"`
+	// BusyTimeout (SQLite) is how long to wait for another process's lock;
+	// default [BusyTimeoutDefault].
+	BusyTimeout time.Duration `json:"busy_timeout"`
+	// Synchronous (SQLite) is OFF, NORMAL or FULL; default
+	// [SynchronousDefault].
+	Synchronous string `json:"synchronous"`
+	// ReadConns is the number of connections that serve reads (SQLite
+	// files) or all statements (PostgreSQL); default [ReadConnsDefault].
+	ReadConns int `json:"read_conns"`
+	// MaxBatch bounds the writes that share one transaction; 1 disables
+	// group commit. Default [MaxBatchDefault].
+	MaxBatch int `json:"max_batch"`
+}
+
+// withDefaults returns c with its zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	c.BusyTimeout = cmp.Or(c.BusyTimeout, BusyTimeoutDefault)
+	c.Synchronous = strings.ToUpper(cmp.Or(c.Synchronous, SynchronousDefault))
+	c.ReadConns = cmp.Or(c.ReadConns, ReadConnsDefault)
+	c.MaxBatch = cmp.Or(c.MaxBatch, MaxBatchDefault)
+	return c
+}
+
+// Validate reports the first field that is out of range, by its JSON name.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case strings.TrimSpace(c.DSN) == "":
+		return fmt.Errorf("dsn: empty: want a SQLite path, \":memory:\" or a postgres:// URL: %w", retry.ErrInvalidArgument)
+	case c.BusyTimeout < 0:
+		return fmt.Errorf("busy_timeout: %v is negative: %w", c.BusyTimeout, retry.ErrInvalidArgument)
+	case c.Synchronous != "OFF" && c.Synchronous != "NORMAL" && c.Synchronous != "FULL":
+		return fmt.Errorf("synchronous: %q: want OFF, NORMAL or FULL: %w", c.Synchronous, retry.ErrInvalidArgument)
+	case c.ReadConns < 0:
+		return fmt.Errorf("read_conns: %d is negative: %w", c.ReadConns, retry.ErrInvalidArgument)
+	case c.MaxBatch < 0:
+		return fmt.Errorf("max_batch: %d is negative: %w", c.MaxBatch, retry.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// Store is the Bun run store. It is safe for concurrent use; open it with
+// [Open] and close it with [Store.Close].
+type Store struct {
+	db       *bun.DB // writes (SQLite: one connection), and everything on PostgreSQL
+	rdb      *bun.DB // reads; db itself unless SQLite has a read pool
+	pg       bool
+	maxBatch int
+
+	mu     sync.RWMutex // held to read closed and send on ops; Close takes it to close ops
+	closed atomic.Bool
+	ops    chan *writeOp
+	done   chan struct{} // closed when the writer goroutine returns
+}
+
+var (
+	_ retry.Store     = (*Store)(nil)
+	_ retry.Inspector = (*Store)(nil)
+)
+
+// Open connects to the database cfg names and starts the writer. It does
+// not migrate: call [Store.Migrate].
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	s := &Store{maxBatch: cfg.MaxBatch, ops: make(chan *writeOp, cfg.MaxBatch), done: make(chan struct{})}
+	var err error
+	if dsn := cfg.DSN; strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		s.pg = true
+		err = s.openPostgres(dsn, cfg)
+	} else {
+		err = s.openSQLite(dsn, cfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := s.db.PingContext(ctx); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	go s.writer()
+	return s, nil
+}
+
+func (s *Store) openPostgres(dsn string, cfg Config) error {
+	connector := pgdriver.NewConnector(pgdriver.WithDSN(dsn))
+	sqldb := sql.OpenDB(connector)
+	sqldb.SetMaxOpenConns(cfg.ReadConns + 1)
+	sqldb.SetMaxIdleConns(cfg.ReadConns + 1)
+	s.db = bun.NewDB(sqldb, pgdialect.New())
+	s.rdb = s.db
+	return nil
+}
+
+// openSQLite opens the writer connection and, for a file, the read pool.
+func (s *Store) openSQLite(dsn string, cfg Config) error {
+	memory := dsn == ":memory:" || strings.Contains(dsn, "mode=memory") || strings.Contains(dsn, "vfs=memdb")
+	if dsn == ":memory:" {
+		// A private database that every connection of this store shares.
+		dsn = "file:/journeyretry-" + newToken() + "?vfs=memdb"
+	}
+	pragmas := url.Values{}
+	for _, p := range []string{
+		fmt.Sprintf("busy_timeout(%d)", cfg.BusyTimeout.Milliseconds()),
+		"journal_mode(WAL)",
+		"synchronous(" + cfg.Synchronous + ")",
+	} {
+		pragmas.Add("_pragma", p)
+	}
+	pragmas.Set("_txlock", "immediate")
+	open := func(extra url.Values, conns int) (*bun.DB, error) {
+		q := url.Values{}
+		for k, v := range pragmas {
+			q[k] = v
+		}
+		for k, v := range extra {
+			q[k] = append(q[k], v...)
+		}
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		if !strings.HasPrefix(dsn, "file:") {
+			dsn = "file:" + dsn
+		}
+		sqldb, err := sql.Open(sqliteshim.ShimName, dsn+sep+q.Encode())
+		if err != nil {
+			return nil, err
+		}
+		sqldb.SetMaxOpenConns(conns)
+		sqldb.SetMaxIdleConns(conns)
+		sqldb.SetConnMaxLifetime(0)
+		sqldb.SetConnMaxIdleTime(0)
+		return bun.NewDB(sqldb, sqlitedialect.New()), nil
+	}
+	var err error
+	if s.db, err = open(nil, 1); err != nil {
+		return err
+	}
+	s.rdb = s.db
+	if !memory && cfg.ReadConns > 0 {
+		if s.rdb, err = open(url.Values{"_pragma": {"query_only(1)"}}, cfg.ReadConns); err != nil {
+			s.db.Close()
+			return err
+		}
+	}
+	return nil
+}
+
+// DB returns the database the store writes to, for queries the store does
+// not offer (the demo cross-checks its figures with it). Writing through it
+// bypasses the store's contracts.
+func (s *Store) DB() *bun.DB { return s.db }
+
+// Close waits for the writes already queued, then closes the database.
+// Later calls return errors wrapping [retry.ErrClosed].
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		return fmt.Errorf("close store: %w", retry.ErrClosed)
+	}
+	s.closed.Store(true)
+	close(s.ops)
+	s.mu.Unlock()
+	<-s.done
+	return s.closeDBs()
+}
+
+func (s *Store) closeDBs() error {
+	err := s.db.Close()
+	if s.rdb != s.db {
+		err = errors.Join(err, s.rdb.Close())
+	}
+	if err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// checkOpen returns an error wrapping retry.ErrClosed once Close was called.
+func (s *Store) checkOpen(op string) error {
+	if s.closed.Load() {
+		return fmt.Errorf("%s: %w", op, retry.ErrClosed)
+	}
+	return nil
+}
