@@ -1,0 +1,140 @@
+package storetest
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/journeyretry/journeyretry/retry"
+)
+
+var inspectorChecks = []check{
+	{"Inspector/CountByStatus", func(h *harness) {
+		in := h.inspector()
+		counts, err := in.CountByStatus(h.ctx)
+		if err != nil {
+			h.t.Fatalf("CountByStatus: %v", err)
+		}
+		for _, st := range retry.Statuses {
+			if n, ok := counts[st]; !ok || n != 0 {
+				h.t.Fatalf("empty store: CountByStatus()[%s] = %d, %v; want 0, true", st, n, ok)
+			}
+		}
+		h.create(newRun("new"), at(0))
+		r := h.createClaimed("retrying", at(0))
+		h.fail(r.Claim(), retryAfter("a", at(1), time.Minute))
+		r = h.createClaimed("done", at(0))
+		h.complete(r.Claim(), retry.NodeSuccess{NodeID: "a", FinishedAt: at(1)})
+		counts, err = in.CountByStatus(h.ctx)
+		if err != nil {
+			h.t.Fatalf("CountByStatus: %v", err)
+		}
+		want := map[retry.Status]int{retry.StatusInProgress: 1, retry.StatusRetrying: 1, retry.StatusCompleted: 1,
+			retry.StatusWaiting: 0, retry.StatusFailed: 0, retry.StatusFailedMaxRetries: 0}
+		if fmt.Sprint(counts) != fmt.Sprint(want) {
+			h.t.Fatalf("CountByStatus = %v; want %v", counts, want)
+		}
+	}},
+	{"Inspector/RetryHistogram", func(h *harness) {
+		in := h.inspector()
+		h.create(newRun("zero"), at(0))
+		for i, id := range []string{"one", "two"} {
+			r := h.createClaimed(id, at(0))
+			for j := range i + 1 {
+				r = h.fail(r.Claim(), retryAfter("a", at(time.Duration(j)*time.Second), 0))
+				if j < i {
+					r = h.claimRun(id, at(time.Duration(j)*time.Second))
+				}
+			}
+		}
+		r := h.createClaimed("ended", at(0))
+		h.fail(r.Claim(), retry.FailureRecord{NodeID: "a", FinishedAt: at(1)})
+		hist, err := in.RetryHistogram(h.ctx)
+		if err != nil {
+			h.t.Fatalf("RetryHistogram: %v", err)
+		}
+		if want := map[int]int{0: 1, 1: 1, 2: 1}; fmt.Sprint(hist) != fmt.Sprint(want) {
+			h.t.Fatalf("RetryHistogram = %v; want %v (ended runs left out)", hist, want)
+		}
+	}},
+	{"Inspector/TopErrors", func(h *harness) {
+		in := h.inspector()
+		// At 10s, 20s, ... 60s: three "reset", two "timeout", one "refused".
+		for i, msg := range []string{"reset", "timeout", "reset", "refused", "timeout", "reset"} {
+			id := fmt.Sprintf("r%d", i)
+			r := h.createClaimed(id, at(time.Duration(i)*10*time.Second))
+			f := retryAfter("a", at(time.Duration(i+1)*10*time.Second), 0)
+			f.Message = msg
+			h.fail(r.Claim(), f)
+		}
+		r := h.createClaimed("ok", at(0))
+		h.complete(r.Claim(), retry.NodeSuccess{NodeID: "a", FinishedAt: at(30 * time.Second)})
+		top, err := in.TopErrors(h.ctx, at(10*time.Second), at(70*time.Second), 10)
+		if err != nil {
+			h.t.Fatalf("TopErrors: %v", err)
+		}
+		want := []retry.ErrorCount{{Class: retry.ClassNetworkBlip, Message: "reset", Count: 3}, {Class: retry.ClassNetworkBlip, Message: "timeout", Count: 2}, {Class: retry.ClassNetworkBlip, Message: "refused", Count: 1}}
+		if !slices.Equal(top, want) {
+			h.t.Fatalf("TopErrors over everything = %v; want %v", top, want)
+		}
+		// [20s, 60s): the window's start is in, its end is out.
+		top, err = in.TopErrors(h.ctx, at(20*time.Second), at(60*time.Second), 1)
+		if err != nil {
+			h.t.Fatalf("TopErrors: %v", err)
+		}
+		if want := []retry.ErrorCount{{Class: retry.ClassNetworkBlip, Message: "timeout", Count: 2}}; !slices.Equal(top, want) {
+			h.t.Fatalf("TopErrors over [20s, 60s), limit 1 = %v; want %v", top, want)
+		}
+	}},
+	{"Inspector/ListRuns", func(h *harness) {
+		in := h.inspector()
+		for i := range 5 {
+			r := h.createClaimed(fmt.Sprintf("r%d", i), at(0))
+			if i%2 == 0 {
+				h.fail(r.Claim(), retryAfter("a", at(1), 0))
+			}
+		}
+		runs, err := in.ListRuns(h.ctx, retry.RunFilter{Status: retry.StatusRetrying, AfterID: "r0", Limit: 1})
+		if err != nil {
+			h.t.Fatalf("ListRuns: %v", err)
+		}
+		if got := runIDs(runs); !slices.Equal(got, []string{"r2"}) {
+			h.t.Fatalf("ListRuns(retrying after r0, limit 1) = %v; want [r2]", got)
+		}
+		runs, err = in.ListRuns(h.ctx, retry.RunFilter{})
+		if err != nil || len(runs) != 5 {
+			h.t.Fatalf("ListRuns() = %d runs, %v; want 5", len(runs), err)
+		}
+		_, err = in.ListRuns(h.ctx, retry.RunFilter{Status: "Retrying"})
+		h.expectErr("ListRuns with an invalid status", err, retry.ErrInvalidStatus)
+	}},
+	{"Inspector/Replay", func(h *harness) {
+		in := h.inspector()
+		nr := newRun("r1")
+		nr.MaxRetries = 0
+		h.create(nr, at(0))
+		r := h.claimRun("r1", at(0))
+		r = h.complete(r.Claim(), retry.NodeSuccess{NodeID: "a", NextNodeID: "b", FinishedAt: at(1)})
+		h.fail(r.Claim(), retryAfter("b", at(time.Second), 0))
+		got, err := in.Replay(h.ctx, "r1", at(time.Hour))
+		if err != nil {
+			h.t.Fatalf("Replay: %v", err)
+		}
+		if got.Status != retry.StatusRetrying || got.RetryCount != 0 || !got.NextRetryAt.Equal(at(time.Hour)) || got.CurrentNodeID != "b" {
+			h.t.Fatalf("replayed run: status %s, retry count %d, next retry %v, node %q; want retrying, 0, %v, b",
+				got.Status, got.RetryCount, got.NextRetryAt, got.CurrentNodeID, at(time.Hour))
+		}
+		as := h.attempts("r1")
+		if last := as[len(as)-1]; len(as) != 3 || last.Outcome != retry.OutcomeReplayed || last.NodeID != "b" ||
+			!last.FinishedAt.Equal(at(time.Hour)) || last.Status != retry.StatusRetrying {
+			h.t.Fatalf("history after replay %+v; want a third, replayed attempt at b", as)
+		}
+		if runs := h.claimDue(h.s, at(time.Hour), 10); len(runs) != 1 {
+			h.t.Fatalf("the replayed run is not due at once")
+		}
+		_, err = in.Replay(h.ctx, "r1", at(time.Hour))
+		h.expectErr("Replay of a run in progress", err, retry.ErrNotReplayable)
+		_, err = in.Replay(h.ctx, "missing", at(time.Hour))
+		h.expectErr("Replay of a missing run", err, retry.ErrNotFound)
+	}},
+}

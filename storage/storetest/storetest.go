@@ -1,0 +1,307 @@
+// Package storetest is the conformance suite for [retry.Store]
+// implementations (and [retry.Inspector], when the store offers it). Every
+// store the module ships runs it, and so should yours:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) storetest.Backend {
+//			s := mystore.Open(...) // fresh, empty and migrated for every call
+//			return storetest.Backend{Store: s}
+//		})
+//	}
+//
+// Run it under the race detector: several checks call the store from many
+// goroutines at once.
+//
+// # Time
+//
+// The suite drives time through the now arguments only, around a fixed
+// base far from the real clock (September 2001): it never sleeps, and the
+// wall clock decides nothing. A lease expires because a later call passes a
+// later now.
+//
+// # Watchdog
+//
+// Every call gets a context that ends [Watchdog] after its check began,
+// and every group of goroutines is awaited under it: a store that hangs
+// fails the check instead of hanging the test binary.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/journeyretry/journeyretry/retry"
+)
+
+// Watchdog bounds every check.
+const Watchdog = 30 * time.Second
+
+// Factory returns a fresh backend. Run calls it once per check, so each
+// check starts from an empty store; release whatever else it holds with
+// t.Cleanup. The suite closes every store it is given.
+type Factory func(t *testing.T) Backend
+
+// Backend is one fresh store under test.
+type Backend struct {
+	// Store is the handle under test: empty, and ready for use (migrated).
+	Store retry.Store
+	// Open, when set, returns another handle on the same database, as a
+	// second process would open it. The suite then runs claimers across
+	// handles and checks that no run is handed out twice. Nil skips those
+	// checks with a message. The suite closes what Open returns.
+	Open func(t *testing.T) retry.Store
+}
+
+// base is the suite's time origin, on a whole millisecond.
+var base = time.Unix(1_000_000_000, 0).UTC()
+
+// at returns base plus d.
+func at(d time.Duration) time.Time { return base.Add(d) }
+
+// lease is the lease the checks claim with.
+const lease = time.Minute
+
+type check struct {
+	name string
+	run  func(h *harness)
+}
+
+// Run runs every conformance check against fresh backends from newBackend,
+// each as a subtest.
+func Run(t *testing.T, newBackend Factory) {
+	t.Helper()
+	for _, group := range [][]check{
+		createChecks, claimChecks, leaseChecks, recordChecks, parkChecks,
+		wakeupChecks, inspectorChecks, concurrencyChecks, timeChecks, invalidChecks,
+	} {
+		for _, c := range group {
+			t.Run(c.name, func(t *testing.T) {
+				c.run(newHarness(t, newBackend))
+			})
+		}
+	}
+}
+
+// harness wraps one backend with helpers that fail the check on an error.
+type harness struct {
+	t       *testing.T
+	ctx     context.Context
+	backend Backend
+	s       retry.Store
+}
+
+func newHarness(t *testing.T, newBackend Factory) *harness {
+	b := newBackend(t)
+	if b.Store == nil {
+		t.Fatal("factory returned a Backend without a Store")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), Watchdog)
+	t.Cleanup(cancel)
+	h := &harness{t: t, ctx: ctx, backend: b, s: b.Store}
+	h.closeOnCleanup(b.Store)
+	return h
+}
+
+func (h *harness) closeOnCleanup(s retry.Store) {
+	h.t.Cleanup(func() {
+		if err := s.Close(); err != nil && !errors.Is(err, retry.ErrClosed) {
+			h.t.Errorf("Close: %v", err)
+		}
+	})
+}
+
+// open returns another handle on the same database, or skips the check.
+func (h *harness) open() retry.Store {
+	h.t.Helper()
+	if h.backend.Open == nil {
+		h.t.Skip("backend is not shared (Backend.Open is nil): no second handle to check")
+	}
+	s := h.backend.Open(h.t)
+	if s == nil {
+		h.t.Fatal("Backend.Open returned nil")
+	}
+	h.closeOnCleanup(s)
+	return s
+}
+
+// inspector returns the store's Inspector, or skips the check.
+func (h *harness) inspector() retry.Inspector {
+	h.t.Helper()
+	in, ok := h.s.(retry.Inspector)
+	if !ok {
+		h.t.Skip("store does not implement retry.Inspector")
+	}
+	return in
+}
+
+// newRun is a run description with the suite's defaults.
+func newRun(id string) retry.NewRun {
+	return retry.NewRun{ID: id, JourneyID: "journey", JourneyVersion: 2, StartNodeID: "a", MaxRetries: 3,
+		Input: []byte(`{"patient":"p1"}`)}
+}
+
+func (h *harness) create(nr retry.NewRun, now time.Time) retry.Run {
+	h.t.Helper()
+	r, err := h.s.Create(h.ctx, nr, now)
+	if err != nil {
+		h.t.Fatalf("Create(%+v): %v", nr, err)
+	}
+	return r
+}
+
+func (h *harness) get(id string) retry.Run {
+	h.t.Helper()
+	r, err := h.s.Get(h.ctx, id)
+	if err != nil {
+		h.t.Fatalf("Get(%q): %v", id, err)
+	}
+	return r
+}
+
+func (h *harness) claimRun(id string, now time.Time) retry.Run {
+	h.t.Helper()
+	r, err := h.s.ClaimRun(h.ctx, id, "w1", now, lease)
+	if err != nil {
+		h.t.Fatalf("ClaimRun(%q, %v): %v", id, now, err)
+	}
+	if r.ClaimToken == "" || r.Status != retry.StatusInProgress || !r.LeaseExpiresAt.Equal(now.Add(lease)) {
+		h.t.Fatalf("ClaimRun(%q) = status %s, token %q, lease %v; want in_progress, a token, lease %v",
+			id, r.Status, r.ClaimToken, r.LeaseExpiresAt, now.Add(lease))
+	}
+	return r
+}
+
+// createClaimed creates run id at now and claims it.
+func (h *harness) createClaimed(id string, now time.Time) retry.Run {
+	h.t.Helper()
+	h.create(newRun(id), now)
+	return h.claimRun(id, now)
+}
+
+func (h *harness) fail(c retry.Claim, f retry.FailureRecord) retry.Run {
+	h.t.Helper()
+	r, err := h.s.RecordFailure(h.ctx, c, f)
+	if err != nil {
+		h.t.Fatalf("RecordFailure(%s): %v", c.RunID, err)
+	}
+	return r
+}
+
+func (h *harness) complete(c retry.Claim, s retry.NodeSuccess) retry.Run {
+	h.t.Helper()
+	r, err := h.s.CompleteNode(h.ctx, c, s)
+	if err != nil {
+		h.t.Fatalf("CompleteNode(%s, %s): %v", c.RunID, s.NodeID, err)
+	}
+	return r
+}
+
+func (h *harness) attempts(id string) []retry.Attempt {
+	h.t.Helper()
+	as, err := h.s.Attempts(h.ctx, id)
+	if err != nil {
+		h.t.Fatalf("Attempts(%q): %v", id, err)
+	}
+	return as
+}
+
+// retryAfter is a failure whose decision retries after d.
+func retryAfter(node string, now time.Time, d time.Duration) retry.FailureRecord {
+	return retry.FailureRecord{NodeID: node, Class: retry.ClassNetworkBlip, Message: "connection reset",
+		Decision:  retry.Decision{Retry: true, Delay: d, Strategy: "short", Rule: "class:network_blip"},
+		StartedAt: now.Add(-time.Second), FinishedAt: now}
+}
+
+// expectErr fails unless err wraps target.
+func (h *harness) expectErr(what string, err, target error) {
+	h.t.Helper()
+	if !errors.Is(err, target) {
+		h.t.Fatalf("%s: error %v; want one wrapping %v", what, err, target)
+	}
+}
+
+// unchanged fails unless run id and its history are as before.
+func (h *harness) unchanged(what string, before retry.Run, beforeAttempts int) {
+	h.t.Helper()
+	after := h.get(before.ID)
+	if !sameRun(before, after) {
+		h.t.Fatalf("%s changed the run:\nbefore %+v\nafter  %+v", what, before, after)
+	}
+	if n := len(h.attempts(before.ID)); n != beforeAttempts {
+		h.t.Fatalf("%s changed the history: %d attempts; want %d", what, n, beforeAttempts)
+	}
+}
+
+// sameRun compares runs field by field, times with Equal and the context
+// by its JSON meaning.
+func sameRun(a, b retry.Run) bool {
+	ta := []time.Time{a.LastErrorAt, a.NextRetryAt, a.WakeAt, a.LeaseExpiresAt, a.CreatedAt, a.UpdatedAt}
+	tb := []time.Time{b.LastErrorAt, b.NextRetryAt, b.WakeAt, b.LeaseExpiresAt, b.CreatedAt, b.UpdatedAt}
+	for i := range ta {
+		if !ta[i].Equal(tb[i]) {
+			return false
+		}
+	}
+	if !sameContext(a.Context, b.Context) {
+		return false
+	}
+	a.Context, b.Context = retry.RunContext{}, retry.RunContext{}
+	a.LastErrorAt, a.NextRetryAt, a.WakeAt, a.LeaseExpiresAt, a.CreatedAt, a.UpdatedAt = b.LastErrorAt, b.NextRetryAt, b.WakeAt, b.LeaseExpiresAt, b.CreatedAt, b.UpdatedAt
+	return reflect.DeepEqual(a, b)
+}
+
+// within runs f in a goroutine and fails the check if it does not return
+// within Watchdog.
+func (h *harness) within(what string, f func()) {
+	h.t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(Watchdog):
+		h.t.Fatalf("%s did not return within %v", what, Watchdog)
+	}
+}
+
+// sameContext compares run contexts by the JSON meaning of their documents:
+// a store may reformat JSON (PostgreSQL's jsonb does).
+func sameContext(a, b retry.RunContext) bool {
+	if !jsonEqual(a.Input, b.Input) || len(a.Outputs) != len(b.Outputs) {
+		return false
+	}
+	for k, v := range a.Outputs {
+		w, ok := b.Outputs[k]
+		if !ok || !jsonEqual(v, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// jsonEqual compares two JSON documents by meaning; empty equals null.
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	if len(a) > 0 && json.Unmarshal(a, &x) != nil {
+		return false
+	}
+	if len(b) > 0 && json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+// show renders a run context for a failure message.
+func show(c retry.RunContext) string {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
+}
