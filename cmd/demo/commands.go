@@ -1,0 +1,388 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"github.com/journeyretry/journeyretry/retry"
+	"github.com/journeyretry/journeyretry/storage"
+)
+
+// openMode says whether a command may create the database.
+type openMode int
+
+const (
+	// readExisting: the database must exist (runs, stats): a typo in
+	// --store must not leave an empty database behind.
+	readExisting openMode = iota
+	// createAndMigrate: create the SQLite file and its data folder if
+	// needed, and migrate (the demo, start, worker, migrate).
+	createAndMigrate
+)
+
+// openStore opens the configured store. Call it only after the whole
+// configuration is validated: it is the first thing that writes.
+func openStore(ctx context.Context, cfg storage.Config, mode openMode) (*storage.Store, error) {
+	if p := sqlitePath(cfg.DSN); p != "" {
+		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+			if mode == readExisting {
+				return nil, fmt.Errorf("database %s does not exist (run the demo, or demo migrate, first)", p)
+			}
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return nil, fmt.Errorf("create data folder: %w", err)
+			}
+		}
+	}
+	s, err := storage.Open(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if mode == createAndMigrate {
+		if err := s.Migrate(ctx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("migrate: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// redactURL hides a URL's password.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// writeJSON prints v indented.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func cmdMigrate(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	c := newCommand("migrate", "migrate [flags]\n\nApplies the schema (the proposal's Phase 1: retry columns with their defaults, their\nindexes, the attempt history) to the database, creating it if needed. A legacy\njourney_runs table keeps every row and column. Running it twice changes nothing.", storeFlags)
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	s, err := openStore(ctx, c.cfg.Store, createAndMigrate)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	fmt.Fprintf(stdout, "migrated %s\n", storeLabel(c.cfg.Store.DSN))
+	return nil
+}
+
+// noArgs rejects positional arguments a command does not take.
+func noArgs(c *command) error {
+	if c.fs.NArg() > 0 {
+		return usageError(fmt.Errorf("%s: unexpected argument %q", c.name, c.fs.Arg(0)))
+	}
+	return nil
+}
+
+func cmdStats(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	c := newCommand("stats", "stats [--json] [flags]\n\nPrints the summary of an existing database: runs by status, attempts per run,\nretries by strategy and error class, top errors.", storeFlags)
+	c.jsonFlag()
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	s, err := openStore(ctx, c.cfg.Store, readExisting)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	d, err := summarize(ctx, s)
+	if err != nil {
+		return err
+	}
+	if c.jsonOut {
+		return writeJSON(stdout, Summary{Database: d})
+	}
+	writeSummary(stdout, Summary{Database: d})
+	return nil
+}
+
+func cmdExplain(_ context.Context, args []string, stdout, _ io.Writer) error {
+	c := newCommand("explain", "explain [--class C] [--message M] [flags]\n\nPrints how the configured policy treats a failure: the strategy, the rule that\nchose it, what the rollout mode does, and the delay range of retries 1-10. With\nneither --class nor --message, the delay ranges of every strategy.", policyFlags, []flagBinding{runtimeFlags[2]})
+	class := c.fs.String("class", "", "error class (network_blip, rate_limit, validation, ... or one of retry.customClasses)")
+	message := c.fs.String("message", "", "error message, matched by the retryable and non-retryable rules")
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	cl := retry.Class(*class)
+	if cl != "" && !cl.Builtin() && !slices.Contains(c.cfg.Retry.CustomClasses, cl) {
+		return usageError(fmt.Errorf("flag --class: unknown class %q (built-in: %v; declare your own in retry.customClasses)", cl, retry.BuiltinClasses))
+	}
+	return explain(stdout, c.cfg, cl, *message)
+}
+
+func cmdRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
+		fmt.Fprint(stdout, "usage: demo runs list [--status S] [--json]\n       demo runs show ID [--json]\n       demo runs retry ID\n")
+		if len(args) == 0 {
+			return usageError(errors.New("runs: want a subcommand: list, show or retry"))
+		}
+		return nil
+	}
+	switch args[0] {
+	case "list":
+		return cmdRunsList(ctx, args[1:], stdout)
+	case "show":
+		return cmdRunsShow(ctx, args[1:], stdout)
+	case "retry":
+		return cmdRunsRetry(ctx, args[1:], stdout)
+	}
+	return usageError(fmt.Errorf("runs: unknown subcommand %q (want list, show or retry)", args[0]))
+}
+
+// runView is a run as the runs commands print it.
+type runView struct {
+	ID               string       `json:"id"`
+	JourneyID        string       `json:"journeyId"`
+	JourneyVersion   int          `json:"journeyVersion"`
+	Status           retry.Status `json:"status"`
+	CurrentNodeID    string       `json:"currentNodeId,omitempty"`
+	RetryCount       int          `json:"retryCount"`
+	MaxRetries       int          `json:"maxRetries"`
+	RetryEnabled     bool         `json:"retryEnabled"`
+	AttemptCount     int          `json:"attemptCount"`
+	LastErrorClass   retry.Class  `json:"lastErrorClass,omitempty"`
+	LastErrorMessage string       `json:"lastErrorMessage,omitempty"`
+	LastErrorAt      *time.Time   `json:"lastErrorAt,omitempty"`
+	NextRetryAt      *time.Time   `json:"nextRetryAt,omitempty"`
+	WakeAt           *time.Time   `json:"wakeAt,omitempty"`
+	ClaimedBy        string       `json:"claimedBy,omitempty"`
+	LeaseExpiresAt   *time.Time   `json:"leaseExpiresAt,omitempty"`
+	CreatedAt        time.Time    `json:"createdAt"`
+	UpdatedAt        time.Time    `json:"updatedAt"`
+}
+
+// timePtr is nil for the zero time (a NULL column).
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func viewRun(r retry.Run) runView {
+	return runView{
+		ID: r.ID, JourneyID: r.JourneyID, JourneyVersion: r.JourneyVersion, Status: r.Status,
+		CurrentNodeID: r.CurrentNodeID, RetryCount: r.RetryCount, MaxRetries: r.MaxRetries,
+		RetryEnabled: r.RetryEnabled, AttemptCount: r.AttemptCount,
+		LastErrorClass: r.LastErrorClass, LastErrorMessage: r.LastErrorMessage,
+		LastErrorAt: timePtr(r.LastErrorAt), NextRetryAt: timePtr(r.NextRetryAt), WakeAt: timePtr(r.WakeAt),
+		ClaimedBy: r.ClaimedBy, LeaseExpiresAt: timePtr(r.LeaseExpiresAt),
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+	}
+}
+
+// attemptView is one attempt as runs show prints it.
+type attemptView struct {
+	Number       int           `json:"number"`
+	NodeID       string        `json:"nodeId"`
+	NodeAttempt  int           `json:"nodeAttempt"`
+	Worker       string        `json:"worker,omitempty"`
+	StartedAt    *time.Time    `json:"startedAt,omitempty"`
+	FinishedAt   time.Time     `json:"finishedAt"`
+	Outcome      retry.Outcome `json:"outcome"`
+	ErrorClass   retry.Class   `json:"errorClass,omitempty"`
+	ErrorMessage string        `json:"errorMessage,omitempty"`
+	Retry        bool          `json:"retry"`
+	Strategy     string        `json:"strategy,omitempty"`
+	Rule         string        `json:"rule,omitempty"`
+	DelayMs      int64         `json:"delayMs"`
+	Shadow       bool          `json:"shadow,omitempty"`
+	Status       retry.Status  `json:"status"`
+}
+
+func viewAttempt(a retry.Attempt) attemptView {
+	return attemptView{
+		Number: a.Number, NodeID: a.NodeID, NodeAttempt: a.NodeAttempt, Worker: a.Worker,
+		StartedAt: timePtr(a.StartedAt), FinishedAt: a.FinishedAt, Outcome: a.Outcome,
+		ErrorClass: a.ErrorClass, ErrorMessage: a.ErrorMessage,
+		Retry: a.Decision.Retry, Strategy: a.Decision.Strategy, Rule: a.Decision.Rule,
+		DelayMs: a.Decision.Delay.Milliseconds(), Shadow: a.Shadow, Status: a.Status,
+	}
+}
+
+func cmdRunsList(ctx context.Context, args []string, stdout io.Writer) error {
+	c := newCommand("runs list", "runs list [--status S] [--limit N] [--json] [flags]\n\nLists runs in id order, optionally only those in one status.", storeFlags)
+	c.jsonFlag()
+	status := c.fs.String("status", "", "only runs in this status: in_progress, waiting, retrying, completed, failed, failed_max_retries")
+	limit := c.fs.Int("limit", 0, "list at most this many runs (0: all)")
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	var st retry.Status
+	if *status != "" {
+		var err error
+		if st, err = retry.ParseStatus(*status); err != nil {
+			return usageError(fmt.Errorf("flag --status: %w", err))
+		}
+	}
+	if *limit < 0 {
+		return usageError(fmt.Errorf("flag --limit: %d is negative", *limit))
+	}
+	s, err := openStore(ctx, c.cfg.Store, readExisting)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	runs := []runView{}
+	errDone := errors.New("done")
+	err = eachRun(ctx, s, st, func(r retry.Run) error {
+		if *limit > 0 && len(runs) == *limit {
+			return errDone
+		}
+		runs = append(runs, viewRun(r))
+		return nil
+	})
+	if err != nil && !errors.Is(err, errDone) {
+		return err
+	}
+	if c.jsonOut {
+		return writeJSON(stdout, runs)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATUS\tNODE\tRETRIES\tATTEMPTS\tLAST ERROR")
+	for _, r := range runs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d\t%s\n", r.ID, r.Status, dash(r.CurrentNodeID), r.RetryCount, r.MaxRetries, r.AttemptCount, dash(oneLine(r.LastErrorMessage)))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// runDetail is what runs show --json prints.
+type runDetail struct {
+	Run      runView       `json:"run"`
+	Attempts []attemptView `json:"attempts"`
+}
+
+func cmdRunsShow(ctx context.Context, args []string, stdout io.Writer) error {
+	c := newCommand("runs show", "runs show ID [--json] [flags]\n\nPrints a run and its attempt history: node, worker, start and finish, error\nclass and message, and the policy's decision (strategy, rule, delay).", storeFlags)
+	c.jsonFlag()
+	id, err := parseWithID(c, args)
+	if err != nil {
+		return err
+	}
+	s, err := openStore(ctx, c.cfg.Store, readExisting)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	r, err := s.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	as, err := s.Attempts(ctx, id)
+	if err != nil {
+		return err
+	}
+	d := runDetail{Run: viewRun(r), Attempts: make([]attemptView, 0, len(as))}
+	for _, a := range as {
+		d.Attempts = append(d.Attempts, viewAttempt(a))
+	}
+	if c.jsonOut {
+		return writeJSON(stdout, d)
+	}
+	fmt.Fprintf(stdout, "run %s  journey %s v%d  status %s", r.ID, r.JourneyID, r.JourneyVersion, r.Status)
+	if r.CurrentNodeID != "" {
+		fmt.Fprintf(stdout, "  at node %s (retry %d of %d)", r.CurrentNodeID, r.RetryCount, r.MaxRetries)
+	}
+	fmt.Fprintln(stdout)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tNODE\tTRY\tWORKER\tSTARTED\tFINISHED\tOUTCOME\tCLASS\tSTRATEGY\tRULE\tDELAY\tSTATUS\tMESSAGE")
+	for _, a := range d.Attempts {
+		started := "-"
+		if a.StartedAt != nil {
+			started = a.StartedAt.Format(timeFmt)
+		}
+		strategy := dash(a.Strategy)
+		if a.Shadow {
+			strategy += " (shadow)"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Number, a.NodeID, a.NodeAttempt, dash(a.Worker),
+			started, a.FinishedAt.Format(timeFmt), a.Outcome, dash(string(a.ErrorClass)), strategy, dash(a.Rule),
+			time.Duration(a.DelayMs)*time.Millisecond, a.Status, dash(oneLine(a.ErrorMessage)))
+	}
+	return tw.Flush()
+}
+
+// timeFmt shows attempt times to the millisecond the store keeps.
+const timeFmt = "15:04:05.000"
+
+// parseWithID parses a command that takes one run id.
+func parseWithID(c *command, args []string) (string, error) {
+	// Accept the id before or after the flags.
+	var id string
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		id, args = args[0], args[1:]
+	}
+	if err := c.parse(args); err != nil {
+		return "", err
+	}
+	if id == "" && c.fs.NArg() > 0 {
+		id = c.fs.Arg(0)
+		if c.fs.NArg() > 1 {
+			return "", usageError(fmt.Errorf("%s: unexpected argument %q", c.name, c.fs.Arg(1)))
+		}
+	} else if c.fs.NArg() > 0 {
+		return "", usageError(fmt.Errorf("%s: unexpected argument %q", c.name, c.fs.Arg(0)))
+	}
+	if id == "" {
+		return "", usageError(fmt.Errorf("%s: want a run id", c.name))
+	}
+	return id, nil
+}
+
+func cmdRunsRetry(ctx context.Context, args []string, stdout io.Writer) error {
+	c := newCommand("runs retry", "runs retry ID [flags]\n\nReplays a failed or failed_max_retries run from the node it failed on: retry count\n0, due now. Workers pick it up through their sweeper.", storeFlags)
+	id, err := parseWithID(c, args)
+	if err != nil {
+		return err
+	}
+	s, err := openStore(ctx, c.cfg.Store, readExisting)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	r, err := s.Replay(ctx, id, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "run %s replayed: %s at node %s, due now; a worker's sweeper picks it up\n", r.ID, r.Status, r.CurrentNodeID)
+	return nil
+}

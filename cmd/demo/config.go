@@ -1,0 +1,283 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/journeyretry/journeyretry/config"
+	"github.com/journeyretry/journeyretry/policy"
+	"github.com/journeyretry/journeyretry/storage"
+)
+
+// envPrefix starts every environment variable the demo reads
+// (JRETRY_EXECUTOR_WORKERS, JRETRY_DEMO_RUNS, ...): the project's one prefix.
+const envPrefix = "JRETRY"
+
+// demoConfig is everything the binary can be configured with: one JSON file
+// (--config), the environment, then flags, through package config. Each
+// section is its component's own Config, so the demo's file is the core
+// configuration file with a "demo" section added.
+type demoConfig struct {
+	Store     storage.Config  `json:"store"`
+	Scheduler schedulerConfig `json:"scheduler"`
+	Executor  executorConfig  `json:"executor"`
+	Retry     policy.Config   `json:"retry"`
+	Demo      demoSettings    `json:"demo"`
+}
+
+// defaultDSN is where the demo keeps its database when --store is not
+// given: a SQLite file in a data folder under the working directory
+// (ignored by git).
+const defaultDSN = "demo-data/journeys.db"
+
+// defaultConfig returns the demo's defaults: the library's, except that the
+// retry delays are scaled down (long backoff 1-2 s instead of minutes), the
+// sweeper runs every second instead of every 30 s and the rollout mode is
+// full, so a few hundred journeys finish in seconds and every retry path is
+// visible.
+func defaultConfig() demoConfig {
+	cfg := demoConfig{
+		Store:     storage.Config{DSN: defaultDSN},
+		Scheduler: schedulerConfig{Backend: schedulerMemory},
+		Executor:  demoExecutorConfig(),
+		Retry:     scaledPolicy(),
+		Demo:      defaultDemoSettings(),
+	}
+	return cfg
+}
+
+// scaledPolicy is the proposal's policy with every delay divided so that a
+// demo finishes in seconds: the shape (which class gets which strategy,
+// three retries, jitter kinds) is unchanged.
+func scaledPolicy() policy.Config {
+	p := policy.DefaultConfig()
+	p.BaseDelayMs, p.MaxDelayMs, p.JitterMs = 100, 2000, 100
+	p.Strategies.Immediate.BaseDelayMs, p.Strategies.Immediate.MaxDelayMs = 10, 100
+	p.Strategies.Short.BaseDelayMs, p.Strategies.Short.MaxDelayMs = 200, 1000
+	p.Strategies.Long.BaseDelayMs, p.Strategies.Long.MaxDelayMs = 1000, 2000
+	return p
+}
+
+// Scheduler backends the --scheduler flag names. Only memory exists so far;
+// the others are accepted by name and rejected as not available yet, so the
+// flag does not change when they arrive.
+const (
+	schedulerMemory  = "memory"
+	schedulerRedis   = "redis"
+	schedulerSQLPoll = "sqlpoll"
+)
+
+// schedulerConfig selects the wake-up service.
+type schedulerConfig struct {
+	// Backend is memory, redis or sqlpoll. Default memory.
+	Backend string `json:"backend"`
+	// RedisURL is the Redis server of the redis backend.
+	RedisURL string `json:"redisUrl"`
+}
+
+// Validate names the bad field.
+func (c schedulerConfig) Validate() error {
+	switch c.Backend {
+	case schedulerMemory:
+		return nil
+	case schedulerRedis, schedulerSQLPoll:
+		return fmt.Errorf("backend: %q is not available yet (only %q is): it comes with a later release", c.Backend, schedulerMemory)
+	}
+	return fmt.Errorf("backend: %q: want memory, redis or sqlpoll", c.Backend)
+}
+
+// demoSettings are the demo's own settings: how many journeys, which
+// faults, which seed.
+type demoSettings struct {
+	// Runs is the number of patient journeys the demo (or start) creates.
+	Runs int `json:"runs"`
+	// Seed decides the patients and every fault: the same seed gives the
+	// same faults whatever order the workers run in.
+	Seed uint64 `json:"seed"`
+	// Faults are the fault rates of the node handlers.
+	Faults faultRates `json:"faults"`
+}
+
+func defaultDemoSettings() demoSettings {
+	return demoSettings{Runs: 300, Seed: 1, Faults: defaultFaultRates()}
+}
+
+// maxRuns bounds --runs: the demo is a demonstration, not a load test.
+const maxRuns = 1_000_000
+
+// Validate names the bad field.
+func (d demoSettings) Validate() error {
+	if d.Runs < 1 || d.Runs > maxRuns {
+		return fmt.Errorf("runs: %d: want 1 to %d", d.Runs, maxRuns)
+	}
+	return d.Faults.validate("faults.")
+}
+
+// flagBinding ties a flag to the dotted key it sets, so an invalid value
+// reported by key can name the flag the user typed.
+type flagBinding struct{ flag, key, usage string }
+
+// Flag groups; each command binds the groups it uses.
+var (
+	storeFlags = []flagBinding{
+		{"store", "store.dsn", "database: a SQLite file path or a postgres:// URL"},
+	}
+	runtimeFlags = []flagBinding{
+		{"scheduler", "scheduler.backend", "scheduler backend: memory, redis or sqlpoll (only memory is available yet)"},
+		{"redis", "scheduler.redisUrl", "Redis URL of the redis scheduler"},
+		{"mode", "executor.mode", "rollout mode: off, shadow, selective or full"},
+		{"workers", "executor.workers", "worker pool size"},
+		{"lease", "executor.lease", "claim lease (a Go duration)"},
+		{"sweep", "executor.sweepSpec", "sweeper schedule (a cron spec such as @every 1s)"},
+	}
+	policyFlags = []flagBinding{
+		{"max-retries", "retry.maxRetries", "most retries of one node"},
+		{"base-delay-ms", "retry.baseDelayMs", "exponential strategy's first delay, ms"},
+		{"max-delay-ms", "retry.maxDelayMs", "exponential strategy's max delay, ms"},
+		{"jitter-ms", "retry.jitterMs", "additive jitter bound, ms"},
+		{"jitter", "retry.jitter", "exponential jitter: additive, full, equal, decorrelated or none"},
+		{"retryable", "retry.retryableErrors", "retryable rules, comma-separated (selective mode)"},
+		{"non-retryable", "retry.nonRetryableErrors", "non-retryable rules, comma-separated"},
+	}
+	demoFlags = []flagBinding{
+		{"runs", "demo.runs", "number of patient journeys"},
+		{"seed", "demo.seed", "seed of the patients and the faults"},
+		{"fault-network", "demo.faults.networkBlip", "chance of a network blip per attempt"},
+		{"fault-db-lock", "demo.faults.databaseLock", "chance of a database lock per attempt"},
+		{"fault-rate-limit", "demo.faults.rateLimit", "chance of a rate limit (with Retry-After) per attempt"},
+		{"fault-maintenance", "demo.faults.maintenance", "chance that the clinic API is in a maintenance window for a run"},
+		{"fault-bad-patient", "demo.faults.badPatient", "chance that a patient record is invalid"},
+	}
+)
+
+// command is one subcommand's flag set and configuration.
+type command struct {
+	name, usage string
+	fs          *flag.FlagSet
+	cfg         demoConfig
+	loader      *config.Loader
+	bindings    []flagBinding
+	jsonOut     bool
+}
+
+// newCommand returns a command whose flag set binds the given groups to the
+// configuration. usage is the one-line synopsis printed by --help.
+func newCommand(name, usage string, groups ...[]flagBinding) *command {
+	c := &command{name: name, usage: usage, cfg: defaultConfig()}
+	c.fs = flag.NewFlagSet(name, flag.ContinueOnError)
+	c.loader = config.New(&c.cfg, envPrefix)
+	c.loader.FileFlag(c.fs, "config", "configuration file (JSON; unknown keys are errors)")
+	for _, g := range groups {
+		for _, b := range g {
+			c.loader.Flag(c.fs, b.flag, b.key, b.usage)
+			c.bindings = append(c.bindings, b)
+		}
+	}
+	c.fs.Usage = func() {
+		out := c.fs.Output()
+		fmt.Fprintf(out, "usage: demo %s\n\nFlags (over environment %s_..., over --config file, over defaults):\n", c.usage, envPrefix)
+		c.fs.PrintDefaults()
+	}
+	return c
+}
+
+// jsonFlag adds --json.
+func (c *command) jsonFlag() {
+	c.fs.BoolVar(&c.jsonOut, "json", false, "print machine-readable JSON")
+}
+
+// errUsage marks an error in the command line or the configuration: the
+// program exits with status 2 and has written nothing.
+var errUsage = errors.New("usage")
+
+// usageErr is an error of the command line or the configuration.
+type usageErr struct{ err error }
+
+func (e usageErr) Error() string        { return e.err.Error() }
+func (e usageErr) Unwrap() error        { return e.err }
+func (e usageErr) Is(target error) bool { return target == errUsage }
+
+// usageError wraps err (already one line) as a usage error.
+func usageError(err error) error { return usageErr{err} }
+
+// parse parses args and loads the configuration: flags over environment over
+// file over defaults. Every error is one line naming the flag, variable or
+// key, and wraps errUsage.
+func (c *command) parse(args []string) error {
+	// Parse errors are reported in one line by the caller, not followed
+	// by the whole usage; --help prints it.
+	c.fs.SetOutput(io.Discard)
+	if err := c.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			c.fs.SetOutput(os.Stdout)
+			c.fs.Usage()
+		}
+		return usageError(err)
+	}
+	if err := c.loader.Load(); err != nil {
+		return usageError(c.nameFlags(err))
+	}
+	return nil
+}
+
+// nameFlags makes a configuration error one line and, when the bad key was
+// set by a flag on this command line, names the flag too.
+func (c *command) nameFlags(err error) error {
+	var msgs []string
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	set := map[string]bool{}
+	c.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, e := range errs {
+		msg := e.Error()
+		for _, b := range c.bindings {
+			if set[b.flag] && strings.Contains(msg, "configuration: "+b.key+":") {
+				msg += " (flag --" + b.flag + ")"
+				break
+			}
+		}
+		msgs = append(msgs, strings.ReplaceAll(msg, "\n", "; "))
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// sqlitePath returns the file a SQLite DSN names, or "" for PostgreSQL and
+// in-memory databases.
+func sqlitePath(dsn string) string {
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"), dsn == ":memory:":
+		return ""
+	case strings.HasPrefix(dsn, "file:"):
+		p := strings.TrimPrefix(dsn, "file:")
+		if i := strings.IndexByte(p, '?'); i >= 0 {
+			p = p[:i]
+		}
+		return p
+	}
+	return dsn
+}
+
+// storeLabel describes the database for people: the dialect and where it
+// is, without a PostgreSQL password.
+func storeLabel(dsn string) string {
+	if p := sqlitePath(dsn); p != "" {
+		return fmt.Sprintf("sqlite %s (data folder %s)", p, filepath.Dir(p)+string(filepath.Separator))
+	}
+	if dsn == ":memory:" {
+		return "sqlite in memory"
+	}
+	return "postgresql " + redactURL(dsn)
+}
+
+// percent formats a rate for the banner.
+func percent(r float64) string {
+	return fmt.Sprintf("%g%%", math.Round(r*1000)/10)
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/journeyretry/journeyretry/policy"
+	"github.com/journeyretry/journeyretry/retry"
+)
+
+// explainRetries is how many retries explain prints.
+const explainRetries = 10
+
+// explain prints how the configured policy treats a failure of class (and/or
+// message): the strategy, the rule that chose it, what the rollout mode makes
+// of it, and the delay range of retries 1-10. With neither, it prints the
+// delay ranges of every strategy.
+func explain(w io.Writer, cfg demoConfig, class retry.Class, message string) error {
+	router, err := cfg.Retry.Build()
+	if err != nil {
+		return usageError(fmt.Errorf("invalid configuration: retry.%w", err))
+	}
+	mode := string(cfg.Executor.Mode)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if class == "" && message == "" {
+		fmt.Fprintf(w, "Delay range of retries 1-%d per strategy (mode %s; maxRetries %d: later retries do not happen, the run ends failed_max_retries):\n", explainRetries, mode, router.MaxRetries())
+		fmt.Fprint(tw, "  retry\t")
+		for n := range explainRetries {
+			fmt.Fprintf(tw, "%d\t", n+1)
+		}
+		fmt.Fprintln(tw)
+		for _, s := range router.Strategies() {
+			fmt.Fprintf(tw, "  %s\t", s.Name())
+			for n := range explainRetries {
+				fmt.Fprintf(tw, "%s\t", boundsText(s, n))
+			}
+			fmt.Fprintln(tw)
+		}
+		return tw.Flush()
+	}
+	f := retry.Failure{Class: cmpClass(class), Message: message}
+	e := router.Explain(f)
+	fmt.Fprintf(w, "failure: class %s", f.Class)
+	if message != "" {
+		fmt.Fprintf(w, ", message %q", message)
+	}
+	fmt.Fprintln(w)
+	if e.Strategy == nil {
+		fmt.Fprintf(w, "decision: never retried (rule %s): the run ends failed\n", e.Rule)
+		return nil
+	}
+	fmt.Fprintf(w, "strategy: %s (rule %s), at most %d retries\n", e.Strategy.Name(), e.Rule, e.MaxRetries)
+	elig := "no"
+	if e.Eligible {
+		elig = "yes"
+	}
+	fmt.Fprintf(w, "eligible in selective mode: %s (rule %s)\n", elig, e.EligibleRule)
+	fmt.Fprintf(w, "mode %s: %s\n", mode, modeVerdict(mode, e))
+	fmt.Fprintln(tw, "  retry\tdelay\t")
+	for n := range explainRetries {
+		note := ""
+		if n >= e.MaxRetries {
+			note = "beyond maxRetries: the run ends failed_max_retries instead"
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%s\n", n+1, boundsText(e.Strategy, n), note)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "An error carrying a Retry-After waits that long instead, capped by the strategy's max delay.")
+	return nil
+}
+
+// cmpClass defaults an empty class to unknown: a message alone is an
+// unclassified error.
+func cmpClass(c retry.Class) retry.Class {
+	if c == "" {
+		return retry.ClassUnknown
+	}
+	return c
+}
+
+// modeVerdict says what the rollout mode does with a failure the router
+// would retry.
+func modeVerdict(mode string, e policy.Explanation) string {
+	switch mode {
+	case "off":
+		return "recorded, not retried (the run ends failed, as before retries)"
+	case "shadow":
+		return "recorded with the decision above marked shadow, not retried"
+	case "selective":
+		if e.Eligible {
+			return "retried as below"
+		}
+		return "not retried: no retryableErrors rule matches (the run ends failed)"
+	}
+	return "retried as below"
+}
+
+// boundsText is retry n+1's delay range, or "never".
+func boundsText(s policy.Strategy, n int) string {
+	lo, hi, ok := s.Bounds(n)
+	if !ok {
+		return "never"
+	}
+	return fmt.Sprintf("%s-%s", roundDelay(lo), roundDelay(hi))
+}
+
+// roundDelay keeps delays readable: milliseconds below a minute, seconds
+// above.
+func roundDelay(d time.Duration) time.Duration {
+	if d >= time.Minute {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
+}

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/journeyretry/journeyretry/retry"
+)
+
+// topErrorsLimit is how many (class, message) pairs the summary lists.
+const topErrorsLimit = 5
+
+// Summary is what the demo and the stats command report. The fields under
+// "database" are read from the store and hold for any database; the demo
+// adds what only the running process knows (sweeper catches, wall time).
+// The JSON keys are the interface for scripts.
+type Summary struct {
+	Database DatabaseSummary `json:"database"`
+	// Process is set by the demo run only.
+	Process *ProcessSummary `json:"process,omitempty"`
+}
+
+// DatabaseSummary is computed from the store: the same numbers whichever
+// process asks.
+type DatabaseSummary struct {
+	// Runs is the number of runs.
+	Runs int `json:"runs"`
+	// ByStatus counts runs in each status; every status is present.
+	ByStatus map[retry.Status]int `json:"byStatus"`
+	// Attempts counts node executions (replays excluded).
+	Attempts int `json:"attempts"`
+	// AttemptsPerRun maps a number of attempts to the runs that took that
+	// many.
+	AttemptsPerRun map[int]int `json:"attemptsPerRun"`
+	// Retries counts failed attempts after which the run was retrying.
+	Retries int `json:"retries"`
+	// RetriesByStrategy and RetriesByClass split Retries by the strategy
+	// that chose the delay and by the error's class.
+	RetriesByStrategy map[string]int      `json:"retriesByStrategy"`
+	RetriesByClass    map[retry.Class]int `json:"retriesByClass"`
+	// Replays counts operator replays (runs retry).
+	Replays int `json:"replays"`
+	// TopErrors are the most frequent (class, message) pairs among failed
+	// attempts.
+	TopErrors []TopError `json:"topErrors"`
+}
+
+// TopError is one row of DatabaseSummary.TopErrors.
+type TopError struct {
+	Class   retry.Class `json:"class"`
+	Message string      `json:"message"`
+	Count   int         `json:"count"`
+}
+
+// ProcessSummary is what only the demo process knows.
+type ProcessSummary struct {
+	Store     string `json:"store"`
+	Scheduler string `json:"scheduler"`
+	Mode      string `json:"mode"`
+	Seed      uint64 `json:"seed"`
+	// Created and Resumed count the runs this invocation created and the
+	// unfinished runs it found and resumed.
+	Created int `json:"created"`
+	Resumed int `json:"resumed"`
+	// SweeperCaught counts runs the sweeper handed over because the
+	// scheduler had missed them (or their lease had expired).
+	SweeperCaught int64 `json:"sweeperCaught"`
+	// WallTimeMs is the time from start to the last run finishing.
+	WallTimeMs int64 `json:"wallTimeMs"`
+}
+
+// inspector is what the summary reads: the store's operator reads plus the
+// attempt history.
+type inspector interface {
+	retry.Inspector
+	Attempts(ctx context.Context, runID string) ([]retry.Attempt, error)
+}
+
+// summarize reads the database summary through the store: run counts and
+// top errors from the Inspector, attempts and retries from each run's
+// attempt history.
+func summarize(ctx context.Context, s inspector) (DatabaseSummary, error) {
+	sum := DatabaseSummary{
+		AttemptsPerRun:    map[int]int{},
+		RetriesByStrategy: map[string]int{},
+		RetriesByClass:    map[retry.Class]int{},
+		TopErrors:         []TopError{},
+	}
+	var err error
+	if sum.ByStatus, err = s.CountByStatus(ctx); err != nil {
+		return sum, fmt.Errorf("count runs: %w", err)
+	}
+	for _, n := range sum.ByStatus {
+		sum.Runs += n
+	}
+	err = eachRun(ctx, s, "", func(r retry.Run) error {
+		as, err := s.Attempts(ctx, r.ID)
+		if err != nil {
+			return fmt.Errorf("attempts of run %s: %w", r.ID, err)
+		}
+		n := 0
+		for _, a := range as {
+			switch {
+			case a.Outcome == retry.OutcomeReplayed:
+				sum.Replays++
+				continue
+			case a.Outcome == retry.OutcomeFailed && a.Status == retry.StatusRetrying:
+				sum.Retries++
+				sum.RetriesByStrategy[a.Decision.Strategy]++
+				sum.RetriesByClass[a.ErrorClass]++
+			}
+			n++
+		}
+		sum.Attempts += n
+		sum.AttemptsPerRun[n]++
+		return nil
+	})
+	if err != nil {
+		return sum, err
+	}
+	top, err := s.TopErrors(ctx, time.UnixMilli(0), time.Now().Add(24*time.Hour), topErrorsLimit)
+	if err != nil {
+		return sum, fmt.Errorf("top errors: %w", err)
+	}
+	for _, e := range top {
+		sum.TopErrors = append(sum.TopErrors, TopError{Class: e.Class, Message: e.Message, Count: e.Count})
+	}
+	return sum, nil
+}
+
+// listPage is the page size of run listings.
+const listPage = 500
+
+// eachRun calls fn for every run in status st ("" for all), in id order.
+func eachRun(ctx context.Context, s retry.Inspector, st retry.Status, fn func(retry.Run) error) error {
+	after := ""
+	for {
+		page, err := s.ListRuns(ctx, retry.RunFilter{Status: st, AfterID: after, Limit: listPage})
+		if err != nil {
+			return fmt.Errorf("list runs: %w", err)
+		}
+		for _, r := range page {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if len(page) < listPage {
+			return nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+// unfinished counts the runs not in a terminal status.
+func unfinished(byStatus map[retry.Status]int) int {
+	n := 0
+	for st, c := range byStatus {
+		if !st.Terminal() {
+			n += c
+		}
+	}
+	return n
+}
+
+// writeSummary prints the summary for people.
+func writeSummary(w io.Writer, s Summary) {
+	d := s.Database
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(w, "Runs by status (%d runs):\n", d.Runs)
+	for _, st := range retry.Statuses {
+		fmt.Fprintf(tw, "  %s\t%d\t\n", st, d.ByStatus[st])
+	}
+	tw.Flush()
+
+	fmt.Fprintf(w, "Attempts per run (%d attempts", d.Attempts)
+	if d.Runs > 0 {
+		fmt.Fprintf(w, ", %.2f per run", float64(d.Attempts)/float64(d.Runs))
+	}
+	fmt.Fprintln(w, "):")
+	for _, k := range sortedKeys(d.AttemptsPerRun) {
+		fmt.Fprintf(tw, "  %d attempts\t%d runs\t\n", k, d.AttemptsPerRun[k])
+	}
+	tw.Flush()
+
+	fmt.Fprintf(w, "Retries by strategy (%d retries):\n", d.Retries)
+	writeCounts(tw, d.RetriesByStrategy)
+	fmt.Fprintln(w, "Retries by error class:")
+	writeCounts(tw, d.RetriesByClass)
+	if d.Replays > 0 {
+		fmt.Fprintf(w, "Operator replays: %d\n", d.Replays)
+	}
+
+	fmt.Fprintln(w, "Top errors:")
+	if len(d.TopErrors) == 0 {
+		fmt.Fprintln(w, "  (none)")
+	}
+	for _, e := range d.TopErrors {
+		fmt.Fprintf(w, "  %5d  %-22s %s\n", e.Count, e.Class, e.Message)
+	}
+	if p := s.Process; p != nil {
+		fmt.Fprintf(w, "Sweeper caught: %d runs\n", p.SweeperCaught)
+		fmt.Fprintf(w, "Wall time: %s\n", (time.Duration(p.WallTimeMs) * time.Millisecond).Round(10*time.Millisecond))
+	}
+}
+
+// writeCounts prints a count table, largest first, or "(none)".
+func writeCounts[K ~string](tw *tabwriter.Writer, m map[K]int) {
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	if len(keys) == 0 {
+		fmt.Fprintln(tw, "  (none)\t")
+	}
+	for _, k := range keys {
+		fmt.Fprintf(tw, "  %s\t%d\t\n", k, m[k])
+	}
+	tw.Flush()
+}
+
+func sortedKeys(m map[int]int) []int {
+	keys := make([]int, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	return keys
+}
+
+// oneLine keeps a message on one line for tables.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
