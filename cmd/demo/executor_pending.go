@@ -16,7 +16,19 @@ type executorConfig struct {
 	SweepSpec string        `json:"sweepSpec"`
 }
 
-func (c executorConfig) Validate() error { return nil }
+func (c executorConfig) Validate() error {
+	switch {
+	case c.Mode != "off" && c.Mode != "shadow" && c.Mode != "selective" && c.Mode != "full":
+		return errors.New("mode: want off, shadow, selective or full")
+	case c.Workers < 1:
+		return errors.New("workers: want at least 1")
+	case c.Lease <= 0:
+		return errors.New("lease: want > 0")
+	case len(c.SweepSpec) < 1 || c.SweepSpec[0] != '@':
+		return errors.New("sweepSpec: bad cron spec")
+	}
+	return nil
+}
 
 func demoExecutorConfig() executorConfig {
 	return executorConfig{Mode: "full", Workers: 8, Lease: 5 * time.Second, SweepSpec: "@every 1s"}

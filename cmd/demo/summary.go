@@ -170,10 +170,10 @@ func unfinished(byStatus map[retry.Status]int) int {
 // writeSummary prints the summary for people.
 func writeSummary(w io.Writer, s Summary) {
 	d := s.Database
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "Runs by status (%d runs):\n", d.Runs)
 	for _, st := range retry.Statuses {
-		fmt.Fprintf(tw, "  %s\t%d\t\n", st, d.ByStatus[st])
+		fmt.Fprintf(tw, "  %s\t%6d\n", st, d.ByStatus[st])
 	}
 	tw.Flush()
 
@@ -183,7 +183,7 @@ func writeSummary(w io.Writer, s Summary) {
 	}
 	fmt.Fprintln(w, "):")
 	for _, k := range sortedKeys(d.AttemptsPerRun) {
-		fmt.Fprintf(tw, "  %d attempts\t%d runs\t\n", k, d.AttemptsPerRun[k])
+		fmt.Fprintf(tw, "  %2d attempts\t%6d runs\n", k, d.AttemptsPerRun[k])
 	}
 	tw.Flush()
 
@@ -221,10 +221,10 @@ func writeCounts[K ~string](tw *tabwriter.Writer, m map[K]int) {
 		return keys[i] < keys[j]
 	})
 	if len(keys) == 0 {
-		fmt.Fprintln(tw, "  (none)\t")
+		fmt.Fprintln(tw, "  (none)")
 	}
 	for _, k := range keys {
-		fmt.Fprintf(tw, "  %s\t%d\t\n", k, m[k])
+		fmt.Fprintf(tw, "  %s\t%6d\n", k, m[k])
 	}
 	tw.Flush()
 }
