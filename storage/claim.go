@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/uptrace/bun"
-
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -37,9 +35,9 @@ func (s *Store) ClaimRun(ctx context.Context, id, worker string, now time.Time, 
 	}
 	until := ms(now.Add(lease))
 	var run retry.Run
-	err := s.write(ctx, "claim run", func(ctx context.Context, tx bun.Tx) error {
-		r, ok, err := queryRun(ctx, tx, `UPDATE journey_runs SET `+claimSet+`
-WHERE id = ? AND `+claimable+` RETURNING `+runColumns,
+	err := s.write(ctx, "claim run", func(ctx context.Context, tx queryer) error {
+		r, ok, err := s.writeRun(ctx, tx, id, `UPDATE journey_runs SET `+claimSet+`
+WHERE id = ? AND `+claimable,
 			newToken()+".", worker, until, until, datetime(now), id, ms(now))
 		if err != nil || ok {
 			run = r
@@ -82,7 +80,7 @@ UPDATE journey_runs SET ` + claimSet + ` FROM due WHERE id = due.due_id RETURNIN
 		args = append([]any{ms(now), limit}, set...)
 	}
 	var runs []retry.Run
-	err := s.write(ctx, "claim due", func(ctx context.Context, tx bun.Tx) error {
+	err := s.write(ctx, "claim due", func(ctx context.Context, tx queryer) error {
 		var err error
 		runs, err = queryRuns(ctx, tx, query, args...)
 		return err
@@ -99,7 +97,7 @@ func (s *Store) ExtendLease(ctx context.Context, c retry.Claim, now time.Time, l
 		return retry.Claim{}, fmt.Errorf("extend lease of %s: %w", c.RunID, err)
 	}
 	until := now.Add(lease).Truncate(time.Millisecond).UTC()
-	err := s.write(ctx, "extend lease", func(ctx context.Context, tx bun.Tx) error {
+	err := s.write(ctx, "extend lease", func(ctx context.Context, tx queryer) error {
 		res, err := tx.ExecContext(ctx, `UPDATE journey_runs SET lease_expires_at = ?, due_at = ?, updated_at = ?
 WHERE `+heldBy, ms(until), ms(until), datetime(now), c.RunID, c.Token, ms(now))
 		if err != nil {
@@ -126,7 +124,7 @@ func (s *Store) Release(ctx context.Context, c retry.Claim, now time.Time) error
 	if err := checkClaim(c, now); err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
-	return s.write(ctx, "release", func(ctx context.Context, tx bun.Tx) error {
+	return s.write(ctx, "release", func(ctx context.Context, tx queryer) error {
 		res, err := tx.ExecContext(ctx, `UPDATE journey_runs SET `+releaseSet+`, due_at = ?, updated_at = ?
 WHERE `+heldBy, ms(now), datetime(now), c.RunID, c.Token, ms(now))
 		if err != nil {

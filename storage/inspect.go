@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/uptrace/bun"
-
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -184,9 +182,9 @@ func (s *Store) Replay(ctx context.Context, id string, now time.Time) (retry.Run
 	}
 	const replayable = `id = ? AND status IN ('failed', 'failed_max_retries')`
 	var run retry.Run
-	err := s.write(ctx, "replay", func(ctx context.Context, tx bun.Tx) error {
+	err := s.write(ctx, "replay", func(ctx context.Context, tx queryer) error {
 		// An empty node id records the node the run restarts at.
-		ok, err := insertAttempt(ctx, tx, attempt{finished: now, outcome: retry.OutcomeReplayed,
+		ok, err := s.insertAttempt(ctx, tx, attempt{finished: now, outcome: retry.OutcomeReplayed,
 			statusExpr: `'retrying'`}, replayable, id)
 		if err != nil {
 			return err
@@ -200,9 +198,9 @@ func (s *Store) Replay(ctx context.Context, id string, now time.Time) (retry.Run
 			}
 			return fmt.Errorf("run %s: %w", id, retry.ErrNotReplayable)
 		}
-		r, _, err := queryRun(ctx, tx, `UPDATE journey_runs SET status = 'retrying', retry_count = 0,
+		r, _, err := s.writeRun(ctx, tx, id, `UPDATE journey_runs SET status = 'retrying', retry_count = 0,
 	next_retry_at = ?, due_at = ?, last_delay_ms = 0, attempt_count = attempt_count + 1, updated_at = ?, `+releaseSet+`
-WHERE id = ? RETURNING `+runColumns, ms(now), ms(now), datetime(now), id)
+WHERE id = ?`, ms(now), ms(now), datetime(now), id)
 		run = r
 		return err
 	})

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/uptrace/bun"
-
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -38,8 +36,8 @@ func (s *Store) CompleteNode(ctx context.Context, c retry.Claim, ns retry.NodeSu
 	args := append([]any{ns.NodeID, output, string(status), datetime(now)}, setArgs...)
 	args = append(args, c.RunID, c.Token, ms(now))
 	var run retry.Run
-	err := s.write(ctx, "complete node", func(ctx context.Context, tx bun.Tx) error {
-		ok, err := insertAttempt(ctx, tx, attempt{
+	err := s.write(ctx, "complete node", func(ctx context.Context, tx queryer) error {
+		ok, err := s.insertAttempt(ctx, tx, attempt{
 			nodeID: ns.NodeID, started: ns.StartedAt, finished: now,
 			outcome: retry.OutcomeSucceeded, statusExpr: "'" + string(status) + "'",
 		}, heldBy, c.RunID, c.Token, ms(now))
@@ -49,11 +47,11 @@ func (s *Store) CompleteNode(ctx context.Context, c retry.Claim, ns retry.NodeSu
 		if !ok {
 			return lostOrMissing(ctx, tx, c)
 		}
-		r, ok, err := queryRun(ctx, tx, `UPDATE journey_runs SET context = `+s.setOutput()+`,
+		r, ok, err := s.writeRun(ctx, tx, c.RunID, `UPDATE journey_runs SET context = `+s.setOutput()+`,
 	status = ?, retry_count = 0, last_delay_ms = 0, attempt_count = attempt_count + 1, updated_at = ?, `+set+`
-WHERE `+heldBy+` RETURNING `+runColumns, args...)
+WHERE `+heldBy, args...)
 		if err == nil && !ok { // the claim was lost between the two statements (PostgreSQL)
-			err = fmt.Errorf("run %s: %w", c.RunID, retry.ErrLostClaim)
+			err = dirty(fmt.Errorf("run %s: %w", c.RunID, retry.ErrLostClaim))
 		}
 		run = r
 		return err
@@ -107,8 +105,8 @@ func (s *Store) RecordFailure(ctx context.Context, c retry.Claim, f retry.Failur
 	st := failedStatus(f)
 	retrying := `(` + st + `) = 'retrying'`
 	var run retry.Run
-	err := s.write(ctx, "record failure", func(ctx context.Context, tx bun.Tx) error {
-		ok, err := insertAttempt(ctx, tx, attempt{
+	err := s.write(ctx, "record failure", func(ctx context.Context, tx queryer) error {
+		ok, err := s.insertAttempt(ctx, tx, attempt{
 			nodeID: f.NodeID, started: f.StartedAt, finished: now, outcome: retry.OutcomeFailed,
 			class: class, message: f.Message, decision: f.Decision, shadow: f.Shadow, statusExpr: st,
 		}, heldBy, c.RunID, c.Token, ms(now))
@@ -118,18 +116,18 @@ func (s *Store) RecordFailure(ctx context.Context, c retry.Claim, f retry.Failur
 		if !ok {
 			return lostOrMissing(ctx, tx, c)
 		}
-		r, ok, err := queryRun(ctx, tx, `UPDATE journey_runs SET status = `+st+`,
+		r, ok, err := s.writeRun(ctx, tx, c.RunID, `UPDATE journey_runs SET status = `+st+`,
 	retry_count = retry_count + CASE WHEN `+retrying+` THEN 1 ELSE 0 END,
 	next_retry_at = CASE WHEN `+retrying+` THEN ? ELSE next_retry_at END,
 	last_delay_ms = CASE WHEN `+retrying+` THEN ? ELSE last_delay_ms END,
 	due_at = CASE WHEN `+retrying+` THEN ? ELSE NULL END,
 	last_error_message = ?, last_error_class = ?, last_error_timestamp = ?,
 	attempt_count = attempt_count + 1, updated_at = ?, `+releaseSet+`
-WHERE `+heldBy+` RETURNING `+runColumns,
+WHERE `+heldBy,
 			ms(now.Add(f.Decision.Delay)), f.Decision.Delay.Milliseconds(), ms(now.Add(f.Decision.Delay)),
 			truncate(f.Message), string(class), ms(now), datetime(now), c.RunID, c.Token, ms(now))
-		if err == nil && !ok {
-			err = fmt.Errorf("run %s: %w", c.RunID, retry.ErrLostClaim)
+		if err == nil && !ok { // the claim was lost between the two statements (PostgreSQL)
+			err = dirty(fmt.Errorf("run %s: %w", c.RunID, retry.ErrLostClaim))
 		}
 		run = r
 		return err

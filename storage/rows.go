@@ -218,3 +218,23 @@ func affected(res sql.Result) (bool, error) {
 	n, err := res.RowsAffected()
 	return n > 0, err
 }
+
+// writeRun runs stmt, a statement that writes run id at most (an INSERT or
+// an UPDATE), and returns the run as written; ok is false when it wrote
+// nothing. PostgreSQL returns the row with RETURNING. SQLite reads it
+// back instead: it implements RETURNING as a trigger, which makes every
+// statement copy the pages it touches to a statement journal, and the
+// writer's own read after its write is as atomic there.
+func (s *Store) writeRun(ctx context.Context, tx queryer, id, stmt string, args ...any) (r retry.Run, ok bool, err error) {
+	if s.pg {
+		return queryRun(ctx, tx, stmt+" RETURNING "+runColumns, args...)
+	}
+	res, err := tx.ExecContext(ctx, stmt, args...)
+	if err != nil {
+		return retry.Run{}, false, err
+	}
+	if ok, err := affected(res); err != nil || !ok {
+		return retry.Run{}, false, err
+	}
+	return queryRun(ctx, tx, `SELECT `+runColumns+` FROM journey_runs WHERE id = ?`, id)
+}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/uptrace/bun"
 
 	"github.com/journeyretry/journeyretry/retry"
 )
@@ -45,12 +44,12 @@ func (s *Store) Create(ctx context.Context, nr retry.NewRun, now time.Time) (ret
 		lease = sql.Null[any]{V: due, Valid: true}
 	}
 	var run retry.Run
-	err = s.write(ctx, "create run", func(ctx context.Context, tx bun.Tx) error {
-		r, ok, err := queryRun(ctx, tx, `INSERT INTO journey_runs (id, journey_id, journey_version, status,
+	err = s.write(ctx, "create run", func(ctx context.Context, tx queryer) error {
+		r, ok, err := s.writeRun(ctx, tx, id, `INSERT INTO journey_runs (id, journey_id, journey_version, status,
 	current_node_id, context, retry_count, max_retries, retry_enabled, last_delay_ms, attempt_count,
 	claim_token, claimed_by, lease_expires_at, due_at, created_at, updated_at)
 VALUES (?, ?, ?, 'in_progress', ?, ?, 0, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (id) DO NOTHING RETURNING `+runColumns,
+ON CONFLICT (id) DO NOTHING`,
 			id, nr.JourneyID, nr.JourneyVersion, nr.StartNodeID, string(runCtx), nr.MaxRetries, !nr.DisableRetry,
 			nullable(token), nullable(worker), nullable(lease), due, datetime(now), datetime(now))
 		if err == nil && !ok {
@@ -161,7 +160,7 @@ type attempt struct {
 // insertAttempt appends a to the history of the run where cond (with
 // condArgs) holds, and reports whether it did: false means the run does not
 // exist or the condition (the claim) does not hold, and nothing changed.
-func insertAttempt(ctx context.Context, tx bun.Tx, a attempt, cond string, condArgs ...any) (bool, error) {
+func (s *Store) insertAttempt(ctx context.Context, tx queryer, a attempt, cond string, condArgs ...any) (bool, error) {
 	var started any
 	if !a.started.IsZero() {
 		started = ms(a.started)
@@ -179,13 +178,44 @@ func insertAttempt(ctx context.Context, tx bun.Tx, a attempt, cond string, condA
 	if a.decision.Rule != "" {
 		rule = a.decision.Rule
 	}
-	args := append([]any{a.nodeID, started, ms(a.finished), string(a.outcome), class, msg,
-		a.decision.Retry, a.decision.Delay.Milliseconds(), strat, rule, a.decision.Exhausted, a.shadow}, condArgs...)
-	res, err := tx.ExecContext(ctx, `INSERT INTO journey_run_attempts (`+attemptColumns+`)
-SELECT id, attempt_count + 1, COALESCE(NULLIF(?, ''), current_node_id, ''), retry_count + 1, claimed_by, claim_token, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, `+a.statusExpr+`
-FROM journey_runs WHERE `+cond, args...)
+	values := []any{started, ms(a.finished), string(a.outcome), class, msg,
+		a.decision.Retry, a.decision.Delay.Milliseconds(), strat, rule, a.decision.Exhausted, a.shadow}
+	// The run's part: its id, attempt numbers, worker, token and status after.
+	const fromRun = `id, attempt_count + 1, COALESCE(NULLIF(?, ''), current_node_id, ''), retry_count + 1, claimed_by, claim_token`
+	if s.pg {
+		res, err := tx.ExecContext(ctx, `INSERT INTO journey_run_attempts (`+attemptColumns+`)
+SELECT `+fromRun+`, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, `+a.statusExpr+` FROM journey_runs WHERE `+cond,
+			append(append([]any{a.nodeID}, values...), condArgs...)...)
+		if err != nil {
+			return false, fmt.Errorf("append attempt: %w", err)
+		}
+		return affected(res)
+	}
+	// SQLite: read the run's part, then insert one row of values. An
+	// INSERT ... SELECT may write many rows, so SQLite would copy every
+	// page it touches to a statement journal; the single writer makes the
+	// read and the write one atomic step anyway.
+	rows, err := tx.QueryContext(ctx, `SELECT `+fromRun+`, `+a.statusExpr+` FROM journey_runs WHERE `+cond,
+		append([]any{a.nodeID}, condArgs...)...)
 	if err != nil {
 		return false, fmt.Errorf("append attempt: %w", err)
 	}
-	return affected(res)
+	run, dest := make([]any, 7), make([]any, 7)
+	for i := range dest {
+		dest[i] = &run[i]
+	}
+	found := rows.Next()
+	if found {
+		err = rows.Scan(dest...)
+	}
+	err = cmpErr(err, cmpErr(rows.Err(), rows.Close()))
+	if err != nil || !found {
+		return false, err
+	}
+	args := append(append(run[:6:6], values...), run[6])
+	if _, err := tx.ExecContext(ctx, `INSERT INTO journey_run_attempts (`+attemptColumns+`)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
+		return false, fmt.Errorf("append attempt: %w", err)
+	}
+	return true, nil
 }

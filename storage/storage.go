@@ -144,6 +144,7 @@ type Store struct {
 	closed atomic.Bool
 	ops    chan *writeOp
 	done   chan struct{} // closed when the writer goroutine returns
+	stmts  sync.Map      // SQLite: query text to its statement prepared on db
 }
 
 var (

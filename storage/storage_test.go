@@ -51,4 +51,3 @@ func TestConformanceSQLiteMemory(t *testing.T) {
 func TestConformancePostgres(t *testing.T) {
 	storetest.Run(t, factory(func(t *testing.T) string { return pgtest.DSN(t) }))
 }
-

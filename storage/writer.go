@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/uptrace/bun"
@@ -13,7 +15,7 @@ import (
 // the shared transaction and stores its result where its caller reads it
 // after done delivers.
 type writeOp struct {
-	fn   func(ctx context.Context, tx bun.Tx) error
+	fn   func(ctx context.Context, tx queryer) error
 	done chan error
 }
 
@@ -22,7 +24,7 @@ type writeOp struct {
 // an error it found by reading (a lost claim): other writes share its
 // transaction. A caller whose ctx ends stops waiting, but a write already
 // queued may still commit.
-func (s *Store) write(ctx context.Context, op string, fn func(ctx context.Context, tx bun.Tx) error) error {
+func (s *Store) write(ctx context.Context, op string, fn func(ctx context.Context, tx queryer) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -75,50 +77,79 @@ func (s *Store) writer() {
 }
 
 // runBatch runs batch in one transaction and answers every op after the
-// commit. Statements use a background context: cancelling one caller must
-// not interrupt a transaction that others share.
+// commit. An op that fails cleanly (it found by reading that it must not
+// write: a lost claim, a missing run) wrote nothing, so the others go on
+// without it. An op that fails after writing ([dirty]), or with a database
+// error, rolls the transaction back, and then every op of the batch runs
+// again alone, so that its failure reaches only its own caller. This costs
+// less than a SAVEPOINT around every op, which on SQLite copies each page
+// the op touches to a statement journal.
 func (s *Store) runBatch(batch []*writeOp) {
-	ctx := context.Background()
-	errs := make([]error, len(batch))
-	answer := func(all error) {
-		for i, w := range batch {
-			w.done <- cmpErr(errs[i], all)
+	errs, err := s.runTx(batch)
+	if errors.Is(err, errReplay) {
+		for _, w := range batch {
+			errs, err := s.runTx([]*writeOp{w})
+			w.done <- cmpErr(errs[0], err)
 		}
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		answer(err)
 		return
 	}
-	if len(batch) == 1 {
-		// Alone in the transaction: no savepoint needed.
-		if errs[0] = batch[0].fn(ctx, tx); errs[0] != nil {
-			_ = tx.Rollback()
-			answer(nil)
-			return
-		}
-	} else {
-		for i, w := range batch {
-			if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
-				_ = tx.Rollback()
-				answer(err)
-				return
-			}
-			var err error
-			if errs[i] = w.fn(ctx, tx); errs[i] != nil {
-				_, err = tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT op")
-			}
-			if err == nil {
-				_, err = tx.ExecContext(ctx, "RELEASE SAVEPOINT op")
-			}
-			if err != nil {
-				_ = tx.Rollback()
-				answer(err)
-				return
-			}
+	for i, w := range batch {
+		w.done <- cmpErr(errs[i], err)
+	}
+}
+
+// errReplay: runTx rolled back a batch of several ops for one op's failure.
+var errReplay = errors.New("replay the batch one op at a time")
+
+// dirtyError marks an op's error found after the op wrote: its transaction
+// must be rolled back.
+type dirtyError struct{ error }
+
+func (e dirtyError) Unwrap() error { return e.error }
+
+// dirty marks err as found after writing.
+func dirty(err error) error { return dirtyError{err} }
+
+// clean reports whether err left the transaction as it was.
+func clean(err error) bool {
+	if _, ok := errors.AsType[dirtyError](err); ok {
+		return false
+	}
+	for _, e := range []error{retry.ErrLostClaim, retry.ErrNotFound, retry.ErrNotClaimable, retry.ErrNotReplayable, retry.ErrInvalidArgument} {
+		if errors.Is(err, e) {
+			return true
 		}
 	}
-	answer(tx.Commit())
+	return false
+}
+
+// runTx runs ops in one transaction and commits it. Statements use a
+// background context: cancelling one caller must not interrupt a
+// transaction that others share. errs holds each op's clean error; err is
+// the transaction's (or errReplay).
+func (s *Store) runTx(ops []*writeOp) (errs []error, err error) {
+	ctx := context.Background()
+	errs = make([]error, len(ops))
+	btx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return errs, err
+	}
+	tx := s.writeTx(btx)
+	defer s.prepareNew(ctx, tx)
+	for i, w := range ops {
+		if errs[i] = w.fn(ctx, tx); errs[i] == nil || clean(errs[i]) {
+			continue
+		}
+		_ = btx.Rollback()
+		if len(ops) > 1 {
+			return errs, errReplay
+		}
+		if d, ok := errors.AsType[dirtyError](errs[0]); ok {
+			errs[0] = d.error
+		}
+		return errs, nil
+	}
+	return errs, btx.Commit()
 }
 
 // cmpErr returns op's own error if it has one, else the batch's.
@@ -127,4 +158,66 @@ func cmpErr(op, all error) error {
 		return op
 	}
 	return all
+}
+
+// writeTx wraps the writer's transaction. On SQLite its statements run as
+// statements prepared once on the writer's connection and reused: parsing
+// would otherwise cost as much as executing. On PostgreSQL bun formats the
+// arguments into the query, as everywhere else.
+func (s *Store) writeTx(tx bun.Tx) queryer {
+	if s.pg {
+		return tx
+	}
+	return &preparedTx{s: s, tx: tx}
+}
+
+// preparedTx runs each query through the store's prepared statement for
+// it. A query not prepared yet is prepared in the transaction this time,
+// and on the connection (which the transaction holds until it ends) by
+// prepareNew after it.
+type preparedTx struct {
+	s     *Store
+	tx    bun.Tx
+	fresh []string
+}
+
+func (p *preparedTx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := p.s.stmts.Load(query); ok {
+		return p.tx.Tx.StmtContext(ctx, st.(*sql.Stmt)), nil
+	}
+	p.fresh = append(p.fresh, query)
+	return p.tx.Tx.PrepareContext(ctx, query)
+}
+
+// prepareNew prepares, on the writer's connection, the queries the
+// transaction met for the first time.
+func (s *Store) prepareNew(ctx context.Context, tx queryer) {
+	p, ok := tx.(*preparedTx)
+	if !ok {
+		return
+	}
+	for _, q := range p.fresh {
+		if _, ok := s.stmts.Load(q); ok {
+			continue
+		}
+		if st, err := s.db.DB.PrepareContext(ctx, q); err == nil {
+			s.stmts.Store(q, st)
+		}
+	}
+}
+
+func (p *preparedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := p.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (p *preparedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := p.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
 }
