@@ -1,0 +1,261 @@
+package storage_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/journeyretry/journeyretry/retry"
+	"github.com/journeyretry/journeyretry/storage"
+	"github.com/journeyretry/journeyretry/storage/pgtest"
+)
+
+// dialects lists the databases the store's own tests run on.
+var dialects = map[string]func(t *testing.T) string{
+	"sqlite":   sqliteFile,
+	"postgres": func(t *testing.T) string { return pgtest.DSN(t) },
+}
+
+// openRaw opens a store without migrating it.
+func openRaw(t *testing.T, dsn string) *storage.Store {
+	t.Helper()
+	s, err := storage.Open(t.Context(), storage.Config{DSN: dsn})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// loadLegacy creates the legacy table and rows of testdata/legacy.sql.
+func loadLegacy(t *testing.T, s *storage.Store, pg bool) {
+	t.Helper()
+	b, err := os.ReadFile("testdata/legacy.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := string(b)
+	if pg { // PostgreSQL has no DATETIME; the legacy text goes in TEXT
+		script = strings.ReplaceAll(script, "DATETIME", "TEXT")
+	}
+	for _, stmt := range strings.Split(script, ";") {
+		if strings.TrimSpace(stripComments(stmt)) == "" {
+			continue
+		}
+		if _, err := s.DB().ExecContext(t.Context(), stmt); err != nil {
+			t.Fatalf("legacy.sql: %v", err)
+		}
+	}
+}
+
+func stripComments(s string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "--") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func columns(t *testing.T, s *storage.Store, table string) []string {
+	t.Helper()
+	var cols []string
+	q := `SELECT name FROM pragma_table_info('` + table + `')`
+	if s.DB().Dialect().Name().String() == "pg" {
+		q = `SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = '` + table + `'`
+	}
+	if err := s.DB().NewRaw(q).Scan(t.Context(), &cols); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(cols)
+	return cols
+}
+
+func TestMigrateLegacy(t *testing.T) {
+	for name, newDSN := range dialects {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			s := openRaw(t, newDSN(t))
+			loadLegacy(t, s, name == "postgres")
+			for range 2 { // the second run is a no-op
+				if err := s.Migrate(ctx); err != nil {
+					t.Fatalf("Migrate: %v", err)
+				}
+			}
+			var applied int
+			if err := s.DB().NewRaw(`SELECT COUNT(*) FROM journeyretry_migrations`).Scan(ctx, &applied); err != nil {
+				t.Fatal(err)
+			}
+			if applied != 2 {
+				t.Fatalf("%d migrations recorded after migrating twice; want 2", applied)
+			}
+			want := map[string]struct {
+				journey, node string
+				status        retry.Status
+				created       time.Time
+				patient       string
+			}{
+				"legacy-1": {"onboarding", "send_email", retry.StatusInProgress, time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC), "p-1"},
+				"legacy-2": {"onboarding", "", retry.StatusCompleted, time.Date(2024, 5, 1, 11, 0, 0, 0, time.UTC), "p-2"},
+				"legacy-3": {"reminders", "call_api", retry.StatusFailed, time.Date(2024, 5, 2, 9, 15, 0, 0, time.UTC), ""},
+			}
+			for id, w := range want {
+				r, err := s.Get(ctx, id)
+				if err != nil {
+					t.Fatalf("Get(%s): %v", id, err)
+				}
+				if r.JourneyID != w.journey || r.CurrentNodeID != w.node || r.Status != w.status || !r.CreatedAt.Equal(w.created) ||
+					r.RetryCount != 0 || r.MaxRetries != 3 || !r.RetryEnabled || r.LastErrorMessage != "" || !r.NextRetryAt.IsZero() {
+					t.Fatalf("legacy row %s after migration: %+v; want %+v with retry_count 0, max_retries 3, retry_enabled", id, r, w)
+				}
+				var patient *string
+				if err := s.DB().NewRaw(`SELECT patient_ref FROM journey_runs WHERE id = ?`, id).Scan(ctx, &patient); err != nil {
+					t.Fatal(err)
+				}
+				if got := deref(patient); got != w.patient {
+					t.Fatalf("%s: patient_ref %q after migration; want %q untouched", id, got, w.patient)
+				}
+			}
+			// The legacy run left in flight is adopted: claimable at once.
+			runs, err := s.ClaimDue(ctx, "w", time.Now(), time.Minute, 10)
+			if err != nil || len(runs) != 1 || runs[0].ID != "legacy-1" || runs[0].CurrentNodeID != "send_email" {
+				t.Fatalf("ClaimDue after migration = %v, %v; want legacy-1 at send_email", runs, err)
+			}
+			// A fresh database ends with the same schema, but for patient_ref.
+			fresh := open(t, newDSN(t))
+			got := slices.DeleteFunc(columns(t, s, "journey_runs"), func(c string) bool { return c == "patient_ref" })
+			if want := columns(t, fresh, "journey_runs"); !slices.Equal(got, want) {
+				t.Fatalf("migrated legacy columns %v; fresh %v", got, want)
+			}
+		})
+	}
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func TestMigrateDown(t *testing.T) {
+	for name, newDSN := range dialects {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			s := openRaw(t, newDSN(t))
+			loadLegacy(t, s, name == "postgres")
+			if err := s.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			r, err := s.Create(ctx, retry.NewRun{ID: "new", JourneyID: "j", StartNodeID: "a", MaxRetries: 3, Worker: "w", Lease: time.Minute}, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := retry.FailureRecord{NodeID: "a", Message: "boom", FinishedAt: now, Decision: retry.Decision{Retry: true, Delay: time.Hour}}
+			if _, err := s.RecordFailure(ctx, r.Claim(), f); err != nil {
+				t.Fatal(err)
+			}
+			before := columns(t, s, "journey_runs")
+			err = s.MigrateDown(ctx)
+			if !errors.Is(err, storage.ErrDowngradeBlocked) || !strings.Contains(err.Error(), `1 "retrying"`) {
+				t.Fatalf("MigrateDown with a retrying run: %v; want ErrDowngradeBlocked naming it", err)
+			}
+			if got := columns(t, s, "journey_runs"); !slices.Equal(got, before) {
+				t.Fatalf("a refused MigrateDown changed the columns: %v; want %v", got, before)
+			}
+			// End the run the legacy schema would not understand.
+			r, err = s.ClaimRun(ctx, "new", "w", now.Add(time.Hour), time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Decision, f.FinishedAt = retry.Decision{}, now.Add(time.Hour)
+			if _, err := s.RecordFailure(ctx, r.Claim(), f); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.MigrateDown(ctx); err != nil {
+				t.Fatalf("MigrateDown: %v", err)
+			}
+			want := []string{"created_at", "current_node_id", "id", "journey_id", "patient_ref", "status", "updated_at"}
+			if got := columns(t, s, "journey_runs"); !slices.Equal(got, want) {
+				t.Fatalf("columns after MigrateDown %v; want the legacy ones %v", got, want)
+			}
+			if got := columns(t, s, "journey_run_attempts"); len(got) != 0 {
+				t.Fatalf("journey_run_attempts still has columns %v", got)
+			}
+			var n int
+			if err := s.DB().NewRaw(`SELECT COUNT(*) FROM journey_runs WHERE patient_ref IN ('p-1', 'p-2')`).Scan(ctx, &n); err != nil || n != 2 {
+				t.Fatalf("legacy rows after MigrateDown: %d, %v; want 2", n, err)
+			}
+			// And up again.
+			if err := s.Migrate(ctx); err != nil {
+				t.Fatalf("Migrate after MigrateDown: %v", err)
+			}
+			if got, err := s.Get(ctx, "legacy-3"); err != nil || got.MaxRetries != 3 {
+				t.Fatalf("Get after migrating up again: %+v, %v", got, err)
+			}
+		})
+	}
+}
+
+func TestInvalidStatusInRow(t *testing.T) {
+	for name, newDSN := range dialects {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			s := open(t, newDSN(t))
+			if _, err := s.DB().ExecContext(ctx, `INSERT INTO journey_runs (id, journey_id, status, current_node_id, due_at)
+VALUES ('bad', 'j', 'Retrying', 'a', 0)`); err != nil {
+				t.Fatal(err)
+			}
+			_, err := s.Get(ctx, "bad")
+			if !errors.Is(err, retry.ErrInvalidStatus) || !strings.Contains(err.Error(), `"Retrying"`) {
+				t.Fatalf("Get of a row with status Retrying: %v; want ErrInvalidStatus quoting it", err)
+			}
+			_, err = s.CountByStatus(ctx)
+			if !errors.Is(err, retry.ErrInvalidStatus) {
+				t.Fatalf("CountByStatus: %v; want ErrInvalidStatus", err)
+			}
+			_, err = s.ListRuns(ctx, retry.RunFilter{})
+			if !errors.Is(err, retry.ErrInvalidStatus) {
+				t.Fatalf("ListRuns: %v; want ErrInvalidStatus", err)
+			}
+			if runs, err := s.ClaimDue(ctx, "w", time.Now(), time.Minute, 10); err != nil || len(runs) != 0 {
+				t.Fatalf("ClaimDue handed out %v, %v; want nothing", runs, err)
+			}
+		})
+	}
+}
+
+func TestConfig(t *testing.T) {
+	for _, tc := range []struct {
+		cfg   storage.Config
+		field string
+	}{
+		{storage.Config{}, "dsn"},
+		{storage.Config{DSN: "x.db", BusyTimeout: -time.Second}, "busy_timeout"},
+		{storage.Config{DSN: "x.db", Synchronous: "sometimes"}, "synchronous"},
+		{storage.Config{DSN: "x.db", ReadConns: -1}, "read_conns"},
+		{storage.Config{DSN: "x.db", MaxBatch: -1}, "max_batch"},
+	} {
+		err := tc.cfg.Validate()
+		if !errors.Is(err, retry.ErrInvalidArgument) || !strings.HasPrefix(err.Error(), tc.field+":") {
+			t.Errorf("Validate(%+v) = %v; want an error naming %s", tc.cfg, err, tc.field)
+		}
+		if _, err := storage.Open(t.Context(), tc.cfg); err == nil {
+			t.Errorf("Open(%+v) succeeded", tc.cfg)
+		}
+	}
+	if err := (storage.Config{DSN: "x.db"}).Validate(); err != nil {
+		t.Errorf("Validate of a bare DSN: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := storage.Open(ctx, storage.Config{DSN: "postgres://nobody@127.0.0.1:1/none?sslmode=disable"}); err == nil {
+		t.Error("Open of an unreachable PostgreSQL succeeded")
+	}
+}
