@@ -97,8 +97,9 @@ type Config struct {
 	// Synchronous (SQLite) is OFF, NORMAL or FULL; default
 	// [SynchronousDefault].
 	Synchronous string `json:"synchronous"`
-	// ReadConns is the number of connections that serve reads (SQLite
-	// files) or all statements (PostgreSQL); default [ReadConnsDefault].
+	// ReadConns is the number of connections that serve reads; on
+	// PostgreSQL also the number of writer goroutines, each batching
+	// writes into transactions of its own. Default [ReadConnsDefault].
 	ReadConns int `json:"read_conns"`
 	// MaxBatch bounds the writes that share one transaction; 1 disables
 	// group commit. Default [MaxBatchDefault].
@@ -143,7 +144,7 @@ type Store struct {
 	mu     sync.RWMutex // held to read closed and send on ops; Close takes it to close ops
 	closed atomic.Bool
 	ops    chan *writeOp
-	done   chan struct{} // closed when the writer goroutine returns
+	done   chan struct{} // closed when every writer goroutine returned
 	stmts  sync.Map      // SQLite: query text to its statement prepared on db
 }
 
@@ -174,15 +175,25 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.closeDBs()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	go s.writer()
+	// SQLite has one writer; PostgreSQL takes concurrent transactions, and
+	// round trips, not commits, bound one writer there.
+	writers := 1
+	if s.pg {
+		writers = cfg.ReadConns
+	}
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(s.writer)
+	}
+	go func() { wg.Wait(); close(s.done) }()
 	return s, nil
 }
 
 func (s *Store) openPostgres(dsn string, cfg Config) error {
 	connector := pgdriver.NewConnector(pgdriver.WithDSN(dsn))
 	sqldb := sql.OpenDB(connector)
-	sqldb.SetMaxOpenConns(cfg.ReadConns + 1)
-	sqldb.SetMaxIdleConns(cfg.ReadConns + 1)
+	sqldb.SetMaxOpenConns(2 * cfg.ReadConns) // the writers' and the readers'
+	sqldb.SetMaxIdleConns(2 * cfg.ReadConns)
 	s.db = bun.NewDB(sqldb, pgdialect.New())
 	s.rdb = s.db
 	return nil

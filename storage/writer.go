@@ -55,7 +55,6 @@ func (s *Store) write(ctx context.Context, op string, fn func(ctx context.Contex
 // writer runs queued writes until Close closes the queue: each turn takes
 // every write already waiting (up to maxBatch) into one transaction.
 func (s *Store) writer() {
-	defer close(s.done)
 	batch := make([]*writeOp, 0, s.maxBatch)
 	for w := range s.ops {
 		batch = append(batch[:0], w)
