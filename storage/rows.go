@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -16,11 +17,12 @@ import (
 )
 
 // runColumns is the column list every statement that returns runs reads,
-// in scanRun's order.
+// in scanRun's order. The DATETIME columns are read as text: the SQLite
+// driver would otherwise try a dozen layouts on every value.
 const runColumns = `id, journey_id, journey_version, status, current_node_id, context,
 	retry_count, max_retries, retry_enabled, last_error_message, last_error_class,
 	last_error_timestamp, last_delay_ms, next_retry_at, wake_at, attempt_count,
-	claim_token, claimed_by, lease_expires_at, created_at, updated_at`
+	claim_token, claimed_by, lease_expires_at, CAST(created_at AS TEXT), CAST(updated_at AS TEXT)`
 
 // claimable is the SQL condition for a run a claimer may take at the
 // argument's time: due_at is maintained for every claimable state (the
@@ -146,6 +148,14 @@ func parseDatetime(v any) (time.Time, error) {
 	case int64: // Unix seconds, as some legacy writers stored it
 		return time.Unix(v, 0).UTC(), nil
 	case string:
+		if len(v) == len(datetimeLayout) { // the store's own, the common case
+			if t, err := time.Parse(datetimeLayout, v); err == nil {
+				return t.UTC(), nil
+			}
+		}
+		if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return parseDatetime(secs)
+		}
 		for _, layout := range []string{"2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02T15:04:05.999999999", "2006-01-02"} {
 			if t, err := time.Parse(layout, v); err == nil {
 				return t.UTC().Truncate(time.Millisecond), nil
