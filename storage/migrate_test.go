@@ -52,6 +52,18 @@ func loadLegacy(t *testing.T, s *storage.Store, pg bool) {
 	}
 }
 
+// migratedLegacy opens a fresh database of the dialect name, loads the
+// legacy fixture into it and migrates it.
+func migratedLegacy(t *testing.T, name string, newDSN func(t *testing.T) string) *storage.Store {
+	t.Helper()
+	s := openRaw(t, newDSN(t))
+	loadLegacy(t, s, name == "postgres")
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	return s
+}
+
 func stripComments(s string) string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {
@@ -80,12 +92,9 @@ func TestMigrateLegacy(t *testing.T) {
 	for name, newDSN := range dialects {
 		t.Run(name, func(t *testing.T) {
 			ctx := t.Context()
-			s := openRaw(t, newDSN(t))
-			loadLegacy(t, s, name == "postgres")
-			for range 2 { // the second run is a no-op
-				if err := s.Migrate(ctx); err != nil {
-					t.Fatalf("Migrate: %v", err)
-				}
+			s := migratedLegacy(t, name, newDSN)
+			if err := s.Migrate(ctx); err != nil { // the second run is a no-op
+				t.Fatalf("Migrate again: %v", err)
 			}
 			var applied int
 			if err := s.DB().NewRaw(`SELECT COUNT(*) FROM journeyretry_migrations`).Scan(ctx, &applied); err != nil {
@@ -147,11 +156,7 @@ func TestMigrateDown(t *testing.T) {
 	for name, newDSN := range dialects {
 		t.Run(name, func(t *testing.T) {
 			ctx := t.Context()
-			s := openRaw(t, newDSN(t))
-			loadLegacy(t, s, name == "postgres")
-			if err := s.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
+			s := migratedLegacy(t, name, newDSN)
 			now := time.Now()
 			r, err := s.Create(ctx, retry.NewRun{ID: "new", JourneyID: "j", StartNodeID: "a", MaxRetries: 3, Worker: "w", Lease: time.Minute}, now)
 			if err != nil {
