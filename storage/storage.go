@@ -29,14 +29,18 @@
 //
 // # Group commit
 //
-// SQLite commits about ten thousand single-row transactions a second here;
-// the executor needs more attempts than that. So writes are queued to one
-// writer goroutine that runs every write waiting in the queue in one shared
-// transaction, each inside its own SAVEPOINT (one write's failure or lost
-// claim does not affect the others), commits, and only then answers each
-// caller: a caller is told its write succeeded only after its commit. A
-// lone caller pays for a transaction of its own, as it would without
-// batching.
+// A commit costs more than the writes it carries, so writes are queued to a
+// writer goroutine (one on SQLite, [Config.ReadConns] on PostgreSQL) that
+// runs every write waiting in the queue in one shared transaction, commits,
+// and only then answers each caller: a caller is told its write succeeded
+// only after its commit. One write's failure does not affect the others: a
+// write that finds its claim lost or its run missing has written nothing
+// and the rest go on; a write that fails after writing, or with a database
+// error, rolls the batch back and every write of the batch runs again
+// alone. (A SAVEPOINT around each write would do the same, but on SQLite
+// it copies every page the write touches to a journal.) A lone caller pays
+// for a transaction of its own, as it would without batching. On SQLite
+// statements are prepared once on the writer's connection.
 //
 // # Times
 //

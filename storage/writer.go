@@ -20,9 +20,10 @@ type writeOp struct {
 }
 
 // write queues fn for the writer and waits until its transaction commits
-// (nil) or fn or the commit fails. fn must change nothing when it returns
-// an error it found by reading (a lost claim): other writes share its
-// transaction. A caller whose ctx ends stops waiting, but a write already
+// (nil) or fn or the commit fails. Other writes share fn's transaction, so
+// fn must change nothing when it returns a sentinel it found by reading (a
+// lost claim, a missing run), and must wrap with [dirty] an error it
+// returns after writing. A caller whose ctx ends stops waiting, but a write already
 // queued may still commit.
 func (s *Store) write(ctx context.Context, op string, fn func(ctx context.Context, tx queryer) error) error {
 	if err := ctx.Err(); err != nil {
