@@ -65,24 +65,27 @@ func (s *Store) ClaimDue(ctx context.Context, worker string, now time.Time, leas
 	if limit < 1 {
 		return nil, fmt.Errorf("claim due: %w", invalid("limit %d below 1", limit))
 	}
-	query := `UPDATE journey_runs SET ` + claimSet + `
-WHERE id IN (SELECT id FROM journey_runs WHERE ` + claimable + ` ORDER BY due_at LIMIT ?)
-RETURNING ` + runColumns
-	if s.pg {
-		query = `WITH due AS MATERIALIZED (SELECT id AS due_id FROM journey_runs WHERE ` + claimable + `
-	ORDER BY due_at LIMIT ? FOR UPDATE SKIP LOCKED)
-UPDATE journey_runs SET ` + claimSet + ` FROM due WHERE id = due.due_id RETURNING ` + runColumns
-	}
-	until := ms(now.Add(lease))
-	set := []any{newToken() + ".", worker, until, until, datetime(now)}
-	args := append(set, ms(now), limit)
-	if s.pg { // the CTE's arguments come first
-		args = append([]any{ms(now), limit}, set...)
-	}
+	until, prefix := ms(now.Add(lease)), newToken()+"."
+	set := []any{prefix, worker, until, until, datetime(now)}
 	var runs []retry.Run
 	err := s.write(ctx, "claim due", func(ctx context.Context, tx queryer) error {
 		var err error
-		runs, err = queryRuns(ctx, tx, query, args...)
+		if s.pg {
+			runs, err = queryRuns(ctx, tx, `WITH due AS MATERIALIZED (SELECT id AS due_id FROM journey_runs WHERE `+claimable+`
+	ORDER BY due_at LIMIT ? FOR UPDATE SKIP LOCKED)
+UPDATE journey_runs SET `+claimSet+` FROM due WHERE id = due.due_id RETURNING `+runColumns,
+				append([]any{ms(now), limit}, set...)...)
+			return err
+		}
+		// SQLite: without RETURNING (see writeRun), then read back the rows
+		// that carry this batch's tokens: they are due when the new lease
+		// ends. OR FAIL: no statement journal to undo a partial update.
+		if _, err := tx.ExecContext(ctx, `UPDATE OR FAIL journey_runs SET `+claimSet+`
+WHERE id IN (SELECT id FROM journey_runs WHERE `+claimable+` ORDER BY due_at LIMIT ?)`, append(set, ms(now), limit)...); err != nil {
+			return err
+		}
+		runs, err = queryRuns(ctx, tx, `SELECT `+runColumns+` FROM journey_runs
+WHERE due_at = ? AND substr(claim_token, 1, ?) = ?`, until, len(prefix), prefix)
 		return err
 	})
 	return runs, err
