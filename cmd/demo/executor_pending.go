@@ -43,3 +43,6 @@ type engine interface {
 func newEngine(cfg demoConfig, s *storage.Store, f faults) (engine, error) {
 	return nil, errors.New("executor not available yet")
 }
+
+// haveExecutor is false until executor/ lands: the tests that run journeys skip.
+const haveExecutor = false

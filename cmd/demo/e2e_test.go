@@ -1,0 +1,433 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/journeyretry/journeyretry/retry"
+	"github.com/journeyretry/journeyretry/storage"
+	"github.com/journeyretry/journeyretry/storage/pgtest"
+)
+
+// needExecutor skips tests that run journeys while executor/ is missing.
+func needExecutor(t *testing.T) {
+	t.Helper()
+	if !haveExecutor {
+		t.Skip("executor/ has not landed yet: the demo cannot run journeys")
+	}
+}
+
+// backends runs fn on SQLite, and on PostgreSQL (a fresh schema) when
+// RETRY_TEST_POSTGRES_URL is set.
+func backends(t *testing.T, fn func(t *testing.T, dir, store string)) {
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		fn(t, dir, filepath.Join(dir, "data", "journeys.db"))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		fn(t, t.TempDir(), pgtest.DSN(t))
+	})
+}
+
+// openDB opens the store the binary wrote, for direct SQL.
+func openDB(t *testing.T, dsn string) *storage.Store {
+	t.Helper()
+	s, err := storage.Open(t.Context(), storage.Config{DSN: dsn})
+	if err != nil {
+		t.Fatalf("open %s: %v", dsn, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// querySQL runs a query whose rows are (key, count) and returns them.
+func querySQL(t *testing.T, db *bun.DB, q string) map[string]int {
+	t.Helper()
+	rows, err := db.QueryContext(t.Context(), q)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	m := map[string]int{}
+	for rows.Next() {
+		var k *string
+		var n int
+		if err := rows.Scan(&k, &n); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if k == nil {
+			k = new(string)
+		}
+		m[*k] += n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return m
+}
+
+// jsonSummary is the demo's --json output as a script reads it.
+type jsonSummary struct {
+	Database struct {
+		Runs              int            `json:"runs"`
+		ByStatus          map[string]int `json:"byStatus"`
+		Attempts          int            `json:"attempts"`
+		AttemptsPerRun    map[string]int `json:"attemptsPerRun"`
+		Retries           int            `json:"retries"`
+		RetriesByStrategy map[string]int `json:"retriesByStrategy"`
+		RetriesByClass    map[string]int `json:"retriesByClass"`
+		TopErrors         []TopError     `json:"topErrors"`
+	} `json:"database"`
+	Process *ProcessSummary `json:"process"`
+}
+
+// nonZero drops zero counts, which a GROUP BY cannot return.
+func nonZero(m map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, v := range m {
+		if v != 0 {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func sameCounts(t *testing.T, what string, got, want map[string]int) {
+	t.Helper()
+	got, want = nonZero(got), nonZero(want)
+	if fmt.Sprint(got) != fmt.Sprint(want) { // fmt sorts map keys
+		t.Errorf("%s: summary %v, database %v", what, got, want)
+	}
+}
+
+// checkSummary compares every number of the summary that the database
+// holds with a direct SQL query of it.
+func checkSummary(t *testing.T, dsn string, s jsonSummary) {
+	t.Helper()
+	db := openDB(t, dsn).DB()
+	d := s.Database
+	byStatus := querySQL(t, db, `SELECT status, count(*) FROM journey_runs GROUP BY status`)
+	sameCounts(t, "runs by status", d.ByStatus, byStatus)
+	total := 0
+	for _, n := range byStatus {
+		total += n
+	}
+	if d.Runs != total {
+		t.Errorf("runs: summary %d, database %d", d.Runs, total)
+	}
+	attempts := querySQL(t, db, `SELECT 'all', count(*) FROM journey_run_attempts WHERE outcome <> 'replayed'`)
+	if d.Attempts != attempts["all"] {
+		t.Errorf("attempts: summary %d, database %d", d.Attempts, attempts["all"])
+	}
+	perRun := querySQL(t, db, `SELECT CAST(n AS TEXT), count(*) FROM (
+		SELECT r.id, count(a.run_id) AS n FROM journey_runs r
+		LEFT JOIN journey_run_attempts a ON a.run_id = r.id AND a.outcome <> 'replayed'
+		GROUP BY r.id) per_run GROUP BY n`)
+	sameCounts(t, "attempts per run", d.AttemptsPerRun, perRun)
+	const retried = `FROM journey_run_attempts WHERE outcome = 'failed' AND status_after = 'retrying'`
+	retries := querySQL(t, db, `SELECT 'all', count(*) `+retried)
+	if d.Retries != retries["all"] {
+		t.Errorf("retries: summary %d, database %d", d.Retries, retries["all"])
+	}
+	sameCounts(t, "retries by strategy", d.RetriesByStrategy, querySQL(t, db, `SELECT decision_strategy, count(*) `+retried+` GROUP BY decision_strategy`))
+	sameCounts(t, "retries by class", d.RetriesByClass, querySQL(t, db, `SELECT error_class, count(*) `+retried+` GROUP BY error_class`))
+
+	// Top errors: each listed pair has its database count, and the listed
+	// counts are the largest ones.
+	errs := querySQL(t, db, `SELECT error_class || ' ' || error_message, count(*) FROM journey_run_attempts WHERE outcome = 'failed' GROUP BY error_class, error_message`)
+	var counts []int
+	for _, n := range errs {
+		counts = append(counts, n)
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(counts)))
+	if want := min(len(counts), topErrorsLimit); len(d.TopErrors) != want {
+		t.Errorf("top errors: %d listed, want %d", len(d.TopErrors), want)
+	}
+	for i, e := range d.TopErrors {
+		if n := errs[string(e.Class)+" "+e.Message]; n != e.Count || i < len(counts) && counts[i] != e.Count {
+			t.Errorf("top error %d (%s %q): summary %d, database %d (rank %d count %d)", i, e.Class, e.Message, e.Count, n, i, counts[min(i, len(counts)-1)])
+		}
+	}
+}
+
+// TestDemoSummaryMatchesDatabase runs the demo as a user would and checks
+// its --json summary against the database.
+func TestDemoSummaryMatchesDatabase(t *testing.T) {
+	t.Parallel()
+	needExecutor(t)
+	backends(t, func(t *testing.T, dir, store string) {
+		r := runBin(t, dir, nil, append(fastArgs(store, 60), "--json")...)
+		if r.code != 0 {
+			t.Fatalf("demo: status %d\n%s", r.code, r.stderr)
+		}
+		var s jsonSummary
+		if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+			t.Fatalf("demo --json: %v\n%s", err, r.stdout)
+		}
+		if s.Database.Runs != 60 || s.Process == nil || s.Process.Created != 60 {
+			t.Errorf("runs %d, process %+v: want 60 created", s.Database.Runs, s.Process)
+		}
+		if s.Database.Retries == 0 || len(s.Database.TopErrors) == 0 {
+			t.Errorf("no retries or errors with the default fault rates: %+v", s.Database)
+		}
+		for st, n := range s.Database.ByStatus {
+			if n > 0 && !retry.Status(st).Terminal() {
+				t.Errorf("%d runs left %s", n, st)
+			}
+		}
+		checkSummary(t, store, s)
+
+		// stats --json reads the same numbers back from the database.
+		st := runBin(t, dir, nil, "stats", "--json", "--store", store)
+		var s2 jsonSummary
+		if err := json.Unmarshal([]byte(st.stdout), &s2); err != nil || st.code != 0 {
+			t.Fatalf("stats --json: status %d, %v\n%s%s", st.code, err, st.stdout, st.stderr)
+		}
+		if a, b := mustJSON(t, s.Database), mustJSON(t, s2.Database); a != b {
+			t.Errorf("stats differs from the demo's summary:\n%s\n%s", b, a)
+		}
+	})
+}
+
+func mustJSON(t *testing.T, v any) string { return string(mustMarshal(t, v)) }
+
+// TestOperatorCommands: runs list, runs show and runs retry on a finished
+// demo database.
+func TestOperatorCommands(t *testing.T) {
+	t.Parallel()
+	needExecutor(t)
+	dir := t.TempDir()
+	store := filepath.Join(dir, "ops.db")
+	args := append(fastArgs(store, 40), "--fault-bad-patient", "0.2")
+	if r := runBin(t, dir, nil, args...); r.code != 0 {
+		t.Fatalf("demo: status %d\n%s", r.code, r.stderr)
+	}
+	r := runBin(t, dir, nil, "runs", "list", "--store", store, "--status", "failed", "--json")
+	var failed []runView
+	if err := json.Unmarshal([]byte(r.stdout), &failed); err != nil || r.code != 0 {
+		t.Fatalf("runs list: status %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	if len(failed) == 0 {
+		t.Fatal("no failed runs with 20% invalid patients")
+	}
+	id := failed[0].ID
+	r = runBin(t, dir, nil, "runs", "show", id, "--store", store, "--json")
+	var d runDetail
+	if err := json.Unmarshal([]byte(r.stdout), &d); err != nil || r.code != 0 {
+		t.Fatalf("runs show: status %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	last := d.Attempts[len(d.Attempts)-1]
+	if d.Run.Status != retry.StatusFailed || last.Outcome != retry.OutcomeFailed || last.ErrorClass == "" || last.Strategy == "" || last.Worker == "" {
+		t.Errorf("runs show %s: %+v", id, d)
+	}
+	if r := runBin(t, dir, nil, "runs", "show", id, "--store", store); r.code != 0 || !strings.Contains(r.stdout, last.ErrorMessage) {
+		t.Errorf("runs show (text): status %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runBin(t, dir, nil, "runs", "retry", id, "--store", store)
+	if r.code != 0 || !strings.Contains(r.stdout, "replayed") {
+		t.Fatalf("runs retry: status %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runBin(t, dir, nil, "runs", "retry", id, "--store", store); r.code != exitFailure || !strings.Contains(r.stderr, "not replayable") {
+		t.Errorf("second runs retry: status %d, %s", r.code, r.stderr)
+	}
+	if r := runBin(t, dir, nil, "runs", "show", "no-such-run", "--store", store); r.code != exitFailure || !strings.Contains(r.stderr, "not found") {
+		t.Errorf("runs show unknown: status %d, %s", r.code, r.stderr)
+	}
+	if r := runBin(t, dir, nil, "stats", "--store", filepath.Join(dir, "typo.db")); r.code != exitFailure || !strings.Contains(r.stderr, "does not exist") {
+		t.Errorf("stats on a missing database: status %d, %s", r.code, r.stderr)
+	}
+}
+
+// TestDemoResumesAfterKill: a demo killed with SIGKILL mid-run and started
+// again on the same database resumes the unfinished runs and finishes them.
+func TestDemoResumesAfterKill(t *testing.T) {
+	t.Parallel()
+	needExecutor(t)
+	dir := t.TempDir()
+	store := filepath.Join(dir, "resume.db")
+	args := fastArgs(store, 120)
+	cmd := demoCmd(t.Context(), dir, nil, args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, store, 20*time.Second, func(c map[retry.Status]int) bool { return c[retry.StatusCompleted] >= 10 })
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	counts := countRuns(t, store)
+	left := unfinished(counts)
+	if left == 0 {
+		t.Skip("the demo finished before it was killed")
+	}
+	r := runBin(t, dir, nil, append(args, "--json")...)
+	if r.code != 0 {
+		t.Fatalf("demo again: status %d\n%s", r.code, r.stderr)
+	}
+	var s jsonSummary
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Process.Resumed != left || s.Database.Runs != 120 {
+		t.Errorf("resumed %d of %d unfinished runs, %d runs in all (want 120); created %d", s.Process.Resumed, left, s.Database.Runs, s.Process.Created)
+	}
+	if !strings.Contains(r.stderr, fmt.Sprintf("resumed %d unfinished runs", left)) {
+		t.Errorf("the demo does not say how many runs it resumed:\n%s", r.stderr)
+	}
+	if n := unfinished(countRuns(t, store)); n != 0 {
+		t.Errorf("%d runs unfinished after the second demo", n)
+	}
+}
+
+// countRuns reads the run counts of the database.
+func countRuns(t *testing.T, dsn string) map[retry.Status]int {
+	t.Helper()
+	s, err := storage.Open(t.Context(), storage.Config{DSN: dsn})
+	if err != nil {
+		return nil
+	}
+	defer s.Close()
+	c, _ := s.CountByStatus(t.Context())
+	return c
+}
+
+// waitFor polls the database's run counts until ok, or fails t.
+func waitFor(t *testing.T, dsn string, within time.Duration, ok func(map[retry.Status]int) bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		if c := countRuns(t, dsn); c != nil && ok(c) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not reached within %s: runs %v", within, countRuns(t, dsn))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// worker is a running worker process.
+type worker struct {
+	cmd *exec.Cmd
+	out bytes.Buffer
+}
+
+func startWorker(t *testing.T, dir, store string) *worker {
+	t.Helper()
+	w := &worker{}
+	w.cmd = demoCmd(t.Context(), dir, nil, "worker", "--store", store, "--lease", "2s", "--sweep", "@every 1s", "--workers", "4")
+	w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.out
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if w.cmd.ProcessState == nil {
+			w.cmd.Process.Kill()
+			w.cmd.Wait()
+		}
+	})
+	return w
+}
+
+// stop ends the worker with SIGTERM and checks it shut down gracefully.
+func (w *worker) stop(t *testing.T) {
+	t.Helper()
+	w.cmd.Process.Signal(syscall.SIGTERM)
+	if err := w.cmd.Wait(); err != nil {
+		t.Errorf("worker after SIGTERM: %v\n%s", err, w.out.String())
+	}
+	if !strings.Contains(w.out.String(), "stopped gracefully") {
+		t.Errorf("worker output:\n%s", w.out.String())
+	}
+}
+
+// checkNoOverlap reads the attempt history and fails t if two attempts of
+// one run by different workers overlap in time.
+func checkNoOverlap(t *testing.T, dsn string) (workers map[string]int) {
+	t.Helper()
+	db := openDB(t, dsn).DB()
+	rows, err := db.QueryContext(t.Context(), `SELECT run_id, worker, started_at, finished_at FROM journey_run_attempts
+		WHERE outcome <> 'replayed' ORDER BY run_id, started_at`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	type span struct {
+		worker     string
+		start, end int64
+	}
+	byRun := map[string][]span{}
+	workers = map[string]int{}
+	for rows.Next() {
+		var id, w string
+		var sp span
+		if err := rows.Scan(&id, &w, &sp.start, &sp.end); err != nil {
+			t.Fatal(err)
+		}
+		sp.worker = w
+		byRun[id] = append(byRun[id], sp)
+		workers[w]++
+	}
+	for id, spans := range byRun {
+		for i := range spans {
+			for j := i + 1; j < len(spans); j++ {
+				a, b := spans[i], spans[j]
+				if a.worker != b.worker && a.start < b.end && b.start < a.end {
+					t.Errorf("run %s: %s ran [%d, %d] while %s ran [%d, %d]", id, a.worker, a.start, a.end, b.worker, b.start, b.end)
+				}
+			}
+		}
+	}
+	return workers
+}
+
+// TestTwoWorkersShareAStore: start, then two worker processes on one
+// PostgreSQL store, each with its own in-memory scheduler, finish every
+// run and never run one run at the same time; then one worker is killed
+// with SIGKILL mid-run and the other finishes everything.
+func TestTwoWorkersShareAStore(t *testing.T) {
+	t.Parallel()
+	needExecutor(t)
+	dsn := pgtest.DSN(t)
+	dir := t.TempDir()
+	start := func(n int) {
+		if r := runBin(t, dir, nil, "start", "--store", dsn, "--runs", strconv.Itoa(n)); r.code != 0 {
+			t.Fatalf("start: status %d\n%s", r.code, r.stderr)
+		}
+	}
+
+	// Round 1: both workers run to the end.
+	start(80)
+	a, b := startWorker(t, dir, dsn), startWorker(t, dir, dsn)
+	waitFor(t, dsn, 60*time.Second, func(c map[retry.Status]int) bool { return unfinished(c) == 0 })
+	a.stop(t)
+	b.stop(t)
+	if workers := checkNoOverlap(t, dsn); len(workers) != 2 {
+		t.Errorf("attempts by worker: %v, want both workers", workers)
+	}
+
+	// Round 2: one worker is killed mid-run; the other finishes its runs
+	// once their leases expire.
+	start(80)
+	a, b = startWorker(t, dir, dsn), startWorker(t, dir, dsn)
+	waitFor(t, dsn, 30*time.Second, func(c map[retry.Status]int) bool { return c[retry.StatusCompleted] >= 80+10 })
+	a.cmd.Process.Signal(syscall.SIGKILL)
+	a.cmd.Wait()
+	waitFor(t, dsn, 60*time.Second, func(c map[retry.Status]int) bool { return unfinished(c) == 0 })
+	b.stop(t)
+	checkNoOverlap(t, dsn)
+	if c := countRuns(t, dsn); c[retry.StatusCompleted]+c[retry.StatusFailed]+c[retry.StatusFailedMaxRetries] != 160 {
+		t.Errorf("runs %v, want 160 finished", c)
+	}
+}
