@@ -1,0 +1,141 @@
+package executor
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// Mode is the rollout mode: the retry proposal's migration phases, switched
+// by configuration. A mode governs new failures only: a retry already
+// scheduled when the mode changes still runs when it is due.
+type Mode string
+
+const (
+	// ModeOff (Phase 2, the library default): errors and their details are
+	// recorded and the run ends failed, exactly as the legacy system did.
+	// The recorded decision is Strategy "none", Rule "mode:off".
+	ModeOff Mode = "off"
+	// ModeShadow: as off, but the decision the policy would have made is
+	// recorded with the attempt, marked shadow, so operators see what
+	// retries would do before enabling them.
+	ModeShadow Mode = "shadow"
+	// ModeSelective (Phase 3): only failures the policy's
+	// [retry.Eligibility] accepts are retried; a policy without it accepts
+	// none. Others end failed with Rule "mode:selective".
+	ModeSelective Mode = "selective"
+	// ModeFull (Phase 4): every failure goes to the policy.
+	ModeFull Mode = "full"
+)
+
+// ParseMode returns the mode spelled s (off, shadow, selective or full).
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case ModeOff, ModeShadow, ModeSelective, ModeFull:
+		return m, nil
+	}
+	return "", fmt.Errorf("mode %q: want off, shadow, selective or full", s)
+}
+
+// Defaults of [Config].
+const (
+	WorkersDefault         = 8
+	LeaseDefault           = 30 * time.Second
+	NodeTimeoutDefault     = time.Minute
+	ModeDefault            = ModeOff
+	SweepSpecDefault       = "@every 30s"
+	ShutdownTimeoutDefault = 30 * time.Second
+	MaxRetriesDefault      = 3
+)
+
+// Config configures an [Executor]. The zero value of every field means its
+// default; JSON keys are those of the configuration file (package config
+// reads durations as a JSON number of milliseconds or a Go duration string).
+type Config struct {
+	// Worker names this process in claims; default hostname-pid.
+	Worker string `json:"worker"`
+	// Workers is the worker pool size: the most runs executing at once.
+	// Default [WorkersDefault].
+	Workers int `json:"workers"`
+	// Lease is how long a claim lasts without renewal; a run whose worker
+	// died is recovered by the sweeper once it expires. It is renewed every
+	// Lease/3 while a node runs. Default [LeaseDefault].
+	Lease time.Duration `json:"lease"`
+	// NodeTimeout bounds one node execution (a Node.Timeout overrides it);
+	// an overrun is classified retry.ClassTimeout. Default
+	// [NodeTimeoutDefault].
+	NodeTimeout time.Duration `json:"nodeTimeout"`
+	// Mode is the rollout mode; default [ModeOff], as the proposal's Phase 2
+	// asks ("deploy retry service, disabled by default").
+	Mode Mode `json:"mode"`
+	// SweepSpec is the sweeper's robfig/cron/v3 schedule (standard spec or
+	// descriptor such as "@every 30s"). Default [SweepSpecDefault].
+	SweepSpec string `json:"sweepSpec"`
+	// ShutdownTimeout is how long Run waits for in-flight nodes after its
+	// context is cancelled before cancelling them. Default
+	// [ShutdownTimeoutDefault].
+	ShutdownTimeout time.Duration `json:"shutdownTimeout"`
+	// MaxRetries bounds the retries of each node of new runs; the store
+	// enforces it whatever the policy asks. Default [MaxRetriesDefault]
+	// (disable retries through the policy, the mode, or WithoutRetry).
+	MaxRetries int `json:"maxRetries"`
+
+	// Now is the clock for store writes and claims; default time.Now.
+	Now func() time.Time `json:"-"`
+	// Logger receives operational messages; default slog.Default().
+	Logger *slog.Logger `json:"-"`
+}
+
+func (c Config) withDefaults() Config {
+	if c.Worker == "" {
+		host, _ := os.Hostname()
+		c.Worker = cmp.Or(host, "worker") + "-" + strconv.Itoa(os.Getpid())
+	}
+	c.Workers = cmp.Or(c.Workers, WorkersDefault)
+	c.Lease = cmp.Or(c.Lease, LeaseDefault)
+	c.NodeTimeout = cmp.Or(c.NodeTimeout, NodeTimeoutDefault)
+	c.Mode = cmp.Or(c.Mode, ModeDefault)
+	c.SweepSpec = cmp.Or(c.SweepSpec, SweepSpecDefault)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
+	c.MaxRetries = cmp.Or(c.MaxRetries, MaxRetriesDefault)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports the first bad field, by its JSON key. Zero values are
+// valid (they mean the defaults).
+func (c Config) Validate() error {
+	switch {
+	case c.Workers < 0:
+		return fmt.Errorf("workers: %d: want at least 1 (0 for the default)", c.Workers)
+	case c.Lease < 0:
+		return fmt.Errorf("lease: %s: want > 0 (0 for the default)", c.Lease)
+	case c.NodeTimeout < 0:
+		return fmt.Errorf("nodeTimeout: %s: want > 0 (0 for the default)", c.NodeTimeout)
+	case c.ShutdownTimeout < 0:
+		return fmt.Errorf("shutdownTimeout: %s: want > 0 (0 for the default)", c.ShutdownTimeout)
+	case c.MaxRetries < 0:
+		return fmt.Errorf("maxRetries: %d: want >= 0", c.MaxRetries)
+	}
+	if c.Mode != "" {
+		if _, err := ParseMode(string(c.Mode)); err != nil {
+			return err
+		}
+	}
+	if c.SweepSpec != "" {
+		if _, err := cron.ParseStandard(c.SweepSpec); err != nil {
+			return fmt.Errorf("sweepSpec: %q: %w", c.SweepSpec, err)
+		}
+	}
+	return nil
+}

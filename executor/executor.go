@@ -1,0 +1,495 @@
+// Package executor runs journeys node by node on a [retry.Store], a
+// [retry.Scheduler] and a [retry.Policy]: it records every completed node so a
+// resumed run continues from its last successful node, turns node errors into
+// durable retries (written to the store before the scheduler hears of them),
+// wakes retries and delay nodes through the scheduler, and recovers the runs
+// of crashed workers with a periodic sweeper.
+//
+// # Ownership
+//
+// New takes ownership of the store and the scheduler: Run closes both when it
+// returns (and Close does when Run was never called), returning their errors
+// combined with those of the shutdown.
+//
+// # Guarantees
+//
+// One worker at a time per run: a run is claimed in the store before it is
+// executed, every write is conditional on the claim, and a worker that lost
+// its claim abandons the run without writing. Node execution is
+// at-least-once (see [Handler]).
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+	"github.com/robfig/cron/v3"
+
+	"github.com/journeyretry/journeyretry/retry"
+)
+
+// ErrUnknownJourney is returned by StartRun for a journey id that was never
+// registered.
+var ErrUnknownJourney = errors.New("unknown journey")
+
+// Executor executes journey runs. Create it with [New], register handlers
+// and journeys, then call [Executor.Run]. It is safe for concurrent use.
+type Executor struct {
+	cfg   Config
+	store retry.Store
+	sched retry.Scheduler
+	pol   retry.Policy
+
+	mu       sync.RWMutex
+	journeys map[string]map[int]*Journey // id -> version -> journey
+	latest   map[string]int
+	handlers map[string]Handler
+
+	slots     chan struct{} // worker pool: one token per executing run
+	slotFreed chan struct{}
+	inflight  sync.WaitGroup
+
+	running   atomic.Bool
+	stopping  chan struct{} // closed when shutdown begins: take no new work
+	stopOnce  sync.Once
+	hardCtx   context.Context // cancelled when the shutdown grace period ends
+	hardStop  context.CancelFunc
+	closeOnce sync.Once
+	closeErr  error
+
+	errMu sync.Mutex
+	errs  *multierror.Error // release failures during shutdown
+
+	stats stats
+}
+
+// New returns an Executor over store, sched and pol (the default policy, for
+// nodes and journeys without their own). It takes ownership of store and
+// sched (see the package doc).
+func New(cfg Config, store retry.Store, sched retry.Scheduler, pol retry.Policy) (*Executor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("executor config: %w", err)
+	}
+	if store == nil || sched == nil || pol == nil {
+		return nil, fmt.Errorf("executor: %w: store, scheduler and policy are required", retry.ErrInvalidArgument)
+	}
+	cfg = cfg.withDefaults()
+	hard, cancel := context.WithCancel(context.Background())
+	return &Executor{
+		cfg: cfg, store: store, sched: sched, pol: pol,
+		journeys:  map[string]map[int]*Journey{},
+		latest:    map[string]int{},
+		handlers:  map[string]Handler{},
+		slots:     make(chan struct{}, cfg.Workers),
+		slotFreed: make(chan struct{}, 1),
+		stopping:  make(chan struct{}),
+		hardCtx:   hard,
+		hardStop:  cancel,
+	}, nil
+}
+
+// Handle registers the handler of a node type. Register handlers before the
+// journeys that use them; a type may be registered once.
+func (e *Executor) Handle(nodeType string, h Handler) error {
+	if nodeType == "" || nodeType == NodeTypeDelay || h == nil {
+		return fmt.Errorf("handle %q: %w: want a non-empty type other than %q and a handler", nodeType, retry.ErrInvalidArgument, NodeTypeDelay)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, dup := e.handlers[nodeType]; dup {
+		return fmt.Errorf("handle %q: %w: type already registered", nodeType, retry.ErrInvalidArgument)
+	}
+	e.handlers[nodeType] = h
+	return nil
+}
+
+// RegisterJourney validates j and registers it. A bad definition gets an
+// error naming the node and registers nothing: unknown next or branch
+// targets, duplicate node ids, a missing start, a node type with no handler,
+// a bad delay config, or a cycle (a delay-then-retry loop is a cycle too;
+// retries belong to the policy). Registering an id and version twice is an
+// error: a stored run pins its version, which must not change under it.
+func (e *Executor) RegisterJourney(j Journey) error {
+	j.Nodes = append([]Node(nil), j.Nodes...)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := j.validate(func(t string) bool { return e.handlers[t] != nil }); err != nil {
+		return fmt.Errorf("register journey: %w", err)
+	}
+	if e.journeys[j.ID][j.Version] != nil {
+		return fmt.Errorf("register journey %s: version %d already registered", j.ID, j.Version)
+	}
+	if e.journeys[j.ID] == nil {
+		e.journeys[j.ID] = map[int]*Journey{}
+	}
+	e.journeys[j.ID][j.Version] = &j
+	e.latest[j.ID] = max(e.latest[j.ID], j.Version)
+	return nil
+}
+
+func (e *Executor) journey(id string, version int) *Journey {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.journeys[id][version]
+}
+
+// StartOption modifies StartRun.
+type StartOption func(*retry.NewRun)
+
+// WithRunID gives the run its id (the store generates one otherwise).
+func WithRunID(id string) StartOption { return func(nr *retry.NewRun) { nr.ID = id } }
+
+// WithoutRetry creates the run with retry_enabled false: it is never retried.
+func WithoutRetry() StartOption { return func(nr *retry.NewRun) { nr.DisableRetry = true } }
+
+// Deferred creates the run unclaimed and due now instead of executing it:
+// any worker's sweeper (or this executor's scheduler, which is told) picks
+// it up. A "start" command whose runs "worker" processes execute uses it.
+func Deferred() StartOption { return func(nr *retry.NewRun) { nr.Lease = 0; nr.Worker = "" } }
+
+// StartRun creates a run of the latest version of journeyID with input and,
+// unless [Deferred], claims it for this worker and executes it in the calling
+// goroutine, taking a worker slot, until it completes, ends, or is parked
+// (a retry with a delay or a delay node, which Run's scheduler loop resumes).
+// It returns the run as last written. Zero-delay retries run at once.
+func (e *Executor) StartRun(ctx context.Context, journeyID string, input []byte, opts ...StartOption) (retry.Run, error) {
+	e.mu.RLock()
+	v := e.latest[journeyID]
+	j := e.journeys[journeyID][v]
+	e.mu.RUnlock()
+	if j == nil {
+		return retry.Run{}, fmt.Errorf("start run: %w: %q", ErrUnknownJourney, journeyID)
+	}
+	nr := retry.NewRun{
+		JourneyID: j.ID, JourneyVersion: j.Version, StartNodeID: j.Start, Input: input,
+		MaxRetries: e.cfg.MaxRetries, Worker: e.cfg.Worker, Lease: e.cfg.Lease,
+	}
+	for _, o := range opts {
+		o(&nr)
+	}
+	if nr.Lease == 0 {
+		run, err := e.store.Create(ctx, nr, e.now())
+		if err != nil {
+			return retry.Run{}, fmt.Errorf("start run: %w", err)
+		}
+		if err := e.sched.Schedule(ctx, run.ID, run.CreatedAt); err != nil && !errors.Is(err, retry.ErrClosed) {
+			e.cfg.Logger.Warn("schedule deferred run", "run", run.ID, "err", err)
+		}
+		return run, nil
+	}
+	if !e.acquire(ctx) {
+		return retry.Run{}, fmt.Errorf("start run: %w", cmpErr(ctx.Err(), retry.ErrClosed))
+	}
+	defer e.release()
+	run, err := e.store.Create(ctx, nr, e.now())
+	if err != nil {
+		return retry.Run{}, fmt.Errorf("start run: %w", err)
+	}
+	e.stats.started.Add(1)
+	return e.execute(ctx, run), nil
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// acquire takes a worker slot, or fails when ctx ends or shutdown begins.
+func (e *Executor) acquire(ctx context.Context) bool {
+	select {
+	case <-e.stopping:
+		return false
+	default:
+	}
+	select {
+	case e.slots <- struct{}{}:
+		e.inflight.Add(1)
+		return true
+	case <-ctx.Done():
+	case <-e.stopping:
+	}
+	return false
+}
+
+func (e *Executor) release() {
+	<-e.slots
+	e.inflight.Done()
+	select {
+	case e.slotFreed <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Executor) now() time.Time { return e.cfg.Now() }
+
+func (e *Executor) stopped() bool {
+	select {
+	case <-e.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+// Run rebuilds the scheduler from the store, starts the sweeper, and
+// executes wake-ups until ctx is cancelled. Then it shuts down gracefully:
+// it takes no new work, waits up to Config.ShutdownTimeout for in-flight
+// nodes (then cancels them), releases their claims, closes the scheduler and
+// the store, and returns every error of these steps combined
+// (github.com/hashicorp/go-multierror). A cancelled ctx is not an error.
+func (e *Executor) Run(ctx context.Context) error {
+	if !e.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("run: %w: already running", retry.ErrInvalidArgument)
+	}
+	var errs *multierror.Error
+	if err := e.Rebuild(ctx); err != nil && ctx.Err() == nil {
+		errs = multierror.Append(errs, err)
+		return e.shutdown(errs)
+	}
+	c := cron.New(cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
+	sweep := func() {
+		if _, err := e.SweepOnce(ctx); err != nil && ctx.Err() == nil && !e.stopped() {
+			e.cfg.Logger.Warn("sweep", "err", err)
+		}
+	}
+	if _, err := c.AddFunc(e.cfg.SweepSpec, sweep); err != nil {
+		return e.shutdown(multierror.Append(errs, fmt.Errorf("sweeper: %w", err)))
+	}
+	c.Start()
+	go sweep() // recover expired leases and deferred runs at once
+	if err := e.consume(ctx); err != nil {
+		errs = multierror.Append(errs, err)
+	}
+	<-c.Stop().Done()
+	return e.shutdown(errs)
+}
+
+// consume claims due wake-ups, as many as there are free workers, until ctx
+// ends.
+func (e *Executor) consume(ctx context.Context) error {
+	ready := e.sched.Ready()
+	for {
+		if err := e.claimWakeups(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, retry.ErrClosed) {
+				return fmt.Errorf("scheduler: %w", err)
+			}
+			e.cfg.Logger.Warn("claim wake-ups", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-ready:
+			if !ok {
+				return fmt.Errorf("scheduler: %w", retry.ErrClosed)
+			}
+		case <-e.slotFreed:
+		}
+	}
+}
+
+func (e *Executor) claimWakeups(ctx context.Context) error {
+	for {
+		free := cap(e.slots) - len(e.slots)
+		if free <= 0 || ctx.Err() != nil {
+			return nil
+		}
+		ds, err := e.sched.Claim(ctx, e.now(), free)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			if !e.acquire(ctx) {
+				return nil // undelivered entries are redelivered after the scheduler's lease
+			}
+			go func() {
+				defer e.release()
+				e.wake(d)
+			}()
+		}
+		if len(ds) < free {
+			return nil
+		}
+	}
+}
+
+// wake claims the run of one delivery and executes it.
+func (e *Executor) wake(d retry.Delivery) {
+	ctx := e.hardCtx
+	run, err := e.store.ClaimRun(ctx, d.ID, e.cfg.Worker, e.now(), e.cfg.Lease)
+	if err != nil && !errors.Is(err, retry.ErrNotFound) && !errors.Is(err, retry.ErrNotClaimable) {
+		e.cfg.Logger.Warn("claim woken run", "run", d.ID, "err", err)
+		return // not acknowledged: the scheduler hands it out again
+	}
+	if err := e.sched.Ack(ctx, d); err != nil && !errors.Is(err, retry.ErrClosed) {
+		e.cfg.Logger.Warn("ack wake-up", "run", d.ID, "err", err)
+	}
+	if err != nil {
+		return
+	}
+	e.stats.resumed.Add(1)
+	e.execute(ctx, run)
+}
+
+// Rebuild schedules every retrying and waiting run of the store: after a
+// restart the scheduler knows nothing. Run calls it first.
+func (e *Executor) Rebuild(ctx context.Context) error {
+	const page = 1000
+	after := ""
+	for {
+		ws, err := e.store.ListWakeups(ctx, after, page)
+		if err != nil {
+			return fmt.Errorf("rebuild scheduler: %w", err)
+		}
+		for _, w := range ws {
+			if err := e.sched.Schedule(ctx, w.RunID, w.At); err != nil {
+				return fmt.Errorf("rebuild scheduler: schedule %s: %w", w.RunID, err)
+			}
+		}
+		e.stats.rebuilt.Add(int64(len(ws)))
+		if len(ws) == 0 {
+			return nil
+		}
+		after = ws[len(ws)-1].RunID
+	}
+}
+
+// SweepResult is what one sweep caught.
+type SweepResult struct {
+	// Caught counts the runs the sweep claimed: due retries and wake-ups the
+	// scheduler missed, deferred runs, and runs whose lease expired.
+	Caught int
+}
+
+// SweepOnce claims every run that is due in the store (up to the free
+// workers at a time) and executes them, returning when they have run. The
+// sweeper calls it on Config.SweepSpec; tests call it directly.
+func (e *Executor) SweepOnce(ctx context.Context) (SweepResult, error) {
+	var res SweepResult
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for ctx.Err() == nil && !e.stopped() {
+		if !e.acquire(ctx) {
+			break
+		}
+		n := 1
+		for n < cap(e.slots) && e.acquireNow() {
+			n++
+		}
+		runs, err := e.store.ClaimDue(ctx, e.cfg.Worker, e.now(), e.cfg.Lease, n)
+		for range n - len(runs) {
+			e.release()
+		}
+		if err != nil {
+			return res, fmt.Errorf("sweep: %w", err)
+		}
+		res.Caught += len(runs)
+		e.stats.sweeperCaught.Add(int64(len(runs)))
+		for _, run := range runs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer e.release()
+				e.execute(e.hardCtx, run)
+			}()
+		}
+		if len(runs) < n {
+			break
+		}
+	}
+	return res, nil
+}
+
+func (e *Executor) acquireNow() bool {
+	select {
+	case e.slots <- struct{}{}:
+		e.inflight.Add(1)
+		return true
+	default:
+		return false
+	}
+}
+
+func (e *Executor) shutdown(errs *multierror.Error) error {
+	e.stopOnce.Do(func() { close(e.stopping) })
+	t := time.AfterFunc(e.cfg.ShutdownTimeout, e.hardStop)
+	e.inflight.Wait()
+	t.Stop()
+	e.errMu.Lock()
+	errs = multierror.Append(errs, e.errs.WrappedErrors()...)
+	e.errMu.Unlock()
+	if err := e.Close(); err != nil {
+		errs = multierror.Append(errs, err)
+	}
+	return errs.ErrorOrNil()
+}
+
+// Close stops taking work and closes the scheduler and the store, returning
+// their errors combined. Run calls it; call it yourself only when Run was
+// never called. It is idempotent.
+func (e *Executor) Close() error {
+	e.closeOnce.Do(func() {
+		e.stopOnce.Do(func() { close(e.stopping) })
+		var errs *multierror.Error
+		if err := e.sched.Close(); err != nil {
+			errs = multierror.Append(errs, fmt.Errorf("close scheduler: %w", err))
+		}
+		if err := e.store.Close(); err != nil {
+			errs = multierror.Append(errs, fmt.Errorf("close store: %w", err))
+		}
+		e.hardStop()
+		e.closeErr = errs.ErrorOrNil()
+	})
+	return e.closeErr
+}
+
+func (e *Executor) addErr(err error) {
+	e.errMu.Lock()
+	e.errs = multierror.Append(e.errs, err)
+	e.errMu.Unlock()
+}
+
+// Stats are counters since New.
+type Stats struct {
+	// Started counts runs started by StartRun (not Deferred).
+	Started int64
+	// Resumed counts wake-ups that claimed their run.
+	Resumed int64
+	// Rebuilt counts the entries scheduled again from the store by Rebuild.
+	Rebuilt int64
+	// SweeperCaught counts the runs sweeps claimed.
+	SweeperCaught int64
+	// Attempts counts node executions; Succeeded and Failed their outcomes
+	// as recorded.
+	Attempts, Succeeded, Failed int64
+	// Retries counts failures that were scheduled for a retry; Immediate
+	// those retried at once under the same claim (zero delay).
+	Retries, Immediate int64
+	// LostClaims counts runs abandoned because their claim was lost.
+	LostClaims int64
+}
+
+type stats struct {
+	started, resumed, rebuilt, sweeperCaught             atomic.Int64
+	attempts, succeeded, failed, retries, immediate, lost atomic.Int64
+}
+
+// Stats returns the counters.
+func (e *Executor) Stats() Stats {
+	s := &e.stats
+	return Stats{
+		Started: s.started.Load(), Resumed: s.resumed.Load(), Rebuilt: s.rebuilt.Load(),
+		SweeperCaught: s.sweeperCaught.Load(), Attempts: s.attempts.Load(),
+		Succeeded: s.succeeded.Load(), Failed: s.failed.Load(), Retries: s.retries.Load(),
+		Immediate: s.immediate.Load(), LostClaims: s.lost.Load(),
+	}
+}

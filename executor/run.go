@@ -1,0 +1,281 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/journeyretry/journeyretry/retry"
+)
+
+// execute runs a claimed run node after node until it completes, ends, is
+// parked, loses its claim, or the executor stops. It returns the run as last
+// written (or as claimed, when nothing could be written).
+func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(e.hardCtx, cancel)
+	defer stop()
+
+	claim := run.Claim()
+	j := e.journey(run.JourneyID, run.JourneyVersion)
+	for {
+		var n *Node
+		if j != nil {
+			n = j.byID[run.CurrentNodeID]
+		}
+		if n == nil {
+			return e.endMissing(ctx, run, claim, j == nil)
+		}
+		started := e.now()
+		out, err, renewed := e.runNode(ctx, run, claim, n)
+		claim = renewed
+		if errors.Is(err, retry.ErrLostClaim) {
+			e.stats.lost.Add(1)
+			return run
+		}
+		if err != nil && ctx.Err() != nil {
+			// Stopped (shutdown grace period over, or the caller gave
+			// up): the node result is unknown; hand the run back.
+			e.releaseClaim(claim)
+			return run
+		}
+		if err != nil {
+			next, retryNow := e.fail(ctx, run, claim, j, n, err, started)
+			run = next
+			if !retryNow {
+				return run
+			}
+			claim = run.Claim()
+			continue
+		}
+		s := retry.NodeSuccess{NodeID: n.ID, Output: out, NextNodeID: n.next(out), StartedAt: started}
+		s.FinishedAt = e.now()
+		if n.Type == NodeTypeDelay {
+			s.WakeAt = s.FinishedAt.Add(n.delay)
+		}
+		written, err := e.store.CompleteNode(ctx, claim, s)
+		if err != nil {
+			e.writeFailed(run, "complete node", err)
+			return run
+		}
+		e.stats.succeeded.Add(1)
+		run = written
+		if run.Status == retry.StatusWaiting {
+			e.schedule(ctx, run.ID, run.WakeAt)
+			return run
+		}
+		if run.Status != retry.StatusInProgress {
+			return run
+		}
+		if e.stopped() {
+			e.releaseClaim(claim)
+			return run
+		}
+	}
+}
+
+// runNode executes one node under its timeout, renewing the lease while it
+// runs. It returns the (renewed) claim; a lost lease is retry.ErrLostClaim.
+func (e *Executor) runNode(ctx context.Context, run retry.Run, claim retry.Claim, n *Node) (json.RawMessage, error, retry.Claim) {
+	e.stats.attempts.Add(1)
+	if n.Type == NodeTypeDelay {
+		return nil, nil, claim
+	}
+	e.mu.RLock()
+	h := e.handlers[n.Type]
+	e.mu.RUnlock()
+	timeout := n.Timeout
+	if timeout == 0 {
+		timeout = e.cfg.NodeTimeout
+	}
+	nctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	var mu sync.Mutex
+	lost := false
+	done := make(chan struct{})
+	renewerDone := make(chan struct{})
+	go func() { // lease renewal
+		defer close(renewerDone)
+		t := time.NewTicker(e.cfg.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			mu.Lock()
+			c := claim
+			mu.Unlock()
+			c, err := e.store.ExtendLease(nctx, c, e.now(), e.cfg.Lease)
+			mu.Lock()
+			switch {
+			case err == nil:
+				claim = c
+			case errors.Is(err, retry.ErrLostClaim):
+				lost = true
+				cancel()
+			default:
+				e.cfg.Logger.Warn("extend lease", "run", run.ID, "err", err)
+			}
+			mu.Unlock()
+		}
+	}()
+
+	in := NodeInput{
+		Run: run, Node: *n, Config: n.Config, Context: run.Context,
+		IdempotencyKey: run.IdempotencyKey(),
+		Attempt:        run.RetryCount + 1, RunAttempt: run.AttemptCount + 1,
+	}
+	type result struct {
+		out json.RawMessage
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				ch <- result{err: fmt.Errorf("node %s panicked: %v", n.ID, p)}
+			}
+		}()
+		out, err := h.Execute(nctx, in)
+		ch <- result{out, err}
+	}()
+	var r result
+	select {
+	case r = <-ch:
+	case <-nctx.Done(): // a handler that ignores its context is not waited for
+		r.err = nctx.Err()
+	}
+	close(done)
+	<-renewerDone
+	mu.Lock()
+	defer mu.Unlock()
+	switch {
+	case lost:
+		return nil, fmt.Errorf("node %s: %w", n.ID, retry.ErrLostClaim), claim
+	case ctx.Err() != nil:
+		return nil, cmpErr(r.err, ctx.Err()), claim
+	case r.err != nil && errors.Is(nctx.Err(), context.DeadlineExceeded):
+		return nil, retry.WithClass(fmt.Errorf("node %s: timed out after %s: %w", n.ID, timeout, r.err), retry.ClassTimeout), claim
+	case r.err == nil && len(r.out) == 0:
+		r.out = json.RawMessage("null")
+	}
+	return r.out, r.err, claim
+}
+
+// fail records a node failure and the decision on it, then tells the
+// scheduler. With a zero delay it re-claims the run and reports retryNow, so
+// the caller retries at once after the failure is committed.
+func (e *Executor) fail(ctx context.Context, run retry.Run, claim retry.Claim, j *Journey, n *Node, err error, started time.Time) (retry.Run, bool) {
+	f := retry.NewFailure(err, run.RetryCount, run.LastDelay)
+	rec := retry.FailureRecord{NodeID: n.ID, Class: f.Class, Message: f.Message, StartedAt: started}
+	rec.Decision, rec.Shadow = e.decide(e.policyFor(j, n), f)
+	rec.FinishedAt = e.now()
+	written, werr := e.store.RecordFailure(ctx, claim, rec)
+	if werr != nil {
+		e.writeFailed(run, "record failure", werr)
+		return run, false
+	}
+	e.stats.failed.Add(1)
+	if written.Status != retry.StatusRetrying {
+		return written, false
+	}
+	e.stats.retries.Add(1)
+	if written.NextRetryAt.After(rec.FinishedAt) || e.stopped() {
+		e.schedule(ctx, written.ID, written.NextRetryAt)
+		return written, false
+	}
+	reclaimed, cerr := e.store.ClaimRun(ctx, written.ID, e.cfg.Worker, e.now(), e.cfg.Lease)
+	if cerr != nil {
+		if !errors.Is(cerr, retry.ErrNotClaimable) {
+			e.schedule(ctx, written.ID, written.NextRetryAt)
+		}
+		return written, false
+	}
+	e.stats.immediate.Add(1)
+	return reclaimed, true
+}
+
+func (e *Executor) policyFor(j *Journey, n *Node) retry.Policy {
+	switch {
+	case n.Policy != nil:
+		return n.Policy
+	case j.Policy != nil:
+		return j.Policy
+	}
+	return e.pol
+}
+
+// decide applies the rollout mode to the policy's decision.
+func (e *Executor) decide(p retry.Policy, f retry.Failure) (retry.Decision, bool) {
+	switch e.cfg.Mode {
+	case ModeShadow:
+		return p.Decide(f), true
+	case ModeSelective:
+		if el, ok := p.(retry.Eligibility); ok {
+			if yes, _ := el.Eligible(f); yes {
+				return p.Decide(f), false
+			}
+		}
+		return retry.Decision{Strategy: "none", Rule: "mode:selective"}, false
+	case ModeFull:
+		return p.Decide(f), false
+	}
+	return retry.Decision{Strategy: "none", Rule: "mode:off"}, false
+}
+
+// endMissing ends a run whose definition (or current node) is gone: failed,
+// class missing_journey or malformed_node, never retried.
+func (e *Executor) endMissing(ctx context.Context, run retry.Run, claim retry.Claim, noJourney bool) retry.Run {
+	rec := retry.FailureRecord{NodeID: run.CurrentNodeID, Class: retry.ClassMalformedNode,
+		Message:  fmt.Sprintf("journey %s version %d has no node %q", run.JourneyID, run.JourneyVersion, run.CurrentNodeID),
+		Decision: retry.Decision{Strategy: "none", Rule: "malformed_node"}}
+	if noJourney {
+		rec.Class = retry.ClassMissingJourney
+		rec.Message = fmt.Sprintf("journey %s version %d is not registered", run.JourneyID, run.JourneyVersion)
+		rec.Decision.Rule = "missing_journey"
+	}
+	rec.StartedAt = e.now()
+	rec.FinishedAt = rec.StartedAt
+	written, err := e.store.RecordFailure(ctx, claim, rec)
+	if err != nil {
+		e.writeFailed(run, "record failure", err)
+		return run
+	}
+	e.stats.failed.Add(1)
+	return written
+}
+
+func (e *Executor) schedule(ctx context.Context, id string, at time.Time) {
+	if err := e.sched.Schedule(ctx, id, at); err != nil {
+		// The store holds the due time: Rebuild and the sweeper catch it.
+		e.cfg.Logger.Warn("schedule", "run", id, "err", err)
+	}
+}
+
+// writeFailed handles a failed write under a claim: a lost claim is
+// abandoned; anything else leaves the run to the sweeper once the lease
+// expires.
+func (e *Executor) writeFailed(run retry.Run, what string, err error) {
+	if errors.Is(err, retry.ErrLostClaim) {
+		e.stats.lost.Add(1)
+		return
+	}
+	e.cfg.Logger.Warn(what, "run", run.ID, "err", err)
+}
+
+// releaseClaim gives a claim back at shutdown so another worker resumes the
+// run at once; its error joins Run's.
+func (e *Executor) releaseClaim(c retry.Claim) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.store.Release(ctx, c, e.now()); err != nil && !errors.Is(err, retry.ErrLostClaim) {
+		e.addErr(fmt.Errorf("release %s: %w", c.RunID, err))
+	}
+}
