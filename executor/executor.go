@@ -479,7 +479,7 @@ type Stats struct {
 }
 
 type stats struct {
-	started, resumed, rebuilt, sweeperCaught             atomic.Int64
+	started, resumed, rebuilt, sweeperCaught              atomic.Int64
 	attempts, succeeded, failed, retries, immediate, lost atomic.Int64
 }
 
