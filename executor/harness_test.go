@@ -1,0 +1,121 @@
+package executor_test
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/journeyretry/journeyretry/executor"
+	"github.com/journeyretry/journeyretry/policy"
+	"github.com/journeyretry/journeyretry/retry"
+	"github.com/journeyretry/journeyretry/scheduler/memory"
+	"github.com/journeyretry/journeyretry/storage"
+)
+
+// clock is a stub clock the tests advance by hand.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
+
+func (c *clock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
+
+type harness struct {
+	exec  *executor.Executor
+	store *storage.Store
+	sched *memory.Scheduler
+	clock *clock
+}
+
+// openStore opens a migrated SQLite store in a temporary directory.
+func openStore(t testing.TB, path string) *storage.Store {
+	t.Helper()
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "runs.db")
+	}
+	s, err := storage.Open(context.Background(), storage.Config{DSN: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func defaultPolicy(t testing.TB) retry.Policy {
+	t.Helper()
+	r, err := policy.DefaultConfig().Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// newHarness builds an executor on a fresh SQLite store, a memory scheduler
+// and pol (the default router when nil), with a stub clock.
+func newHarness(t testing.TB, cfg executor.Config, pol retry.Policy) *harness {
+	t.Helper()
+	h := &harness{store: openStore(t, ""), clock: newClock()}
+	var err error
+	if h.sched, err = memory.New(memory.Config{Now: h.clock.Now}); err != nil {
+		t.Fatal(err)
+	}
+	if pol == nil {
+		pol = defaultPolicy(t)
+	}
+	cfg.Now = h.clock.Now
+	cfg.Worker = "test-worker"
+	if h.exec, err = executor.New(cfg, h.store, h.sched, pol); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.exec.Close() })
+	return h
+}
+
+// failing returns a handler that fails with err on its first n attempts (all
+// of them when n < 0) and then succeeds with {"ok":true}.
+func failing(err error, n int) executor.HandlerFunc {
+	return func(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
+		if n < 0 || in.Attempt <= n {
+			return nil, err
+		}
+		return json.RawMessage(`{"ok":true}`), nil
+	}
+}
+
+func ok(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
+	return json.RawMessage(`{"ok":true}`), nil
+}
+
+// drive sweeps and advances the clock to each retry until run ends, at
+// most max rounds.
+func (h *harness) drive(t *testing.T, id string) retry.Run {
+	t.Helper()
+	ctx := context.Background()
+	for range 20 {
+		run, err := h.store.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at, waiting := run.DueAt()
+		if !waiting {
+			return run
+		}
+		h.clock.Set(at)
+		if _, err := h.exec.SweepOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Fatalf("run %s did not end", id)
+	return retry.Run{}
+}
