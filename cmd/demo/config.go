@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/journeyretry/journeyretry/config"
+	"github.com/journeyretry/journeyretry/executor"
 	"github.com/journeyretry/journeyretry/policy"
 	"github.com/journeyretry/journeyretry/storage"
 )
@@ -26,7 +27,7 @@ const envPrefix = "JRETRY"
 type demoConfig struct {
 	Store     storage.Config  `json:"store"`
 	Scheduler schedulerConfig `json:"scheduler"`
-	Executor  executorConfig  `json:"executor"`
+	Executor  executor.Config `json:"executor"`
 	Retry     policy.Config   `json:"retry"`
 	Demo      demoSettings    `json:"demo"`
 }

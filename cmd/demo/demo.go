@@ -1,19 +1,17 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/journeyretry/journeyretry/executor"
 	"github.com/journeyretry/journeyretry/retry"
-	"github.com/journeyretry/journeyretry/storage"
 )
 
 // allFlags are the demo's: everything.
@@ -50,63 +48,64 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	defer s.Close()
 	f := faults{seed: cfg.Demo.Seed, rates: cfg.Demo.Faults}
-
+	ex, err := newExecutor(cfg, s, f) // owns s: Run closes it
+	if err != nil {
+		return err
+	}
 	counts, err := s.CountByStatus(ctx)
 	if err != nil {
+		ex.Close()
 		return fmt.Errorf("count runs: %w", err)
 	}
 	resumed := unfinished(counts)
-	created, err := createDemoRuns(ctx, s, cfg, f, counts)
+	created, err := createDemoRuns(ctx, s, ex, f, cfg.Demo.Runs, counts)
 	if err != nil {
+		ex.Close()
 		return err
 	}
 	switch {
 	case resumed > 0:
 		fmt.Fprintf(info, "resumed %d unfinished runs from an earlier demo on this database; created %d new runs\n", resumed, created)
 	case created == 0:
-		fmt.Fprintf(info, "every run in this database has finished; nothing to resume (pass a larger --runs, or remove %s, for new runs)\n", storeLabel(cfg.Store.DSN))
+		fmt.Fprintf(info, "every run in this database has finished; nothing to resume (pass a larger --runs, or remove %s, for new runs)\n", sqlitePath(cfg.Store.DSN))
 	default:
 		fmt.Fprintf(info, "created %d runs\n", created)
 	}
 
-	eng, err := newEngine(cfg, s, f)
-	if err != nil {
-		return err
-	}
-	runCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	// The executor runs until every run has finished; its context is not
+	// the signal's, so that an interrupt is a graceful shutdown.
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
 	done := make(chan error, 1)
-	go func() { done <- eng.Run(runCtx) }()
+	go func() { done <- ex.Run(runCtx) }()
 
 	waitErr := waitFinished(ctx, s, stderr)
-	stopEngine()
-	runErr := <-done
 	wall := time.Since(start)
+	readCtx := context.WithoutCancel(ctx)
+	var d DatabaseSummary
+	if waitErr == nil {
+		d, waitErr = summarize(readCtx, s) // before Run closes the store
+	} else if errors.Is(waitErr, errInterrupted) {
+		counts, _ := s.CountByStatus(readCtx)
+		waitErr = fmt.Errorf("%w: %d runs unfinished; run the demo again on the same database to resume them", errInterrupted, unfinished(counts))
+	}
+	stopRun()
+	if runErr := <-done; runErr != nil && waitErr == nil {
+		waitErr = fmt.Errorf("executor: %w", runErr)
+	}
 	if waitErr != nil {
-		if errors.Is(waitErr, errInterrupted) {
-			counts, _ := s.CountByStatus(context.WithoutCancel(ctx))
-			return fmt.Errorf("%w: %d runs unfinished; run the demo again on the same database to resume them", errInterrupted, unfinished(counts))
-		}
 		return waitErr
 	}
-	if runErr != nil {
-		return fmt.Errorf("executor: %w", runErr)
-	}
 
-	d, err := summarize(ctx, s)
-	if err != nil {
-		return err
-	}
 	sum := Summary{Database: d, Process: &ProcessSummary{
 		Store: storeLabel(cfg.Store.DSN), Scheduler: cfg.Scheduler.Backend, Mode: string(cfg.Executor.Mode),
 		Seed: cfg.Demo.Seed, Created: created, Resumed: resumed,
-		SweeperCaught: eng.SweeperCaught(), WallTimeMs: wall.Milliseconds(),
+		SweeperCaught: ex.Stats().SweeperCaught, WallTimeMs: wall.Milliseconds(),
 	}}
 	if c.jsonOut {
 		return writeJSON(stdout, sum)
 	}
-	fmt.Fprintln(stdout)
 	writeSummary(stdout, sum)
 	return nil
 }
@@ -118,13 +117,13 @@ func demoRunID(i int) string { return fmt.Sprintf("patient-%06d", i) }
 
 // createDemoRuns creates the demo's runs 1..cfg.Demo.Runs that the database
 // does not hold yet, unclaimed and due now, and returns how many it created.
-func createDemoRuns(ctx context.Context, s *storage.Store, cfg demoConfig, f faults, counts map[retry.Status]int) (int, error) {
+func createDemoRuns(ctx context.Context, s retry.Runs, ex *executor.Executor, f faults, runs int, counts map[retry.Status]int) (int, error) {
 	existing := 0
 	for _, n := range counts {
 		existing += n
 	}
 	created := 0
-	for i := 1; i <= cfg.Demo.Runs; i++ {
+	for i := 1; i <= runs; i++ {
 		id := demoRunID(i)
 		if existing > 0 {
 			if _, err := s.Get(ctx, id); err == nil {
@@ -133,7 +132,7 @@ func createDemoRuns(ctx context.Context, s *storage.Store, cfg demoConfig, f fau
 				return created, fmt.Errorf("look up run %s: %w", id, err)
 			}
 		}
-		if err := createRun(ctx, s, cfg, f, id, i); err != nil {
+		if err := startRun(ctx, ex, f, id, i); err != nil {
 			return created, err
 		}
 		created++
@@ -185,10 +184,4 @@ func waitFinished(ctx context.Context, s retry.Inspector, w io.Writer) error {
 		case <-tick.C:
 		}
 	}
-}
-
-// hostWorker names this process in claims and the attempt history.
-func hostWorker() string {
-	h, _ := os.Hostname()
-	return fmt.Sprintf("%s-%d", cmp.Or(h, "worker"), os.Getpid())
 }

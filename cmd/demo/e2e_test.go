@@ -20,14 +20,6 @@ import (
 	"github.com/journeyretry/journeyretry/storage/pgtest"
 )
 
-// needExecutor skips tests that run journeys while executor/ is missing.
-func needExecutor(t *testing.T) {
-	t.Helper()
-	if !haveExecutor {
-		t.Skip("executor/ has not landed yet: the demo cannot run journeys")
-	}
-}
-
 // backends runs fn on SQLite, and on PostgreSQL (a fresh schema) when
 // RETRY_TEST_POSTGRES_URL is set.
 func backends(t *testing.T, fn func(t *testing.T, dir, store string)) {
@@ -167,7 +159,6 @@ func checkSummary(t *testing.T, dsn string, s jsonSummary) {
 // its --json summary against the database.
 func TestDemoSummaryMatchesDatabase(t *testing.T) {
 	t.Parallel()
-	needExecutor(t)
 	backends(t, func(t *testing.T, dir, store string) {
 		r := runBin(t, dir, nil, append(fastArgs(store, 60), "--json")...)
 		if r.code != 0 {
@@ -208,7 +199,6 @@ func mustJSON(t *testing.T, v any) string { return string(mustMarshal(t, v)) }
 // demo database.
 func TestOperatorCommands(t *testing.T) {
 	t.Parallel()
-	needExecutor(t)
 	dir := t.TempDir()
 	store := filepath.Join(dir, "ops.db")
 	args := append(fastArgs(store, 40), "--fault-bad-patient", "0.2")
@@ -255,7 +245,6 @@ func TestOperatorCommands(t *testing.T) {
 // again on the same database resumes the unfinished runs and finishes them.
 func TestDemoResumesAfterKill(t *testing.T) {
 	t.Parallel()
-	needExecutor(t)
 	dir := t.TempDir()
 	store := filepath.Join(dir, "resume.db")
 	args := fastArgs(store, 120)
@@ -398,7 +387,6 @@ func checkNoOverlap(t *testing.T, dsn string) (workers map[string]int) {
 // with SIGKILL mid-run and the other finishes everything.
 func TestTwoWorkersShareAStore(t *testing.T) {
 	t.Parallel()
-	needExecutor(t)
 	dsn := pgtest.DSN(t)
 	dir := t.TempDir()
 	start := func(n int) {

@@ -126,7 +126,9 @@ func (f faults) handle(typ string, c nodeCall) (json.RawMessage, error) {
 			f.rateLimit(c.RunID, c.NodeID, c.Attempt, "clinic api")); err != nil {
 			return nil, err
 		}
-		return json.Marshal(map[string]string{"answer": f.clinicAnswer(c.RunID)})
+		// The executor follows the output's "branch" field.
+		answer := f.clinicAnswer(c.RunID)
+		return json.Marshal(map[string]string{"answer": answer, "branch": answer})
 	case typeRecord:
 		if err := f.databaseLock(c.RunID, c.NodeID, c.Attempt, "record outcome"); err != nil {
 			return nil, err
