@@ -255,7 +255,9 @@ func (e *Executor) Run(ctx context.Context) error {
 	}
 	c := cron.New(cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
 	sweep := func() {
-		if _, err := e.SweepOnce(ctx); err != nil && ctx.Err() == nil && !e.stopped() {
+		// Not ctx: a sweep stops between claims when shutdown begins,
+		// but a store call in flight is not abandoned half way.
+		if _, err := e.SweepOnce(e.hardCtx); err != nil && !e.stopped() {
 			e.cfg.Logger.Warn("sweep", "err", err)
 		}
 	}

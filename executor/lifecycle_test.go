@@ -1,0 +1,194 @@
+package executor_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/journeyretry/journeyretry/executor"
+	"github.com/journeyretry/journeyretry/retry"
+	"github.com/journeyretry/journeyretry/scheduler/memory"
+)
+
+// TestLostLeaseWritesNothing: a worker whose lease was taken over while its
+// node ran abandons the run and writes nothing.
+func TestLostLeaseWritesNothing(t *testing.T) {
+	h := newHarness(t, executor.Config{Lease: time.Minute}, nil)
+	ctx := context.Background()
+	entered, proceed := make(chan struct{}), make(chan struct{})
+	must(t, h.exec.Handle("slow", executor.HandlerFunc(func(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
+		close(entered)
+		<-proceed
+		return json.RawMessage(`{"by":"a"}`), nil
+	})))
+	must(t, h.exec.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "slow"}}}))
+	done := make(chan retry.Run)
+	go func() {
+		run, err := h.exec.StartRun(ctx, "j", nil, executor.WithRunID("r1"))
+		if err != nil {
+			t.Error(err)
+		}
+		done <- run
+	}()
+	<-entered
+	h.clock.Add(2 * time.Minute) // the lease expired: another worker takes over
+	other, err := h.store.ClaimRun(ctx, "r1", "other", h.clock.Now(), time.Minute)
+	must(t, err)
+	close(proceed)
+	<-done
+	run, _ := h.store.Get(ctx, "r1")
+	atts, _ := h.store.Attempts(ctx, "r1")
+	if run.ClaimToken != other.ClaimToken || run.Status != retry.StatusInProgress || len(atts) != 0 || len(run.Context.Outputs) != 0 {
+		t.Fatalf("the lost worker wrote: %+v, attempts %v", run, atts)
+	}
+	if s := h.exec.Stats(); s.LostClaims != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestSweepOnceCatches counts what a sweep hands over: deferred runs, a due
+// retry the scheduler never heard of, and a run whose worker's lease expired;
+// each resumes from its last successful node.
+func TestSweepOnceCatches(t *testing.T) {
+	h := newHarness(t, executor.Config{Lease: time.Minute}, nil)
+	ctx := context.Background()
+	var mu sync.Mutex
+	runs := map[string]int{}
+	must(t, h.exec.Handle("count", executor.HandlerFunc(func(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		runs[in.Run.ID+"/"+in.Node.ID]++
+		return nil, nil
+	})))
+	must(t, h.exec.RegisterJourney(executor.Journey{ID: "j", Start: "a", Nodes: []executor.Node{
+		{ID: "a", Type: "count", Next: "b"}, {ID: "b", Type: "count"}}}))
+	for _, id := range []string{"d1", "d2"} {
+		_, err := h.exec.StartRun(ctx, "j", nil, executor.WithRunID(id), executor.Deferred())
+		must(t, err)
+	}
+	// A crashed worker: completed a, died in b.
+	crashed, err := h.store.Create(ctx, retry.NewRun{ID: "c1", JourneyID: "j", JourneyVersion: 1, StartNodeID: "a", MaxRetries: 3, Worker: "dead", Lease: time.Minute}, h.clock.Now())
+	must(t, err)
+	_, err = h.store.CompleteNode(ctx, crashed.Claim(), retry.NodeSuccess{NodeID: "a", Output: json.RawMessage(`1`), NextNodeID: "b", StartedAt: h.clock.Now(), FinishedAt: h.clock.Now()})
+	must(t, err)
+	res, err := h.exec.SweepOnce(ctx)
+	must(t, err)
+	if res.Caught != 2 {
+		t.Fatalf("caught %d before the lease expired, want the 2 deferred runs", res.Caught)
+	}
+	h.clock.Add(time.Minute)
+	res, err = h.exec.SweepOnce(ctx)
+	must(t, err)
+	c1, _ := h.store.Get(ctx, "c1")
+	if res.Caught != 1 || c1.Status != retry.StatusCompleted || runs["c1/a"] != 0 || runs["c1/b"] != 1 {
+		t.Fatalf("caught %d, c1 %s, executions %v", res.Caught, c1.Status, runs)
+	}
+	if s := h.exec.Stats(); s.SweeperCaught != 3 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestRunRebuildsAndWakes: Run schedules every retrying and waiting run of
+// the store, then executes them when they are due, through the scheduler.
+func TestRunRebuildsAndWakes(t *testing.T) {
+	store := openStore(t, "")
+	ctx := context.Background()
+	now := time.Now()
+	// Two retries due soon, left by a previous process.
+	for _, id := range []string{"r1", "r2"} {
+		run, err := store.Create(ctx, retry.NewRun{ID: id, JourneyID: "j", JourneyVersion: 1, StartNodeID: "n", MaxRetries: 3, Worker: "old", Lease: time.Minute}, now)
+		must(t, err)
+		_, err = store.RecordFailure(ctx, run.Claim(), retry.FailureRecord{NodeID: "n", Class: retry.ClassNetworkBlip, Message: "x",
+			Decision: retry.Decision{Retry: true, Delay: 20 * time.Millisecond, Strategy: "immediate"}, StartedAt: now, FinishedAt: now})
+		must(t, err)
+	}
+	sched, err := memory.New(memory.Config{})
+	must(t, err)
+	exec, err := executor.New(executor.Config{Mode: executor.ModeFull, SweepSpec: "@every 1h"}, store, sched, defaultPolicy(t))
+	must(t, err)
+	done := make(chan string, 2)
+	must(t, exec.Handle("n", executor.HandlerFunc(func(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
+		done <- in.Run.ID
+		return nil, nil
+	})))
+	must(t, exec.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "n"}}}))
+	rctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error)
+	go func() { errc <- exec.Run(rctx) }()
+	<-done
+	<-done
+	cancel()
+	must(t, <-errc)
+	if s := exec.Stats(); s.Rebuilt != 2 || s.Resumed+s.SweeperCaught != 2 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// closeFailing is a Store whose Close fails.
+type closeFailing struct{ retry.Store }
+
+var errCloseStore = errors.New("close failed")
+
+func (s closeFailing) Close() error { s.Store.Close(); return errCloseStore }
+
+// TestShutdown: in-flight nodes are waited for up to the grace period, then
+// cancelled and their claims released; component errors come back combined.
+func TestShutdown(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "runs.db")
+	store := openStore(t, path)
+	sched, err := memory.New(memory.Config{})
+	must(t, err)
+	exec, err := executor.New(executor.Config{ShutdownTimeout: 30 * time.Millisecond, Lease: time.Minute}, closeFailing{store}, sched, defaultPolicy(t))
+	must(t, err)
+	entered := make(chan string, 2)
+	finish := make(chan struct{})
+	must(t, exec.Handle("polite", executor.HandlerFunc(func(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
+		entered <- in.Run.ID
+		<-finish
+		return nil, nil
+	})))
+	must(t, exec.Handle("stuck", executor.HandlerFunc(func(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
+		entered <- in.Run.ID
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})))
+	must(t, exec.RegisterJourney(executor.Journey{ID: "polite", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "polite"}}}))
+	must(t, exec.RegisterJourney(executor.Journey{ID: "stuck", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "stuck"}}}))
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error)
+	go func() { errc <- exec.Run(ctx) }()
+	started := make(chan retry.Run, 2)
+	for _, j := range []string{"polite", "stuck"} {
+		go func() {
+			run, _ := exec.StartRun(context.Background(), j, nil, executor.WithRunID(j))
+			started <- run
+		}()
+	}
+	<-entered
+	<-entered
+	cancel()
+	close(finish) // the polite node finishes within the grace period
+	err = <-errc
+	if !errors.Is(err, errCloseStore) {
+		t.Fatalf("Run: %v, want the store's close error", err)
+	}
+	<-started
+	<-started
+	if _, err := exec.StartRun(context.Background(), "polite", nil); err == nil {
+		t.Fatal("StartRun after shutdown succeeded")
+	}
+	check := openStore(t, path) // the executor closed its store
+	defer check.Close()
+	polite, _ := check.Get(context.Background(), "polite")
+	stuck, _ := check.Get(context.Background(), "stuck")
+	if polite.Status != retry.StatusCompleted {
+		t.Errorf("the in-flight node was not waited for: %s", polite.Status)
+	}
+	if stuck.Status != retry.StatusInProgress || stuck.ClaimToken != "" || stuck.LastErrorMessage != "" {
+		t.Errorf("the cancelled run was not released untouched: %+v", stuck)
+	}
+}
