@@ -240,7 +240,8 @@ func (c *command) nameFlags(err error) error {
 	for _, e := range errs {
 		msg := e.Error()
 		for _, b := range c.bindings {
-			if set[b.flag] && strings.Contains(msg, "configuration: "+b.key+":") {
+			k := "configuration: " + b.key
+			if set[b.flag] && (strings.Contains(msg, k+":") || strings.Contains(msg, k+" ")) {
 				msg += " (flag --" + b.flag + ")"
 				break
 			}
