@@ -106,6 +106,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if c.jsonOut {
 		return writeJSON(stdout, sum)
 	}
+	fmt.Fprintln(stdout)
 	writeSummary(stdout, sum)
 	return nil
 }
