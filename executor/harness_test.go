@@ -119,3 +119,8 @@ func (h *harness) drive(t *testing.T, id string) retry.Run {
 	t.Fatalf("run %s did not end", id)
 	return retry.Run{}
 }
+
+// openInspector opens a second handle on a SQLite file for reading reports.
+func openInspector(path string) (*storage.Store, error) {
+	return storage.Open(context.Background(), storage.Config{DSN: path})
+}

@@ -1,0 +1,263 @@
+package executor_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/journeyretry/journeyretry/executor"
+	"github.com/journeyretry/journeyretry/retry"
+	"github.com/journeyretry/journeyretry/scheduler/memory"
+)
+
+const (
+	crashEnvDB   = "JRETRY_CRASH_DB"
+	crashEnvLog  = "JRETRY_CRASH_LOG"
+	crashRuns    = 300
+	crashKills   = 20
+	crashWorkers = 8
+	crashMax     = 3
+)
+
+// crashPolicy retries every non-permanent failure after 10 ms.
+var crashPolicy = retry.PolicyFunc(func(f retry.Failure) retry.Decision {
+	if f.Permanent {
+		return retry.Decision{Strategy: "none", Rule: "permanent"}
+	}
+	return retry.Decision{Retry: true, Delay: 10 * time.Millisecond, Strategy: "crash", Rule: "default"}
+})
+
+// TestCrashRecovery runs crashRuns journeys in a child process that is
+// killed with SIGKILL at random moments crashKills times, restarted each
+// time on the same SQLite file, then run to the end. The side-effect log the
+// handlers append to (outside the store) shows that no node recorded as
+// completed was executed again, and the store that every run ended, none
+// lost, and no node retried beyond its max retries.
+func TestCrashRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test skipped in -short mode")
+	}
+	dir := t.TempDir()
+	dbPath, logPath := filepath.Join(dir, "runs.db"), filepath.Join(dir, "effects.log")
+	store := openStore(t, dbPath)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range crashRuns {
+		wg.Go(func() {
+			_, err := store.Create(ctx, retry.NewRun{ID: fmt.Sprintf("run-%04d", i), JourneyID: "crash", JourneyVersion: 1,
+				StartNodeID: "a", MaxRetries: crashMax, Input: json.RawMessage(fmt.Sprint(i))}, time.Now())
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	must(t, store.Close())
+
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	child := func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
+		cmd.Env = append(os.Environ(), crashEnvDB+"="+dbPath, crashEnvLog+"="+logPath)
+		cmd.Stderr = os.Stderr
+		return cmd
+	}
+	for k := range crashKills {
+		cmd := child()
+		must(t, cmd.Start())
+		after := time.Duration(50+rng.IntN(450)) * time.Millisecond
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case err := <-exited:
+			t.Fatalf("kill %d: the child ended before being killed: %v", k, err)
+		case <-time.After(after):
+		}
+		must(t, cmd.Process.Signal(syscall.SIGKILL))
+		<-exited
+	}
+	pre := openStore(t, dbPath)
+	counts, err := pre.CountByStatus(ctx)
+	must(t, err)
+	must(t, pre.Close())
+	t.Logf("before the final run: %v", counts)
+	final := child()
+	final.Stdout = os.Stdout
+	done := make(chan error, 1)
+	must(t, final.Start())
+	go func() { done <- final.Wait() }()
+	select {
+	case err := <-done:
+		must(t, err)
+	case <-time.After(60 * time.Second): // watchdog
+		final.Process.Kill()
+		t.Fatal("the final run did not finish")
+	}
+
+	check := openStore(t, dbPath)
+	defer check.Close()
+	starts, finishes := readEffects(t, logPath)
+	extra := 0
+	for i := range crashRuns {
+		id := fmt.Sprintf("run-%04d", i)
+		run, err := check.Get(ctx, id)
+		if err != nil {
+			t.Fatalf("run %s lost: %v", id, err)
+		}
+		if !run.Status.Terminal() {
+			t.Errorf("run %s is %s", id, run.Status)
+		}
+		atts, err := check.Attempts(ctx, id)
+		must(t, err)
+		for _, a := range atts {
+			if a.NodeAttempt > crashMax+1 {
+				t.Errorf("run %s node %s: attempt %d beyond %d retries", id, a.NodeID, a.NodeAttempt, crashMax)
+			}
+			if a.NodeID == "wait" {
+				continue // the built-in delay node has no side effects
+			}
+			key := effectKey{id, a.NodeID, a.NodeAttempt, a.ClaimToken}
+			if starts[key] == 0 {
+				t.Errorf("attempt %+v has no execution in the side-effect log", key)
+			}
+			if a.Outcome == retry.OutcomeSucceeded {
+				// Nothing of this node may start after the recorded
+				// success finished.
+				for k, at := range starts {
+					if k.run == id && k.node == a.NodeID && at > finishes[key] {
+						t.Errorf("run %s node %s completed (attempt %d) but executed again (%+v)", id, a.NodeID, a.NodeAttempt, k)
+					}
+				}
+			}
+		}
+		handlerAtts := 0
+		for _, a := range atts {
+			if a.NodeID != "wait" {
+				handlerAtts++
+			}
+		}
+		n := 0
+		for k := range starts {
+			if k.run == id {
+				n++
+			}
+		}
+		extra += n - handlerAtts
+	}
+	// Only the nodes in flight at a kill may repeat.
+	t.Logf("%d executions without a recorded attempt over %d kills", extra, crashKills)
+	if extra > crashKills*crashWorkers {
+		t.Errorf("%d executions not recorded, more than %d kills x %d workers", extra, crashKills, crashWorkers)
+	}
+}
+
+type effectKey struct {
+	run, node string
+	attempt   int
+	token     string
+}
+
+// readEffects reads the side-effect log: the line number of each execution's
+// start and finish. A line cut by a kill is ignored.
+func readEffects(t *testing.T, path string) (starts, finishes map[effectKey]int) {
+	f, err := os.Open(path)
+	must(t, err)
+	defer f.Close()
+	starts, finishes = map[effectKey]int{}, map[effectKey]int{}
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		var what string
+		var k effectKey
+		if n, _ := fmt.Sscanf(sc.Text(), "%s %s %s %d %s", &what, &k.run, &k.node, &k.attempt, &k.token); n != 5 {
+			continue
+		}
+		switch what {
+		case "start":
+			if starts[k] != 0 {
+				t.Errorf("execution %+v started twice under one claim", k)
+			}
+			starts[k] = line
+		case "finish":
+			finishes[k] = line
+		}
+	}
+	must(t, sc.Err())
+	return starts, finishes
+}
+
+// TestHelperProcess is the crash test's child: it executes the runs of the
+// SQLite file until every one has ended. It is not a test of its own.
+func TestHelperProcess(t *testing.T) {
+	dbPath := os.Getenv(crashEnvDB)
+	if dbPath == "" {
+		t.Skip("the crash test's child process")
+	}
+	logf, err := os.OpenFile(os.Getenv(crashEnvLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	must(t, err)
+	effect := func(what string, in executor.NodeInput) {
+		if _, err := fmt.Fprintf(logf, "%s %s %s %d %s\n", what, in.Run.ID, in.Node.ID, in.Attempt, in.Run.ClaimToken); err != nil {
+			panic(err)
+		}
+	}
+	store := openStore(t, dbPath)
+	sched, err := memory.New(memory.Config{Lease: time.Second})
+	must(t, err)
+	ex, err := executor.New(executor.Config{Workers: crashWorkers, Lease: 200 * time.Millisecond, SweepSpec: "@every 50ms",
+		Mode: executor.ModeFull, ShutdownTimeout: time.Second}, store, sched, crashPolicy)
+	must(t, err)
+	must(t, ex.Handle("effect", executor.HandlerFunc(func(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
+		effect("start", in)
+		h := fnv.New64a()
+		fmt.Fprint(h, in.Run.ID, in.Node.ID, in.Attempt)
+		x := h.Sum64()
+		select {
+		case <-time.After(time.Duration(x%50) * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		effect("finish", in)
+		switch {
+		case x%100 < 3:
+			return nil, retry.Permanent(errors.New("bad patient data"))
+		case x%100 < 40:
+			return nil, retry.WithClass(errors.New("connection reset"), retry.ClassNetworkBlip)
+		}
+		return json.RawMessage(fmt.Sprintf(`{"node":%q}`, in.Node.ID)), nil
+	})))
+	must(t, ex.RegisterJourney(executor.Journey{ID: "crash", Start: "a", Nodes: []executor.Node{
+		{ID: "a", Type: "effect", Next: "b"},
+		{ID: "b", Type: "effect", Next: "wait"},
+		{ID: "wait", Type: executor.NodeTypeDelay, Config: json.RawMessage(`{"delayMs":50}`), Next: "c"},
+		{ID: "c", Type: "effect"},
+	}}))
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- ex.Run(ctx) }()
+	insp, err := openInspector(dbPath)
+	must(t, err)
+	for {
+		counts, err := insp.CountByStatus(context.Background())
+		must(t, err)
+		if counts[retry.StatusCompleted]+counts[retry.StatusFailed]+counts[retry.StatusFailedMaxRetries] == crashRuns {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	insp.Close()
+	cancel()
+	must(t, <-errc)
+	fmt.Println(strings.TrimSpace(fmt.Sprintf("child done: %+v", ex.Stats())))
+}
