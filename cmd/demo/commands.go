@@ -74,10 +74,7 @@ func writeJSON(w io.Writer, v any) error {
 
 func cmdMigrate(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	c := newCommand("migrate", "migrate [flags]\n\nApplies the schema (the proposal's Phase 1: retry columns with their defaults, their\nindexes, the attempt history) to the database, creating it if needed. A legacy\njourney_runs table keeps every row and column. Running it twice changes nothing.", storeFlags)
-	if err := c.parse(args); err != nil {
-		return err
-	}
-	if err := noArgs(c); err != nil {
+	if err := c.parseNoArgs(args); err != nil {
 		return err
 	}
 	s, err := openStore(ctx, c.cfg.Store, createAndMigrate)
@@ -89,8 +86,11 @@ func cmdMigrate(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	return nil
 }
 
-// noArgs rejects positional arguments a command does not take.
-func noArgs(c *command) error {
+// parseNoArgs parses a command that takes no positional arguments.
+func (c *command) parseNoArgs(args []string) error {
+	if err := c.parse(args); err != nil {
+		return err
+	}
 	if c.fs.NArg() > 0 {
 		return usageError(fmt.Errorf("%s: unexpected argument %q", c.name, c.fs.Arg(0)))
 	}
@@ -100,10 +100,7 @@ func noArgs(c *command) error {
 func cmdStats(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	c := newCommand("stats", "stats [--json] [flags]\n\nPrints the summary of an existing database: runs by status, attempts per run,\nretries by strategy and error class, top errors.", storeFlags)
 	c.jsonFlag()
-	if err := c.parse(args); err != nil {
-		return err
-	}
-	if err := noArgs(c); err != nil {
+	if err := c.parseNoArgs(args); err != nil {
 		return err
 	}
 	s, err := openStore(ctx, c.cfg.Store, readExisting)
@@ -126,10 +123,7 @@ func cmdExplain(_ context.Context, args []string, stdout, _ io.Writer) error {
 	c := newCommand("explain", "explain [--class C] [--message M] [flags]\n\nPrints how the configured policy treats a failure: the strategy, the rule that\nchose it, what the rollout mode does, and the delay range of retries 1-10. With\nneither --class nor --message, the delay ranges of every strategy.", policyFlags, []flagBinding{runtimeFlags[2]})
 	class := c.fs.String("class", "", "error class (network_blip, rate_limit, validation, ... or one of retry.customClasses)")
 	message := c.fs.String("message", "", "error message, matched by the retryable and non-retryable rules")
-	if err := c.parse(args); err != nil {
-		return err
-	}
-	if err := noArgs(c); err != nil {
+	if err := c.parseNoArgs(args); err != nil {
 		return err
 	}
 	cl := retry.Class(*class)
@@ -234,10 +228,7 @@ func cmdRunsList(ctx context.Context, args []string, stdout io.Writer) error {
 	c.jsonFlag()
 	status := c.fs.String("status", "", "only runs in this status: in_progress, waiting, retrying, completed, failed, failed_max_retries")
 	limit := c.fs.Int("limit", 0, "list at most this many runs (0: all)")
-	if err := c.parse(args); err != nil {
-		return err
-	}
-	if err := noArgs(c); err != nil {
+	if err := c.parseNoArgs(args); err != nil {
 		return err
 	}
 	var st retry.Status
@@ -294,11 +285,7 @@ type runDetail struct {
 func cmdRunsShow(ctx context.Context, args []string, stdout io.Writer) error {
 	c := newCommand("runs show", "runs show ID [--json] [flags]\n\nPrints a run and its attempt history: node, worker, start and finish, error\nclass and message, and the policy's decision (strategy, rule, delay).", storeFlags)
 	c.jsonFlag()
-	id, err := parseWithID(c, args)
-	if err != nil {
-		return err
-	}
-	s, err := openStore(ctx, c.cfg.Store, readExisting)
+	id, s, err := c.openForRun(ctx, args)
 	if err != nil {
 		return err
 	}
@@ -344,8 +331,19 @@ func cmdRunsShow(ctx context.Context, args []string, stdout io.Writer) error {
 // timeFmt shows attempt times to the millisecond the store keeps.
 const timeFmt = "15:04:05.000"
 
+// openForRun parses a command that takes one run id and opens the
+// existing store.
+func (c *command) openForRun(ctx context.Context, args []string) (string, *storage.Store, error) {
+	id, err := c.parseWithID(args)
+	if err != nil {
+		return "", nil, err
+	}
+	s, err := openStore(ctx, c.cfg.Store, readExisting)
+	return id, s, err
+}
+
 // parseWithID parses a command that takes one run id.
-func parseWithID(c *command, args []string) (string, error) {
+func (c *command) parseWithID(args []string) (string, error) {
 	// Accept the id before or after the flags.
 	var id string
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
@@ -370,11 +368,7 @@ func parseWithID(c *command, args []string) (string, error) {
 
 func cmdRunsRetry(ctx context.Context, args []string, stdout io.Writer) error {
 	c := newCommand("runs retry", "runs retry ID [flags]\n\nReplays a failed or failed_max_retries run from the node it failed on: retry count\n0, due now. Workers pick it up through their sweeper.", storeFlags)
-	id, err := parseWithID(c, args)
-	if err != nil {
-		return err
-	}
-	s, err := openStore(ctx, c.cfg.Store, readExisting)
+	id, s, err := c.openForRun(ctx, args)
 	if err != nil {
 		return err
 	}

@@ -20,10 +20,7 @@ var allFlags = [][]flagBinding{storeFlags, runtimeFlags, policyFlags, demoFlags}
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := newCommand("demo", "[flags]\n\nRuns patient journeys (register -> send reminder SMS -> wait -> call the clinic's API\n-> branch on the answer -> record the outcome) whose handlers fail like real ones\n(network blips, database locks, rate limits with Retry-After, maintenance windows,\ninvalid patient data), then prints a summary. Interrupted and started again on the\nsame database, it resumes the unfinished runs.\n\nSubcommands (see demo help):\n"+strings.SplitN(overview, "\n", 2)[1], allFlags...)
 	c.jsonFlag()
-	if err := c.parse(args); err != nil {
-		return err
-	}
-	if err := noArgs(c); err != nil {
+	if err := c.parseNoArgs(args); err != nil {
 		return err
 	}
 	cfg := c.cfg
@@ -44,12 +41,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		time.Duration(cfg.Retry.Strategies.Long.BaseDelayMs/2)*time.Millisecond, time.Duration(cfg.Retry.Strategies.Long.MaxDelayMs)*time.Millisecond)
 
 	start := time.Now()
-	s, err := openStore(ctx, cfg.Store, createAndMigrate)
-	if err != nil {
-		return err
-	}
-	f := faults{seed: cfg.Demo.Seed, rates: cfg.Demo.Faults}
-	ex, err := newExecutor(cfg, s, f) // owns s: Run closes it
+	ex, s, err := openExecutor(ctx, cfg) // ex owns s: Run closes it
 	if err != nil {
 		return err
 	}
@@ -59,7 +51,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("count runs: %w", err)
 	}
 	resumed := unfinished(counts)
-	created, err := createDemoRuns(ctx, s, ex, f, cfg.Demo.Runs, counts)
+	created, err := createDemoRuns(ctx, s, ex, cfg.faults(), cfg.Demo.Runs, counts)
 	if err != nil {
 		ex.Close()
 		return err

@@ -44,10 +44,26 @@ func patientJourney() executor.Journey {
 	}}
 }
 
+// faults is the fault model the configuration describes.
+func (c demoConfig) faults() faults { return faults{seed: c.Demo.Seed, rates: c.Demo.Faults} }
+
+// openExecutor opens (creating and migrating) the configured store and
+// returns an executor over it. The executor owns the store: its Run or
+// Close closes it; the caller may read through the store until then.
+func openExecutor(ctx context.Context, cfg demoConfig) (*executor.Executor, *storage.Store, error) {
+	s, err := openStore(ctx, cfg.Store, createAndMigrate)
+	if err != nil {
+		return nil, nil, err
+	}
+	ex, err := newExecutor(cfg, s)
+	return ex, s, err
+}
+
 // newExecutor returns an executor over s and a new in-memory scheduler,
 // with the demo's handlers and journey registered. It owns s from now on:
 // Run or Close closes it.
-func newExecutor(cfg demoConfig, s *storage.Store, f faults) (*executor.Executor, error) {
+func newExecutor(cfg demoConfig, s *storage.Store) (*executor.Executor, error) {
+	f := cfg.faults()
 	pol, err := cfg.Retry.Build()
 	if err != nil {
 		s.Close()
