@@ -1,0 +1,119 @@
+package executor_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/journeyretry/journeyretry/executor"
+	"github.com/journeyretry/journeyretry/retry"
+	"github.com/journeyretry/journeyretry/scheduler/memory"
+)
+
+// benchWorkers is the worker pool size of the end-to-end benchmarks.
+const benchWorkers = 64
+
+// retryAfter retries every failure after d, up to the run's max retries.
+func retryAfter(d time.Duration) retry.Policy {
+	return retry.PolicyFunc(func(f retry.Failure) retry.Decision {
+		return retry.Decision{Retry: true, Delay: d, Strategy: "bench", Rule: "default"}
+	})
+}
+
+func newBenchExecutor(b *testing.B, pol retry.Policy) (*executor.Executor, *memory.Scheduler) {
+	store := openStore(b, "")
+	sched, err := memory.New(memory.Config{})
+	must(b, err)
+	ex, err := executor.New(executor.Config{Workers: benchWorkers, Mode: executor.ModeFull, SweepSpec: "@every 1h"}, store, sched, pol)
+	must(b, err)
+	return ex, sched
+}
+
+// BenchmarkThroughput: 20,000 runs of a one-node journey whose node fails
+// twice and then succeeds, retry delay zero; attempts per second.
+func BenchmarkThroughput(b *testing.B) {
+	const runs = 20000
+	ex, _ := newBenchExecutor(b, retryAfter(0))
+	defer ex.Close()
+	blip := retry.WithClass(errors.New("connection reset"), retry.ClassNetworkBlip)
+	must(b, ex.Handle("flaky", failing(blip, 2)))
+	must(b, ex.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "flaky"}}}))
+	ctx := context.Background()
+	var total time.Duration
+	for i := range b.N {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range benchWorkers {
+			wg.Go(func() {
+				for n := next.Add(1); n <= runs; n = next.Add(1) {
+					run, err := ex.StartRun(ctx, "j", nil, executor.WithRunID(fmt.Sprintf("%d-%06d", i, n)))
+					if err != nil || run.Status != retry.StatusCompleted {
+						b.Errorf("run: %v %s", err, run.Status)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		total += time.Since(start)
+	}
+	b.ReportMetric(float64(3*runs*b.N)/total.Seconds(), "attempts/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkLateness: 1,000 runs started at 100 per second, each failing once
+// with a 1 s retry; how late each retry starts after its due time.
+func BenchmarkLateness(b *testing.B) {
+	const runs, rate = 1000, 100
+	var lateness []time.Duration
+	for range b.N {
+		ex, _ := newBenchExecutor(b, retryAfter(time.Second))
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		wg.Add(runs)
+		var late []time.Duration
+		must(b, ex.Handle("once", executor.HandlerFunc(func(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
+			if in.Attempt == 1 {
+				return nil, errors.New("fail once")
+			}
+			d := time.Now().Sub(in.Run.NextRetryAt)
+			mu.Lock()
+			late = append(late, d)
+			mu.Unlock()
+			wg.Done()
+			return nil, nil
+		})))
+		must(b, ex.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "once"}}}))
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- ex.Run(ctx) }()
+		tick := time.NewTicker(time.Second / rate)
+		for i := range runs {
+			<-tick.C
+			go func() {
+				if _, err := ex.StartRun(context.Background(), "j", nil, executor.WithRunID(fmt.Sprint(i))); err != nil {
+					b.Error(err)
+				}
+			}()
+		}
+		tick.Stop()
+		wg.Wait()
+		cancel()
+		must(b, <-errc)
+		lateness = append(lateness, late...)
+	}
+	slices.Sort(lateness)
+	q := func(p float64) time.Duration { return lateness[int(p*float64(len(lateness)-1))] }
+	b.ReportMetric(float64(q(0.5).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(q(0.99).Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(lateness[len(lateness)-1].Microseconds())/1000, "max-ms")
+	b.ReportMetric(float64(lateness[0].Microseconds())/1000, "min-ms")
+	b.ReportMetric(0, "ns/op")
+}
