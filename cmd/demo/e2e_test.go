@@ -419,3 +419,44 @@ func TestTwoWorkersShareAStore(t *testing.T) {
 		t.Errorf("runs %v, want 160 finished", c)
 	}
 }
+
+// TestMigrateLegacyDatabase: migrate upgrades a database of the legacy
+// schema in place; its runs are then listed and counted like any other.
+func TestMigrateLegacyDatabase(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "legacy.db")
+	s := openDB(t, path) // Open does not migrate
+	for _, stmt := range []string{
+		`CREATE TABLE journey_runs (id TEXT PRIMARY KEY, journey_id TEXT NOT NULL, status TEXT NOT NULL,
+			current_node_id TEXT, created_at DATETIME DEFAULT CURRENT_TIMESTAMP,
+			updated_at DATETIME DEFAULT CURRENT_TIMESTAMP, patient_ref TEXT)`,
+		`INSERT INTO journey_runs (id, journey_id, status, current_node_id, created_at, updated_at, patient_ref) VALUES
+			('legacy-1', 'onboarding', 'in_progress', 'send_email', '2024-05-01 10:00:00', '2024-05-01 10:05:00', 'p-1'),
+			('legacy-2', 'onboarding', 'completed', NULL, '2024-05-01 11:00:00', '2024-05-01 11:30:00', 'p-2'),
+			('legacy-3', 'reminders', 'failed', 'call_api', '2024-05-02 09:15:00', '2024-05-02 09:15:07', NULL)`,
+	} {
+		if _, err := s.DB().ExecContext(t.Context(), stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	for range 2 { // the second run changes nothing
+		if r := runBin(t, dir, nil, "migrate", "--store", path); r.code != 0 {
+			t.Fatalf("migrate: status %d\n%s", r.code, r.stderr)
+		}
+	}
+	r := runBin(t, dir, nil, "runs", "list", "--store", path, "--json")
+	var runs []runView
+	if err := json.Unmarshal([]byte(r.stdout), &runs); err != nil || r.code != 0 {
+		t.Fatalf("runs list: status %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	got := fmt.Sprint(runs[0].ID, runs[0].Status, runs[0].MaxRetries, runs[0].RetryEnabled, runs[2].Status, len(runs))
+	if want := fmt.Sprint("legacy-1", retry.StatusInProgress, 3, true, retry.StatusFailed, 3); got != want {
+		t.Errorf("legacy runs after migrate: %s, want %s", got, want)
+	}
+	refs := querySQL(t, openDB(t, path).DB(), `SELECT patient_ref, count(*) FROM journey_runs GROUP BY patient_ref`)
+	if refs["p-1"] != 1 || refs["p-2"] != 1 {
+		t.Errorf("legacy column patient_ref: %v", refs)
+	}
+}
