@@ -412,6 +412,11 @@ func TestTwoWorkersShareAStore(t *testing.T) {
 	waitFor(t, dsn, 30*time.Second, func(c map[retry.Status]int) bool { return c[retry.StatusCompleted] >= 80+10 })
 	a.cmd.Process.Signal(syscall.SIGKILL)
 	a.cmd.Wait()
+	if n := unfinished(countRuns(t, dsn)); n == 0 {
+		t.Fatal("every run had finished when the worker was killed: the round shows nothing")
+	} else {
+		t.Logf("worker killed with %d runs unfinished", n)
+	}
 	waitFor(t, dsn, 60*time.Second, func(c map[retry.Status]int) bool { return unfinished(c) == 0 })
 	b.stop(t)
 	checkNoOverlap(t, dsn)
