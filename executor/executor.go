@@ -57,6 +57,7 @@ type Executor struct {
 	running   atomic.Bool
 	stopping  chan struct{} // closed when shutdown begins: take no new work
 	stopOnce  sync.Once
+	stopMu    sync.RWMutex    // orders admit against beginStop
 	hardCtx   context.Context // cancelled when the shutdown grace period ends
 	hardStop  context.CancelFunc
 	closeOnce sync.Once
@@ -204,18 +205,32 @@ func cmpErr(a, b error) error {
 // acquire takes a worker slot, or fails when ctx ends or shutdown begins.
 func (e *Executor) acquire(ctx context.Context) bool {
 	select {
-	case <-e.stopping:
-		return false
-	default:
-	}
-	select {
 	case e.slots <- struct{}{}:
-		e.inflight.Add(1)
-		return true
+		return e.admit()
 	case <-ctx.Done():
 	case <-e.stopping:
 	}
 	return false
+}
+
+// admit counts a slot just taken as in flight unless shutdown has begun
+// (then the slot is given back): no work is added once shutdown waits.
+func (e *Executor) admit() bool {
+	e.stopMu.RLock()
+	defer e.stopMu.RUnlock()
+	if e.stopped() {
+		<-e.slots
+		return false
+	}
+	e.inflight.Add(1)
+	return true
+}
+
+// beginStop closes stopping; after it, admit lets nothing in.
+func (e *Executor) beginStop() {
+	e.stopMu.Lock()
+	defer e.stopMu.Unlock()
+	e.stopOnce.Do(func() { close(e.stopping) })
 }
 
 func (e *Executor) release() {
@@ -414,15 +429,14 @@ func (e *Executor) SweepOnce(ctx context.Context) (SweepResult, error) {
 func (e *Executor) acquireNow() bool {
 	select {
 	case e.slots <- struct{}{}:
-		e.inflight.Add(1)
-		return true
+		return e.admit()
 	default:
 		return false
 	}
 }
 
 func (e *Executor) shutdown(errs *multierror.Error) error {
-	e.stopOnce.Do(func() { close(e.stopping) })
+	e.beginStop()
 	t := time.AfterFunc(e.cfg.ShutdownTimeout, e.hardStop)
 	e.inflight.Wait()
 	t.Stop()
@@ -440,7 +454,7 @@ func (e *Executor) shutdown(errs *multierror.Error) error {
 // never called. It is idempotent.
 func (e *Executor) Close() error {
 	e.closeOnce.Do(func() {
-		e.stopOnce.Do(func() { close(e.stopping) })
+		e.beginStop()
 		var errs *multierror.Error
 		if err := e.sched.Close(); err != nil {
 			errs = multierror.Append(errs, fmt.Errorf("close scheduler: %w", err))
