@@ -192,3 +192,66 @@ func TestShutdown(t *testing.T) {
 		t.Errorf("the cancelled run was not released untouched: %+v", stuck)
 	}
 }
+
+// TestLeaseRenewal: a node that runs for several leases keeps its claim
+// (nobody else can claim the run meanwhile) and completes.
+func TestLeaseRenewal(t *testing.T) {
+	store := openStore(t, "")
+	sched, err := memory.New(memory.Config{})
+	must(t, err)
+	const lease = 100 * time.Millisecond
+	exec, err := executor.New(executor.Config{Lease: lease}, store, sched, defaultPolicy(t))
+	must(t, err)
+	defer exec.Close()
+	entered := make(chan struct{})
+	must(t, exec.Handle("long", executor.HandlerFunc(func(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
+		close(entered)
+		time.Sleep(3 * lease)
+		return nil, nil
+	})))
+	must(t, exec.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "long"}}}))
+	done := make(chan retry.Run)
+	go func() {
+		run, _ := exec.StartRun(context.Background(), "j", nil, executor.WithRunID("r"))
+		done <- run
+	}()
+	<-entered
+	for range 2 { // past the first lease, then past the second
+		time.Sleep(lease)
+		if _, err := store.ClaimRun(context.Background(), "r", "thief", time.Now(), lease); !errors.Is(err, retry.ErrNotClaimable) {
+			t.Fatalf("claim during a renewed lease: %v", err)
+		}
+	}
+	if run := <-done; run.Status != retry.StatusCompleted {
+		t.Fatalf("run %s", run.Status)
+	}
+}
+
+// TestPolicyOverrides: a node's policy wins over its journey's, which wins
+// over the executor's.
+func TestPolicyOverrides(t *testing.T) {
+	named := func(name string) retry.Policy {
+		return retry.PolicyFunc(func(retry.Failure) retry.Decision { return retry.Decision{Strategy: name, Rule: name} })
+	}
+	h := newHarness(t, executor.Config{Mode: executor.ModeFull}, named("executor"))
+	must(t, h.exec.Handle("fail", failing(errors.New("x"), -1)))
+	node := executor.Node{ID: "n", Type: "fail"}
+	withNode := node
+	withNode.Policy = named("node")
+	for id, j := range map[string]executor.Journey{
+		"exec":    {Nodes: []executor.Node{node}},
+		"journey": {Nodes: []executor.Node{node}, Policy: named("journey")},
+		"node":    {Nodes: []executor.Node{withNode}, Policy: named("journey")},
+	} {
+		j.ID, j.Start = id, "n"
+		must(t, h.exec.RegisterJourney(j))
+	}
+	for id, want := range map[string]string{"exec": "executor", "journey": "journey", "node": "node"} {
+		run, err := h.exec.StartRun(context.Background(), id, nil)
+		must(t, err)
+		atts, _ := h.store.Attempts(context.Background(), run.ID)
+		if run.Status != retry.StatusFailed || atts[0].Decision.Strategy != want {
+			t.Errorf("%s: %s decided by %q, want %q", id, run.Status, atts[0].Decision.Strategy, want)
+		}
+	}
+}
