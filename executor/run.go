@@ -14,6 +14,10 @@ import (
 // execute runs a claimed run node after node until it completes, ends, is
 // parked, loses its claim, or the executor stops. It returns the run as last
 // written (or as claimed, when nothing could be written).
+//
+// Cancelling ctx stops a node, never a store write: a result already
+// computed is written (or found lost) rather than left half way, so the
+// worker always knows what the store holds.
 func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -57,7 +61,7 @@ func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 		if n.Type == NodeTypeDelay {
 			s.WakeAt = s.FinishedAt.Add(n.delay)
 		}
-		written, err := e.store.CompleteNode(ctx, claim, s)
+		written, err := e.store.CompleteNode(context.WithoutCancel(ctx), claim, s)
 		if err != nil {
 			e.writeFailed(run, "complete node", err)
 			return run
@@ -112,7 +116,7 @@ func (e *Executor) runNode(ctx context.Context, run retry.Run, claim retry.Claim
 			mu.Lock()
 			c := claim
 			mu.Unlock()
-			c, err := e.store.ExtendLease(nctx, c, e.now(), e.cfg.Lease)
+			c, err := e.store.ExtendLease(context.WithoutCancel(nctx), c, e.now(), e.cfg.Lease)
 			mu.Lock()
 			switch {
 			case err == nil:
@@ -177,7 +181,7 @@ func (e *Executor) fail(ctx context.Context, run retry.Run, claim retry.Claim, j
 	rec := retry.FailureRecord{NodeID: n.ID, Class: f.Class, Message: f.Message, StartedAt: started}
 	rec.Decision, rec.Shadow = e.decide(e.policyFor(j, n), f)
 	rec.FinishedAt = e.now()
-	written, werr := e.store.RecordFailure(ctx, claim, rec)
+	written, werr := e.store.RecordFailure(context.WithoutCancel(ctx), claim, rec)
 	if werr != nil {
 		e.writeFailed(run, "record failure", werr)
 		return run, false
@@ -191,7 +195,7 @@ func (e *Executor) fail(ctx context.Context, run retry.Run, claim retry.Claim, j
 		e.schedule(ctx, written.ID, written.NextRetryAt)
 		return written, false
 	}
-	reclaimed, cerr := e.store.ClaimRun(ctx, written.ID, e.cfg.Worker, e.now(), e.cfg.Lease)
+	reclaimed, cerr := e.store.ClaimRun(context.WithoutCancel(ctx), written.ID, e.cfg.Worker, e.now(), e.cfg.Lease)
 	if cerr != nil {
 		if !errors.Is(cerr, retry.ErrNotClaimable) {
 			e.schedule(ctx, written.ID, written.NextRetryAt)
@@ -243,7 +247,7 @@ func (e *Executor) endMissing(ctx context.Context, run retry.Run, claim retry.Cl
 	}
 	rec.StartedAt = e.now()
 	rec.FinishedAt = rec.StartedAt
-	written, err := e.store.RecordFailure(ctx, claim, rec)
+	written, err := e.store.RecordFailure(context.WithoutCancel(ctx), claim, rec)
 	if err != nil {
 		e.writeFailed(run, "record failure", err)
 		return run
