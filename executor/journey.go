@@ -81,20 +81,29 @@ func parseDelay(raw json.RawMessage) (time.Duration, error) {
 	if len(raw) == 0 || dec.Decode(&c) != nil {
 		return 0, fmt.Errorf(`config: want {"delay":"2s"} or {"delayMs":2000}`)
 	}
+	var d time.Duration
 	switch {
 	case c.Delay != nil && c.DelayMs != nil:
 		return 0, fmt.Errorf("config: give delay or delayMs, not both")
 	case c.Delay != nil:
-		d, err := time.ParseDuration(*c.Delay)
-		if err != nil || d < 0 {
-			return 0, fmt.Errorf("config: delay %q: want a non-negative Go duration", *c.Delay)
+		var err error
+		if d, err = time.ParseDuration(*c.Delay); err != nil {
+			return 0, fmt.Errorf("config: delay %q: want a Go duration", *c.Delay)
 		}
-		return d, nil
-	case c.DelayMs != nil && *c.DelayMs >= 0:
-		return time.Duration(*c.DelayMs) * time.Millisecond, nil
+	case c.DelayMs != nil && *c.DelayMs <= maxDelay.Milliseconds():
+		d = time.Duration(*c.DelayMs) * time.Millisecond
+	default:
+		return 0, fmt.Errorf(`config: want {"delay":"2s"} or {"delayMs":2000}, at most %s`, maxDelay)
 	}
-	return 0, fmt.Errorf(`config: want {"delay":"2s"} or {"delayMs":2000} (non-negative)`)
+	if d < 0 || d > maxDelay {
+		return 0, fmt.Errorf("config: delay %s: want 0 to %s", d, maxDelay)
+	}
+	return d, nil
 }
+
+// maxDelay bounds a delay node (ten years), so a wake-up time never
+// overflows.
+const maxDelay = 10 * 365 * 24 * time.Hour
 
 // validate checks j and indexes its nodes; known reports whether a node
 // type has a handler. The error names the journey and the node.

@@ -1,0 +1,74 @@
+package executor_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/journeyretry/journeyretry/executor"
+	"github.com/journeyretry/journeyretry/retry"
+	"github.com/journeyretry/journeyretry/scheduler/memory"
+)
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  executor.Config
+		want string // "" for valid
+	}{
+		{executor.Config{}, ""},
+		{executor.Config{Mode: executor.ModeSelective, SweepSpec: "*/5 * * * *", Workers: 2, Lease: time.Second}, ""},
+		{executor.Config{Workers: -1}, "workers"},
+		{executor.Config{Lease: -time.Second}, "lease"},
+		{executor.Config{NodeTimeout: -1}, "nodeTimeout"},
+		{executor.Config{ShutdownTimeout: -1}, "shutdownTimeout"},
+		{executor.Config{MaxRetries: -1}, "maxRetries"},
+		{executor.Config{Mode: "sometimes"}, `mode "sometimes"`},
+		{executor.Config{SweepSpec: "@every soon"}, "sweepSpec"},
+	} {
+		err := tc.cfg.Validate()
+		if (err == nil) != (tc.want == "") || err != nil && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+	if _, err := executor.New(executor.Config{Workers: -1}, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "workers") {
+		t.Errorf("New with a bad config: %v", err)
+	}
+	sched, _ := memory.New(memory.Config{})
+	if _, err := executor.New(executor.Config{}, nil, sched, nil); err == nil {
+		t.Error("New without a store succeeded")
+	}
+}
+
+func TestParseMode(t *testing.T) {
+	for _, s := range []string{"off", "shadow", "selective", "full"} {
+		if m, err := executor.ParseMode(s); err != nil || string(m) != s {
+			t.Errorf("ParseMode(%q) = %q, %v", s, m, err)
+		}
+	}
+	for _, s := range []string{"", "Full", " off", "on"} {
+		if _, err := executor.ParseMode(s); err == nil {
+			t.Errorf("ParseMode(%q) succeeded", s)
+		}
+	}
+}
+
+// FuzzDelayConfig: any delay node config is accepted or refused with an
+// error naming the node, never a panic.
+func FuzzDelayConfig(f *testing.F) {
+	for _, s := range []string{`{"delay":"2s"}`, `{"delayMs":2000}`, `{"delay":"-1s"}`, `{"delayMs":-5}`,
+		`{"delay":"1s","delayMs":1}`, `{"wait":1}`, `null`, ``, `{"delay":3}`, `{"delayMs":1e30}`, `{"delayMs":9223372036854775807}`, `{"delay":"2562047h"}`} {
+		f.Add(s)
+	}
+	h := newHarness(f, executor.Config{}, retry.PolicyFunc(func(retry.Failure) retry.Decision { return retry.Decision{} }))
+	must(f, h.exec.Handle("ok", executor.HandlerFunc(ok)))
+	n := 0
+	f.Fuzz(func(t *testing.T, cfg string) {
+		n++
+		err := h.exec.RegisterJourney(executor.Journey{ID: "j", Version: n, Start: "w", Nodes: []executor.Node{
+			{ID: "w", Type: executor.NodeTypeDelay, Config: json.RawMessage(cfg), Next: "a"}, {ID: "a", Type: "ok"}}})
+		if err != nil && !strings.Contains(err.Error(), "node w: config") {
+			t.Fatalf("%q: %v", cfg, err)
+		}
+	})
+}
