@@ -284,6 +284,7 @@ func (e *Executor) Run(ctx context.Context) error {
 	if err := e.consume(ctx); err != nil {
 		errs = multierror.Append(errs, err)
 	}
+	e.beginStop() // a sweep in progress stops between claims
 	<-c.Stop().Done()
 	return e.shutdown(errs)
 }

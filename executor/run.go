@@ -35,7 +35,7 @@ func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 			return e.endMissing(ctx, run, claim, j == nil)
 		}
 		started := e.now()
-		out, err, renewed := e.runNode(ctx, run, claim, n)
+		out, renewed, err := e.runNode(ctx, run, claim, n)
 		claim = renewed
 		if errors.Is(err, retry.ErrLostClaim) {
 			e.stats.lost.Add(1)
@@ -84,10 +84,10 @@ func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 
 // runNode executes one node under its timeout, renewing the lease while it
 // runs. It returns the (renewed) claim; a lost lease is retry.ErrLostClaim.
-func (e *Executor) runNode(ctx context.Context, run retry.Run, claim retry.Claim, n *Node) (json.RawMessage, error, retry.Claim) {
+func (e *Executor) runNode(ctx context.Context, run retry.Run, claim retry.Claim, n *Node) (json.RawMessage, retry.Claim, error) {
 	e.stats.attempts.Add(1)
 	if n.Type == NodeTypeDelay {
-		return nil, nil, claim
+		return nil, claim, nil
 	}
 	e.mu.RLock()
 	h := e.handlers[n.Type]
@@ -162,15 +162,15 @@ func (e *Executor) runNode(ctx context.Context, run retry.Run, claim retry.Claim
 	defer mu.Unlock()
 	switch {
 	case lost:
-		return nil, fmt.Errorf("node %s: %w", n.ID, retry.ErrLostClaim), claim
+		return nil, claim, fmt.Errorf("node %s: %w", n.ID, retry.ErrLostClaim)
 	case ctx.Err() != nil:
-		return nil, cmpErr(r.err, ctx.Err()), claim
+		return nil, claim, cmpErr(r.err, ctx.Err())
 	case r.err != nil && errors.Is(nctx.Err(), context.DeadlineExceeded):
-		return nil, retry.WithClass(fmt.Errorf("node %s: timed out after %s: %w", n.ID, timeout, r.err), retry.ClassTimeout), claim
+		return nil, claim, retry.WithClass(fmt.Errorf("node %s: timed out after %s: %w", n.ID, timeout, r.err), retry.ClassTimeout)
 	case r.err == nil && len(r.out) == 0:
 		r.out = json.RawMessage("null")
 	}
-	return r.out, r.err, claim
+	return r.out, claim, r.err
 }
 
 // fail records a node failure and the decision on it, then tells the
