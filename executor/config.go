@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/journeyretry/journeyretry/retry"
 )
 
 // Mode is the rollout mode: the retry proposal's migration phases, switched
@@ -89,7 +91,47 @@ type Config struct {
 	Now func() time.Time `json:"-"`
 	// Logger receives operational messages; default slog.Default().
 	Logger *slog.Logger `json:"-"`
+	// Observer, when set, is told of every recorded attempt and every
+	// sweep, for metrics (retries by strategy and class, sweeper catches).
+	Observer Observer `json:"-"`
 }
+
+// Observer receives the executor's events for monitoring. Its methods are
+// called synchronously by workers after the store write they report, so they
+// must be quick and safe for concurrent use. Embed [NopObserver] to
+// implement only some of them.
+type Observer interface {
+	// Attempt reports a node attempt as recorded in the store.
+	Attempt(AttemptEvent)
+	// Swept reports one sweep and the runs it caught.
+	Swept(caught int)
+}
+
+// AttemptEvent is one recorded node attempt.
+type AttemptEvent struct {
+	RunID, JourneyID, NodeID string
+	// NodeAttempt numbers the node's attempts from 1.
+	NodeAttempt int
+	// Duration is the node's execution time.
+	Duration time.Duration
+	// Err is nil for a success; Class, Decision and Shadow describe a
+	// failure as recorded.
+	Err      error
+	Class    retry.Class
+	Decision retry.Decision
+	Shadow   bool
+	// Status is the run's status after the attempt.
+	Status retry.Status
+}
+
+// NopObserver ignores every event.
+type NopObserver struct{}
+
+// Attempt does nothing.
+func (NopObserver) Attempt(AttemptEvent) {}
+
+// Swept does nothing.
+func (NopObserver) Swept(int) {}
 
 func (c Config) withDefaults() Config {
 	if c.Worker == "" {
@@ -105,6 +147,9 @@ func (c Config) withDefaults() Config {
 	c.MaxRetries = cmp.Or(c.MaxRetries, MaxRetriesDefault)
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Observer == nil {
+		c.Observer = NopObserver{}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -412,6 +412,7 @@ func (e *Executor) SweepOnce(ctx context.Context) (SweepResult, error) {
 		}
 		res.Caught += len(runs)
 		e.stats.sweeperCaught.Add(int64(len(runs)))
+		e.cfg.Observer.Swept(len(runs))
 		for _, run := range runs {
 			wg.Add(1)
 			go func() {

@@ -255,3 +255,42 @@ func TestPolicyOverrides(t *testing.T) {
 		}
 	}
 }
+
+type recordingObserver struct {
+	mu     sync.Mutex
+	events []executor.AttemptEvent
+	swept  []int
+}
+
+func (o *recordingObserver) Attempt(e executor.AttemptEvent) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.events = append(o.events, e)
+}
+
+func (o *recordingObserver) Swept(n int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.swept = append(o.swept, n)
+}
+
+// TestObserver: every recorded attempt and every sweep is reported.
+func TestObserver(t *testing.T) {
+	obs := &recordingObserver{}
+	h := newHarness(t, executor.Config{Mode: executor.ModeFull, Observer: obs}, nil)
+	must(t, h.exec.Handle("flaky", failing(retry.WithClass(errors.New("503"), retry.ClassServiceUnavailable), 1)))
+	must(t, h.exec.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "flaky"}}}))
+	run, err := h.exec.StartRun(context.Background(), "j", nil)
+	must(t, err)
+	h.drive(t, run.ID)
+	if len(obs.events) != 2 || len(obs.swept) != 1 || obs.swept[0] != 1 {
+		t.Fatalf("events %+v, sweeps %v", obs.events, obs.swept)
+	}
+	f, s := obs.events[0], obs.events[1]
+	if f.Err == nil || f.Class != retry.ClassServiceUnavailable || f.Decision.Strategy != "short" || f.Status != retry.StatusRetrying || f.NodeAttempt != 1 {
+		t.Errorf("failure event %+v", f)
+	}
+	if s.Err != nil || s.Status != retry.StatusCompleted || s.NodeAttempt != 2 {
+		t.Errorf("success event %+v", s)
+	}
+}

@@ -67,6 +67,8 @@ func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 			return run
 		}
 		e.stats.succeeded.Add(1)
+		e.cfg.Observer.Attempt(AttemptEvent{RunID: run.ID, JourneyID: run.JourneyID, NodeID: n.ID,
+			NodeAttempt: run.RetryCount + 1, Duration: s.FinishedAt.Sub(started), Status: written.Status})
 		run = written
 		if run.Status == retry.StatusWaiting {
 			e.schedule(ctx, run.ID, run.WakeAt)
@@ -187,6 +189,9 @@ func (e *Executor) fail(ctx context.Context, run retry.Run, claim retry.Claim, j
 		return run, false
 	}
 	e.stats.failed.Add(1)
+	e.cfg.Observer.Attempt(AttemptEvent{RunID: run.ID, JourneyID: run.JourneyID, NodeID: n.ID,
+		NodeAttempt: run.RetryCount + 1, Duration: rec.FinishedAt.Sub(started), Err: err,
+		Class: rec.Class, Decision: rec.Decision, Shadow: rec.Shadow, Status: written.Status})
 	if written.Status != retry.StatusRetrying {
 		return written, false
 	}
