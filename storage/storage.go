@@ -42,6 +42,15 @@
 // for a transaction of its own, as it would without batching. On SQLite
 // statements are prepared once on the writer's connection.
 //
+// # Cancellation
+//
+// A write whose context ends is never misreported. If the context ends
+// before the writer reaches the write, the write is skipped and its caller
+// gets an error wrapping ctx.Err(): nothing was written. Once the writer
+// has started it, the caller waits for the commit (the shared transaction
+// runs on a background context and takes milliseconds) and gets its real
+// outcome, the committed result included, even though its context ended.
+//
 // # Times
 //
 // Times the store owns are integer Unix milliseconds (UTC, millisecond
@@ -138,7 +147,9 @@ func (c Config) Validate() error {
 }
 
 // Store is the Bun run store. It is safe for concurrent use; open it with
-// [Open] and close it with [Store.Close].
+// [Open] and close it with [Store.Close]. A write method whose context ends
+// either returns an error wrapping ctx.Err() having written nothing, or
+// returns the committed result (see Cancellation in the package doc).
 type Store struct {
 	db       *bun.DB // writes (SQLite: one connection), and everything on PostgreSQL
 	rdb      *bun.DB // reads; db itself unless SQLite has a read pool

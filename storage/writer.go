@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/uptrace/bun"
 
@@ -13,23 +14,47 @@ import (
 
 // writeOp is one write waiting for the writer: fn runs its statements in
 // the shared transaction and stores its result where its caller reads it
-// after done delivers.
+// after done delivers. state settles, once, whether the writer runs fn or
+// the caller gives up on it: never both.
 type writeOp struct {
-	fn   func(ctx context.Context, tx queryer) error
-	done chan error
+	ctx   context.Context // the caller's: once it ends, fn no longer starts
+	fn    func(ctx context.Context, tx queryer) error
+	done  chan error
+	state atomic.Int32
+}
+
+// The states of a writeOp.
+const (
+	opQueued    int32 = iota
+	opStarted         // the writer ran (or runs) fn: its caller waits for done
+	opAbandoned       // the caller's ctx ended first: fn never runs
+)
+
+// start reports whether the writer may run w: its caller has not given up
+// and its ctx has not ended. Once started, w stays started, so a batch
+// replayed one op at a time runs it again unless its ctx ended meanwhile
+// (its first run was rolled back, so the caller still gets the truth).
+func (w *writeOp) start() bool {
+	return w.ctx.Err() == nil && (w.state.Load() == opStarted || w.state.CompareAndSwap(opQueued, opStarted))
 }
 
 // write queues fn for the writer and waits until its transaction commits
 // (nil) or fn or the commit fails. Other writes share fn's transaction, so
 // fn must change nothing when it returns a sentinel it found by reading (a
 // lost claim, a missing run), and must wrap with [dirty] an error it
-// returns after writing. A caller whose ctx ends stops waiting, but a write already
-// queued may still commit.
+// returns after writing.
+//
+// The caller's ctx ending never misreports a write: if it ends before the
+// writer starts fn, fn never runs and write returns ctx.Err(); once the
+// writer has started fn, write waits for the commit and returns its
+// outcome, however late (the batch runs on a background context and is
+// short). So a caller told ctx.Err() knows nothing was written, and
+// results fn stores are read only after the writer is done with them.
 func (s *Store) write(ctx context.Context, op string, fn func(ctx context.Context, tx queryer) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	w := &writeOp{fn: fn, done: make(chan error, 1)}
+	w := &writeOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	s.mu.RLock()
 	if s.closed.Load() {
 		s.mu.RUnlock()
@@ -42,15 +67,19 @@ func (s *Store) write(ctx context.Context, op string, fn func(ctx context.Contex
 		s.mu.RUnlock()
 		return fmt.Errorf("%s: %w", op, ctx.Err())
 	}
+	var err error
 	select {
-	case err := <-w.done:
-		if err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
-		return nil
+	case err = <-w.done:
 	case <-ctx.Done():
-		return fmt.Errorf("%s: %w", op, ctx.Err())
+		if w.state.CompareAndSwap(opQueued, opAbandoned) {
+			return fmt.Errorf("%s: %w", op, ctx.Err())
+		}
+		err = <-w.done // started: its outcome is the truth
 	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
 }
 
 // writer runs queued writes until Close closes the queue: each turn takes
@@ -126,7 +155,8 @@ func clean(err error) bool {
 // runTx runs ops in one transaction and commits it. Statements use a
 // background context: cancelling one caller must not interrupt a
 // transaction that others share. errs holds each op's clean error; err is
-// the transaction's (or errReplay).
+// the transaction's (or errReplay). An op whose caller's ctx ended before
+// its turn is skipped and answered with ctx's error.
 func (s *Store) runTx(ops []*writeOp) (errs []error, err error) {
 	ctx := context.Background()
 	errs = make([]error, len(ops))
@@ -137,6 +167,10 @@ func (s *Store) runTx(ops []*writeOp) (errs []error, err error) {
 	tx := s.writeTx(btx)
 	defer s.prepareNew(ctx, tx)
 	for i, w := range ops {
+		if !w.start() {
+			errs[i] = w.ctx.Err() // it wrote nothing: the others go on
+			continue
+		}
 		if errs[i] = w.fn(ctx, tx); errs[i] == nil || clean(errs[i]) {
 			continue
 		}
