@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/journeyretry/journeyretry/executor"
@@ -194,37 +195,46 @@ func TestShutdown(t *testing.T) {
 }
 
 // TestLeaseRenewal: a node that runs for several leases keeps its claim
-// (nobody else can claim the run meanwhile) and completes.
+// (nobody else can claim the run meanwhile) and completes. The test runs in
+// a synctest bubble: time advances only when every goroutine, the store's
+// writer included, waits, so the renewals and the thief's claims happen in
+// a fixed order without real sleeps.
 func TestLeaseRenewal(t *testing.T) {
-	store := openStore(t, "")
-	sched, err := memory.New(memory.Config{})
-	must(t, err)
-	const lease = 100 * time.Millisecond
-	exec, err := executor.New(executor.Config{Lease: lease}, store, sched, defaultPolicy(t))
-	must(t, err)
-	defer exec.Close()
-	entered := make(chan struct{})
-	must(t, exec.Handle("long", executor.HandlerFunc(func(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
-		close(entered)
-		time.Sleep(3 * lease)
-		return nil, nil
-	})))
-	must(t, exec.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "long"}}}))
-	done := make(chan retry.Run)
-	go func() {
-		run, _ := exec.StartRun(context.Background(), "j", nil, executor.WithRunID("r"))
-		done <- run
-	}()
-	<-entered
-	for range 2 { // past the first lease, then past the second
-		time.Sleep(lease)
-		if _, err := store.ClaimRun(context.Background(), "r", "thief", time.Now(), lease); !errors.Is(err, retry.ErrNotClaimable) {
-			t.Fatalf("claim during a renewed lease: %v", err)
+	synctest.Test(t, func(t *testing.T) {
+		store := openStore(t, "")
+		sched, err := memory.New(memory.Config{})
+		must(t, err)
+		const lease = time.Minute
+		exec, err := executor.New(executor.Config{Lease: lease, NodeTimeout: 10 * lease}, store, sched, defaultPolicy(t))
+		must(t, err)
+		defer exec.Close()
+		entered := make(chan struct{})
+		must(t, exec.Handle("long", executor.HandlerFunc(func(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
+			close(entered)
+			select {
+			case <-time.After(3 * lease):
+				return nil, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		})))
+		must(t, exec.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "long"}}}))
+		done := make(chan retry.Run, 1)
+		go func() {
+			run, _ := exec.StartRun(context.Background(), "j", nil, executor.WithRunID("r"))
+			done <- run
+		}()
+		<-entered
+		for range 2 { // past the first lease, then past the second
+			time.Sleep(lease + time.Second)
+			if _, err := store.ClaimRun(context.Background(), "r", "thief", time.Now(), lease); !errors.Is(err, retry.ErrNotClaimable) {
+				t.Fatalf("claim during a renewed lease: %v", err)
+			}
 		}
-	}
-	if run := <-done; run.Status != retry.StatusCompleted {
-		t.Fatalf("run %s", run.Status)
-	}
+		if run := <-done; run.Status != retry.StatusCompleted {
+			t.Fatalf("run %s", run.Status)
+		}
+	})
 }
 
 // TestPolicyOverrides: a node's policy wins over its journey's, which wins
