@@ -61,14 +61,34 @@ var retryIndexes = []struct{ name, def string }{
 // identical. Each migration runs in its own transaction and is itself
 // idempotent, so one interrupted between its commit and its record is
 // simply run again.
+//
+// Every call, not only the first, then adopts the legacy runs in flight:
+// rows the pre-retry system left in_progress, with no due time and no
+// claim, become claimable at once. Legacy writers that keep running after
+// the first migration (a phased rollout) insert such rows the store would
+// otherwise never claim, so the cutover is: stop the legacy writers, then
+// call Migrate again (the demo's migrate command does).
 func (s *Store) Migrate(ctx context.Context) error {
 	if err := s.checkOpen("migrate"); err != nil {
 		return err
 	}
 	return s.withMigrator(ctx, func(m *migrate.Migrator) error {
-		_, err := m.Migrate(ctx)
-		return err
+		if _, err := m.Migrate(ctx); err != nil {
+			return err
+		}
+		return s.adoptLegacy(ctx)
 	})
+}
+
+// adoptLegacy makes legacy in-flight runs claimable at once. A run the
+// store wrote always has a due time while in progress, so this touches
+// legacy rows only, and a second call finds nothing to do.
+func (s *Store) adoptLegacy(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE journey_runs SET due_at = 0
+WHERE status = 'in_progress' AND due_at IS NULL AND claim_token IS NULL`); err != nil {
+		return fmt.Errorf("adopt legacy runs: %w", err)
+	}
+	return nil
 }
 
 // MigrateDown reverts the retry migration: it drops the attempts table, the
@@ -181,8 +201,8 @@ func (s *Store) createLegacyTable(ctx context.Context, tx bun.Tx) error {
 
 // addRetrySchema is the proposal's Phase 1: it adds the columns it lacks
 // (with their defaults, which existing rows take), the indexes and the
-// attempts table, and makes legacy in-flight runs claimable. It touches no
-// column it does not own.
+// attempts table. It touches no column it does not own. Legacy in-flight
+// runs are adopted by [Store.Migrate] after every migration, not here.
 func (s *Store) addRetrySchema(ctx context.Context, tx bun.Tx) error {
 	have, err := s.columns(ctx, tx)
 	if err != nil {
@@ -223,8 +243,6 @@ func (s *Store) addRetrySchema(ctx context.Context, tx bun.Tx) error {
 	PRIMARY KEY (run_id, number)
 )`,
 		`CREATE INDEX IF NOT EXISTS idx_journey_run_attempts_failed ON journey_run_attempts(finished_at) WHERE outcome = 'failed'`,
-		// Legacy runs left in flight are adopted: claimable at once.
-		`UPDATE journey_runs SET due_at = 0 WHERE status = 'in_progress' AND due_at IS NULL AND claim_token IS NULL`,
 	} {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return err

@@ -3,6 +3,7 @@ package storage_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -143,6 +144,82 @@ func TestMigrateLegacy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMigrateAdoptsLateLegacyRows: a legacy writer still running after the
+// first migration inserts an in-flight row without a due time; the next
+// Migrate adopts it, and changes nothing else.
+func TestMigrateAdoptsLateLegacyRows(t *testing.T) {
+	for name, newDSN := range dialects {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			s := migratedLegacy(t, name, newDSN)
+			if _, err := s.DB().ExecContext(ctx, `INSERT INTO journey_runs (id, journey_id, status, current_node_id, created_at, updated_at)
+VALUES ('late', 'onboarding', 'in_progress', 'send_email', '2024-06-01 08:00:00', '2024-06-01 08:00:00')`); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			if _, err := s.ClaimRun(ctx, "late", "w", now, time.Minute); !errors.Is(err, retry.ErrNotClaimable) {
+				t.Fatalf("ClaimRun of a late legacy row before migrating again: %v; want ErrNotClaimable", err)
+			}
+			if err := s.Migrate(ctx); err != nil {
+				t.Fatalf("Migrate again: %v", err)
+			}
+			runs, err := s.ClaimDue(ctx, "w", now, time.Minute, 10)
+			ids := make([]string, len(runs))
+			for i, r := range runs {
+				ids[i] = r.ID
+			}
+			slices.Sort(ids)
+			if err != nil || !slices.Equal(ids, []string{"late", "legacy-1"}) {
+				t.Fatalf("ClaimDue after migrating again = %v, %v; want late and legacy-1", ids, err)
+			}
+			// With claimed, completed and failed rows, one more Migrate is a no-op.
+			before := dump(t, s)
+			if err := s.Migrate(ctx); err != nil {
+				t.Fatalf("Migrate a third time: %v", err)
+			}
+			if after := dump(t, s); !slices.Equal(after, before) {
+				t.Fatalf("Migrate changed rows:\n%v\nwant\n%v", after, before)
+			}
+		})
+	}
+}
+
+// dump returns every row of journey_runs and journey_run_attempts, and the
+// recorded migrations, as text.
+func dump(t *testing.T, s *storage.Store) []string {
+	t.Helper()
+	var out []string
+	for _, q := range []string{
+		`SELECT * FROM journey_runs ORDER BY id`,
+		`SELECT * FROM journey_run_attempts ORDER BY run_id, number`,
+		`SELECT name FROM journeyretry_migrations ORDER BY name`,
+	} {
+		rows, err := s.DB().QueryContext(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, err := rows.Columns()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			vals, dest := make([]any, len(cols)), make([]any, len(cols))
+			for i := range dest {
+				dest[i] = &vals[i]
+			}
+			if err := rows.Scan(dest...); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprint(vals...))
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+	}
+	return out
 }
 
 func deref(p *string) string {
