@@ -112,6 +112,27 @@ type ErrorCount struct {
 	Count   int
 }
 
+// RetryStats is what [Inspector.RetryStats] reads from the attempt history.
+// Its maps are never nil. The totals are sums: the attempts are the sum of
+// n times AttemptsPerRun[n], the retries the sum of RetriesByStrategy (or of
+// RetriesByClass).
+type RetryStats struct {
+	// AttemptsPerRun maps a number of attempts (node executions; replays
+	// are not attempts) to the number of runs that took that many. A run
+	// with no attempt yet counts under 0, so the values sum to the runs.
+	AttemptsPerRun map[int]int
+	// RetriesByStrategy and RetriesByClass count the retries by the
+	// strategy that chose the delay ("" when none was recorded) and by the
+	// error's class. A retry is a failed attempt after which the run was
+	// StatusRetrying: a retry that happened. A shadow decision to retry, or
+	// one the store refused (MaxRetries reached, retry disabled), ended the
+	// run instead and is not one.
+	RetriesByStrategy map[string]int
+	RetriesByClass    map[Class]int
+	// Replays counts operator replays ([Inspector.Replay]).
+	Replays int
+}
+
 // Inspector is what operators and reports read. Stores implement it beside
 // [Store]; it is separate because the executor never needs it.
 type Inspector interface {
@@ -125,6 +146,12 @@ type Inspector interface {
 	// attempts finished in [since, until), most frequent first, at most
 	// limit rows.
 	TopErrors(ctx context.Context, since, until time.Time, limit int) ([]ErrorCount, error)
+	// RetryStats aggregates the whole attempt history in the store, however
+	// many runs it holds (a report must not read run by run). It has no
+	// time window: a window would cut runs' histories, and AttemptsPerRun
+	// would no longer count whole runs. TopErrors answers "what fails
+	// lately".
+	RetryStats(ctx context.Context) (RetryStats, error)
 	// ListRuns returns runs matching f.
 	ListRuns(ctx context.Context, f RunFilter) ([]Run, error)
 	// Replay restarts a StatusFailed or StatusFailedMaxRetries run at its

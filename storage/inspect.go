@@ -141,6 +141,56 @@ ORDER BY n DESC, 1, 2 LIMIT ?`, ms(since), ms(until), limit)
 	return out, nil
 }
 
+// retryStatsQuery is RetryStats as one statement, so that its numbers come
+// from one snapshot and agree with each other: rows of (kind, attempts,
+// strategy, class, count), where kind is 'runs' (count runs took attempts
+// attempts), 'retries' (count retries had strategy and class) or 'replays'.
+const retryStatsQuery = `SELECT 'runs', n, '', '', COUNT(*) FROM (
+	SELECT COUNT(a.run_id) AS n FROM journey_runs r
+	LEFT JOIN journey_run_attempts a ON a.run_id = r.id AND a.outcome <> 'replayed'
+	GROUP BY r.id) per_run
+GROUP BY n
+UNION ALL
+SELECT 'retries', 0, COALESCE(decision_strategy, ''), COALESCE(error_class, ''), COUNT(*)
+FROM journey_run_attempts WHERE outcome = 'failed' AND status_after = 'retrying'
+GROUP BY COALESCE(decision_strategy, ''), COALESCE(error_class, '')
+UNION ALL
+SELECT 'replays', 0, '', '', COUNT(*) FROM journey_run_attempts WHERE outcome = 'replayed'`
+
+// RetryStats aggregates the attempt history in SQL; see [retry.Inspector].
+func (s *Store) RetryStats(ctx context.Context) (retry.RetryStats, error) {
+	if err := s.checkOpen("retry stats"); err != nil {
+		return retry.RetryStats{}, err
+	}
+	rows, err := s.rdb.QueryContext(ctx, retryStatsQuery)
+	if err != nil {
+		return retry.RetryStats{}, fmt.Errorf("retry stats: %w", err)
+	}
+	defer rows.Close()
+	st := retry.RetryStats{AttemptsPerRun: map[int]int{}, RetriesByStrategy: map[string]int{}, RetriesByClass: map[retry.Class]int{}}
+	for rows.Next() {
+		var kind, strategy string
+		var class retry.Class
+		var attempts, n int
+		if err := rows.Scan(&kind, &attempts, &strategy, &class, &n); err != nil {
+			return retry.RetryStats{}, fmt.Errorf("retry stats: %w", err)
+		}
+		switch kind {
+		case "runs":
+			st.AttemptsPerRun[attempts] = n
+		case "retries":
+			st.RetriesByStrategy[strategy] += n
+			st.RetriesByClass[class] += n
+		case "replays":
+			st.Replays = n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return retry.RetryStats{}, fmt.Errorf("retry stats: %w", err)
+	}
+	return st, nil
+}
+
 // ListRuns returns a page of runs in id order; see [retry.Inspector].
 func (s *Store) ListRuns(ctx context.Context, f retry.RunFilter) ([]retry.Run, error) {
 	switch {

@@ -81,6 +81,7 @@ type jsonSummary struct {
 		Retries           int            `json:"retries"`
 		RetriesByStrategy map[string]int `json:"retriesByStrategy"`
 		RetriesByClass    map[string]int `json:"retriesByClass"`
+		Replays           int            `json:"replays"`
 		TopErrors         []TopError     `json:"topErrors"`
 	} `json:"database"`
 	Process *ProcessSummary `json:"process"`
@@ -136,6 +137,10 @@ func checkSummary(t *testing.T, dsn string, s jsonSummary) {
 	}
 	sameCounts(t, "retries by strategy", d.RetriesByStrategy, querySQL(t, db, `SELECT decision_strategy, count(*) `+retried+` GROUP BY decision_strategy`))
 	sameCounts(t, "retries by class", d.RetriesByClass, querySQL(t, db, `SELECT error_class, count(*) `+retried+` GROUP BY error_class`))
+	replays := querySQL(t, db, `SELECT 'all', count(*) FROM journey_run_attempts WHERE outcome = 'replayed'`)
+	if d.Replays != replays["all"] {
+		t.Errorf("replays: summary %d, database %d", d.Replays, replays["all"])
+	}
 
 	// Top errors: each listed pair has its database count, and the listed
 	// counts are the largest ones.
@@ -233,6 +238,16 @@ func TestOperatorCommands(t *testing.T) {
 	if r := runBin(t, dir, nil, "runs", "retry", id, "--store", store); r.code != exitFailure || !strings.Contains(r.stderr, "not replayable") {
 		t.Errorf("second runs retry: status %d, %s", r.code, r.stderr)
 	}
+	// stats counts the replay, and not as an attempt.
+	r = runBin(t, dir, nil, "stats", "--json", "--store", store)
+	var s jsonSummary
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil || r.code != 0 {
+		t.Fatalf("stats --json: status %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	if s.Database.Replays != 1 {
+		t.Errorf("stats after one replay: %d replays", s.Database.Replays)
+	}
+	checkSummary(t, store, s)
 	if r := runBin(t, dir, nil, "runs", "show", "no-such-run", "--store", store); r.code != exitFailure || !strings.Contains(r.stderr, "not found") {
 		t.Errorf("runs show unknown: status %d, %s", r.code, r.stderr)
 	}

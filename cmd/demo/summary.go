@@ -74,23 +74,11 @@ type ProcessSummary struct {
 	WallTimeMs int64 `json:"wallTimeMs"`
 }
 
-// inspector is what the summary reads: the store's operator reads plus the
-// attempt history.
-type inspector interface {
-	retry.Inspector
-	Attempts(ctx context.Context, runID string) ([]retry.Attempt, error)
-}
-
-// summarize reads the database summary through the store: run counts and
-// top errors from the Inspector, attempts and retries from each run's
-// attempt history.
-func summarize(ctx context.Context, s inspector) (DatabaseSummary, error) {
-	sum := DatabaseSummary{
-		AttemptsPerRun:    map[int]int{},
-		RetriesByStrategy: map[string]int{},
-		RetriesByClass:    map[retry.Class]int{},
-		TopErrors:         []TopError{},
-	}
+// summarize reads the database summary through the store's Inspector:
+// each number is an aggregate the store computes, so the summary costs a
+// few queries however many runs the database holds.
+func summarize(ctx context.Context, s retry.Inspector) (DatabaseSummary, error) {
+	sum := DatabaseSummary{TopErrors: []TopError{}}
 	var err error
 	if sum.ByStatus, err = s.CountByStatus(ctx); err != nil {
 		return sum, fmt.Errorf("count runs: %w", err)
@@ -98,30 +86,17 @@ func summarize(ctx context.Context, s inspector) (DatabaseSummary, error) {
 	for _, n := range sum.ByStatus {
 		sum.Runs += n
 	}
-	err = eachRun(ctx, s, "", func(r retry.Run) error {
-		as, err := s.Attempts(ctx, r.ID)
-		if err != nil {
-			return fmt.Errorf("attempts of run %s: %w", r.ID, err)
-		}
-		n := 0
-		for _, a := range as {
-			switch {
-			case a.Outcome == retry.OutcomeReplayed:
-				sum.Replays++
-				continue
-			case a.Outcome == retry.OutcomeFailed && a.Status == retry.StatusRetrying:
-				sum.Retries++
-				sum.RetriesByStrategy[a.Decision.Strategy]++
-				sum.RetriesByClass[a.ErrorClass]++
-			}
-			n++
-		}
-		sum.Attempts += n
-		sum.AttemptsPerRun[n]++
-		return nil
-	})
+	st, err := s.RetryStats(ctx)
 	if err != nil {
-		return sum, err
+		return sum, fmt.Errorf("retry stats: %w", err)
+	}
+	sum.AttemptsPerRun, sum.RetriesByStrategy, sum.RetriesByClass, sum.Replays =
+		st.AttemptsPerRun, st.RetriesByStrategy, st.RetriesByClass, st.Replays
+	for n, runs := range st.AttemptsPerRun {
+		sum.Attempts += n * runs
+	}
+	for _, n := range st.RetriesByStrategy {
+		sum.Retries += n
 	}
 	top, err := s.TopErrors(ctx, time.UnixMilli(0), time.Now().Add(24*time.Hour), topErrorsLimit)
 	if err != nil {

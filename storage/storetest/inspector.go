@@ -86,6 +86,61 @@ var inspectorChecks = []check{
 			h.t.Fatalf("TopErrors over [20s, 60s), limit 1 = %v; want %v", top, want)
 		}
 	}},
+	{"Inspector/RetryStats", func(h *harness) {
+		in := h.inspector()
+		st, err := in.RetryStats(h.ctx)
+		if err != nil {
+			h.t.Fatalf("RetryStats: %v", err)
+		}
+		if st.AttemptsPerRun == nil || st.RetriesByStrategy == nil || st.RetriesByClass == nil ||
+			len(st.AttemptsPerRun)+len(st.RetriesByStrategy)+len(st.RetriesByClass)+st.Replays != 0 {
+			h.t.Fatalf("empty store: RetryStats = %+v; want empty, non-nil maps", st)
+		}
+		h.create(newRun("new"), at(0))
+		// Two retries, then a success: three attempts.
+		r := h.createClaimed("twice", at(0))
+		for i := range 2 {
+			h.fail(r.Claim(), retryAfter("a", at(time.Duration(i)*time.Second), 0))
+			r = h.claimRun("twice", at(time.Duration(i)*time.Second))
+		}
+		h.complete(r.Claim(), retry.NodeSuccess{NodeID: "a", FinishedAt: at(2 * time.Second)})
+		r = h.createClaimed("lock", at(0))
+		f := retryAfter("a", at(time.Second), time.Minute)
+		f.Class, f.Decision.Strategy = retry.ClassDatabaseLock, "long"
+		h.fail(r.Claim(), f)
+		// Decisions to retry that the run did not act on are not retries.
+		r = h.createClaimed("shadow", at(0))
+		f = retryAfter("a", at(time.Second), 0)
+		f.Shadow = true
+		h.fail(r.Claim(), f)
+		nr := newRun("disabled")
+		nr.DisableRetry = true
+		h.create(nr, at(0))
+		r = h.claimRun("disabled", at(0))
+		h.fail(r.Claim(), retryAfter("a", at(time.Second), 0))
+		nr = newRun("maxed")
+		nr.MaxRetries = 0
+		h.create(nr, at(0))
+		r = h.claimRun("maxed", at(0))
+		h.fail(r.Claim(), retryAfter("a", at(time.Second), 0))
+		// A replay is not an attempt.
+		if _, err := in.Replay(h.ctx, "maxed", at(time.Hour)); err != nil {
+			h.t.Fatalf("Replay: %v", err)
+		}
+		st, err = in.RetryStats(h.ctx)
+		if err != nil {
+			h.t.Fatalf("RetryStats: %v", err)
+		}
+		want := retry.RetryStats{
+			AttemptsPerRun:    map[int]int{0: 1, 1: 4, 3: 1},
+			RetriesByStrategy: map[string]int{"short": 2, "long": 1},
+			RetriesByClass:    map[retry.Class]int{retry.ClassNetworkBlip: 2, retry.ClassDatabaseLock: 1},
+			Replays:           1,
+		}
+		if fmt.Sprint(st) != fmt.Sprint(want) { // fmt sorts map keys
+			h.t.Fatalf("RetryStats = %+v; want %+v", st, want)
+		}
+	}},
 	{"Inspector/ListRuns", func(h *harness) {
 		in := h.inspector()
 		for i := range 5 {
