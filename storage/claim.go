@@ -71,9 +71,17 @@ func (s *Store) ClaimDue(ctx context.Context, worker string, now time.Time, leas
 	err := s.write(ctx, "claim due", func(ctx context.Context, tx queryer) error {
 		var err error
 		if s.pg {
-			runs, err = queryRuns(ctx, tx, `WITH due AS MATERIALIZED (SELECT id AS due_id FROM journey_runs WHERE `+claimable+`
+			// The status condition is checked outside the ordered scan:
+			// PostgreSQL, without statistics on a new or freshly filled
+			// table, guesses that it keeps few rows, and then reads and
+			// sorts every due row instead of the first in index order (a
+			// batch of 100 among 10,000 due runs: 4.4 ms instead of 0.9).
+			// due_at is NULL for every run that has ended, so the scan
+			// meets another status only in a row written outside the store,
+			// which it then leaves alone.
+			runs, err = queryRuns(ctx, tx, `WITH due AS MATERIALIZED (SELECT id AS due_id FROM journey_runs WHERE due_at <= ?
 	ORDER BY due_at LIMIT ? FOR UPDATE SKIP LOCKED)
-UPDATE journey_runs SET `+claimSet+` FROM due WHERE id = due.due_id RETURNING `+runColumns,
+UPDATE journey_runs SET `+claimSet+` FROM due WHERE id = due.due_id AND `+claimableStatus+` RETURNING `+runColumns,
 				append([]any{ms(now), limit}, set...)...)
 			return err
 		}

@@ -28,7 +28,10 @@ const runColumns = `id, journey_id, journey_version, status, current_node_id, co
 // argument's time: due_at is maintained for every claimable state (the
 // retry time, the wake-up time, the lease expiry, or the time it became
 // free), and NULL for ended runs.
-const claimable = `due_at <= ? AND status IN ('in_progress', 'retrying', 'waiting')`
+const claimable = `due_at <= ? AND ` + claimableStatus
+
+// claimableStatus is the status condition of claimable.
+const claimableStatus = `status IN ('in_progress', 'retrying', 'waiting')`
 
 // heldBy is the SQL condition for a write under a claim: the token matches
 // and the lease is live at the argument's time.
