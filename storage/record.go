@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/journeyretry/journeyretry/retry"
 )
@@ -104,12 +105,18 @@ func (s *Store) RecordFailure(ctx context.Context, c retry.Claim, f retry.Failur
 	now := f.FinishedAt
 	st := failedStatus(f)
 	retrying := `(` + st + `) = 'retrying'`
+	a := attempt{
+		nodeID: f.NodeID, started: f.StartedAt, finished: now, outcome: retry.OutcomeFailed,
+		class: class, message: f.Message, decision: f.Decision, shadow: f.Shadow, statusExpr: st,
+	}
 	var run retry.Run
 	err := s.write(ctx, "record failure", func(ctx context.Context, tx queryer) error {
-		ok, err := s.insertAttempt(ctx, tx, attempt{
-			nodeID: f.NodeID, started: f.StartedAt, finished: now, outcome: retry.OutcomeFailed,
-			class: class, message: f.Message, decision: f.Decision, shadow: f.Shadow, statusExpr: st,
-		}, heldBy, c.RunID, c.Token, ms(now))
+		if !s.pg {
+			r, err := recordFailureSQLite(ctx, tx, c, a)
+			run = r
+			return err
+		}
+		ok, err := s.insertAttempt(ctx, tx, a, heldBy, c.RunID, c.Token, ms(now))
 		if err != nil {
 			return err
 		}
@@ -133,4 +140,71 @@ WHERE `+heldBy,
 		return err
 	})
 	return run, err
+}
+
+// recordFailureSQLite is RecordFailure on SQLite: it reads the run once,
+// under the claim, with the status the failure leaves it in, then writes
+// the attempt and the run with values computed from that read, and
+// returns the run as written without reading it back. The single writer
+// makes the read and the writes one atomic step. (PostgreSQL computes the
+// same in SQL and returns the run with RETURNING.)
+func recordFailureSQLite(ctx context.Context, tx queryer, c retry.Claim, a attempt) (retry.Run, error) {
+	now := a.finished
+	rows, err := tx.QueryContext(ctx, `SELECT `+runColumns+`, `+a.statusExpr+` FROM journey_runs WHERE `+heldBy,
+		c.RunID, c.Token, ms(now))
+	if err != nil {
+		return retry.Run{}, err
+	}
+	var (
+		r      retry.Run
+		status string
+	)
+	found := rows.Next()
+	if found {
+		r, err = scanRun(rows, &status)
+	}
+	if err = cmpErr(err, cmpErr(rows.Err(), rows.Close())); err != nil {
+		return retry.Run{}, err
+	}
+	if !found {
+		return retry.Run{}, lostOrMissing(ctx, tx, c)
+	}
+	if r.Status, err = retry.ParseStatus(status); err != nil {
+		return retry.Run{}, err
+	}
+	node := a.nodeID
+	if node == "" {
+		node = r.CurrentNodeID
+	}
+	if err := insertAttemptRow(ctx, tx, []any{r.ID, r.AttemptCount + 1, node, r.RetryCount + 1, r.ClaimedBy, r.ClaimToken},
+		a.values(), status); err != nil {
+		return retry.Run{}, err
+	}
+	var due any // NULL: the run is due again only when it retries
+	if r.Status == retry.StatusRetrying {
+		r.RetryCount++
+		r.NextRetryAt = time.UnixMilli(ms(now.Add(a.decision.Delay))).UTC()
+		r.LastDelay = time.Duration(a.decision.Delay.Milliseconds()) * time.Millisecond
+		due = ms(r.NextRetryAt)
+	}
+	r.LastErrorMessage, r.LastErrorClass = truncate(a.message), a.class
+	r.LastErrorAt = time.UnixMilli(ms(now)).UTC()
+	r.UpdatedAt = r.LastErrorAt
+	r.AttemptCount++
+	r.ClaimToken, r.ClaimedBy, r.LeaseExpiresAt = "", "", time.Time{}
+	if _, err := tx.ExecContext(ctx, `UPDATE journey_runs SET status = ?, retry_count = ?, next_retry_at = ?, last_delay_ms = ?,
+	due_at = ?, last_error_message = ?, last_error_class = ?, last_error_timestamp = ?, attempt_count = ?, updated_at = ?, `+releaseSet+`
+WHERE id = ?`, status, r.RetryCount, nullTime(r.NextRetryAt), r.LastDelay.Milliseconds(), due, r.LastErrorMessage, string(r.LastErrorClass),
+		ms(now), r.AttemptCount, datetime(now), r.ID); err != nil {
+		return retry.Run{}, err
+	}
+	return r, nil
+}
+
+// nullTime is t in Unix milliseconds, or NULL for the zero time.
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return ms(t)
 }

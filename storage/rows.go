@@ -76,7 +76,8 @@ func queryRun(ctx context.Context, q queryer, query string, args ...any) (r retr
 	return runs[0], true, nil
 }
 
-func scanRun(rows *sql.Rows) (retry.Run, error) {
+// scanRun scans a row of runColumns, followed by the columns of extra.
+func scanRun(rows *sql.Rows, extra ...any) (retry.Run, error) {
 	var (
 		r                                                retry.Run
 		journeyVersion, retryCount, maxRetries, attempts sql.NullInt64
@@ -86,10 +87,11 @@ func scanRun(rows *sql.Rows) (retry.Run, error) {
 		errorAt, lastDelay, nextRetry, wake, lease       sql.NullInt64
 		created, updated                                 any
 	)
-	if err := rows.Scan(&r.ID, &r.JourneyID, &journeyVersion, &status, &node, &ctxJSON,
+	dest := []any{&r.ID, &r.JourneyID, &journeyVersion, &status, &node, &ctxJSON,
 		&retryCount, &maxRetries, &enabled, &msg, &class,
 		&errorAt, &lastDelay, &nextRetry, &wake, &attempts,
-		&token, &worker, &lease, &created, &updated); err != nil {
+		&token, &worker, &lease, &created, &updated}
+	if err := rows.Scan(append(dest, extra...)...); err != nil {
 		return retry.Run{}, fmt.Errorf("scan run: %w", err)
 	}
 	st, err := retry.ParseStatus(status)

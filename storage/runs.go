@@ -157,10 +157,9 @@ type attempt struct {
 	statusExpr        string // SQL over the run row: the status after
 }
 
-// insertAttempt appends a to the history of the run where cond (with
-// condArgs) holds, and reports whether it did: false means the run does not
-// exist or the condition (the claim) does not hold, and nothing changed.
-func (s *Store) insertAttempt(ctx context.Context, tx queryer, a attempt, cond string, condArgs ...any) (bool, error) {
+// values returns a's own columns of the attempt row, from started_at to
+// shadow in attemptColumns' order.
+func (a attempt) values() []any {
 	var started any
 	if !a.started.IsZero() {
 		started = ms(a.started)
@@ -178,8 +177,15 @@ func (s *Store) insertAttempt(ctx context.Context, tx queryer, a attempt, cond s
 	if a.decision.Rule != "" {
 		rule = a.decision.Rule
 	}
-	values := []any{started, ms(a.finished), string(a.outcome), class, msg,
+	return []any{started, ms(a.finished), string(a.outcome), class, msg,
 		a.decision.Retry, a.decision.Delay.Milliseconds(), strat, rule, a.decision.Exhausted, a.shadow}
+}
+
+// insertAttempt appends a to the history of the run where cond (with
+// condArgs) holds, and reports whether it did: false means the run does not
+// exist or the condition (the claim) does not hold, and nothing changed.
+func (s *Store) insertAttempt(ctx context.Context, tx queryer, a attempt, cond string, condArgs ...any) (bool, error) {
+	values := a.values()
 	// The run's part: its id, attempt numbers, worker, token and status after.
 	const fromRun = `id, attempt_count + 1, COALESCE(NULLIF(?, ''), current_node_id, ''), retry_count + 1, claimed_by, claim_token`
 	if s.pg {
@@ -212,10 +218,16 @@ SELECT `+fromRun+`, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, `+a.statusExpr+` FROM journ
 	if err != nil || !found {
 		return false, err
 	}
-	args := append(append(run[:6:6], values...), run[6])
+	return true, insertAttemptRow(ctx, tx, run[:6:6], values, run[6])
+}
+
+// insertAttemptRow inserts one attempt row: the run's part (its id, the
+// attempt numbers, worker and token), the attempt's values and the status
+// after.
+func insertAttemptRow(ctx context.Context, tx queryer, run, values []any, status any) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO journey_run_attempts (`+attemptColumns+`)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
-		return false, fmt.Errorf("append attempt: %w", err)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, append(append(run, values...), status)...); err != nil {
+		return fmt.Errorf("append attempt: %w", err)
 	}
-	return true, nil
+	return nil
 }
