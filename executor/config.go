@@ -51,6 +51,7 @@ const (
 	NodeTimeoutDefault     = time.Minute
 	ModeDefault            = ModeOff
 	SweepSpecDefault       = "@every 30s"
+	SweepGraceDefault      = 5 * time.Second
 	ShutdownTimeoutDefault = 30 * time.Second
 	MaxRetriesDefault      = 3
 )
@@ -78,6 +79,17 @@ type Config struct {
 	// SweepSpec is the sweeper's robfig/cron/v3 schedule (standard spec or
 	// descriptor such as "@every 30s"). Default [SweepSpecDefault].
 	SweepSpec string `json:"sweepSpec"`
+	// SweepGrace is how long a due run is left to the scheduler before a
+	// sweep takes it. The sweeper is the safety net for wake-ups the
+	// scheduler lost (a restart, a flushed Redis) and for expired leases,
+	// not a second consumer racing the scheduler for work that is on time:
+	// a sweep claims the runs that were due, or whose lease had expired,
+	// SweepGrace before it. Set it above the scheduler's normal lateness
+	// (a polling scheduler's interval). A run created Deferred or replayed
+	// by an operator, which no scheduler hears of, is picked up by the
+	// first sweep at least SweepGrace after it became due. Default
+	// [SweepGraceDefault].
+	SweepGrace time.Duration `json:"sweepGrace"`
 	// ShutdownTimeout is how long Run waits for in-flight nodes after its
 	// context is cancelled before cancelling them. Default
 	// [ShutdownTimeoutDefault].
@@ -143,6 +155,7 @@ func (c Config) withDefaults() Config {
 	c.NodeTimeout = cmp.Or(c.NodeTimeout, NodeTimeoutDefault)
 	c.Mode = cmp.Or(c.Mode, ModeDefault)
 	c.SweepSpec = cmp.Or(c.SweepSpec, SweepSpecDefault)
+	c.SweepGrace = cmp.Or(c.SweepGrace, SweepGraceDefault)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
 	c.MaxRetries = cmp.Or(c.MaxRetries, MaxRetriesDefault)
 	if c.Now == nil {
@@ -167,6 +180,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("lease: %s: want > 0 (0 for the default)", c.Lease)
 	case c.NodeTimeout < 0:
 		return fmt.Errorf("nodeTimeout: %s: want > 0 (0 for the default)", c.NodeTimeout)
+	case c.SweepGrace < 0:
+		return fmt.Errorf("sweepGrace: %s: want > 0 (0 for the default)", c.SweepGrace)
 	case c.ShutdownTimeout < 0:
 		return fmt.Errorf("shutdownTimeout: %s: want > 0 (0 for the default)", c.ShutdownTimeout)
 	case c.MaxRetries < 0:

@@ -230,7 +230,7 @@ func TestHelperProcess(t *testing.T) {
 	sched, err := memory.New(memory.Config{Lease: time.Second})
 	must(t, err)
 	ex, err := executor.New(executor.Config{Workers: crashWorkers, Lease: 200 * time.Millisecond, SweepSpec: "@every 50ms",
-		Mode: executor.ModeFull, ShutdownTimeout: time.Second}, store, sched, crashPolicy)
+		SweepGrace: 50 * time.Millisecond, Mode: executor.ModeFull, ShutdownTimeout: time.Second}, store, sched, crashPolicy)
 	must(t, err)
 	must(t, ex.Handle("effect", executor.HandlerFunc(func(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
 		effect("start", in)

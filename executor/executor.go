@@ -383,14 +383,16 @@ func (e *Executor) Rebuild(ctx context.Context) error {
 
 // SweepResult is what one sweep caught.
 type SweepResult struct {
-	// Caught counts the runs the sweep claimed: due retries and wake-ups the
-	// scheduler missed, deferred runs, and runs whose lease expired.
+	// Caught counts the runs the sweep claimed: retries and wake-ups the
+	// scheduler missed (still unclaimed Config.SweepGrace after their
+	// time), deferred and replayed runs, and runs whose lease expired.
 	Caught int
 }
 
-// SweepOnce claims every run that is due in the store (up to the free
-// workers at a time) and executes them, returning when they have run. The
-// sweeper calls it on Config.SweepSpec; tests call it directly.
+// SweepOnce claims every run of the store that was due Config.SweepGrace
+// ago or earlier (up to the free workers at a time) and executes them,
+// returning when they have run. The sweeper calls it on Config.SweepSpec;
+// tests call it directly.
 func (e *Executor) SweepOnce(ctx context.Context) (SweepResult, error) {
 	var res SweepResult
 	var wg sync.WaitGroup
@@ -403,7 +405,8 @@ func (e *Executor) SweepOnce(ctx context.Context) (SweepResult, error) {
 		for n < cap(e.slots) && e.acquireNow() {
 			n++
 		}
-		runs, err := e.store.ClaimDue(ctx, e.cfg.Worker, e.now(), e.cfg.Lease, n)
+		now := e.now()
+		runs, err := e.store.ClaimDue(ctx, e.cfg.Worker, now.Add(-e.cfg.SweepGrace), now, e.cfg.Lease, n)
 		for range n - len(runs) {
 			e.release()
 		}

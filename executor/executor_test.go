@@ -62,10 +62,11 @@ func TestEndToEndClasses(t *testing.T) {
 					if !a.Decision.Retry || a.Decision.Strategy != routes[c] || a.Status != retry.StatusRetrying {
 						t.Fatalf("attempt %d: decision %+v status %s, want a %s retry", i+2, a.Decision, a.Status, routes[c])
 					}
-					// The retry ran when it was due: its start is the
-					// failure's end plus the decided delay.
-					if got := atts[i+2].StartedAt.Sub(a.FinishedAt); got != a.Decision.Delay {
-						t.Fatalf("attempt %d started %s after the failure, want the delay %s", i+3, got, a.Decision.Delay)
+					// The retry ran when it was due, as the harness's
+					// sweep finds it: the failure's end plus the decided
+					// delay plus the sweep grace.
+					if got := atts[i+2].StartedAt.Sub(a.FinishedAt); got != a.Decision.Delay+h.grace {
+						t.Fatalf("attempt %d started %s after the failure, want the delay %s + the sweep grace %s", i+3, got, a.Decision.Delay, h.grace)
 					}
 				} else if a.Decision.Retry || a.Status != wantStatus {
 					t.Fatalf("last attempt: %+v", a)
@@ -195,6 +196,7 @@ func TestMissingJourneyOnResume(t *testing.T) {
 	ctx := context.Background()
 	_, err := h.store.Create(ctx, retry.NewRun{ID: "orphan", JourneyID: "gone", JourneyVersion: 1, StartNodeID: "a", MaxRetries: 3}, h.clock.Now())
 	must(t, err)
+	h.clock.Add(h.grace)
 	res, err := h.exec.SweepOnce(ctx)
 	must(t, err)
 	run, _ := h.store.Get(ctx, "orphan")

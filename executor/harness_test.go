@@ -1,6 +1,7 @@
 package executor_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"path/filepath"
@@ -34,6 +35,9 @@ type harness struct {
 	store *storage.Store
 	sched *memory.Scheduler
 	clock *clock
+	// grace is the executor's sweep grace: a sweep takes what was due
+	// that long before the clock.
+	grace time.Duration
 }
 
 // openStore opens a migrated SQLite store in a temporary directory.
@@ -75,6 +79,7 @@ func newHarness(t testing.TB, cfg executor.Config, pol retry.Policy) *harness {
 	}
 	cfg.Now = h.clock.Now
 	cfg.Worker = "test-worker"
+	h.grace = cmp.Or(cfg.SweepGrace, executor.SweepGraceDefault)
 	if h.exec, err = executor.New(cfg, h.store, h.sched, pol); err != nil {
 		t.Fatal(err)
 	}
@@ -97,8 +102,8 @@ func ok(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
 	return json.RawMessage(`{"ok":true}`), nil
 }
 
-// drive sweeps and advances the clock to each retry until run ends, at
-// most max rounds.
+// drive advances the clock past each retry's due time and its sweep grace,
+// and sweeps, until run ends, at most 20 rounds.
 func (h *harness) drive(t *testing.T, id string) retry.Run {
 	t.Helper()
 	ctx := context.Background()
@@ -111,7 +116,7 @@ func (h *harness) drive(t *testing.T, id string) retry.Run {
 		if !waiting {
 			return run
 		}
-		h.clock.Set(at)
+		h.clock.Set(at.Add(h.grace))
 		if _, err := h.exec.SweepOnce(ctx); err != nil {
 			t.Fatal(err)
 		}

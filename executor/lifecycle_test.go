@@ -51,9 +51,9 @@ func TestLostLeaseWritesNothing(t *testing.T) {
 	}
 }
 
-// TestSweepOnceCatches counts what a sweep hands over: deferred runs, a due
-// retry the scheduler never heard of, and a run whose worker's lease expired;
-// each resumes from its last successful node.
+// TestSweepOnceCatches counts what a sweep hands over: deferred runs, which
+// no scheduler heard of, and a run whose worker's lease expired, each once
+// the sweep grace has passed; each resumes from its last successful node.
 func TestSweepOnceCatches(t *testing.T) {
 	h := newHarness(t, executor.Config{Lease: time.Minute}, nil)
 	ctx := context.Background()
@@ -77,6 +77,12 @@ func TestSweepOnceCatches(t *testing.T) {
 	_, err = h.store.CompleteNode(ctx, crashed.Claim(), retry.NodeSuccess{NodeID: "a", Output: json.RawMessage(`1`), NextNodeID: "b", StartedAt: h.clock.Now(), FinishedAt: h.clock.Now()})
 	must(t, err)
 	res, err := h.exec.SweepOnce(ctx)
+	must(t, err)
+	if res.Caught != 0 {
+		t.Fatalf("caught %d within the sweep grace, want none: due runs are the scheduler's first", res.Caught)
+	}
+	h.clock.Add(h.grace)
+	res, err = h.exec.SweepOnce(ctx)
 	must(t, err)
 	if res.Caught != 2 {
 		t.Fatalf("caught %d before the lease expired, want the 2 deferred runs", res.Caught)

@@ -34,9 +34,13 @@ type Claimer interface {
 	// ErrNotClaimable if it is not claimable at now. The claimed run is
 	// StatusInProgress with its token and a lease until now + lease.
 	ClaimRun(ctx context.Context, id, worker string, now time.Time, lease time.Duration) (Run, error)
-	// ClaimDue claims up to limit claimable runs, earliest due first, and
-	// returns them (possibly none).
-	ClaimDue(ctx context.Context, worker string, now time.Time, lease time.Duration, limit int) ([]Run, error)
+	// ClaimDue claims up to limit runs that were claimable at dueBy,
+	// earliest due first, and returns them (possibly none), each StatusInProgress
+	// with a lease until now + lease. dueBy is at or before now
+	// (ErrInvalidArgument otherwise): a consumer of due work passes now, and
+	// a sweeper passes an earlier time, so that work the scheduler is about
+	// to deliver on time is left to it and only what it missed is swept.
+	ClaimDue(ctx context.Context, worker string, dueBy, now time.Time, lease time.Duration, limit int) ([]Run, error)
 	// ExtendLease moves the lease to now + lease and returns the renewed
 	// claim, or ErrLostClaim if c is no longer held at now.
 	ExtendLease(ctx context.Context, c Claim, now time.Time, lease time.Duration) (Claim, error)

@@ -174,7 +174,8 @@ WHERE id IN (SELECT id FROM journey_runs WHERE due_at <= ? ORDER BY due_at LIMIT
 			var i int64
 			claimLoop(b, batch, func() (int, error) {
 				i++
-				runs, err := s.ClaimDue(ctx, "w", benchBase.Add(time.Duration(i)*lease), lease, batch)
+				now := benchBase.Add(time.Duration(i) * lease)
+				runs, err := s.ClaimDue(ctx, "w", now, now, lease, batch)
 				return len(runs), err
 			})
 		})

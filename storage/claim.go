@@ -58,12 +58,15 @@ WHERE id = ? AND `+claimable,
 // [retry.Claimer]. One statement claims the whole batch: on SQLite the
 // single writer makes it atomic, on PostgreSQL FOR UPDATE SKIP LOCKED lets
 // claimers in other processes take other rows instead of waiting.
-func (s *Store) ClaimDue(ctx context.Context, worker string, now time.Time, lease time.Duration, limit int) ([]retry.Run, error) {
+func (s *Store) ClaimDue(ctx context.Context, worker string, dueBy, now time.Time, lease time.Duration, limit int) ([]retry.Run, error) {
 	if err := checkLease(now, lease); err != nil {
 		return nil, fmt.Errorf("claim due: %w", err)
 	}
-	if limit < 1 {
+	switch {
+	case limit < 1:
 		return nil, fmt.Errorf("claim due: %w", invalid("limit %d below 1", limit))
+	case dueBy.IsZero() || dueBy.After(now):
+		return nil, fmt.Errorf("claim due: %w", invalid("due-by time %v: want at or before now %v", dueBy, now))
 	}
 	until, prefix := ms(now.Add(lease)), newToken()+"."
 	set := []any{prefix, worker, until, until, datetime(now)}
@@ -82,14 +85,14 @@ func (s *Store) ClaimDue(ctx context.Context, worker string, now time.Time, leas
 			runs, err = queryRuns(ctx, tx, `WITH due AS MATERIALIZED (SELECT id AS due_id FROM journey_runs WHERE due_at <= ?
 	ORDER BY due_at LIMIT ? FOR UPDATE SKIP LOCKED)
 UPDATE journey_runs SET `+claimSet+` FROM due WHERE id = due.due_id AND `+claimableStatus+` RETURNING `+runColumns,
-				append([]any{ms(now), limit}, set...)...)
+				append([]any{ms(dueBy), limit}, set...)...)
 			return err
 		}
 		// SQLite: without RETURNING (see writeRun), then read back the rows
 		// that carry this batch's tokens: they are due when the new lease
 		// ends. OR FAIL: no statement journal to undo a partial update.
 		if _, err := tx.ExecContext(ctx, `UPDATE OR FAIL journey_runs SET `+claimSet+`
-WHERE id IN (SELECT id FROM journey_runs WHERE `+claimable+` ORDER BY due_at LIMIT ?)`, append(set, ms(now), limit)...); err != nil {
+WHERE id IN (SELECT id FROM journey_runs WHERE `+claimable+` ORDER BY due_at LIMIT ?)`, append(set, ms(dueBy), limit)...); err != nil {
 			return err
 		}
 		runs, err = queryRuns(ctx, tx, `SELECT `+runColumns+` FROM journey_runs

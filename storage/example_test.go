@@ -51,9 +51,9 @@ func Example() {
 	fmt.Println(run.Status, run.RetryCount, run.NextRetryAt.Format(time.TimeOnly))
 
 	// Not due yet; then due.
-	due, _ := s.ClaimDue(ctx, "worker-2", now.Add(time.Second), time.Minute, 10)
+	due, _ := s.ClaimDue(ctx, "worker-2", now.Add(time.Second), now.Add(time.Second), time.Minute, 10)
 	fmt.Println(len(due), "due at 09:00:01")
-	due, _ = s.ClaimDue(ctx, "worker-2", now.Add(3*time.Second), time.Minute, 10)
+	due, _ = s.ClaimDue(ctx, "worker-2", now.Add(3*time.Second), now.Add(3*time.Second), time.Minute, 10)
 	fmt.Println(len(due), "due at 09:00:03")
 
 	run, err = s.CompleteNode(ctx, due[0].Claim(), retry.NodeSuccess{NodeID: "send_email",

@@ -132,7 +132,7 @@ func TestMigrateLegacy(t *testing.T) {
 				}
 			}
 			// The legacy run left in flight is adopted: claimable at once.
-			runs, err := s.ClaimDue(ctx, "w", time.Now(), time.Minute, 10)
+			runs, err := s.ClaimDue(ctx, "w", time.Now(), time.Now(), time.Minute, 10)
 			if err != nil || len(runs) != 1 || runs[0].ID != "legacy-1" || runs[0].CurrentNodeID != "send_email" {
 				t.Fatalf("ClaimDue after migration = %v, %v; want legacy-1 at send_email", runs, err)
 			}
@@ -165,7 +165,7 @@ VALUES ('late', 'onboarding', 'in_progress', 'send_email', '2024-06-01 08:00:00'
 			if err := s.Migrate(ctx); err != nil {
 				t.Fatalf("Migrate again: %v", err)
 			}
-			runs, err := s.ClaimDue(ctx, "w", now, time.Minute, 10)
+			runs, err := s.ClaimDue(ctx, "w", now, now, time.Minute, 10)
 			ids := make([]string, len(runs))
 			for i, r := range runs {
 				ids[i] = r.ID
@@ -306,7 +306,7 @@ VALUES ('bad', 'j', 'Retrying', 'a', 0)`); err != nil {
 			if !errors.Is(err, retry.ErrInvalidStatus) {
 				t.Fatalf("ListRuns: %v; want ErrInvalidStatus", err)
 			}
-			if runs, err := s.ClaimDue(ctx, "w", time.Now(), time.Minute, 10); err != nil || len(runs) != 0 {
+			if runs, err := s.ClaimDue(ctx, "w", time.Now(), time.Now(), time.Minute, 10); err != nil || len(runs) != 0 {
 				t.Fatalf("ClaimDue handed out %v, %v; want nothing", runs, err)
 			}
 		})

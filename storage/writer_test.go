@@ -209,7 +209,7 @@ func TestWriteStartedOutlivesCancel(t *testing.T) {
 	}
 	resc := make(chan result, 1)
 	go func() {
-		runs, err := s.ClaimDue(cctx, "w", testNow, time.Hour, 10)
+		runs, err := s.ClaimDue(cctx, "w", testNow, testNow, time.Hour, 10)
 		resc <- result{runs, err}
 	}()
 	waitQueued(s, 1)

@@ -136,6 +136,7 @@ var (
 		{"workers", "executor.workers", "worker pool size"},
 		{"lease", "executor.lease", "claim lease (a Go duration)"},
 		{"sweep", "executor.sweepSpec", "sweeper schedule (a cron spec such as @every 1s)"},
+		{"sweep-grace", "executor.sweepGrace", "how long a due run is left to the scheduler before the sweeper takes it (a Go duration)"},
 	}
 	policyFlags = []flagBinding{
 		{"max-retries", "retry.maxRetries", "most retries of one node"},

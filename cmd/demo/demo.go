@@ -31,8 +31,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintf(info, "journeyretry demo: %d patient journeys (%s)\n", cfg.Demo.Runs, journeyID)
 	fmt.Fprintf(info, "  store:     %s\n", storeLabel(cfg.Store.DSN))
-	fmt.Fprintf(info, "  scheduler: %s    rollout mode: %s    workers: %d    lease: %s    sweeper: %s\n",
-		cfg.Scheduler.Backend, cfg.Executor.Mode, cfg.Executor.Workers, cfg.Executor.Lease, cfg.Executor.SweepSpec)
+	fmt.Fprintf(info, "  scheduler: %s    rollout mode: %s    workers: %d    lease: %s    sweeper: %s (grace %s)\n",
+		cfg.Scheduler.Backend, cfg.Executor.Mode, cfg.Executor.Workers, cfg.Executor.Lease, cfg.Executor.SweepSpec, cfg.Executor.SweepGrace)
 	fr := cfg.Demo.Faults
 	fmt.Fprintf(info, "  faults (seed %d): network blips %s, database locks %s, rate limits %s (with Retry-After),\n", cfg.Demo.Seed,
 		percent(fr.NetworkBlip), percent(fr.DatabaseLock), percent(fr.RateLimit))

@@ -108,6 +108,7 @@ func TestBadConfigurationWritesNothing(t *testing.T) {
 		{name: "workers", args: []string{"--workers", "-1"}, want: "--workers"},
 		{name: "lease", args: []string{"--lease", "soon"}, want: "--lease"},
 		{name: "sweep", args: []string{"--sweep", "every now and then"}, want: "--sweep"},
+		{name: "sweep grace", args: []string{"--sweep-grace", "-1s"}, want: "--sweep-grace"},
 		{name: "fault rate", args: []string{"--fault-network", "1.5"}, want: "demo.faults.networkBlip"},
 		{name: "max delay below base", args: []string{"--max-delay-ms", "1"}, want: "retry.maxDelayMs"},
 		{name: "jitter", args: []string{"--jitter", "wobbly"}, want: "--jitter"},

@@ -14,13 +14,15 @@ import (
 
 // demoExecutorConfig is the executor's configuration with the demo's
 // choices: rollout mode full (the library's default is off), a sweeper
-// every second (the library's is every 30 s), a 5 s lease.
+// every second with a 1 s grace (the library's: every 30 s, 5 s), a 5 s
+// lease.
 func demoExecutorConfig() executor.Config {
 	return executor.Config{
-		Mode:      executor.ModeFull,
-		Workers:   executor.WorkersDefault,
-		Lease:     5 * time.Second,
-		SweepSpec: "@every 1s",
+		Mode:       executor.ModeFull,
+		Workers:    executor.WorkersDefault,
+		Lease:      5 * time.Second,
+		SweepSpec:  "@every 1s",
+		SweepGrace: time.Second,
 	}
 }
 

@@ -20,12 +20,18 @@ func runIDs(runs []retry.Run) []string {
 
 func (h *harness) claimDue(s retry.Store, now time.Time, limit int) []retry.Run {
 	h.t.Helper()
-	runs, err := s.ClaimDue(h.ctx, "w", now, lease, limit)
+	return h.claimDueBy(s, now, now, limit)
+}
+
+// claimDueBy claims what was due at dueBy, with leases from now.
+func (h *harness) claimDueBy(s retry.Store, dueBy, now time.Time, limit int) []retry.Run {
+	h.t.Helper()
+	runs, err := s.ClaimDue(h.ctx, "w", dueBy, now, lease, limit)
 	if err != nil {
-		h.t.Fatalf("ClaimDue(%v, %d): %v", now, limit, err)
+		h.t.Fatalf("ClaimDue(%v, %v, %d): %v", dueBy, now, limit, err)
 	}
 	if len(runs) > limit {
-		h.t.Fatalf("ClaimDue(%v, %d) returned %d runs", now, limit, len(runs))
+		h.t.Fatalf("ClaimDue(%v, %v, %d) returned %d runs", dueBy, now, limit, len(runs))
 	}
 	for _, r := range runs {
 		if r.Status != retry.StatusInProgress || r.ClaimToken == "" || !r.LeaseExpiresAt.Equal(now.Add(lease)) {
@@ -94,6 +100,22 @@ var claimChecks = []check{
 		}
 		if got := runIDs(h.claimDue(h.s, at(30*time.Second), 10)); !slices.Equal(got, []string{"parked"}) {
 			h.t.Fatalf("ClaimDue at 30s claimed %v; want [parked]", got)
+		}
+	}},
+	{"ClaimDue/DueByBeforeNow", func(h *harness) {
+		// A sweeper's claim: what was due (or whose lease expired) at 16s,
+		// claimed at 30s with leases from 30s; "late" stays for a consumer
+		// claiming at now.
+		for id, d := range map[string]time.Duration{"early": 10 * time.Second, "late": 20 * time.Second} {
+			c := h.createClaimed(id, at(0))
+			h.fail(c.Claim(), retryAfter("a", at(0), d))
+		}
+		h.createClaimed("expired", at(15*time.Second-lease))
+		if got := runIDs(h.claimDueBy(h.s, at(16*time.Second), at(30*time.Second), 10)); !slices.Equal(got, []string{"early", "expired"}) {
+			h.t.Fatalf("ClaimDue due by 16s at 30s claimed %v; want [early expired]", got)
+		}
+		if got := runIDs(h.claimDue(h.s, at(30*time.Second), 10)); !slices.Equal(got, []string{"late"}) {
+			h.t.Fatalf("ClaimDue at 30s claimed %v; want [late]", got)
 		}
 	}},
 	{"ClaimDue/Empty", func(h *harness) {

@@ -45,7 +45,7 @@ var concurrencyChecks = []check{
 		h.parallel("concurrent ClaimDue", claimers, func(i int) {
 			s := hs[i%len(hs)]
 			for {
-				got, err := s.ClaimDue(h.ctx, fmt.Sprint("w", i), at(time.Second), lease, 7)
+				got, err := s.ClaimDue(h.ctx, fmt.Sprint("w", i), at(time.Second), at(time.Second), lease, 7)
 				mu.Lock()
 				if err != nil && failed == nil {
 					failed = err

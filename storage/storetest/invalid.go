@@ -34,8 +34,12 @@ var invalidChecks = []check{
 			"Get with an empty id":           func() error { _, err := h.s.Get(h.ctx, ""); return err },
 			"ClaimRun with an empty id":      func() error { _, err := h.s.ClaimRun(h.ctx, "", "w", now, lease); return err },
 			"ClaimRun with a zero lease":     func() error { _, err := h.s.ClaimRun(h.ctx, "r1", "w", at(time.Hour), 0); return err },
-			"ClaimDue with limit 0":          func() error { _, err := h.s.ClaimDue(h.ctx, "w", at(time.Hour), lease, 0); return err },
-			"ClaimDue with a negative lease": func() error { _, err := h.s.ClaimDue(h.ctx, "w", at(time.Hour), -lease, 10); return err },
+			"ClaimDue with limit 0":          func() error { _, err := h.s.ClaimDue(h.ctx, "w", at(time.Hour), at(time.Hour), lease, 0); return err },
+			"ClaimDue with a negative lease": func() error { _, err := h.s.ClaimDue(h.ctx, "w", at(time.Hour), at(time.Hour), -lease, 10); return err },
+			"ClaimDue due by after now": func() error {
+				_, err := h.s.ClaimDue(h.ctx, "w", at(2*time.Hour), at(time.Hour), lease, 10)
+				return err
+			},
 			"ExtendLease with an empty token": func() error {
 				_, err := h.s.ExtendLease(h.ctx, retry.Claim{RunID: "r1"}, now, lease)
 				return err
@@ -88,7 +92,7 @@ var invalidChecks = []check{
 			"Get":         func() error { _, err := h.s.Get(h.ctx, "r1"); return err },
 			"Attempts":    func() error { _, err := h.s.Attempts(h.ctx, "r1"); return err },
 			"ClaimRun":    func() error { _, err := h.s.ClaimRun(h.ctx, "r1", "w", now, lease); return err },
-			"ClaimDue":    func() error { _, err := h.s.ClaimDue(h.ctx, "w", now, lease, 10); return err },
+			"ClaimDue":    func() error { _, err := h.s.ClaimDue(h.ctx, "w", now, now, lease, 10); return err },
 			"ExtendLease": func() error { _, err := h.s.ExtendLease(h.ctx, r.Claim(), now, lease); return err },
 			"Release":     func() error { return h.s.Release(h.ctx, r.Claim(), now) },
 			"CompleteNode": func() error {
