@@ -56,6 +56,9 @@ const (
 	MaxRetriesDefault      = 3
 )
 
+// LeaseMin is the shortest Lease: stores count leases in milliseconds.
+const LeaseMin = time.Millisecond
+
 // Config configures an [Executor]. The zero value of every field means its
 // default; JSON keys are those of the configuration file (package config
 // reads durations as a JSON number of milliseconds or a Go duration string).
@@ -67,7 +70,7 @@ type Config struct {
 	Workers int `json:"workers"`
 	// Lease is how long a claim lasts without renewal; a run whose worker
 	// died is recovered by the sweeper once it expires. It is renewed every
-	// Lease/3 while a node runs. Default [LeaseDefault].
+	// Lease/3 while a node runs. At least [LeaseMin]; default [LeaseDefault].
 	Lease time.Duration `json:"lease"`
 	// NodeTimeout bounds one node execution (a Node.Timeout overrides it);
 	// an overrun is classified retry.ClassTimeout. Default
@@ -176,8 +179,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Workers < 0:
 		return fmt.Errorf("workers: %d: want at least 1 (0 for the default)", c.Workers)
-	case c.Lease < 0:
-		return fmt.Errorf("lease: %s: want > 0 (0 for the default)", c.Lease)
+	case c.Lease < 0 || c.Lease > 0 && c.Lease < LeaseMin:
+		return fmt.Errorf("lease: %s: want at least %s (0 for the default)", c.Lease, LeaseMin)
 	case c.NodeTimeout < 0:
 		return fmt.Errorf("nodeTimeout: %s: want > 0 (0 for the default)", c.NodeTimeout)
 	case c.SweepGrace < 0:
@@ -185,7 +188,7 @@ func (c Config) Validate() error {
 	case c.ShutdownTimeout < 0:
 		return fmt.Errorf("shutdownTimeout: %s: want > 0 (0 for the default)", c.ShutdownTimeout)
 	case c.MaxRetries < 0:
-		return fmt.Errorf("maxRetries: %d: want >= 0", c.MaxRetries)
+		return fmt.Errorf("maxRetries: %d: want at least 1 (0 for the default, %d; disable retries with the mode, the policy or WithoutRetry)", c.MaxRetries, MaxRetriesDefault)
 	}
 	if c.Mode != "" {
 		if _, err := ParseMode(string(c.Mode)); err != nil {

@@ -107,6 +107,7 @@ func TestBadConfigurationWritesNothing(t *testing.T) {
 		{name: "mode", args: []string{"--mode", "partial"}, want: "--mode"},
 		{name: "workers", args: []string{"--workers", "-1"}, want: "--workers"},
 		{name: "lease", args: []string{"--lease", "soon"}, want: "--lease"},
+		{name: "lease too short", args: []string{"--lease", "500us"}, want: "--lease"},
 		{name: "sweep", args: []string{"--sweep", "every now and then"}, want: "--sweep"},
 		{name: "sweep grace", args: []string{"--sweep-grace", "-1s"}, want: "--sweep-grace"},
 		{name: "fault rate", args: []string{"--fault-network", "1.5"}, want: "demo.faults.networkBlip"},
