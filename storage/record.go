@@ -192,11 +192,18 @@ func recordFailureSQLite(ctx context.Context, tx queryer, c retry.Claim, a attem
 	r.UpdatedAt = r.LastErrorAt
 	r.AttemptCount++
 	r.ClaimToken, r.ClaimedBy, r.LeaseExpiresAt = "", "", time.Time{}
-	if _, err := tx.ExecContext(ctx, `UPDATE journey_runs SET status = ?, retry_count = ?, next_retry_at = ?, last_delay_ms = ?,
+	// The UPDATE states the claim too, as every write under a claim does:
+	// the read above makes it hold, but the statement alone must never
+	// overwrite a run whose claim moved on.
+	res, err := tx.ExecContext(ctx, `UPDATE journey_runs SET status = ?, retry_count = ?, next_retry_at = ?, last_delay_ms = ?,
 	due_at = ?, last_error_message = ?, last_error_class = ?, last_error_timestamp = ?, attempt_count = ?, updated_at = ?, `+releaseSet+`
-WHERE id = ?`, status, r.RetryCount, nullTime(r.NextRetryAt), r.LastDelay.Milliseconds(), due, r.LastErrorMessage, string(r.LastErrorClass),
-		ms(now), r.AttemptCount, datetime(now), r.ID); err != nil {
+WHERE `+heldBy, status, r.RetryCount, nullTime(r.NextRetryAt), r.LastDelay.Milliseconds(), due, r.LastErrorMessage, string(r.LastErrorClass),
+		ms(now), r.AttemptCount, datetime(now), c.RunID, c.Token, ms(now))
+	if err != nil {
 		return retry.Run{}, err
+	}
+	if ok, err := affected(res); err != nil || !ok {
+		return retry.Run{}, dirty(cmpErr(err, fmt.Errorf("run %s: %w", c.RunID, retry.ErrLostClaim)))
 	}
 	return r, nil
 }
