@@ -38,7 +38,7 @@ type demoConfig struct {
 const defaultDSN = "demo-data/journeys.db"
 
 // defaultConfig returns the demo's defaults: the library's, except that the
-// retry delays are scaled down (long backoff 1-2 s instead of minutes), the
+// retry delays are scaled down (long backoff 0.5-2 s instead of minutes), the
 // sweeper runs every second instead of every 30 s and the rollout mode is
 // full, so a few hundred journeys finish in seconds and every retry path is
 // visible.
