@@ -108,18 +108,19 @@ func TestMigrateLegacy(t *testing.T) {
 				journey, node string
 				status        retry.Status
 				created       time.Time
+				updated       time.Time
 				patient       string
 			}{
-				"legacy-1": {"onboarding", "send_email", retry.StatusInProgress, time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC), "p-1"},
-				"legacy-2": {"onboarding", "", retry.StatusCompleted, time.Date(2024, 5, 1, 11, 0, 0, 0, time.UTC), "p-2"},
-				"legacy-3": {"reminders", "call_api", retry.StatusFailed, time.Date(2024, 5, 2, 9, 15, 0, 0, time.UTC), ""},
+				"legacy-1": {"onboarding", "send_email", retry.StatusInProgress, time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC), time.Date(2024, 5, 1, 10, 5, 0, 0, time.UTC), "p-1"},
+				"legacy-2": {"onboarding", "", retry.StatusCompleted, time.Date(2024, 5, 1, 11, 0, 0, 0, time.UTC), time.Date(2024, 5, 1, 11, 30, 0, 0, time.UTC), "p-2"},
+				"legacy-3": {"reminders", "call_api", retry.StatusFailed, time.Date(2024, 5, 2, 9, 15, 0, 0, time.UTC), time.Date(2024, 5, 2, 9, 15, 7, 0, time.UTC), ""},
 			}
 			for id, w := range want {
 				r, err := s.Get(ctx, id)
 				if err != nil {
 					t.Fatalf("Get(%s): %v", id, err)
 				}
-				if r.JourneyID != w.journey || r.CurrentNodeID != w.node || r.Status != w.status || !r.CreatedAt.Equal(w.created) ||
+				if r.JourneyID != w.journey || r.CurrentNodeID != w.node || r.Status != w.status || !r.CreatedAt.Equal(w.created) || !r.UpdatedAt.Equal(w.updated) ||
 					r.RetryCount != 0 || r.MaxRetries != 3 || !r.RetryEnabled || r.LastErrorMessage != "" || !r.NextRetryAt.IsZero() {
 					t.Fatalf("legacy row %s after migration: %+v; want %+v with retry_count 0, max_retries 3, retry_enabled", id, r, w)
 				}
