@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -195,7 +196,46 @@ func TestDemoSummaryMatchesDatabase(t *testing.T) {
 		if a, b := mustJSON(t, s.Database), mustJSON(t, s2.Database); a != b {
 			t.Errorf("stats differs from the demo's summary:\n%s\n%s", b, a)
 		}
+
+		// The human summary prints the same numbers as --json.
+		human := runBin(t, dir, nil, "stats", "--store", store)
+		if human.code != 0 {
+			t.Fatalf("stats: status %d\n%s", human.code, human.stderr)
+		}
+		checkHumanSummary(t, human.stdout, s)
 	})
+}
+
+// checkHumanSummary checks that the people's summary out shows every count
+// of the --json summary s, each on its line.
+func checkHumanSummary(t *testing.T, out string, s jsonSummary) {
+	t.Helper()
+	d := s.Database
+	want := []string{
+		fmt.Sprintf(`Runs by status \(%d runs\):`, d.Runs),
+		fmt.Sprintf(`Attempts per run \(%d attempts`, d.Attempts),
+		fmt.Sprintf(`Retries by strategy \(%d retries\):`, d.Retries),
+	}
+	for st, n := range d.ByStatus {
+		want = append(want, fmt.Sprintf(`(?m)^  %s +%d$`, regexp.QuoteMeta(st), n))
+	}
+	for k, n := range d.AttemptsPerRun {
+		want = append(want, fmt.Sprintf(`(?m)^ +%s attempts +%d runs$`, k, n))
+	}
+	for k, n := range d.RetriesByStrategy {
+		want = append(want, fmt.Sprintf(`(?m)^  %s +%d$`, regexp.QuoteMeta(k), n))
+	}
+	for k, n := range d.RetriesByClass {
+		want = append(want, fmt.Sprintf(`(?m)^  %s +%d$`, regexp.QuoteMeta(k), n))
+	}
+	for _, e := range d.TopErrors {
+		want = append(want, fmt.Sprintf(`(?m)^ +%d  %s +%s$`, e.Count, regexp.QuoteMeta(string(e.Class)), regexp.QuoteMeta(e.Message)))
+	}
+	for _, re := range want {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("the human summary lacks %s:\n%s", re, out)
+		}
+	}
 }
 
 func mustJSON(t *testing.T, v any) string { return string(mustMarshal(t, v)) }
