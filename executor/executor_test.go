@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,18 +15,64 @@ import (
 	"github.com/journeyretry/journeyretry/retry"
 )
 
+// recordingPolicy passes decisions to its Policy and keeps every Failure it
+// was asked about, so a test sees what the executor told the policy.
+type recordingPolicy struct {
+	retry.Policy
+	mu   sync.Mutex
+	seen []retry.Failure
+}
+
+func (p *recordingPolicy) Decide(f retry.Failure) retry.Decision {
+	p.mu.Lock()
+	p.seen = append(p.seen, f)
+	p.mu.Unlock()
+	return p.Policy.Decide(f)
+}
+
+// take returns the failures seen since the last take.
+func (p *recordingPolicy) take() []retry.Failure {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	seen := p.seen
+	p.seen = nil
+	return seen
+}
+
+// seededRouter is the default router with a fixed jitter seed, so the delays
+// it picks, and the tests checking them, repeat from run to run.
+func seededRouter(t testing.TB) *policy.Router {
+	t.Helper()
+	o, err := policy.DefaultConfig().RouterOptions()
+	must(t, err)
+	o.Rand = policy.NewRand(1)
+	r, err := policy.NewRouter(o)
+	must(t, err)
+	return r
+}
+
 // TestEndToEndClasses runs a three-node journey whose middle node fails with
 // each error class, under the default router, and checks attempts, delays,
 // final statuses and the attempt history against the policy.
 func TestEndToEndClasses(t *testing.T) {
 	ctx := context.Background()
-	h := newHarness(t, executor.Config{Mode: executor.ModeFull}, nil)
+	router := seededRouter(t)
+	pol := &recordingPolicy{Policy: router}
+	h := newHarness(t, executor.Config{Mode: executor.ModeFull}, pol)
 	routes := policy.DefaultRoutes()
 	for _, c := range retry.BuiltinClasses {
 		must(t, h.exec.Handle("fail_"+string(c), failing(retry.WithClass(errors.New("boom "+string(c)), c), -1)))
 	}
 	must(t, h.exec.Handle("ok", executor.HandlerFunc(ok)))
-	must(t, h.exec.Handle("recovers", failing(retry.WithClass(errors.New("blip"), retry.ClassNetworkBlip), 2)))
+	var recMu sync.Mutex
+	var recInputs []executor.NodeInput
+	recovers := failing(retry.WithClass(errors.New("blip"), retry.ClassNetworkBlip), 2)
+	must(t, h.exec.Handle("recovers", executor.HandlerFunc(func(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
+		recMu.Lock()
+		recInputs = append(recInputs, in)
+		recMu.Unlock()
+		return recovers(ctx, in)
+	})))
 	for _, c := range retry.BuiltinClasses {
 		must(t, h.exec.RegisterJourney(executor.Journey{ID: "j_" + string(c), Start: "a", Nodes: []executor.Node{
 			{ID: "a", Type: "ok", Next: "b"},
@@ -35,9 +82,11 @@ func TestEndToEndClasses(t *testing.T) {
 	}
 	for _, c := range retry.BuiltinClasses {
 		t.Run(string(c), func(t *testing.T) {
+			pol.take()
 			run, err := h.exec.StartRun(ctx, "j_"+string(c), json.RawMessage(`{"patient":1}`))
 			must(t, err)
 			run = h.drive(t, run.ID)
+			asked := pol.take()
 			atts, err := h.store.Attempts(ctx, run.ID)
 			must(t, err)
 			retries := 3
@@ -54,6 +103,23 @@ func TestEndToEndClasses(t *testing.T) {
 			if atts[0].NodeID != "a" || atts[0].Outcome != retry.OutcomeSucceeded {
 				t.Fatalf("attempt 1: %+v", atts[0])
 			}
+			// The policy decided every failure of b, told its retry
+			// number and the delay before it as the store holds them (0
+			// for b's first attempt: a's success reset them). A wrong
+			// count or delay here would shift the backoff below.
+			if len(asked) != 1+retries {
+				t.Fatalf("policy asked %d times, want %d: %+v", len(asked), 1+retries, asked)
+			}
+			for i, f := range asked {
+				var prev time.Duration
+				if i > 0 {
+					prev = atts[i].Decision.Delay
+				}
+				if f.RetryCount != i || f.PrevDelay != prev || f.Class != c {
+					t.Fatalf("failure %d told the policy retry count %d, previous delay %s, class %s; want %d, %s, %s", i+1, f.RetryCount, f.PrevDelay, f.Class, i, prev, c)
+				}
+			}
+			strategy := router.Explain(retry.Failure{Class: c}).Strategy
 			for i, a := range atts[1:] {
 				if a.NodeID != "b" || a.NodeAttempt != i+1 || a.Outcome != retry.OutcomeFailed || a.ErrorClass != c || a.Shadow {
 					t.Fatalf("attempt %d: %+v", i+2, a)
@@ -61,6 +127,12 @@ func TestEndToEndClasses(t *testing.T) {
 				if i < retries {
 					if !a.Decision.Retry || a.Decision.Strategy != routes[c] || a.Status != retry.StatusRetrying {
 						t.Fatalf("attempt %d: decision %+v status %s, want a %s retry", i+2, a.Decision, a.Status, routes[c])
+					}
+					// The delay is the strategy's for retry i+1, whose
+					// bounds are disjoint enough (seeded jitter) that an
+					// executor passing the wrong retry count lands outside.
+					if lo, hi, ok := strategy.Bounds(i); !ok || a.Decision.Delay < lo || a.Decision.Delay > hi {
+						t.Fatalf("attempt %d: delay %s outside the %s strategy's bounds [%s, %s] for retry %d", i+2, a.Decision.Delay, routes[c], lo, hi, i+1)
 					}
 					// The retry ran when it was due, as the harness's
 					// sweep finds it: the failure's end plus the decided
@@ -74,18 +146,33 @@ func TestEndToEndClasses(t *testing.T) {
 			}
 		})
 	}
+	// recovers fails twice and then succeeds. It is the second node, so a
+	// node's Attempt (its own retries) and the RunAttempt (all nodes) differ.
 	t.Run("recovers", func(t *testing.T) {
 		must(t, h.exec.RegisterJourney(executor.Journey{ID: "rec", Start: "a", Nodes: []executor.Node{
-			{ID: "a", Type: "recovers", Next: "b"}, {ID: "b", Type: "ok"}}}))
+			{ID: "a", Type: "ok", Next: "b"}, {ID: "b", Type: "recovers", Next: "c"}, {ID: "c", Type: "ok"}}}))
 		run, err := h.exec.StartRun(ctx, "rec", nil)
 		must(t, err)
 		run = h.drive(t, run.ID)
-		if run.Status != retry.StatusCompleted || string(run.Context.Outputs["a"]) != `{"ok":true}` {
+		if run.Status != retry.StatusCompleted || string(run.Context.Outputs["b"]) != `{"ok":true}` {
 			t.Fatalf("run %+v", run)
 		}
 		atts, _ := h.store.Attempts(ctx, run.ID)
-		if len(atts) != 4 {
-			t.Fatalf("%d attempts, want 4", len(atts))
+		if len(atts) != 5 {
+			t.Fatalf("%d attempts, want 5", len(atts))
+		}
+		// Every retry of b carries the same idempotency key, so an
+		// upstream can deduplicate a repeated request, and numbers itself.
+		recMu.Lock()
+		defer recMu.Unlock()
+		if len(recInputs) != 3 {
+			t.Fatalf("b ran %d times, want 3", len(recInputs))
+		}
+		for i, in := range recInputs {
+			if in.IdempotencyKey != run.ID+"/b" || in.Attempt != i+1 || in.RunAttempt != i+2 || in.Node.ID != "b" {
+				t.Errorf("execution %d of b: key %q, attempt %d, run attempt %d, node %s; want %q, %d, %d, b",
+					i+1, in.IdempotencyKey, in.Attempt, in.RunAttempt, in.Node.ID, run.ID+"/b", i+1, i+2)
+			}
 		}
 	})
 }

@@ -69,10 +69,22 @@ func defaultPolicy(t testing.TB) retry.Policy {
 // and pol (the default router when nil), with a stub clock.
 func newHarness(t testing.TB, cfg executor.Config, pol retry.Policy) *harness {
 	t.Helper()
-	h := &harness{store: openStore(t, ""), clock: newClock()}
+	return newHarnessOn(t, openStore(t, ""), newClock(), cfg, pol, nil)
+}
+
+// newHarnessOn is newHarness on a given store and clock, for tests that
+// hand one store from executor to executor. wrap, when set, wraps the
+// memory scheduler the executor is given (h.sched stays the bare one).
+func newHarnessOn(t testing.TB, store *storage.Store, c *clock, cfg executor.Config, pol retry.Policy, wrap func(*memory.Scheduler) retry.Scheduler) *harness {
+	t.Helper()
+	h := &harness{store: store, clock: c}
 	var err error
 	if h.sched, err = memory.New(memory.Config{Now: h.clock.Now}); err != nil {
 		t.Fatal(err)
+	}
+	var sched retry.Scheduler = h.sched
+	if wrap != nil {
+		sched = wrap(h.sched)
 	}
 	if pol == nil {
 		pol = defaultPolicy(t)
@@ -80,7 +92,7 @@ func newHarness(t testing.TB, cfg executor.Config, pol retry.Policy) *harness {
 	cfg.Now = h.clock.Now
 	cfg.Worker = "test-worker"
 	h.grace = cmp.Or(cfg.SweepGrace, executor.SweepGraceDefault)
-	if h.exec, err = executor.New(cfg, h.store, h.sched, pol); err != nil {
+	if h.exec, err = executor.New(cfg, h.store, sched, pol); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.exec.Close() })

@@ -101,6 +101,8 @@ func TestSweepOnceCatches(t *testing.T) {
 
 // TestRunRebuildsAndWakes: Run schedules every retrying and waiting run of
 // the store, then executes them when they are due, through the scheduler.
+// The sweep grace is an hour, so Run's first sweep cannot take the runs
+// however slow the machine: both must come through the rebuilt scheduler.
 func TestRunRebuildsAndWakes(t *testing.T) {
 	store := openStore(t, "")
 	ctx := context.Background()
@@ -115,7 +117,7 @@ func TestRunRebuildsAndWakes(t *testing.T) {
 	}
 	sched, err := memory.New(memory.Config{})
 	must(t, err)
-	exec, err := executor.New(executor.Config{Mode: executor.ModeFull, SweepSpec: "@every 1h"}, store, sched, defaultPolicy(t))
+	exec, err := executor.New(executor.Config{Mode: executor.ModeFull, SweepSpec: "@every 1h", SweepGrace: time.Hour}, store, sched, defaultPolicy(t))
 	must(t, err)
 	done := make(chan string, 2)
 	must(t, exec.Handle("n", executor.HandlerFunc(func(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
@@ -126,11 +128,11 @@ func TestRunRebuildsAndWakes(t *testing.T) {
 	rctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error)
 	go func() { errc <- exec.Run(rctx) }()
-	<-done
-	<-done
+	await(t, done, "first wake-up")
+	await(t, done, "second wake-up")
 	cancel()
-	must(t, <-errc)
-	if s := exec.Stats(); s.Rebuilt != 2 || s.Resumed+s.SweeperCaught != 2 {
+	must(t, await(t, errc, "Run's return"))
+	if s := exec.Stats(); s.Rebuilt != 2 || s.Resumed != 2 || s.SweeperCaught != 0 {
 		t.Fatalf("stats %+v", s)
 	}
 }
