@@ -311,4 +311,18 @@ func TestObserver(t *testing.T) {
 	if s.Err != nil || s.Status != retry.StatusCompleted || s.NodeAttempt != 2 {
 		t.Errorf("success event %+v", s)
 	}
+
+	// A run whose journey is gone ends failed, and that attempt is
+	// reported too.
+	_, err = h.store.Create(context.Background(), retry.NewRun{ID: "orphan", JourneyID: "gone", JourneyVersion: 1, StartNodeID: "a", MaxRetries: 3}, h.clock.Now())
+	must(t, err)
+	h.clock.Add(h.grace)
+	_, err = h.exec.SweepOnce(context.Background())
+	must(t, err)
+	if len(obs.events) != 3 {
+		t.Fatalf("events %+v: want the missing journey's failure reported", obs.events)
+	}
+	if m := obs.events[2]; m.RunID != "orphan" || m.Err == nil || m.Class != retry.ClassMissingJourney || m.Status != retry.StatusFailed {
+		t.Errorf("missing journey event %+v", m)
+	}
 }

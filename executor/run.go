@@ -188,10 +188,7 @@ func (e *Executor) fail(ctx context.Context, run retry.Run, claim retry.Claim, j
 		e.writeFailed(run, "record failure", werr)
 		return run, false
 	}
-	e.stats.failed.Add(1)
-	e.cfg.Observer.Attempt(AttemptEvent{RunID: run.ID, JourneyID: run.JourneyID, NodeID: n.ID,
-		NodeAttempt: run.RetryCount + 1, Duration: rec.FinishedAt.Sub(started), Err: err,
-		Class: rec.Class, Decision: rec.Decision, Shadow: rec.Shadow, Status: written.Status})
+	e.recorded(run, rec, err, written.Status)
 	if written.Status != retry.StatusRetrying {
 		return written, false
 	}
@@ -257,8 +254,16 @@ func (e *Executor) endMissing(ctx context.Context, run retry.Run, claim retry.Cl
 		e.writeFailed(run, "record failure", err)
 		return run
 	}
-	e.stats.failed.Add(1)
+	e.recorded(run, rec, retry.Permanent(retry.WithClass(errors.New(rec.Message), rec.Class)), written.Status)
 	return written
+}
+
+// recorded counts a failure the store recorded and tells the Observer.
+func (e *Executor) recorded(run retry.Run, rec retry.FailureRecord, err error, status retry.Status) {
+	e.stats.failed.Add(1)
+	e.cfg.Observer.Attempt(AttemptEvent{RunID: run.ID, JourneyID: run.JourneyID, NodeID: rec.NodeID,
+		NodeAttempt: run.RetryCount + 1, Duration: rec.FinishedAt.Sub(rec.StartedAt), Err: err,
+		Class: rec.Class, Decision: rec.Decision, Shadow: rec.Shadow, Status: status})
 }
 
 func (e *Executor) schedule(ctx context.Context, id string, at time.Time) {
