@@ -68,8 +68,8 @@ func (s *Store) ClaimDue(ctx context.Context, worker string, dueBy, now time.Tim
 	case dueBy.IsZero() || dueBy.After(now):
 		return nil, fmt.Errorf("claim due: %w", invalid("due-by time %v: want at or before now %v", dueBy, now))
 	}
-	until, prefix := ms(now.Add(lease)), newToken()+"."
-	set := []any{prefix, worker, until, until, datetime(now)}
+	until, prefix, updatedAt := ms(now.Add(lease)), newToken()+".", datetime(now)
+	set := []any{prefix, worker, until, until, updatedAt}
 	var runs []retry.Run
 	err := s.write(ctx, "claim due", func(ctx context.Context, tx queryer) error {
 		var err error
@@ -91,11 +91,27 @@ UPDATE journey_runs SET `+claimSet+` FROM due WHERE id = due.due_id AND `+claima
 		// SQLite: without RETURNING (see writeRun), then read back the rows
 		// that carry this batch's tokens: they are due when the new lease
 		// ends. OR FAIL: no statement journal to undo a partial update.
-		if _, err := tx.ExecContext(ctx, `UPDATE OR FAIL journey_runs SET `+claimSet+`
-WHERE id IN (SELECT id FROM journey_runs WHERE `+claimable+` ORDER BY due_at LIMIT ?)`, append(set, ms(dueBy), limit)...); err != nil {
+		res, err := tx.ExecContext(ctx, `UPDATE OR FAIL journey_runs SET `+claimSet+`
+WHERE id IN (SELECT id FROM journey_runs WHERE `+claimable+` ORDER BY due_at LIMIT ?)`, append(set, ms(dueBy), limit)...)
+		if err != nil {
 			return err
 		}
-		runs, err = queryRuns(ctx, tx, `SELECT `+runColumns+` FROM journey_runs
+		// The batch's size: nothing to read back when nothing was due.
+		n, err := res.RowsAffected()
+		if err != nil || n == 0 {
+			runs = nil // this may run again after its group commit rolled back
+			return err
+		}
+		// The read-back reads only the columns the claim left alone; the
+		// others hold what it set, updated_at as a read would return it.
+		updated, err := parseDatetime(updatedAt)
+		if err != nil {
+			return err
+		}
+		claimed := retry.Run{Status: retry.StatusInProgress, ClaimToken: prefix, ClaimedBy: worker,
+			LeaseExpiresAt: time.UnixMilli(until).UTC(), UpdatedAt: updated}
+		runs, err = queryScan(ctx, tx, int(n), scanClaimed(claimed),
+			`SELECT `+unclaimedColumns+` FROM journey_runs
 WHERE due_at = ? AND substr(claim_token, 1, ?) = ?`, until, len(prefix), prefix)
 		return err
 	})

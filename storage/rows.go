@@ -17,12 +17,20 @@ import (
 )
 
 // runColumns is the column list every statement that returns runs reads,
-// in scanRun's order. The DATETIME columns are read as text: the SQLite
-// driver would otherwise try a dozen layouts on every value.
-const runColumns = `id, journey_id, journey_version, status, current_node_id, context,
+// in scanRun's order: unclaimedColumns, then the columns a claim sets.
+const runColumns = unclaimedColumns + `,
+	status, claim_token, claimed_by, lease_expires_at, CAST(updated_at AS TEXT)`
+
+// unclaimedColumns are the columns of runColumns a claim leaves as they
+// were. SQLite's ClaimDue reads back only these: the claimer knows what it
+// set, and the read-back cost nearly as much as the claim's UPDATE, most
+// of it the driver converting values. The DATETIME columns are read as
+// text: the SQLite driver would otherwise try a dozen layouts on every
+// value.
+const unclaimedColumns = `id, journey_id, journey_version, current_node_id, context,
 	retry_count, max_retries, retry_enabled, last_error_message, last_error_class,
 	last_error_timestamp, last_delay_ms, next_retry_at, wake_at, attempt_count,
-	claim_token, claimed_by, lease_expires_at, CAST(created_at AS TEXT), CAST(updated_at AS TEXT)`
+	CAST(created_at AS TEXT)`
 
 // claimable is the SQL condition for a run a claimer may take at the
 // argument's time: due_at is maintained for every claimable state (the
@@ -50,14 +58,24 @@ var (
 
 // queryRuns runs query and scans every row it returns as a run.
 func queryRuns(ctx context.Context, q queryer, query string, args ...any) ([]retry.Run, error) {
+	return queryScan(ctx, q, 0, func(rows *sql.Rows) (retry.Run, error) { return scanRun(rows) }, query, args...)
+}
+
+// queryScan runs query and scans every row it returns with scan; size is
+// the number of rows expected, when known (0 if not), so that the slice is
+// allocated once.
+func queryScan(ctx context.Context, q queryer, size int, scan func(*sql.Rows) (retry.Run, error), query string, args ...any) ([]retry.Run, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var runs []retry.Run
+	if size > 0 {
+		runs = make([]retry.Run, 0, size)
+	}
 	for rows.Next() {
-		r, err := scanRun(rows)
+		r, err := scan(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -78,47 +96,44 @@ func queryRun(ctx context.Context, q queryer, query string, args ...any) (r retr
 
 // runDest holds scanRun's destinations: one allocation per row, where
 // twenty separate variables would each escape to the heap through Scan's
-// arguments.
+// arguments. The columns other than the run's ids and status are scanned
+// as the driver's values and converted by null: Scan into a sql.Null type
+// runs its Scan method, and reflection in it, on every column of every
+// row.
 type runDest struct {
-	journeyVersion, retryCount, maxRetries, attempts sql.NullInt64
-	node, ctxJSON, msg, class, token, worker         sql.NullString
-	enabled                                          sql.NullBool
-	status                                           string
-	errorAt, lastDelay, nextRetry, wake, lease       sql.NullInt64
-	created, updated                                 any
+	journeyVersion, node, ctxJSON, retryCount, maxRetries, enabled, msg, class,
+	errorAt, lastDelay, nextRetry, wake, attempts, created any
+	status                        string
+	token, worker, lease, updated any
+}
+
+// unclaimed returns the destinations of unclaimedColumns, in r and d.
+func (d *runDest) unclaimed(r *retry.Run) []any {
+	return []any{&r.ID, &r.JourneyID, &d.journeyVersion, &d.node, &d.ctxJSON,
+		&d.retryCount, &d.maxRetries, &d.enabled, &d.msg, &d.class,
+		&d.errorAt, &d.lastDelay, &d.nextRetry, &d.wake, &d.attempts, &d.created}
 }
 
 // scanRun scans a row of runColumns, followed by the columns of extra.
 func scanRun(rows *sql.Rows, extra ...any) (retry.Run, error) {
 	var r retry.Run
 	d := new(runDest)
-	dest := append([]any{&r.ID, &r.JourneyID, &d.journeyVersion, &d.status, &d.node, &d.ctxJSON,
-		&d.retryCount, &d.maxRetries, &d.enabled, &d.msg, &d.class,
-		&d.errorAt, &d.lastDelay, &d.nextRetry, &d.wake, &d.attempts,
-		&d.token, &d.worker, &d.lease, &d.created, &d.updated}, extra...)
-	if err := rows.Scan(dest...); err != nil {
+	dest := append(d.unclaimed(&r), &d.status, &d.token, &d.worker, &d.lease, &d.updated)
+	if err := rows.Scan(append(dest, extra...)...); err != nil {
 		return retry.Run{}, fmt.Errorf("scan run: %w", err)
+	}
+	c := new(converter)
+	r.ClaimToken, r.ClaimedBy, r.LeaseExpiresAt = null[string](c, d.token).V, null[string](c, d.worker).V, fromMS(null[int64](c, d.lease))
+	if err := d.convert(&r, c); err != nil {
+		return retry.Run{}, err
 	}
 	st, err := retry.ParseStatus(d.status)
 	if err != nil {
 		return retry.Run{}, fmt.Errorf("run %s: %w", r.ID, err)
 	}
 	r.Status = st
-	r.JourneyVersion = int(d.journeyVersion.Int64)
-	r.CurrentNodeID = d.node.String
-	if d.ctxJSON.Valid && d.ctxJSON.String != "" {
-		if err := json.Unmarshal([]byte(d.ctxJSON.String), &r.Context); err != nil {
-			return retry.Run{}, fmt.Errorf("run %s: context: %w", r.ID, err)
-		}
-	}
-	r.RetryCount, r.MaxRetries, r.AttemptCount = int(d.retryCount.Int64), int(d.maxRetries.Int64), int(d.attempts.Int64)
-	r.RetryEnabled = !d.enabled.Valid || d.enabled.Bool
-	r.LastErrorMessage, r.LastErrorClass = d.msg.String, retry.Class(d.class.String)
-	r.LastErrorAt, r.NextRetryAt, r.WakeAt, r.LeaseExpiresAt = fromMS(d.errorAt), fromMS(d.nextRetry), fromMS(d.wake), fromMS(d.lease)
-	r.LastDelay = time.Duration(d.lastDelay.Int64) * time.Millisecond
-	r.ClaimToken, r.ClaimedBy = d.token.String, d.worker.String
-	if r.CreatedAt, err = parseDatetime(d.created); err != nil {
-		return retry.Run{}, fmt.Errorf("run %s: created_at: %w", r.ID, err)
+	if err := d.decode(&r); err != nil {
+		return retry.Run{}, err
 	}
 	if r.UpdatedAt, err = parseDatetime(d.updated); err != nil {
 		return retry.Run{}, fmt.Errorf("run %s: updated_at: %w", r.ID, err)
@@ -126,15 +141,93 @@ func scanRun(rows *sql.Rows, extra ...any) (retry.Run, error) {
 	return r, nil
 }
 
+// scanClaimed returns the scan function of a claimed batch's rows of
+// unclaimedColumns: each row is scanned into a copy of claimed, the fields
+// the claim set, with the claim's token claimed.ClaimToken followed by the
+// run id (see claimSet). The destinations are allocated once per batch:
+// every row's Scan sets them all.
+func scanClaimed(claimed retry.Run) func(*sql.Rows) (retry.Run, error) {
+	var r retry.Run
+	d := new(runDest)
+	dest := d.unclaimed(&r)
+	return func(rows *sql.Rows) (retry.Run, error) {
+		r = claimed
+		if err := rows.Scan(dest...); err != nil {
+			return retry.Run{}, fmt.Errorf("scan run: %w", err)
+		}
+		if err := d.convert(&r, new(converter)); err != nil {
+			return retry.Run{}, err
+		}
+		if err := d.decode(&r); err != nil {
+			return retry.Run{}, err
+		}
+		r.ClaimToken += r.ID
+		return r, nil
+	}
+}
+
+// convert converts the scanned unclaimedColumns into r, except those
+// decode reads (it leaves the context as a string for decode); it reports
+// the first conversion error, c's included.
+func (d *runDest) convert(r *retry.Run, c *converter) error {
+	d.ctxJSON = null[string](c, d.ctxJSON).V
+	r.JourneyVersion = int(null[int64](c, d.journeyVersion).V)
+	r.CurrentNodeID = null[string](c, d.node).V
+	r.RetryCount, r.MaxRetries, r.AttemptCount = int(null[int64](c, d.retryCount).V), int(null[int64](c, d.maxRetries).V), int(null[int64](c, d.attempts).V)
+	enabled := null[bool](c, d.enabled)
+	r.RetryEnabled = !enabled.Valid || enabled.V
+	r.LastErrorMessage, r.LastErrorClass = null[string](c, d.msg).V, retry.Class(null[string](c, d.class).V)
+	r.LastErrorAt, r.NextRetryAt, r.WakeAt = fromMS(null[int64](c, d.errorAt)), fromMS(null[int64](c, d.nextRetry)), fromMS(null[int64](c, d.wake))
+	r.LastDelay = time.Duration(null[int64](c, d.lastDelay).V) * time.Millisecond
+	if c.err != nil {
+		return fmt.Errorf("scan run %s: %w", r.ID, c.err)
+	}
+	return nil
+}
+
+// decode reads the scanned context and created_at into r.
+func (d *runDest) decode(r *retry.Run) error {
+	if ctxJSON := d.ctxJSON.(string); ctxJSON != "" {
+		if err := json.Unmarshal([]byte(ctxJSON), &r.Context); err != nil {
+			return fmt.Errorf("run %s: context: %w", r.ID, err)
+		}
+	}
+	var err error
+	if r.CreatedAt, err = parseDatetime(d.created); err != nil {
+		return fmt.Errorf("run %s: created_at: %w", r.ID, err)
+	}
+	return nil
+}
+
+// converter converts scanned driver values as Scan into a sql.Null[T]
+// would, taking NULL and the driver's usual type directly; it keeps the
+// first error.
+type converter struct{ err error }
+
+// null converts v for c.
+func null[T any](c *converter, v any) sql.Null[T] {
+	switch v := v.(type) {
+	case nil:
+		return sql.Null[T]{}
+	case T:
+		return sql.Null[T]{V: v, Valid: true}
+	}
+	var n sql.Null[T] // escapes to the heap through Scan: off the common paths
+	if err := n.Scan(v); err != nil && c.err == nil {
+		c.err = err
+	}
+	return n
+}
+
 // ms is t in Unix milliseconds, the store's time format.
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
 // fromMS reads a nullable millisecond column; NULL is the zero time.
-func fromMS(v sql.NullInt64) time.Time {
+func fromMS(v sql.Null[int64]) time.Time {
 	if !v.Valid {
 		return time.Time{}
 	}
-	return time.UnixMilli(v.Int64).UTC()
+	return time.UnixMilli(v.V).UTC()
 }
 
 // datetimeLayout is how the store writes the legacy DATETIME text columns:

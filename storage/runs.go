@@ -110,7 +110,8 @@ func (s *Store) Attempts(ctx context.Context, runID string) ([]retry.Attempt, er
 		var (
 			a                                      retry.Attempt
 			worker, token, class, msg, strat, rule sql.NullString
-			started, finished, delay               sql.NullInt64
+			started, finished                      sql.Null[int64]
+			delay                                  sql.NullInt64
 			outcome, status                        string
 		)
 		if err := rows.Scan(&a.RunID, &a.Number, &a.NodeID, &a.NodeAttempt, &worker, &token, &started,
