@@ -2,6 +2,7 @@ package executor_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,6 +31,14 @@ const (
 	crashKills   = 20
 	crashWorkers = 8
 	crashMax     = 3
+	// crashLease is long beside the kills, so that only a kill, never a
+	// renewal starved by a loaded machine (the race detector, other
+	// tests), takes a claim away: the test counts executions the store did
+	// not record, and a lost lease would add some. A killed child's runs
+	// wait out its lease; the others go on meanwhile.
+	crashLease = time.Second
+	// crashReady is the line a child prints when it starts executing.
+	crashReady = "executing"
 )
 
 // crashPolicy retries every non-permanent failure after 10 ms.
@@ -78,16 +87,24 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	for k := range crashKills {
 		cmd := child()
+		ready := &readySignal{ch: make(chan struct{})}
+		cmd.Stdout = ready
 		must(t, cmd.Start())
-		// Kills come well within the work: twenty children live 3.5 s
-		// on average (6 s at most) against about 9 s of node work.
-		after := time.Duration(50+rng.IntN(250)) * time.Millisecond
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
-		select {
-		case err := <-exited:
-			t.Fatalf("kill %d: the child ended before being killed: %v", k, err)
-		case <-time.After(after):
+		// The kill comes a random moment after the child starts
+		// executing (its start-up, slow under the race detector, does not
+		// count), and well within the work: twenty children execute for
+		// 3.5 s on average (6 s at most) against about 9 s of node work.
+		after := time.Duration(50+rng.IntN(250)) * time.Millisecond
+		for _, wait := range []<-chan struct{}{ready.ch, afterCh(after)} {
+			select {
+			case err := <-exited:
+				t.Fatalf("kill %d: the child ended before being killed: %v", k, err)
+			case <-time.After(30 * time.Second): // watchdog
+				t.Fatalf("kill %d: the child did not start executing", k)
+			case <-wait:
+			}
 		}
 		must(t, cmd.Process.Signal(syscall.SIGKILL))
 		<-exited
@@ -172,6 +189,29 @@ func TestCrashRecovery(t *testing.T) {
 	t.Logf("%d executions without a recorded attempt over %d kills", total, crashKills)
 }
 
+// readySignal is a child's standard output: it closes ch once the child
+// says it is executing.
+type readySignal struct {
+	buf bytes.Buffer
+	ch  chan struct{}
+}
+
+func (r *readySignal) Write(p []byte) (int, error) {
+	had := bytes.Contains(r.buf.Bytes(), []byte(crashReady))
+	r.buf.Write(p)
+	if !had && bytes.Contains(r.buf.Bytes(), []byte(crashReady)) {
+		close(r.ch)
+	}
+	return len(p), nil
+}
+
+// afterCh is time.After as a receive-only channel of struct{}.
+func afterCh(d time.Duration) <-chan struct{} {
+	ch := make(chan struct{})
+	time.AfterFunc(d, func() { close(ch) })
+	return ch
+}
+
 type effectKey struct {
 	run, node string
 	attempt   int
@@ -231,7 +271,7 @@ func TestHelperProcess(t *testing.T) {
 	store := openStore(t, dbPath)
 	sched, err := memory.New(memory.Config{Lease: time.Second})
 	must(t, err)
-	ex, err := executor.New(executor.Config{Workers: crashWorkers, Lease: 200 * time.Millisecond, SweepSpec: "@every 50ms",
+	ex, err := executor.New(executor.Config{Workers: crashWorkers, Lease: crashLease, SweepSpec: "@every 50ms",
 		SweepGrace: 50 * time.Millisecond, Mode: executor.ModeFull, ShutdownTimeout: time.Second}, store, sched, crashPolicy)
 	must(t, err)
 	must(t, ex.Handle("effect", executor.HandlerFunc(func(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
@@ -262,6 +302,7 @@ func TestHelperProcess(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- ex.Run(ctx) }()
+	fmt.Println(crashReady)
 	insp, err := openInspector(dbPath)
 	must(t, err)
 	for {
