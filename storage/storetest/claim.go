@@ -118,6 +118,21 @@ var claimChecks = []check{
 			h.t.Fatalf("ClaimDue at 30s claimed %v; want [late]", got)
 		}
 	}},
+	{"ClaimDue/ReturnsTheStoredRun", func(h *harness) {
+		// Each claimed run is the run as stored after the claim, every
+		// field of it: a node's output, a failure, the claim's own fields.
+		c := h.createClaimed("r1", at(0))
+		r := h.complete(c.Claim(), retry.NodeSuccess{NodeID: "a", Output: []byte(`{"ok":true}`), NextNodeID: "b",
+			StartedAt: at(0), FinishedAt: at(time.Second)})
+		h.fail(r.Claim(), retryAfter("b", at(2*time.Second), time.Second))
+		h.create(newRun("r2"), at(0))
+		now := at(time.Minute + 234*time.Millisecond)
+		for _, got := range h.claimDue(h.s, now, 10) {
+			if want := h.get(got.ID); !sameRun(got, want) {
+				h.t.Fatalf("ClaimDue returned %+v; the store holds %+v", got, want)
+			}
+		}
+	}},
 	{"ClaimDue/Empty", func(h *harness) {
 		if got := h.claimDue(h.s, at(0), 10); len(got) != 0 {
 			h.t.Fatalf("ClaimDue on an empty store returned %v", runIDs(got))
