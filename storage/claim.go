@@ -68,8 +68,8 @@ func (s *Store) ClaimDue(ctx context.Context, worker string, dueBy, now time.Tim
 	case dueBy.IsZero() || dueBy.After(now):
 		return nil, fmt.Errorf("claim due: %w", invalid("due-by time %v: want at or before now %v", dueBy, now))
 	}
-	until, prefix, updatedAt := ms(now.Add(lease)), newToken()+".", datetime(now)
-	set := []any{prefix, worker, until, until, updatedAt}
+	until, prefix := ms(now.Add(lease)), newToken()+"."
+	set := []any{prefix, worker, until, until, datetime(now)}
 	var runs []retry.Run
 	err := s.write(ctx, "claim due", func(ctx context.Context, tx queryer) error {
 		var err error
@@ -103,13 +103,10 @@ WHERE id IN (SELECT id FROM journey_runs WHERE `+claimable+` ORDER BY due_at LIM
 			return err
 		}
 		// The read-back reads only the columns the claim left alone; the
-		// others hold what it set, updated_at as a read would return it.
-		updated, err := parseDatetime(updatedAt)
-		if err != nil {
-			return err
-		}
+		// others hold what it set, updated_at at the millisecond precision
+		// of its text, as a read would return it.
 		claimed := retry.Run{Status: retry.StatusInProgress, ClaimToken: prefix, ClaimedBy: worker,
-			LeaseExpiresAt: time.UnixMilli(until).UTC(), UpdatedAt: updated}
+			LeaseExpiresAt: time.UnixMilli(until).UTC(), UpdatedAt: time.UnixMilli(ms(now)).UTC()}
 		runs, err = queryScan(ctx, tx, int(n), scanClaimed(claimed),
 			`SELECT `+unclaimedColumns+` FROM journey_runs
 WHERE due_at = ? AND substr(claim_token, 1, ?) = ?`, until, len(prefix), prefix)

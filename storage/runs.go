@@ -110,8 +110,7 @@ func (s *Store) Attempts(ctx context.Context, runID string) ([]retry.Attempt, er
 		var (
 			a                                      retry.Attempt
 			worker, token, class, msg, strat, rule sql.NullString
-			started, finished                      sql.Null[int64]
-			delay                                  sql.NullInt64
+			started, finished, delay               sql.Null[int64]
 			outcome, status                        string
 		)
 		if err := rows.Scan(&a.RunID, &a.Number, &a.NodeID, &a.NodeAttempt, &worker, &token, &started,
@@ -125,7 +124,7 @@ func (s *Store) Attempts(ctx context.Context, runID string) ([]retry.Attempt, er
 		a.Worker, a.ClaimToken, a.ErrorClass, a.ErrorMessage = worker.String, token.String, retry.Class(class.String), msg.String
 		a.StartedAt, a.FinishedAt = fromMS(started), fromMS(finished)
 		a.Outcome = retry.Outcome(outcome)
-		a.Decision.Delay = time.Duration(delay.Int64) * time.Millisecond
+		a.Decision.Delay = time.Duration(delay.V) * time.Millisecond
 		a.Decision.Strategy, a.Decision.Rule = strat.String, rule.String
 		out = append(out, a)
 	}
