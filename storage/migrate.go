@@ -62,33 +62,40 @@ var retryIndexes = []struct{ name, def string }{
 // idempotent, so one interrupted between its commit and its record is
 // simply run again.
 //
-// Every call, not only the first, then adopts the legacy runs in flight:
-// rows the pre-retry system left in_progress, with no due time and no
-// claim, become claimable at once. Legacy writers that keep running after
-// the first migration (a phased rollout) insert such rows the store would
-// otherwise never claim, so the cutover is: stop the legacy writers, then
-// call Migrate again (the demo's migrate command does).
+// Migrate does not touch the rows a legacy system left in flight: while it
+// may still be running them (Phase 1 of the rollout), the store must not
+// hand them to workers. [Store.AdoptLegacy] does that, at cutover.
 func (s *Store) Migrate(ctx context.Context) error {
 	if err := s.checkOpen("migrate"); err != nil {
 		return err
 	}
 	return s.withMigrator(ctx, func(m *migrate.Migrator) error {
-		if _, err := m.Migrate(ctx); err != nil {
-			return err
-		}
-		return s.adoptLegacy(ctx)
+		_, err := m.Migrate(ctx)
+		return err
 	})
 }
 
-// adoptLegacy makes legacy in-flight runs claimable at once. A run the
-// store wrote always has a due time while in progress, so this touches
-// legacy rows only, and a second call finds nothing to do.
-func (s *Store) adoptLegacy(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE journey_runs SET due_at = 0
-WHERE status = 'in_progress' AND due_at IS NULL AND claim_token IS NULL`); err != nil {
-		return fmt.Errorf("adopt legacy runs: %w", err)
+// AdoptLegacy makes the runs a legacy system left in flight claimable at
+// once, and returns how many it adopted: rows in_progress with no due time
+// and no claim, which the store itself never writes. It is the cutover
+// step of a phased rollout, the operator's explicit act once every legacy
+// writer has stopped (the demo's "migrate --adopt-legacy"); adopting while
+// a legacy writer still runs a row would execute it twice. It is
+// idempotent: a second call finds nothing to adopt. Call it after Migrate.
+func (s *Store) AdoptLegacy(ctx context.Context) (int, error) {
+	if err := s.checkOpen("adopt legacy runs"); err != nil {
+		return 0, err
 	}
-	return nil
+	res, err := s.db.ExecContext(ctx, `UPDATE journey_runs SET due_at = 0
+WHERE status = 'in_progress' AND due_at IS NULL AND claim_token IS NULL`)
+	if err != nil {
+		return 0, fmt.Errorf("adopt legacy runs: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("adopt legacy runs: %w", err)
+	}
+	return int(n), nil
 }
 
 // MigrateDown reverts the retry migration: it drops the attempts table, the
@@ -202,7 +209,7 @@ func (s *Store) createLegacyTable(ctx context.Context, tx bun.Tx) error {
 // addRetrySchema is the proposal's Phase 1: it adds the columns it lacks
 // (with their defaults, which existing rows take), the indexes and the
 // attempts table. It touches no column it does not own. Legacy in-flight
-// runs are adopted by [Store.Migrate] after every migration, not here.
+// runs are adopted by [Store.AdoptLegacy] at cutover, not here.
 func (s *Store) addRetrySchema(ctx context.Context, tx bun.Tx) error {
 	have, err := s.columns(ctx, tx)
 	if err != nil {

@@ -132,10 +132,18 @@ func TestMigrateLegacy(t *testing.T) {
 					t.Fatalf("%s: patient_ref %q after migration; want %q untouched", id, got, w.patient)
 				}
 			}
-			// The legacy run left in flight is adopted: claimable at once.
-			runs, err := s.ClaimDue(ctx, "w", time.Now(), time.Now(), time.Minute, 10)
+			// The legacy run left in flight stays the legacy system's
+			// until the cutover adopts it: then it is claimable at once.
+			now := time.Now()
+			if runs, err := s.ClaimDue(ctx, "w", now, now, time.Minute, 10); err != nil || len(runs) != 0 {
+				t.Fatalf("ClaimDue after migration, before adoption = %v, %v; want nothing", runs, err)
+			}
+			if n, err := s.AdoptLegacy(ctx); err != nil || n != 1 {
+				t.Fatalf("AdoptLegacy = %d, %v; want 1", n, err)
+			}
+			runs, err := s.ClaimDue(ctx, "w", now, now, time.Minute, 10)
 			if err != nil || len(runs) != 1 || runs[0].ID != "legacy-1" || runs[0].CurrentNodeID != "send_email" {
-				t.Fatalf("ClaimDue after migration = %v, %v; want legacy-1 at send_email", runs, err)
+				t.Fatalf("ClaimDue after adoption = %v, %v; want legacy-1 at send_email", runs, err)
 			}
 			// A fresh database ends with the same schema, but for patient_ref.
 			fresh := open(t, newDSN(t))
@@ -147,10 +155,11 @@ func TestMigrateLegacy(t *testing.T) {
 	}
 }
 
-// TestMigrateAdoptsLateLegacyRows: a legacy writer still running after the
-// first migration inserts an in-flight row without a due time; the next
-// Migrate adopts it, and changes nothing else.
-func TestMigrateAdoptsLateLegacyRows(t *testing.T) {
+// TestAdoptLegacyAtCutover: a legacy writer still running after the
+// migration inserts in-flight rows without a due time; neither they nor the
+// rows it left before are claimable until the cutover's AdoptLegacy, which
+// adopts them all, and a second AdoptLegacy (or Migrate) changes nothing.
+func TestAdoptLegacyAtCutover(t *testing.T) {
 	for name, newDSN := range dialects {
 		t.Run(name, func(t *testing.T) {
 			ctx := t.Context()
@@ -161,10 +170,10 @@ VALUES ('late', 'onboarding', 'in_progress', 'send_email', '2024-06-01 08:00:00'
 			}
 			now := time.Now()
 			if _, err := s.ClaimRun(ctx, "late", "w", now, time.Minute); !errors.Is(err, retry.ErrNotClaimable) {
-				t.Fatalf("ClaimRun of a late legacy row before migrating again: %v; want ErrNotClaimable", err)
+				t.Fatalf("ClaimRun of a late legacy row before the cutover: %v; want ErrNotClaimable", err)
 			}
-			if err := s.Migrate(ctx); err != nil {
-				t.Fatalf("Migrate again: %v", err)
+			if n, err := s.AdoptLegacy(ctx); err != nil || n != 2 {
+				t.Fatalf("AdoptLegacy = %d, %v; want 2", n, err)
 			}
 			runs, err := s.ClaimDue(ctx, "w", now, now, time.Minute, 10)
 			ids := make([]string, len(runs))
@@ -173,15 +182,19 @@ VALUES ('late', 'onboarding', 'in_progress', 'send_email', '2024-06-01 08:00:00'
 			}
 			slices.Sort(ids)
 			if err != nil || !slices.Equal(ids, []string{"late", "legacy-1"}) {
-				t.Fatalf("ClaimDue after migrating again = %v, %v; want late and legacy-1", ids, err)
+				t.Fatalf("ClaimDue after the cutover = %v, %v; want late and legacy-1", ids, err)
 			}
-			// With claimed, completed and failed rows, one more Migrate is a no-op.
+			// With claimed, completed and failed rows, adopting or
+			// migrating again is a no-op.
 			before := dump(t, s)
+			if n, err := s.AdoptLegacy(ctx); err != nil || n != 0 {
+				t.Fatalf("AdoptLegacy again = %d, %v; want 0", n, err)
+			}
 			if err := s.Migrate(ctx); err != nil {
-				t.Fatalf("Migrate a third time: %v", err)
+				t.Fatalf("Migrate again: %v", err)
 			}
 			if after := dump(t, s); !slices.Equal(after, before) {
-				t.Fatalf("Migrate changed rows:\n%v\nwant\n%v", after, before)
+				t.Fatalf("AdoptLegacy or Migrate changed rows:\n%v\nwant\n%v", after, before)
 			}
 		})
 	}

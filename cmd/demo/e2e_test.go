@@ -519,4 +519,14 @@ func TestMigrateLegacyDatabase(t *testing.T) {
 	if refs["p-1"] != 1 || refs["p-2"] != 1 {
 		t.Errorf("legacy column patient_ref: %v", refs)
 	}
+	// The cutover adopts the legacy run left in flight, once.
+	for _, want := range []string{"adopted 1 legacy runs", "adopted 0 legacy runs"} {
+		if r := runBin(t, dir, nil, "migrate", "--adopt-legacy", "--store", path); r.code != 0 || !strings.Contains(r.stdout, want) {
+			t.Fatalf("migrate --adopt-legacy: status %d, want %q\n%s%s", r.code, want, r.stdout, r.stderr)
+		}
+	}
+	now := time.Now()
+	if runs, err := openDB(t, path).ClaimDue(t.Context(), "w", now, now, time.Minute, 10); err != nil || len(runs) != 1 || runs[0].ID != "legacy-1" {
+		t.Errorf("ClaimDue after the cutover = %v, %v; want legacy-1", runs, err)
+	}
 }
