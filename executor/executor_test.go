@@ -239,6 +239,8 @@ func TestRegisterJourneyErrors(t *testing.T) {
 		want string
 	}{
 		{"no id", executor.Journey{Start: "a", Nodes: []executor.Node{n("a", "")}}, "empty id"},
+		{"NUL in the id", executor.Journey{ID: "j\x00", Start: "a", Nodes: []executor.Node{n("a", "")}}, `journey "j\x00": id holds a NUL byte`},
+		{"invalid UTF-8 in a node id", executor.Journey{ID: "j", Start: "a\xff", Nodes: []executor.Node{n("a\xff", "")}}, `node "a\xff": id holds a NUL byte or invalid UTF-8`},
 		{"duplicate", executor.Journey{ID: "j", Start: "a", Nodes: []executor.Node{n("a", ""), n("a", "")}}, "node a: duplicate id"},
 		{"no start", executor.Journey{ID: "j", Nodes: []executor.Node{n("a", "")}}, "no start node"},
 		{"missing start", executor.Journey{ID: "j", Start: "x", Nodes: []executor.Node{n("a", "")}}, "start node x does not exist"},
@@ -273,6 +275,29 @@ func TestNodeTimeoutIsClassifiedTimeout(t *testing.T) {
 	must(t, err)
 	if run.Status != retry.StatusRetrying || run.LastErrorClass != retry.ClassTimeout || !strings.Contains(run.LastErrorMessage, "timed out after 20ms") {
 		t.Fatalf("run %s %s %q", run.Status, run.LastErrorClass, run.LastErrorMessage)
+	}
+}
+
+// TestUnstorableOutputFailsTheNode: output the store refuses (not JSON, or
+// JSON holding \u0000) fails the node for good, class malformed_node, even
+// in full mode: running it again would loop.
+func TestUnstorableOutputFailsTheNode(t *testing.T) {
+	for name, out := range map[string]string{"not JSON": `{"ok":`, "NUL escape": `{"x":"\u0000"}`} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, executor.Config{Mode: executor.ModeFull}, nil)
+			must(t, h.exec.Handle("bad", executor.HandlerFunc(func(context.Context, executor.NodeInput) (json.RawMessage, error) {
+				return json.RawMessage(out), nil
+			})))
+			must(t, h.exec.RegisterJourney(executor.Journey{ID: "j", Start: "a", Nodes: []executor.Node{{ID: "a", Type: "bad"}}}))
+			run, err := h.exec.StartRun(context.Background(), "j", nil)
+			must(t, err)
+			if run.Status != retry.StatusFailed || run.LastErrorClass != retry.ClassMalformedNode || !strings.Contains(run.LastErrorMessage, "node a: output not stored") {
+				t.Fatalf("run %s %s %q; want failed, malformed_node, naming the output", run.Status, run.LastErrorClass, run.LastErrorMessage)
+			}
+			if as, _ := h.store.Attempts(context.Background(), run.ID); len(as) != 1 || as[0].Outcome != retry.OutcomeFailed {
+				t.Fatalf("attempts %+v; want the one failed attempt", as)
+			}
+		})
 	}
 }
 

@@ -62,6 +62,14 @@ func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 			s.WakeAt = s.FinishedAt.Add(n.delay)
 		}
 		written, err := e.store.CompleteNode(context.WithoutCancel(ctx), claim, s)
+		if errors.Is(err, retry.ErrInvalidArgument) {
+			// The store refuses the output (not JSON, or JSON it cannot
+			// hold): the handler's fault, and running it again would
+			// loop. The node fails for good; an operator can replay it.
+			err = retry.Permanent(retry.WithClass(fmt.Errorf("node %s: output not stored: %w", n.ID, err), retry.ClassMalformedNode))
+			run, _ = e.fail(ctx, run, claim, j, n, err, started)
+			return run
+		}
 		if err != nil {
 			e.writeFailed(run, "complete node", err)
 			return run

@@ -10,6 +10,17 @@ import (
 // failure is always recorded.
 const MaxErrorMessageLen = 4096
 
+// Text a store keeps, the same on every database (PostgreSQL's text holds
+// neither NUL nor invalid UTF-8):
+//   - identifiers (run, journey, node and worker ids, claim tokens) must be
+//     valid UTF-8 without NUL; any other wraps ErrInvalidArgument;
+//   - free text a failure brings (message, class, strategy, rule) is never
+//     rejected: NUL and invalid UTF-8 are stored as U+FFFD;
+//   - JSON (a run's input, a node's output) must be valid and must not
+//     hold the escape \u0000 (ErrInvalidArgument): PostgreSQL's jsonb
+//     cannot store it, and a run whose context cannot be written would
+//     never finish.
+
 // Runs creates and reads runs.
 type Runs interface {
 	// Create inserts a run at nr.StartNodeID, StatusInProgress, and returns

@@ -224,9 +224,10 @@ func cmpLimit(n int) int {
 // Replay restarts a failed run at its current node, due at now; see
 // [retry.Inspector].
 func (s *Store) Replay(ctx context.Context, id string, now time.Time) (retry.Run, error) {
+	if err := checkRunID(id); err != nil {
+		return retry.Run{}, fmt.Errorf("replay: %w", err)
+	}
 	switch {
-	case id == "":
-		return retry.Run{}, fmt.Errorf("replay: %w", invalid("empty run id"))
 	case now.IsZero():
 		return retry.Run{}, fmt.Errorf("replay %s: %w", id, invalid("zero time"))
 	}

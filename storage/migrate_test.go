@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -130,6 +131,27 @@ func TestMigrateLegacy(t *testing.T) {
 				}
 				if got := deref(patient); got != w.patient {
 					t.Fatalf("%s: patient_ref %q after migration; want %q untouched", id, got, w.patient)
+				}
+			}
+			// The defaults are in the rows themselves, not supplied when
+			// reading: every legacy row holds them.
+			var withDefaults int
+			if err := s.DB().NewRaw(`SELECT COUNT(*) FROM journey_runs WHERE retry_count = 0 AND max_retries = 3
+	AND retry_enabled = true AND last_error_message IS NULL AND next_retry_at IS NULL`).Scan(ctx, &withDefaults); err != nil {
+				t.Fatal(err)
+			}
+			if withDefaults != len(want) {
+				t.Fatalf("%d of %d legacy rows hold the retry columns' defaults", withDefaults, len(want))
+			}
+			// The proposal's two indexes, the second partial.
+			for ix, def := range map[string]string{"idx_journey_runs_next_retry_at": "next_retry_at", "idx_journey_runs_retrying": "'retrying'"} {
+				q := `SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?`
+				if name == "postgres" {
+					q = `SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ?`
+				}
+				var got string
+				if err := s.DB().NewRaw(q, ix).Scan(ctx, &got); err != nil || !strings.Contains(got, def) {
+					t.Fatalf("index %s: %q, %v; want it to exist, on %s", ix, got, err, def)
 				}
 			}
 			// The legacy run left in flight stays the legacy system's
@@ -337,6 +359,10 @@ func TestConfig(t *testing.T) {
 		{storage.Config{DSN: "x.db", Synchronous: "sometimes"}, "synchronous"},
 		{storage.Config{DSN: "x.db", ReadConns: -1}, "read_conns"},
 		{storage.Config{DSN: "x.db", MaxBatch: -1}, "max_batch"},
+		{storage.Config{DSN: "x.db", ReadConns: storage.ReadConnsLimit + 1}, "read_conns"},
+		{storage.Config{DSN: "x.db", MaxBatch: 1 << 62}, "max_batch"},
+		{storage.Config{DSN: "mysql://x@localhost/db"}, "dsn"},
+		{storage.Config{DSN: "sqlite://x.db"}, "dsn"},
 	} {
 		err := tc.cfg.Validate()
 		if !errors.Is(err, retry.ErrInvalidArgument) || !strings.HasPrefix(err.Error(), tc.field+":") {
@@ -346,8 +372,20 @@ func TestConfig(t *testing.T) {
 			t.Errorf("Open(%+v) succeeded", tc.cfg)
 		}
 	}
-	if err := (storage.Config{DSN: "x.db"}).Validate(); err != nil {
-		t.Errorf("Validate of a bare DSN: %v", err)
+	for _, dsn := range []string{"x.db", "file:///tmp/x.db?mode=ro", "POSTGRES://h/db", "postgresql://h/db", "dir/a://b.db"} {
+		if err := (storage.Config{DSN: dsn}).Validate(); err != nil {
+			t.Errorf("Validate of DSN %q: %v", dsn, err)
+		}
+	}
+	for dsn, pg := range map[string]bool{"POSTGRES://h/db": true, "postgresql://h/db": true, "x.db": false, "file:x.db": false, ":memory:": false} {
+		if got := storage.IsPostgres(dsn); got != pg {
+			t.Errorf("IsPostgres(%q) = %v; want %v", dsn, got, pg)
+		}
+	}
+	// A SQLite file that cannot be opened is named in the error.
+	missing := filepath.Join(t.TempDir(), "no", "such", "dir", "x.db")
+	if _, err := storage.Open(t.Context(), storage.Config{DSN: missing}); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("Open of %s: %v; want an error naming the path", missing, err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -19,11 +18,14 @@ func (s *Store) CompleteNode(ctx context.Context, c retry.Claim, ns retry.NodeSu
 	if ns.NodeID == "" {
 		return retry.Run{}, fmt.Errorf("complete node of %s: %w", c.RunID, invalid("empty node id"))
 	}
+	if err := checkText("node id", ns.NodeID, "next node id", ns.NextNodeID); err != nil {
+		return retry.Run{}, fmt.Errorf("complete node of %s: %w", c.RunID, err)
+	}
 	output := string(ns.Output)
 	if len(ns.Output) == 0 {
 		output = "null"
-	} else if !json.Valid(ns.Output) {
-		return retry.Run{}, fmt.Errorf("complete node %s of %s: %w", ns.NodeID, c.RunID, invalid("output is not valid JSON"))
+	} else if err := checkJSON("output", ns.Output); err != nil {
+		return retry.Run{}, fmt.Errorf("complete node %s of %s: %w", ns.NodeID, c.RunID, err)
 	}
 	now := ns.FinishedAt
 	status, set, setArgs := retry.StatusInProgress, "current_node_id = ?", []any{ns.NextNodeID}
@@ -98,7 +100,13 @@ func (s *Store) RecordFailure(ctx context.Context, c retry.Claim, f retry.Failur
 	case f.Decision.Delay < 0:
 		return retry.Run{}, fmt.Errorf("record failure of %s: %w", c.RunID, invalid("delay %v is negative", f.Decision.Delay))
 	}
-	class := f.Class
+	if err := checkText("node id", f.NodeID); err != nil {
+		return retry.Run{}, fmt.Errorf("record failure of %s: %w", c.RunID, err)
+	}
+	// The failure's free text is stored, never rejected.
+	f.Message = truncate(f.Message)
+	f.Decision.Strategy, f.Decision.Rule = storable(f.Decision.Strategy), storable(f.Decision.Rule)
+	class := retry.Class(storable(string(f.Class)))
 	if class == "" {
 		class = retry.ClassUnknown
 	}
@@ -132,7 +140,7 @@ func (s *Store) RecordFailure(ctx context.Context, c retry.Claim, f retry.Failur
 	attempt_count = attempt_count + 1, updated_at = ?, `+releaseSet+`
 WHERE `+heldBy,
 			ms(now.Add(f.Decision.Delay)), f.Decision.Delay.Milliseconds(), ms(now.Add(f.Decision.Delay)),
-			truncate(f.Message), string(class), ms(now), datetime(now), c.RunID, c.Token, ms(now))
+			f.Message, string(class), ms(now), datetime(now), c.RunID, c.Token, ms(now))
 		if err == nil && !ok { // the claim was lost between the two statements (PostgreSQL)
 			err = dirty(fmt.Errorf("run %s: %w", c.RunID, retry.ErrLostClaim))
 		}
@@ -187,7 +195,7 @@ func recordFailureSQLite(ctx context.Context, tx queryer, c retry.Claim, a attem
 		r.LastDelay = time.Duration(a.decision.Delay.Milliseconds()) * time.Millisecond
 		due = ms(r.NextRetryAt)
 	}
-	r.LastErrorMessage, r.LastErrorClass = truncate(a.message), a.class
+	r.LastErrorMessage, r.LastErrorClass = a.message, a.class
 	r.LastErrorAt = time.UnixMilli(ms(now)).UTC()
 	r.UpdatedAt = r.LastErrorAt
 	r.AttemptCount++

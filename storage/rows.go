@@ -297,8 +297,10 @@ func parseOwnDatetime(v string) (t time.Time, ok bool) {
 // newToken returns a random claim token.
 func newToken() string { return rand.Text() }
 
-// truncate cuts msg to retry.MaxErrorMessageLen bytes at a UTF-8 boundary.
+// truncate makes msg storable and cuts it to retry.MaxErrorMessageLen bytes
+// at a UTF-8 boundary.
 func truncate(msg string) string {
+	msg = storable(msg)
 	if len(msg) <= retry.MaxErrorMessageLen {
 		return msg
 	}
@@ -306,7 +308,46 @@ func truncate(msg string) string {
 	for cut > 0 && !utf8.RuneStart(msg[cut]) {
 		cut--
 	}
-	return strings.ToValidUTF8(msg[:cut], "")
+	return msg[:cut]
+}
+
+// storable is s as every dialect stores it alike: NUL bytes and invalid
+// UTF-8 (which PostgreSQL's text rejects) become U+FFFD.
+func storable(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// checkText rejects identifiers no dialect can store alike: fields holds
+// name, value pairs, and a value must be valid UTF-8 without NUL.
+func checkText(fields ...string) error {
+	for i := 0; i+1 < len(fields); i += 2 {
+		if v := fields[i+1]; !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
+			return invalid("%s %q holds a NUL byte or invalid UTF-8", fields[i], v)
+		}
+	}
+	return nil
+}
+
+// checkJSON rejects what a run's context cannot hold on every dialect:
+// text that is not JSON, and the escape \u0000, which PostgreSQL's jsonb
+// refuses.
+func checkJSON(what string, b []byte) error {
+	if !json.Valid(b) {
+		return invalid("%s is not valid JSON", what)
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' { // in valid JSON a backslash starts an escape
+			continue
+		}
+		if i+5 < len(b) && b[i+1] == 'u' && string(b[i+2:i+6]) == "0000" {
+			return invalid("%s holds \\u0000, which PostgreSQL's jsonb cannot store", what)
+		}
+		i++ // the escaped character
+	}
+	return nil
 }
 
 // invalid returns an error wrapping retry.ErrInvalidArgument.
@@ -316,15 +357,24 @@ func invalid(format string, args ...any) error {
 
 // checkClaim validates the claim a write is made under.
 func checkClaim(c retry.Claim, now time.Time) error {
+	if err := checkRunID(c.RunID); err != nil {
+		return err
+	}
 	switch {
-	case c.RunID == "":
-		return invalid("empty run id")
 	case c.Token == "":
 		return invalid("run %s: empty claim token", c.RunID)
 	case now.IsZero():
 		return invalid("run %s: zero time", c.RunID)
 	}
-	return nil
+	return checkText("claim token", c.Token)
+}
+
+// checkRunID validates a run id argument.
+func checkRunID(id string) error {
+	if id == "" {
+		return invalid("empty run id")
+	}
+	return checkText("run id", id)
 }
 
 // lostOrMissing tells why a write under c changed nothing: the run does not

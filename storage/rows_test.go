@@ -1,8 +1,11 @@
 package storage
 
 import (
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/journeyretry/journeyretry/retry"
 )
 
 // TestParseDatetime covers the store's own layout, read by hand, beside
@@ -29,5 +32,43 @@ func TestParseDatetime(t *testing.T) {
 		if got, err := parseDatetime(in); err == nil {
 			t.Errorf("parseDatetime(%q) = %v; want an error", in, got)
 		}
+	}
+}
+
+// TestCheckJSON: only a real \u0000 escape is refused, not the text
+// "\u0000" after an escaped backslash, nor the other escapes.
+func TestCheckJSON(t *testing.T) {
+	for in, ok := range map[string]bool{
+		`{"x":"a\u0000b"}`:       false,
+		`"\u0000"`:               false,
+		`["\\\u0000"]`:           false, // an escaped backslash, then the escape
+		`{"x":"a\\u0000b"}`:      true,  // an escaped backslash, then text
+		`{"x":"\u0001 \n \"\\"}`: true,
+		`{"\u00000":1}`:          false,
+		`[1, 2`:                  false,
+		`{}`:                     true,
+	} {
+		if err := checkJSON("input", []byte(in)); (err == nil) != ok {
+			t.Errorf("checkJSON(%s) = %v; want ok %v", in, err, ok)
+		}
+	}
+}
+
+// TestStorable keeps valid text as it is and stores NUL and invalid UTF-8
+// as U+FFFD, also in a message cut to the limit.
+func TestStorable(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain é":  "plain é",
+		"a\x00b":   "a\uFFFDb",
+		"\xff\xfe": "\uFFFD",
+		"":         "",
+	} {
+		if got := storable(in); got != want {
+			t.Errorf("storable(%q) = %q; want %q", in, got, want)
+		}
+	}
+	long := strings.Repeat("\xff", 2*retry.MaxErrorMessageLen)
+	if got := truncate(long); got != "\uFFFD" {
+		t.Errorf("truncate(%d invalid bytes) = %q; want one U+FFFD", len(long), got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,12 +21,22 @@ func (s *Store) Create(ctx context.Context, nr retry.NewRun, now time.Time) (ret
 		return retry.Run{}, fmt.Errorf("create run: %w", invalid("empty journey id"))
 	case nr.StartNodeID == "":
 		return retry.Run{}, fmt.Errorf("create run: %w", invalid("empty start node id"))
-	case nr.MaxRetries < 0:
-		return retry.Run{}, fmt.Errorf("create run: %w", invalid("max retries %d is negative", nr.MaxRetries))
+	case nr.MaxRetries < 0 || nr.MaxRetries > math.MaxInt32:
+		return retry.Run{}, fmt.Errorf("create run: %w", invalid("max retries %d: want 0 to %d", nr.MaxRetries, math.MaxInt32))
+	case nr.JourneyVersion < 0 || nr.JourneyVersion > math.MaxInt32: // an INTEGER column on every dialect
+		return retry.Run{}, fmt.Errorf("create run: %w", invalid("journey version %d: want 0 to %d", nr.JourneyVersion, math.MaxInt32))
 	case nr.Lease < 0:
 		return retry.Run{}, fmt.Errorf("create run: %w", invalid("lease %v is negative", nr.Lease))
 	case now.IsZero():
 		return retry.Run{}, fmt.Errorf("create run: %w", invalid("zero time"))
+	}
+	if err := checkText("run id", nr.ID, "journey id", nr.JourneyID, "start node id", nr.StartNodeID, "worker", nr.Worker); err != nil {
+		return retry.Run{}, fmt.Errorf("create run: %w", err)
+	}
+	if len(nr.Input) > 0 {
+		if err := checkJSON("input", nr.Input); err != nil {
+			return retry.Run{}, fmt.Errorf("create run: %w", err)
+		}
 	}
 	runCtx, err := json.Marshal(retry.RunContext{Input: nr.Input})
 	if err != nil {
@@ -71,8 +82,8 @@ func nullable(v sql.Null[any]) any {
 
 // Get returns the run, or an error wrapping [retry.ErrNotFound].
 func (s *Store) Get(ctx context.Context, id string) (retry.Run, error) {
-	if id == "" {
-		return retry.Run{}, fmt.Errorf("get run: %w", invalid("empty run id"))
+	if err := checkRunID(id); err != nil {
+		return retry.Run{}, fmt.Errorf("get run: %w", err)
 	}
 	if err := s.checkOpen("get run"); err != nil {
 		return retry.Run{}, err
@@ -94,8 +105,8 @@ const attemptColumns = `run_id, number, node_id, node_attempt, worker, claim_tok
 
 // Attempts returns the run's attempt history in attempt order.
 func (s *Store) Attempts(ctx context.Context, runID string) ([]retry.Attempt, error) {
-	if runID == "" {
-		return nil, fmt.Errorf("attempts: %w", invalid("empty run id"))
+	if err := checkRunID(runID); err != nil {
+		return nil, fmt.Errorf("attempts: %w", err)
 	}
 	if err := s.checkOpen("attempts"); err != nil {
 		return nil, err
@@ -169,7 +180,7 @@ func (a attempt) values() []any {
 		class = string(a.class)
 	}
 	if a.outcome == retry.OutcomeFailed {
-		msg = truncate(a.message)
+		msg = a.message
 	}
 	if a.decision.Strategy != "" {
 		strat = a.decision.Strategy

@@ -91,6 +91,11 @@ const (
 	// ReadConnsDefault is the size of the SQLite read pool, and of the
 	// PostgreSQL pool.
 	ReadConnsDefault = 4
+	// ReadConnsLimit and MaxBatchLimit bound ReadConns and MaxBatch: far
+	// above any useful value, low enough that a typo cannot exhaust the
+	// database's connections or the process's memory.
+	ReadConnsLimit = 256
+	MaxBatchLimit  = 10_000
 	// SynchronousDefault is SQLite's synchronous setting. NORMAL in WAL
 	// mode loses no committed transaction when the process crashes; only a
 	// power loss may undo the last few.
@@ -138,12 +143,46 @@ func (c Config) Validate() error {
 		return fmt.Errorf("busy_timeout: %v is negative: %w", c.BusyTimeout, retry.ErrInvalidArgument)
 	case c.Synchronous != "OFF" && c.Synchronous != "NORMAL" && c.Synchronous != "FULL":
 		return fmt.Errorf("synchronous: %q: want OFF, NORMAL or FULL: %w", c.Synchronous, retry.ErrInvalidArgument)
-	case c.ReadConns < 0:
-		return fmt.Errorf("read_conns: %d is negative: %w", c.ReadConns, retry.ErrInvalidArgument)
-	case c.MaxBatch < 0:
-		return fmt.Errorf("max_batch: %d is negative: %w", c.MaxBatch, retry.ErrInvalidArgument)
+	case c.ReadConns < 0 || c.ReadConns > ReadConnsLimit:
+		return fmt.Errorf("read_conns: %d: want 1 to %d: %w", c.ReadConns, ReadConnsLimit, retry.ErrInvalidArgument)
+	case c.MaxBatch < 0 || c.MaxBatch > MaxBatchLimit:
+		return fmt.Errorf("max_batch: %d: want 1 to %d: %w", c.MaxBatch, MaxBatchLimit, retry.ErrInvalidArgument)
 	}
-	return nil
+	_, err := dsnKind(c.DSN)
+	return err
+}
+
+// IsPostgres reports whether dsn names a PostgreSQL database (a
+// postgres:// or postgresql:// URL, the scheme in any case) rather than a
+// SQLite one.
+func IsPostgres(dsn string) bool {
+	pg, _ := dsnKind(dsn)
+	return pg
+}
+
+// dsnKind reports whether dsn is a PostgreSQL URL. A URL of any other
+// scheme than file: is an error, never taken for a file name.
+func dsnKind(dsn string) (pg bool, err error) {
+	scheme, _, ok := strings.Cut(dsn, "://")
+	switch {
+	case !ok || !isScheme(scheme) || strings.EqualFold(scheme, "file"):
+		return false, nil
+	case strings.EqualFold(scheme, "postgres") || strings.EqualFold(scheme, "postgresql"):
+		return true, nil
+	}
+	return false, fmt.Errorf("dsn: scheme %q: want a SQLite path, \":memory:\", a file: URI or a postgres:// URL: %w", scheme, retry.ErrInvalidArgument)
+}
+
+// isScheme reports whether s has the shape of a URL scheme (RFC 3986): a
+// letter, then letters, digits, '+', '-' or '.'.
+func isScheme(s string) bool {
+	for i, c := range s {
+		letter := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+		if !letter && (i == 0 || !('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // Store is the Bun run store. It is safe for concurrent use; open it with
@@ -177,18 +216,19 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	cfg = cfg.withDefaults()
 	s := &Store{maxBatch: cfg.MaxBatch, ops: make(chan *writeOp, cfg.MaxBatch), done: make(chan struct{})}
 	var err error
-	if dsn := cfg.DSN; strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		s.pg = true
-		err = s.openPostgres(dsn, cfg)
+	what := "postgres" // never the URL: it may hold a password
+	if s.pg = IsPostgres(cfg.DSN); s.pg {
+		err = s.openPostgres(cfg.DSN, cfg)
 	} else {
-		err = s.openSQLite(dsn, cfg)
+		what = "sqlite " + cfg.DSN
+		err = s.openSQLite(cfg.DSN, cfg)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+		return nil, fmt.Errorf("open store: %s: %w", what, err)
 	}
 	if err := s.db.PingContext(ctx); err != nil {
 		s.closeDBs()
-		return nil, fmt.Errorf("open store: %w", err)
+		return nil, fmt.Errorf("open store: %s: %w", what, err)
 	}
 	// SQLite has one writer; PostgreSQL takes concurrent transactions, and
 	// round trips, not commits, bound one writer there.

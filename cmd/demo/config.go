@@ -256,7 +256,7 @@ func (c *command) nameFlags(err error) error {
 // in-memory databases.
 func sqlitePath(dsn string) string {
 	switch {
-	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"), dsn == ":memory:":
+	case storage.IsPostgres(dsn), dsn == ":memory:":
 		return ""
 	case strings.HasPrefix(dsn, "file:"):
 		p := strings.TrimPrefix(dsn, "file:")

@@ -115,6 +115,8 @@ func TestBadConfigurationWritesNothing(t *testing.T) {
 		{name: "jitter", args: []string{"--jitter", "wobbly"}, want: "--jitter"},
 		{name: "bad rule", args: []string{"--retryable", "re:("}, want: "retry.retryableErrors"},
 		{name: "empty store", args: []string{"--store", ""}, want: "store.dsn"},
+		{name: "store of another scheme", args: []string{"migrate", "--store", "mysql://x@localhost/db"}, want: "store.dsn"},
+		{name: "store batch too large", env: []string{"JRETRY_STORE_MAX_BATCH=4611686018427387904"}, want: "store.max_batch"},
 		{name: "env integer", env: []string{"JRETRY_EXECUTOR_WORKERS=lots"}, want: "JRETRY_EXECUTOR_WORKERS"},
 		{name: "env mode", env: []string{"JRETRY_EXECUTOR_MODE=sometimes"}, want: "executor.mode"},
 		{name: "env fault", env: []string{"JRETRY_DEMO_FAULTS_RATE_LIMIT=-0.1"}, want: "demo.faults.rateLimit"},

@@ -27,6 +27,14 @@ var invalidChecks = []check{
 				_, err := h.s.Create(h.ctx, bad(func(n *retry.NewRun) { n.MaxRetries = -1 }), now)
 				return err
 			},
+			"Create with max retries 2^40": func() error {
+				_, err := h.s.Create(h.ctx, bad(func(n *retry.NewRun) { n.MaxRetries = 1 << 40 }), now)
+				return err
+			},
+			"Create with journey version -1": func() error {
+				_, err := h.s.Create(h.ctx, bad(func(n *retry.NewRun) { n.JourneyVersion = -1 }), now)
+				return err
+			},
 			"Create with invalid input": func() error {
 				_, err := h.s.Create(h.ctx, bad(func(n *retry.NewRun) { n.Input = []byte("{") }), now)
 				return err
@@ -64,6 +72,40 @@ var invalidChecks = []check{
 				return err
 			},
 			"ListWakeups with limit 0": func() error { _, err := h.s.ListWakeups(h.ctx, "", 0); return err },
+			// Identifiers and JSON that a database cannot store alike.
+			"Create with a NUL in its journey id": func() error {
+				_, err := h.s.Create(h.ctx, bad(func(n *retry.NewRun) { n.JourneyID = "j\x00" }), now)
+				return err
+			},
+			"Create with invalid UTF-8 in its id": func() error {
+				_, err := h.s.Create(h.ctx, bad(func(n *retry.NewRun) { n.ID = "r2\xff" }), now)
+				return err
+			},
+			"Create with \\u0000 in its input": func() error {
+				_, err := h.s.Create(h.ctx, bad(func(n *retry.NewRun) { n.Input = []byte(`{"x":"a\u0000b"}`) }), now)
+				return err
+			},
+			"Get with a NUL in the id": func() error { _, err := h.s.Get(h.ctx, "r1\x00"); return err },
+			"ClaimDue with a NUL in the worker": func() error {
+				_, err := h.s.ClaimDue(h.ctx, "w\x00", at(time.Hour), at(time.Hour), lease, 10)
+				return err
+			},
+			"CompleteNode with a NUL in the node": func() error {
+				s := ok
+				s.NodeID = "a\x00"
+				_, err := h.s.CompleteNode(h.ctx, c, s)
+				return err
+			},
+			"CompleteNode with \\u0000 in its output": func() error {
+				s := ok
+				s.Output = []byte(`["\u0000"]`)
+				_, err := h.s.CompleteNode(h.ctx, c, s)
+				return err
+			},
+			"RecordFailure with a NUL in the node": func() error {
+				_, err := h.s.RecordFailure(h.ctx, c, retryAfter("a\x00", now, 0))
+				return err
+			},
 		} {
 			h.expectErr(what, call(), retry.ErrInvalidArgument)
 		}

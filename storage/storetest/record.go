@@ -102,6 +102,7 @@ var recordChecks = []check{
 			{"exhausted", func(f *retry.FailureRecord) { f.Decision = retry.Decision{Exhausted: true, Rule: "max_retries"} }, false, retry.StatusFailedMaxRetries},
 			{"shadow", func(f *retry.FailureRecord) { f.Shadow = true }, false, retry.StatusFailed},
 			{"retry disabled", func(*retry.FailureRecord) {}, true, retry.StatusFailed},
+			{"exhausted with retry disabled", func(f *retry.FailureRecord) { f.Decision = retry.Decision{Exhausted: true, Rule: "max_retries"} }, true, retry.StatusFailed},
 		} {
 			id := strings.ReplaceAll(tc.name, " ", "-")
 			nr := newRun(id)
@@ -162,6 +163,25 @@ var recordChecks = []check{
 				h.t.Fatalf("%s message: %d bytes, valid UTF-8 %v, prefix %v; want a valid prefix of at most %d bytes",
 					what, len(m), utf8.ValidString(m), strings.HasPrefix(msg, m), retry.MaxErrorMessageLen)
 			}
+		}
+	}},
+	{"RecordFailure/UnstorableText", func(h *harness) {
+		// A failure's text is stored, never rejected: NUL and invalid
+		// UTF-8 (which PostgreSQL's text refuses) become U+FFFD, the same
+		// on every database.
+		r := h.createClaimed("r1", at(0))
+		f := retryAfter("a", at(time.Second), 0)
+		f.Message, f.Class = "nul\x00byte \xff", "custom\x00"
+		f.Decision.Strategy, f.Decision.Rule = "short\x00", "re:\xfe"
+		got := h.fail(r.Claim(), f)
+		const msg = "nul\uFFFDbyte \uFFFD"
+		a := h.attempts("r1")[0]
+		if got.LastErrorMessage != msg || a.ErrorMessage != msg || got.LastErrorClass != "custom\uFFFD" || a.ErrorClass != "custom\uFFFD" ||
+			a.Decision.Strategy != "short\uFFFD" || a.Decision.Rule != "re:\uFFFD" {
+			h.t.Fatalf("stored run message %q class %q, attempt %+v; want NUL and invalid UTF-8 as U+FFFD", got.LastErrorMessage, got.LastErrorClass, a)
+		}
+		if back := h.get("r1"); back.LastErrorMessage != msg || back.Status != retry.StatusRetrying {
+			h.t.Fatalf("read back: message %q, status %s; want %q, retrying", back.LastErrorMessage, back.Status, msg)
 		}
 	}},
 }
