@@ -7,7 +7,7 @@
 //	cfg := struct {
 //		Retry    policy.Config   `json:"retry"`
 //		Executor executor.Config `json:"executor"`
-//	}{policy.DefaultConfig(), executor.DefaultConfig()}
+//	}{Retry: policy.DefaultConfig()} // executor.Config's zero value means its defaults
 //	l := config.New(&cfg, "JRETRY")
 //	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 //	l.FileFlag(fs, "config", "configuration file (JSON)")
@@ -25,7 +25,7 @@
 //  2. the environment: each value's dotted path, every camelCase word
 //     upper-cased and separated by "_", dots becoming "_", after the
 //     prefix: retry.maxRetries is JRETRY_RETRY_MAX_RETRIES,
-//     executor.sweepInterval is JRETRY_EXECUTOR_SWEEP_INTERVAL (see
+//     executor.sweepSpec is JRETRY_EXECUTOR_SWEEP_SPEC (see
 //     [EnvName]; [Loader.Keys] lists them all). Variables that name no key
 //     are ignored, so commands with different sections share one
 //     environment.

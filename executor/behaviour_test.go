@@ -217,9 +217,38 @@ func TestModeSwitchKeepsScheduledRetry(t *testing.T) {
 // and released one by one; in a synctest bubble, synctest.Wait tells when
 // the executor has filled every free worker, so the count is exact at each
 // step without sleeps (a hang is reported by the bubble as a deadlock).
+// outstandingScheduler counts the deliveries claimed and not yet
+// acknowledged, and keeps the peak.
+type outstandingScheduler struct {
+	retry.Scheduler
+	mu        sync.Mutex
+	out, peak int
+}
+
+func (s *outstandingScheduler) Claim(ctx context.Context, now time.Time, limit int) ([]retry.Delivery, error) {
+	ds, err := s.Scheduler.Claim(ctx, now, limit)
+	s.mu.Lock()
+	s.out += len(ds)
+	s.peak = max(s.peak, s.out)
+	s.mu.Unlock()
+	return ds, err
+}
+
+func (s *outstandingScheduler) Ack(ctx context.Context, d retry.Delivery) error {
+	s.mu.Lock()
+	s.out--
+	s.mu.Unlock()
+	return s.Scheduler.Ack(ctx, d)
+}
+
 func TestWorkerPoolBound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		exec, store, _ := bubbleExecutor(t, executor.Config{Workers: 2})
+		store := openStore(t, "")
+		mem, err := memory.New(memory.Config{})
+		must(t, err)
+		sched := &outstandingScheduler{Scheduler: mem}
+		exec, err := executor.New(executor.Config{Workers: 2, SweepSpec: "@every 1h", SweepGrace: time.Hour}, store, sched, defaultPolicy(t))
+		must(t, err)
 		release := make(chan struct{})
 		var mu sync.Mutex
 		active, peak := 0, 0
@@ -262,6 +291,11 @@ func TestWorkerPoolBound(t *testing.T) {
 		defer mu.Unlock()
 		if s := exec.Stats(); peak != 2 || active != 0 || s.Resumed != runs || s.SweeperCaught != 0 {
 			t.Fatalf("peak %d, %d still running, stats %+v; want peak 2, all %d resumed by the scheduler", peak, active, s, runs)
+		}
+		// Back-pressure: due entries waited in the scheduler; the
+		// executor never took more than its free workers could run.
+		if sched.peak > 2 {
+			t.Fatalf("the executor held %d deliveries at once with 2 workers; want due entries left in the scheduler", sched.peak)
 		}
 		for _, id := range ids {
 			if run, err := store.Get(ctx, id); err != nil || run.Status != retry.StatusCompleted {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -198,6 +199,10 @@ func (c Config) Validate() error {
 	if c.SweepSpec != "" {
 		if _, err := cron.ParseStandard(c.SweepSpec); err != nil {
 			return fmt.Errorf("sweepSpec: %q: %w", c.SweepSpec, err)
+		}
+		// cron rounds a shorter interval up to a second without a word.
+		if d, err := time.ParseDuration(strings.TrimPrefix(c.SweepSpec, "@every ")); err == nil && d < time.Second {
+			return fmt.Errorf("sweepSpec: %q: the sweeper runs at most once a second: want @every 1s or longer", c.SweepSpec)
 		}
 	}
 	return nil

@@ -28,6 +28,7 @@ func TestConfigValidate(t *testing.T) {
 		{executor.Config{MaxRetries: -1}, "maxRetries"},
 		{executor.Config{Mode: "sometimes"}, `mode "sometimes"`},
 		{executor.Config{SweepSpec: "@every soon"}, "sweepSpec"},
+		{executor.Config{SweepSpec: "@every 500ms"}, "sweepSpec"},
 	} {
 		err := tc.cfg.Validate()
 		if (err == nil) != (tc.want == "") || err != nil && !strings.Contains(err.Error(), tc.want) {

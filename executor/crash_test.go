@@ -271,7 +271,7 @@ func TestHelperProcess(t *testing.T) {
 	store := openStore(t, dbPath)
 	sched, err := memory.New(memory.Config{Lease: time.Second})
 	must(t, err)
-	ex, err := executor.New(executor.Config{Workers: crashWorkers, Lease: crashLease, SweepSpec: "@every 50ms",
+	ex, err := executor.New(executor.Config{Workers: crashWorkers, Lease: crashLease, SweepSpec: "@every 1s",
 		SweepGrace: 50 * time.Millisecond, Mode: executor.ModeFull, ShutdownTimeout: time.Second}, store, sched, crashPolicy)
 	must(t, err)
 	must(t, ex.Handle("effect", executor.HandlerFunc(func(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {

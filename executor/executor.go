@@ -266,7 +266,7 @@ func (e *Executor) Run(ctx context.Context) error {
 	var errs *multierror.Error
 	if err := e.Rebuild(ctx); err != nil && ctx.Err() == nil {
 		errs = multierror.Append(errs, err)
-		return e.shutdown(errs)
+		return e.shutdown(errs, nil)
 	}
 	c := cron.New(cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
 	sweep := func() {
@@ -277,16 +277,14 @@ func (e *Executor) Run(ctx context.Context) error {
 		}
 	}
 	if _, err := c.AddFunc(e.cfg.SweepSpec, sweep); err != nil {
-		return e.shutdown(multierror.Append(errs, fmt.Errorf("sweeper: %w", err)))
+		return e.shutdown(multierror.Append(errs, fmt.Errorf("sweeper: %w", err)), nil)
 	}
 	c.Start()
 	go sweep() // recover expired leases and deferred runs at once
 	if err := e.consume(ctx); err != nil {
 		errs = multierror.Append(errs, err)
 	}
-	e.beginStop() // a sweep in progress stops between claims
-	<-c.Stop().Done()
-	return e.shutdown(errs)
+	return e.shutdown(errs, c)
 }
 
 // consume claims due wake-ups, as many as there are free workers, until ctx
@@ -440,9 +438,15 @@ func (e *Executor) acquireNow() bool {
 	}
 }
 
-func (e *Executor) shutdown(errs *multierror.Error) error {
-	e.beginStop()
+// shutdown stops taking work and waits for the work in flight, the
+// sweeper's included, up to Config.ShutdownTimeout; then it cancels what
+// still runs (its claims are released) and closes the components.
+func (e *Executor) shutdown(errs *multierror.Error, sweeper *cron.Cron) error {
+	e.beginStop() // a sweep in progress stops between claims
 	t := time.AfterFunc(e.cfg.ShutdownTimeout, e.hardStop)
+	if sweeper != nil {
+		<-sweeper.Stop().Done() // its SweepOnce waits for the runs it started
+	}
 	e.inflight.Wait()
 	t.Stop()
 	e.errMu.Lock()

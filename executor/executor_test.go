@@ -278,6 +278,24 @@ func TestNodeTimeoutIsClassifiedTimeout(t *testing.T) {
 	}
 }
 
+// TestDefaultModeIsOff: with a zero Config the executor is in the
+// proposal's Phase 2: a retryable error is recorded, not retried, exactly
+// as the legacy system ended runs.
+func TestDefaultModeIsOff(t *testing.T) {
+	h := newHarness(t, executor.Config{}, nil)
+	must(t, h.exec.Handle("blip", executor.HandlerFunc(func(context.Context, executor.NodeInput) (json.RawMessage, error) {
+		return nil, retry.WithClass(errors.New("connection reset"), retry.ClassNetworkBlip)
+	})))
+	must(t, h.exec.RegisterJourney(executor.Journey{ID: "j", Start: "a", Nodes: []executor.Node{{ID: "a", Type: "blip"}}}))
+	run, err := h.exec.StartRun(context.Background(), "j", nil)
+	must(t, err)
+	as, err := h.store.Attempts(context.Background(), run.ID)
+	must(t, err)
+	if run.Status != retry.StatusFailed || run.LastErrorMessage != "connection reset" || len(as) != 1 || as[0].Decision.Rule != "mode:off" || as[0].Shadow {
+		t.Fatalf("run %s %q, attempts %+v; want failed with its error, one attempt decided by mode:off", run.Status, run.LastErrorMessage, as)
+	}
+}
+
 // TestUnstorableOutputFailsTheNode: output the store refuses (not JSON, or
 // JSON holding \u0000) fails the node for good, class malformed_node, even
 // in full mode: running it again would loop.

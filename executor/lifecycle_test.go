@@ -100,7 +100,8 @@ func TestSweepOnceCatches(t *testing.T) {
 }
 
 // TestRunRebuildsAndWakes: Run schedules every retrying and waiting run of
-// the store, then executes them when they are due, through the scheduler.
+// the store (two retries, one run parked on a delay node), then executes
+// them when they are due, through the scheduler.
 // The sweep grace is an hour, so Run's first sweep cannot take the runs
 // however slow the machine: both must come through the rebuilt scheduler.
 func TestRunRebuildsAndWakes(t *testing.T) {
@@ -115,25 +116,34 @@ func TestRunRebuildsAndWakes(t *testing.T) {
 			Decision: retry.Decision{Retry: true, Delay: 20 * time.Millisecond, Strategy: "immediate"}, StartedAt: now, FinishedAt: now})
 		must(t, err)
 	}
+	// And a run parked on a delay node, due soon.
+	parked, err := store.Create(ctx, retry.NewRun{ID: "w1", JourneyID: "wait", JourneyVersion: 1, StartNodeID: "d", MaxRetries: 3, Worker: "old", Lease: time.Minute}, now)
+	must(t, err)
+	_, err = store.CompleteNode(ctx, parked.Claim(), retry.NodeSuccess{NodeID: "d", NextNodeID: "n", WakeAt: now.Add(20 * time.Millisecond), StartedAt: now, FinishedAt: now})
+	must(t, err)
 	sched, err := memory.New(memory.Config{})
 	must(t, err)
 	exec, err := executor.New(executor.Config{Mode: executor.ModeFull, SweepSpec: "@every 1h", SweepGrace: time.Hour}, store, sched, defaultPolicy(t))
 	must(t, err)
-	done := make(chan string, 2)
+	done := make(chan string, 3)
 	must(t, exec.Handle("n", executor.HandlerFunc(func(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
 		done <- in.Run.ID
 		return nil, nil
 	})))
 	must(t, exec.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "n"}}}))
+	must(t, exec.RegisterJourney(executor.Journey{ID: "wait", Start: "d", Nodes: []executor.Node{
+		{ID: "d", Type: executor.NodeTypeDelay, Config: json.RawMessage(`{"delayMs":20}`), Next: "n"}, {ID: "n", Type: "n"}}}))
 	rctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error)
 	go func() { errc <- exec.Run(rctx) }()
-	await(t, done, "first wake-up")
-	await(t, done, "second wake-up")
+	woken := map[string]bool{}
+	for _, what := range []string{"first wake-up", "second wake-up", "third wake-up"} {
+		woken[await(t, done, what)] = true
+	}
 	cancel()
 	must(t, await(t, errc, "Run's return"))
-	if s := exec.Stats(); s.Rebuilt != 2 || s.Resumed != 2 || s.SweeperCaught != 0 {
-		t.Fatalf("stats %+v", s)
+	if s := exec.Stats(); s.Rebuilt != 3 || s.Resumed != 3 || s.SweeperCaught != 0 || !woken["r1"] || !woken["r2"] || !woken["w1"] {
+		t.Fatalf("stats %+v, woken %v; want the two retries and the parked run rebuilt and resumed", s, woken)
 	}
 }
 
@@ -199,6 +209,57 @@ func TestShutdown(t *testing.T) {
 	}
 	if stuck.Status != retry.StatusInProgress || stuck.ClaimToken != "" || stuck.LastErrorMessage != "" {
 		t.Errorf("the cancelled run was not released untouched: %+v", stuck)
+	}
+}
+
+// TestCronSweepAndShutdown: a run only the cron sweeper can find (due after
+// Run's first sweep, and the scheduler never heard of it) is caught on the
+// sweeper's tick; a shutdown while its node hangs keeps ShutdownTimeout,
+// though cron waits for its sweep and the sweep for the runs it started,
+// and hands the run back untouched. The wait for the tick (a second) is on
+// an event, under a watchdog.
+func TestCronSweepAndShutdown(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "runs.db")
+	store := openStore(t, path)
+	sched, err := memory.New(memory.Config{})
+	must(t, err)
+	exec, err := executor.New(executor.Config{SweepSpec: "@every 1s", SweepGrace: time.Millisecond,
+		ShutdownTimeout: 30 * time.Millisecond, NodeTimeout: time.Hour, Lease: time.Minute}, store, sched, defaultPolicy(t))
+	must(t, err)
+	entered := make(chan struct{})
+	must(t, exec.Handle("stuck", executor.HandlerFunc(func(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
+		close(entered)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})))
+	must(t, exec.RegisterJourney(executor.Journey{ID: "stuck", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "stuck"}}}))
+	// Due in 300ms: after the sweep Run starts with, before cron's tick.
+	_, err = store.Create(context.Background(), retry.NewRun{ID: "late", JourneyID: "stuck", JourneyVersion: 1, StartNodeID: "n", MaxRetries: 3},
+		time.Now().Add(300*time.Millisecond))
+	must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- exec.Run(ctx) }()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cron sweeper did not pick the run up within 10s")
+	}
+	if got := exec.Stats().SweeperCaught; got != 1 {
+		t.Fatalf("sweeper caught %d; want 1", got)
+	}
+	cancel()
+	select {
+	case err := <-errc:
+		must(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10s of a shutdown with a 30ms deadline: it waited for the swept node")
+	}
+	check := openStore(t, path)
+	defer check.Close()
+	run, _ := check.Get(context.Background(), "late")
+	if run.Status != retry.StatusInProgress || run.ClaimToken != "" || run.LastErrorMessage != "" || run.AttemptCount != 0 {
+		t.Fatalf("the swept run was not handed back untouched: %+v", run)
 	}
 }
 

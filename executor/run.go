@@ -85,7 +85,7 @@ func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 		if run.Status != retry.StatusInProgress {
 			return run
 		}
-		if e.stopped() {
+		if e.stopped() || ctx.Err() != nil {
 			e.releaseClaim(claim)
 			return run
 		}
@@ -161,10 +161,11 @@ func (e *Executor) runNode(ctx context.Context, run retry.Run, claim retry.Claim
 		ch <- result{out, err}
 	}()
 	var r result
+	returned := true
 	select {
 	case r = <-ch:
 	case <-nctx.Done(): // a handler that ignores its context is not waited for
-		r.err = nctx.Err()
+		r.err, returned = nctx.Err(), false
 	}
 	close(done)
 	<-renewerDone
@@ -173,7 +174,9 @@ func (e *Executor) runNode(ctx context.Context, run retry.Run, claim retry.Claim
 	switch {
 	case lost:
 		return nil, claim, fmt.Errorf("node %s: %w", n.ID, retry.ErrLostClaim)
-	case ctx.Err() != nil:
+	case ctx.Err() != nil && !(returned && r.err == nil):
+		// Stopped: the node did not finish. A success that came back
+		// just as ctx ended is kept (below), so the node is not run again.
 		return nil, claim, cmpErr(r.err, ctx.Err())
 	case r.err != nil && errors.Is(nctx.Err(), context.DeadlineExceeded):
 		return nil, claim, retry.WithClass(fmt.Errorf("node %s: timed out after %s: %w", n.ID, timeout, r.err), retry.ClassTimeout)
