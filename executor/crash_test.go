@@ -27,7 +27,8 @@ import (
 const (
 	crashEnvDB   = "JRETRY_CRASH_DB"
 	crashEnvLog  = "JRETRY_CRASH_LOG"
-	crashRuns    = 300
+	crashEnvLast = "JRETRY_CRASH_LAST" // set for the final child, which runs to the end
+	crashRuns    = 1000
 	crashKills   = 20
 	crashWorkers = 8
 	crashMax     = 3
@@ -37,6 +38,11 @@ const (
 	// not record, and a lost lease would add some. A killed child's runs
 	// wait out its lease; the others go on meanwhile.
 	crashLease = time.Second
+	// crashNodeMs bounds a node's work (0 to crashNodeMs-1 ms, a function
+	// of run, node and attempt): short enough that runs get through every
+	// node while children are being killed, so kills land before, in and
+	// after each node, the delay node and retries included.
+	crashNodeMs = 20
 	// crashReady is the line a child prints when it starts executing.
 	crashReady = "executing"
 )
@@ -79,14 +85,14 @@ func TestCrashRecovery(t *testing.T) {
 	seed := time.Now().UnixNano()
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(uint64(seed), 0))
-	child := func() *exec.Cmd {
+	child := func(last bool) *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
-		cmd.Env = append(os.Environ(), crashEnvDB+"="+dbPath, crashEnvLog+"="+logPath)
+		cmd.Env = append(os.Environ(), crashEnvDB+"="+dbPath, crashEnvLog+"="+logPath, fmt.Sprintf("%s=%v", crashEnvLast, last))
 		cmd.Stderr = os.Stderr
 		return cmd
 	}
 	for k := range crashKills {
-		cmd := child()
+		cmd := child(false)
 		ready := &readySignal{ch: make(chan struct{})}
 		cmd.Stdout = ready
 		must(t, cmd.Start())
@@ -95,7 +101,9 @@ func TestCrashRecovery(t *testing.T) {
 		// The kill comes a random moment after the child starts
 		// executing (its start-up, slow under the race detector, does not
 		// count), and well within the work: twenty children execute for
-		// 3.5 s on average (6 s at most) against about 9 s of node work.
+		// 3.5 s in all and end a sixth to a third of the runs (with and
+		// without the race detector), so work never runs out before the
+		// last kill; the checks below make sure the kills hit work.
 		after := time.Duration(50+rng.IntN(250)) * time.Millisecond
 		for _, wait := range []<-chan struct{}{ready.ch, afterCh(after)} {
 			select {
@@ -114,7 +122,7 @@ func TestCrashRecovery(t *testing.T) {
 	must(t, err)
 	must(t, pre.Close())
 	t.Logf("before the final run: %v", counts)
-	final := child()
+	final := child(true)
 	final.Stdout = os.Stdout
 	done := make(chan error, 1)
 	must(t, final.Start())
@@ -187,6 +195,44 @@ func TestCrashRecovery(t *testing.T) {
 		}
 	}
 	t.Logf("%d executions without a recorded attempt over %d kills", total, crashKills)
+
+	// The kills hit the work, not idle children: most cut a node half way
+	// (a start with no finish), and runs went on in a later child past
+	// their first node (after a completed node, a delay or a retry).
+	type execution struct {
+		line int
+		node string
+	}
+	cut := map[int]bool{}
+	byRun := map[string][]execution{}
+	for k, line := range starts {
+		if k.attempt > crashMax+1 {
+			t.Errorf("execution %+v: attempt beyond %d retries", k, crashMax)
+		}
+		child, _ := slices.BinarySearch(boots, line)
+		if finishes[k] == 0 && child < len(boots) {
+			cut[child] = true
+		}
+		byRun[k.run] = append(byRun[k.run], execution{line, k.node})
+	}
+	resumed := 0
+	for _, es := range byRun {
+		slices.SortFunc(es, func(a, b execution) int { return a.line - b.line })
+		first, _ := slices.BinarySearch(boots, es[0].line)
+		for _, e := range es[1:] {
+			if c, _ := slices.BinarySearch(boots, e.line); c != first && e.node != "a" {
+				resumed++
+				break
+			}
+		}
+	}
+	t.Logf("%d of %d kills cut a node; %d runs resumed past their first node in a later process", len(cut), crashKills, resumed)
+	if len(cut) < crashKills/2 {
+		t.Errorf("only %d of %d kills cut a node: the kills did not hit the work", len(cut), crashKills)
+	}
+	if resumed < crashRuns/10 {
+		t.Errorf("only %d runs resumed past their first node in a later process; want at least %d", resumed, crashRuns/10)
+	}
 }
 
 // readySignal is a child's standard output: it closes ch once the child
@@ -280,7 +326,7 @@ func TestHelperProcess(t *testing.T) {
 		fmt.Fprint(h, in.Run.ID, in.Node.ID, in.Attempt)
 		x := h.Sum64()
 		select {
-		case <-time.After(time.Duration(x%100) * time.Millisecond):
+		case <-time.After(time.Duration(x%crashNodeMs) * time.Millisecond):
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -303,6 +349,9 @@ func TestHelperProcess(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- ex.Run(ctx) }()
 	fmt.Println(crashReady)
+	if os.Getenv(crashEnvLast) != "true" {
+		time.Sleep(time.Hour) // until killed, even with no work left
+	}
 	insp, err := openInspector(dbPath)
 	must(t, err)
 	for {

@@ -10,6 +10,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/hashicorp/go-multierror"
+
 	"github.com/journeyretry/journeyretry/executor"
 	"github.com/journeyretry/journeyretry/retry"
 	"github.com/journeyretry/journeyretry/scheduler/memory"
@@ -154,6 +156,13 @@ var errCloseStore = errors.New("close failed")
 
 func (s closeFailing) Close() error { s.Store.Close(); return errCloseStore }
 
+// schedCloseFailing is a Scheduler whose Close fails.
+type schedCloseFailing struct{ retry.Scheduler }
+
+var errCloseSched = errors.New("scheduler close failed")
+
+func (s schedCloseFailing) Close() error { s.Scheduler.Close(); return errCloseSched }
+
 // TestShutdown: in-flight nodes are waited for up to the grace period, then
 // cancelled and their claims released; component errors come back combined.
 func TestShutdown(t *testing.T) {
@@ -161,7 +170,7 @@ func TestShutdown(t *testing.T) {
 	store := openStore(t, path)
 	sched, err := memory.New(memory.Config{})
 	must(t, err)
-	exec, err := executor.New(executor.Config{ShutdownTimeout: 30 * time.Millisecond, Lease: time.Minute}, closeFailing{store}, sched, defaultPolicy(t))
+	exec, err := executor.New(executor.Config{ShutdownTimeout: 30 * time.Millisecond, Lease: time.Minute}, closeFailing{store}, schedCloseFailing{sched}, defaultPolicy(t))
 	must(t, err)
 	entered := make(chan string, 2)
 	finish := make(chan struct{})
@@ -192,8 +201,9 @@ func TestShutdown(t *testing.T) {
 	cancel()
 	close(finish) // the polite node finishes within the grace period
 	err = <-errc
-	if !errors.Is(err, errCloseStore) {
-		t.Fatalf("Run: %v, want the store's close error", err)
+	var merr *multierror.Error
+	if !errors.As(err, &merr) || len(merr.Errors) != 2 || !errors.Is(err, errCloseStore) || !errors.Is(err, errCloseSched) {
+		t.Fatalf("Run: %v; want the scheduler's and the store's close errors, combined", err)
 	}
 	<-started
 	<-started

@@ -158,21 +158,29 @@ func (h *harness) lease() time.Duration {
 
 func (h *harness) schedule(s retry.Scheduler, id string, t time.Time) {
 	h.t.Helper()
-	if err := s.Schedule(h.ctx, id, t); err != nil {
+	var err error
+	h.within("Schedule", func() { err = s.Schedule(h.ctx, id, t) })
+	if err != nil {
 		h.t.Fatalf("Schedule(%q, %v): %v", id, t, err)
 	}
 }
 
 func (h *harness) cancel(s retry.Scheduler, id string) {
 	h.t.Helper()
-	if err := s.Cancel(h.ctx, id); err != nil {
+	var err error
+	h.within("Cancel", func() { err = s.Cancel(h.ctx, id) })
+	if err != nil {
 		h.t.Fatalf("Cancel(%q): %v", id, err)
 	}
 }
 
 func (h *harness) claim(s retry.Scheduler, now time.Time, limit int) []retry.Delivery {
 	h.t.Helper()
-	ds, err := s.Claim(h.ctx, now, limit)
+	var (
+		ds  []retry.Delivery
+		err error
+	)
+	h.within("Claim", func() { ds, err = s.Claim(h.ctx, now, limit) })
 	if err != nil {
 		h.t.Fatalf("Claim(%v, %d): %v", now, limit, err)
 	}
@@ -192,7 +200,9 @@ func (h *harness) claim(s retry.Scheduler, now time.Time, limit int) []retry.Del
 
 func (h *harness) ack(s retry.Scheduler, d retry.Delivery) {
 	h.t.Helper()
-	if err := s.Ack(h.ctx, d); err != nil {
+	var err error
+	h.within("Ack", func() { err = s.Ack(h.ctx, d) })
+	if err != nil {
 		h.t.Fatalf("Ack(%q): %v", d.ID, err)
 	}
 }
@@ -239,7 +249,9 @@ func (h *harness) expectOne(s retry.Scheduler, now time.Time, id string, due tim
 	return ds[0]
 }
 
-// within runs f and fails the check if it does not return within Watchdog.
+// within runs f, a call of the backend, under the watchdog: a backend that
+// blocks (ignoring its context, say) fails the check instead of hanging
+// the test binary. f must not call t.Fatal: it runs on another goroutine.
 func (h *harness) within(what string, f func()) {
 	h.t.Helper()
 	done := make(chan struct{})
