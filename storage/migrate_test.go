@@ -363,6 +363,7 @@ func TestConfig(t *testing.T) {
 		{storage.Config{DSN: "x.db", MaxBatch: 1 << 62}, "max_batch"},
 		{storage.Config{DSN: "mysql://x@localhost/db"}, "dsn"},
 		{storage.Config{DSN: "sqlite://x.db"}, "dsn"},
+		{storage.Config{DSN: "postgres://u@127.0.0.1:5432/db?sslmode=bogus"}, "dsn"},
 	} {
 		err := tc.cfg.Validate()
 		if !errors.Is(err, retry.ErrInvalidArgument) || !strings.HasPrefix(err.Error(), tc.field+":") {

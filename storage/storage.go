@@ -148,8 +148,23 @@ func (c Config) Validate() error {
 	case c.MaxBatch < 0 || c.MaxBatch > MaxBatchLimit:
 		return fmt.Errorf("max_batch: %d: want 1 to %d: %w", c.MaxBatch, MaxBatchLimit, retry.ErrInvalidArgument)
 	}
-	_, err := dsnKind(c.DSN)
+	pg, err := dsnKind(c.DSN)
+	if err == nil && pg {
+		_, err = pgConnector(c.DSN)
+	}
 	return err
+}
+
+// pgConnector parses a PostgreSQL URL into a connector, without
+// connecting. pgdriver panics on a URL it cannot use (an unknown sslmode,
+// say): that is bad input, so it comes back as an error naming the field.
+func pgConnector(dsn string) (c *pgdriver.Connector, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("dsn: %v: %w", p, retry.ErrInvalidArgument)
+		}
+	}()
+	return pgdriver.NewConnector(pgdriver.WithDSN(dsn)), nil
 }
 
 // IsPostgres reports whether dsn names a PostgreSQL database (a
@@ -245,7 +260,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 }
 
 func (s *Store) openPostgres(dsn string, cfg Config) error {
-	connector := pgdriver.NewConnector(pgdriver.WithDSN(dsn))
+	connector, err := pgConnector(dsn)
+	if err != nil {
+		return err
+	}
 	sqldb := sql.OpenDB(connector)
 	sqldb.SetMaxOpenConns(2 * cfg.ReadConns) // the writers' and the readers'
 	sqldb.SetMaxIdleConns(2 * cfg.ReadConns)
