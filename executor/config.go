@@ -121,6 +121,13 @@ type Observer interface {
 	Attempt(AttemptEvent)
 	// Swept reports one sweep and the runs it caught.
 	Swept(caught int)
+	// LostClaim reports an attempt the store did not record: the run's
+	// lease had expired and another worker may have taken it over, so the
+	// store, by contract, kept nothing of this attempt (Err is the node's
+	// error, nil for a success; Status is empty). The node may run twice
+	// (at-least-once): a steady rate of these means leases too short for
+	// the nodes, or workers too starved to renew them.
+	LostClaim(AttemptEvent)
 }
 
 // AttemptEvent is one recorded node attempt.
@@ -148,6 +155,9 @@ func (NopObserver) Attempt(AttemptEvent) {}
 
 // Swept does nothing.
 func (NopObserver) Swept(int) {}
+
+// LostClaim does nothing.
+func (NopObserver) LostClaim(AttemptEvent) {}
 
 func (c Config) withDefaults() Config {
 	if c.Worker == "" {

@@ -18,9 +18,11 @@ import (
 )
 
 // TestLostLeaseWritesNothing: a worker whose lease was taken over while its
-// node ran abandons the run and writes nothing.
+// node ran abandons the run and writes nothing, and reports the attempt it
+// could not record to the Observer.
 func TestLostLeaseWritesNothing(t *testing.T) {
-	h := newHarness(t, executor.Config{Lease: time.Minute}, nil)
+	obs := &recordingObserver{}
+	h := newHarness(t, executor.Config{Lease: time.Minute, Observer: obs}, nil)
 	ctx := context.Background()
 	entered, proceed := make(chan struct{}), make(chan struct{})
 	must(t, h.exec.Handle("slow", executor.HandlerFunc(func(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
@@ -50,6 +52,9 @@ func TestLostLeaseWritesNothing(t *testing.T) {
 	}
 	if s := h.exec.Stats(); s.LostClaims != 1 {
 		t.Fatalf("stats %+v", s)
+	}
+	if len(obs.lost) != 1 || len(obs.events) != 0 || obs.lost[0].RunID != "r1" || obs.lost[0].NodeID != "n" || obs.lost[0].Err != nil || obs.lost[0].Status != "" {
+		t.Fatalf("lost %+v, recorded %+v; want the one successful attempt reported lost, nothing recorded", obs.lost, obs.events)
 	}
 }
 
@@ -349,6 +354,13 @@ type recordingObserver struct {
 	mu     sync.Mutex
 	events []executor.AttemptEvent
 	swept  []int
+	lost   []executor.AttemptEvent
+}
+
+func (o *recordingObserver) LostClaim(e executor.AttemptEvent) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.lost = append(o.lost, e)
 }
 
 func (o *recordingObserver) Attempt(e executor.AttemptEvent) {

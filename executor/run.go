@@ -38,7 +38,8 @@ func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 		out, renewed, err := e.runNode(ctx, run, claim, n)
 		claim = renewed
 		if errors.Is(err, retry.ErrLostClaim) {
-			e.stats.lost.Add(1)
+			e.lostClaim(AttemptEvent{RunID: run.ID, JourneyID: run.JourneyID, NodeID: n.ID,
+				NodeAttempt: run.RetryCount + 1, Duration: e.now().Sub(started), Err: err})
 			return run
 		}
 		if err != nil && ctx.Err() != nil {
@@ -70,13 +71,14 @@ func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 			run, _ = e.fail(ctx, run, claim, j, n, err, started)
 			return run
 		}
+		ev := AttemptEvent{RunID: run.ID, JourneyID: run.JourneyID, NodeID: n.ID,
+			NodeAttempt: run.RetryCount + 1, Duration: s.FinishedAt.Sub(started), Status: written.Status}
 		if err != nil {
-			e.writeFailed(run, "complete node", err)
+			e.writeFailed(ev, "complete node", err)
 			return run
 		}
 		e.stats.succeeded.Add(1)
-		e.cfg.Observer.Attempt(AttemptEvent{RunID: run.ID, JourneyID: run.JourneyID, NodeID: n.ID,
-			NodeAttempt: run.RetryCount + 1, Duration: s.FinishedAt.Sub(started), Status: written.Status})
+		e.cfg.Observer.Attempt(ev)
 		run = written
 		if run.Status == retry.StatusWaiting {
 			e.schedule(ctx, run.ID, run.WakeAt)
@@ -196,10 +198,10 @@ func (e *Executor) fail(ctx context.Context, run retry.Run, claim retry.Claim, j
 	rec.FinishedAt = e.now()
 	written, werr := e.store.RecordFailure(context.WithoutCancel(ctx), claim, rec)
 	if werr != nil {
-		e.writeFailed(run, "record failure", werr)
+		e.writeFailed(failureEvent(run, rec, err, ""), "record failure", werr)
 		return run, false
 	}
-	e.recorded(run, rec, err, written.Status)
+	e.recorded(failureEvent(run, rec, err, written.Status))
 	if written.Status != retry.StatusRetrying {
 		return written, false
 	}
@@ -260,21 +262,28 @@ func (e *Executor) endMissing(ctx context.Context, run retry.Run, claim retry.Cl
 	}
 	rec.StartedAt = e.now()
 	rec.FinishedAt = rec.StartedAt
+	cause := retry.Permanent(retry.WithClass(errors.New(rec.Message), rec.Class))
 	written, err := e.store.RecordFailure(context.WithoutCancel(ctx), claim, rec)
 	if err != nil {
-		e.writeFailed(run, "record failure", err)
+		e.writeFailed(failureEvent(run, rec, cause, ""), "record failure", err)
 		return run
 	}
-	e.recorded(run, rec, retry.Permanent(retry.WithClass(errors.New(rec.Message), rec.Class)), written.Status)
+	e.recorded(failureEvent(run, rec, cause, written.Status))
 	return written
 }
 
-// recorded counts a failure the store recorded and tells the Observer.
-func (e *Executor) recorded(run retry.Run, rec retry.FailureRecord, err error, status retry.Status) {
-	e.stats.failed.Add(1)
-	e.cfg.Observer.Attempt(AttemptEvent{RunID: run.ID, JourneyID: run.JourneyID, NodeID: rec.NodeID,
+// failureEvent describes the failed attempt rec of run, caused by err,
+// which left the run in status.
+func failureEvent(run retry.Run, rec retry.FailureRecord, err error, status retry.Status) AttemptEvent {
+	return AttemptEvent{RunID: run.ID, JourneyID: run.JourneyID, NodeID: rec.NodeID,
 		NodeAttempt: run.RetryCount + 1, Duration: rec.FinishedAt.Sub(rec.StartedAt), Err: err,
-		Class: rec.Class, Decision: rec.Decision, Shadow: rec.Shadow, Status: status})
+		Class: rec.Class, Decision: rec.Decision, Shadow: rec.Shadow, Status: status}
+}
+
+// recorded counts a failure the store recorded and tells the Observer.
+func (e *Executor) recorded(ev AttemptEvent) {
+	e.stats.failed.Add(1)
+	e.cfg.Observer.Attempt(ev)
 }
 
 func (e *Executor) schedule(ctx context.Context, id string, at time.Time) {
@@ -284,15 +293,23 @@ func (e *Executor) schedule(ctx context.Context, id string, at time.Time) {
 	}
 }
 
-// writeFailed handles a failed write under a claim: a lost claim is
-// abandoned; anything else leaves the run to the sweeper once the lease
-// expires.
-func (e *Executor) writeFailed(run retry.Run, what string, err error) {
+// writeFailed handles a failed write of attempt ev under a claim: a lost
+// claim is abandoned and reported; anything else leaves the run to the
+// sweeper once the lease expires.
+func (e *Executor) writeFailed(ev AttemptEvent, what string, err error) {
 	if errors.Is(err, retry.ErrLostClaim) {
-		e.stats.lost.Add(1)
+		e.lostClaim(ev)
 		return
 	}
-	e.cfg.Logger.Warn(what, "run", run.ID, "err", err)
+	e.cfg.Logger.Warn(what, "run", ev.RunID, "err", err)
+}
+
+// lostClaim counts an attempt the store did not record because its claim
+// was lost, and tells the Observer.
+func (e *Executor) lostClaim(ev AttemptEvent) {
+	ev.Status = ""
+	e.stats.lost.Add(1)
+	e.cfg.Observer.LostClaim(ev)
 }
 
 // releaseClaim gives a claim back at shutdown so another worker resumes the
