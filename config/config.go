@@ -57,8 +57,12 @@
 //
 // Errors name the source and the key, flag or variable: "config file
 // x.json: retry.maxDelayMs: ...", "environment JRETRY_RETRY_MAX_RETRIES:
-// ...", "flag --lease: ...". Load never panics on bad input and changes
-// nothing in the destination unless it succeeds.
+// ...", "flag --lease: ...". A validation error of a value a source set
+// names that source too, since the key alone does not tell the user where
+// to fix it: "invalid configuration: retry.maxRetries: ... (environment
+// JRETRY_RETRY_MAX_RETRIES)", "(flag --max-retries)", "(config file
+// x.json)". Load never panics on bad input and changes nothing in the
+// destination unless it succeeds.
 package config
 
 import (
@@ -70,6 +74,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"regexp"
 	"strings"
 )
 
@@ -175,12 +180,16 @@ func (l *Loader) Load() error {
 			return fmt.Errorf("flag --%s: %w", f.name, err)
 		}
 	}
+	// src maps each key a source set to that source, the last one
+	// applied winning, so that a validation error can name where the bad
+	// value came from.
+	src := map[string]string{}
 	if l.File != "" {
-		if err := loadFile(work, l.File); err != nil {
+		if err := loadFile(work, l.File, src); err != nil {
 			return err
 		}
 	}
-	if err := l.loadEnv(work); err != nil {
+	if err := l.loadEnv(work, src); err != nil {
 		return err
 	}
 	for _, f := range l.flags {
@@ -191,33 +200,82 @@ func (l *Loader) Load() error {
 		if err := setText(v, f.raw); err != nil {
 			return fmt.Errorf("flag --%s: %w", f.name, err)
 		}
+		src[f.key] = "flag --" + f.name
 	}
-	if err := validate(work, ""); err != nil {
-		return err
+	if errs := validate(work, ""); len(errs) > 0 {
+		out := make([]error, len(errs))
+		for i, e := range errs {
+			out[i] = e.err
+			if s := sourceOf(src, e.key); s != "" {
+				out[i] = fmt.Errorf("%w (%s)", e.err, s)
+			}
+		}
+		return errors.Join(out...)
 	}
 	root.Set(work)
 	return nil
 }
 
-func loadFile(work reflect.Value, path string) error {
+// loadFile applies the file at path to work and records the keys it sets
+// in src.
+func loadFile(work reflect.Value, path string, src map[string]string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("config file %s: %w", path, err)
 	}
-	if err := applyJSON(work, b); err != nil {
+	doc, err := applyJSON(work, b)
+	if err != nil {
 		return fmt.Errorf("config file %s: %w", path, err)
 	}
+	docKeys(doc, "", func(key string) { src[key] = "config file " + path })
 	return nil
 }
 
-// applyJSON applies a JSON document to the struct work.
-func applyJSON(work reflect.Value, b []byte) error {
+// applyJSON applies a JSON document to the struct work and returns it
+// decoded.
+func applyJSON(work reflect.Value, b []byte) (any, error) {
 	doc, err := decodeJSON(b)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return setJSON(work, doc, "")
+	return doc, setJSON(work, doc, "")
 }
+
+// docKeys calls fn with the dotted path of every value of a decoded JSON
+// document that is not an object: the keys it sets (a list or a map entry
+// as a whole).
+func docKeys(doc any, path string, fn func(key string)) {
+	obj, ok := doc.(map[string]any)
+	if !ok {
+		fn(path)
+		return
+	}
+	for k, v := range obj {
+		docKeys(v, join(path, k), fn)
+	}
+}
+
+// sourceOf returns the source that set the key a validation error names,
+// or "" for a default. The error may name a value inside what a source set
+// (a list item "retryableErrors[0]", a map entry "routes.x"): the longest
+// key that is the named one or contains it wins.
+func sourceOf(src map[string]string, key string) string {
+	key = indexRE.ReplaceAllString(key, "")
+	for k := key; k != ""; {
+		if s, ok := src[k]; ok {
+			return s
+		}
+		i := strings.LastIndexByte(k, '.')
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+	}
+	return ""
+}
+
+// indexRE matches the list indexes of a key ("[0]").
+var indexRE = regexp.MustCompile(`\[\d+\]`)
 
 // Key describes one value the configuration holds.
 type Key struct {
@@ -241,7 +299,9 @@ func (l *Loader) Keys() []Key {
 	return keys
 }
 
-func (l *Loader) loadEnv(work reflect.Value) error {
+// loadEnv applies the environment to work and records the keys it sets in
+// src.
+func (l *Loader) loadEnv(work reflect.Value, src map[string]string) error {
 	lookupEnv := l.LookupEnv
 	if lookupEnv == nil {
 		lookupEnv = os.LookupEnv
@@ -264,7 +324,9 @@ func (l *Loader) loadEnv(work reflect.Value) error {
 		}
 		if e := setText(work.FieldByIndex(index), s); e != nil {
 			err = fmt.Errorf("environment %s: %w", name, e)
+			return
 		}
+		src[path] = "environment " + name
 	})
 	return err
 }
@@ -310,9 +372,15 @@ func isLowerOrDigit(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c 
 // validator is a section that checks itself.
 type validator interface{ Validate() error }
 
+// invalidValue is one validation error and the dotted key it names.
+type invalidValue struct {
+	key string
+	err error
+}
+
 // validate calls Validate on v if it has one, else on its sections, and
 // prefixes each error with the section's path.
-func validate(v reflect.Value, path string) error {
+func validate(v reflect.Value, path string) []invalidValue {
 	if val, ok := v.Addr().Interface().(validator); ok {
 		err := val.Validate()
 		if err == nil {
@@ -322,20 +390,23 @@ func validate(v reflect.Value, path string) error {
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
 			errs = j.Unwrap()
 		}
-		out := make([]error, len(errs))
+		out := make([]invalidValue, len(errs))
 		for i, e := range errs {
+			// By convention the error starts with the field's JSON key.
+			key, _, _ := strings.Cut(e.Error(), ":")
+			key, _, _ = strings.Cut(key, " ")
 			if path == "" {
-				out[i] = fmt.Errorf("invalid configuration: %w", e)
+				out[i] = invalidValue{key, fmt.Errorf("invalid configuration: %w", e)}
 			} else {
-				out[i] = fmt.Errorf("invalid configuration: %s.%w", path, e)
+				out[i] = invalidValue{join(path, key), fmt.Errorf("invalid configuration: %s.%w", path, e)}
 			}
 		}
-		return errors.Join(out...)
+		return out
 	}
 	for _, f := range fields(v.Type()) {
 		if isSection(f.typ) {
-			if err := validate(v.FieldByIndex(f.index), join(path, f.name)); err != nil {
-				return err
+			if errs := validate(v.FieldByIndex(f.index), join(path, f.name)); len(errs) > 0 {
+				return errs
 			}
 		}
 	}

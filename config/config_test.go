@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -301,12 +302,89 @@ func TestValidatesEverySection(t *testing.T) {
 	l := New(&cfg, "T")
 	l.LookupEnv = env{"T_OUTER_INNER_MIN": "-1", "T_OUTER_INNER_MAX": "-2"}.lookup
 	err := l.Load()
-	want := "invalid configuration: outer.inner.max: below min\ninvalid configuration: outer.inner.min: negative"
+	want := "invalid configuration: outer.inner.max: below min (environment T_OUTER_INNER_MAX)\ninvalid configuration: outer.inner.min: negative (environment T_OUTER_INNER_MIN)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("Load = %q, want %q", err, want)
 	}
 	if cfg.Outer.Inner.Min != 0 {
 		t.Errorf("destination changed by an invalid load: %+v", cfg)
+	}
+}
+
+// limits is a section whose Validate names list items and map entries.
+type limits struct {
+	Max    int            `json:"max"`
+	Rules  []string       `json:"rules"`
+	Routes map[string]int `json:"routes"`
+}
+
+func (l limits) Validate() error {
+	var errs []error
+	if l.Max < 0 {
+		errs = append(errs, errors.New("max: negative"))
+	}
+	for i, r := range l.Rules {
+		if r == "" {
+			errs = append(errs, fmt.Errorf("rules[%d]: empty rule", i))
+		}
+	}
+	for k, v := range l.Routes {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("routes.%s: negative", k))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// TestValidationErrorsNameTheSource: a validation error names the file,
+// variable or flag that set the bad value (the last one applied), and
+// nothing for a bad default.
+func TestValidationErrorsNameTheSource(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		def  limits
+		file string
+		env  env
+		args []string
+		want string
+	}{
+		{name: "file", file: `{"limits": {"max": -1}}`, want: "limits.max: negative (config file "},
+		{name: "env", env: env{"T_LIMITS_MAX": "-1"}, want: "limits.max: negative (environment T_LIMITS_MAX)"},
+		{name: "flag", args: []string{"--max", "-1"}, want: "limits.max: negative (flag --max)"},
+		{name: "flag over env", env: env{"T_LIMITS_MAX": "-2"}, args: []string{"--max", "-1"}, want: "limits.max: negative (flag --max)"},
+		{name: "env over file", file: `{"limits": {"max": -2}}`, env: env{"T_LIMITS_MAX": "-1"}, want: "(environment T_LIMITS_MAX)"},
+		{name: "list item by flag", args: []string{"--rules", "a,"}, want: "limits.rules[1]: empty rule (flag --rules)"},
+		{name: "list item in file", file: `{"limits": {"rules": [""]}}`, want: "limits.rules[0]: empty rule (config file "},
+		{name: "map entry by env", env: env{"T_LIMITS_ROUTES": "x=-1"}, want: "limits.routes.x: negative (environment T_LIMITS_ROUTES)"},
+		{name: "map entry in file", file: `{"limits": {"routes": {"x": -1}}}`, want: "limits.routes.x: negative (config file "},
+		{name: "default", def: limits{Max: -1}, want: "limits.max: negative"},
+		{name: "other key set", def: limits{Max: -1}, file: `{"limits": {"rules": ["a"]}}`, want: "limits.max: negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := struct {
+				Limits limits `json:"limits"`
+			}{tc.def}
+			l := New(&cfg, "T")
+			l.LookupEnv = tc.env.lookup
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			l.FileFlag(fs, "config", "file")
+			l.Flag(fs, "max", "limits.max", "max")
+			l.Flag(fs, "rules", "limits.rules", "rules")
+			args := tc.args
+			if tc.file != "" {
+				args = append([]string{"--config", writeFile(t, tc.file)}, args...)
+			}
+			if err := fs.Parse(args); err != nil {
+				t.Fatal(err)
+			}
+			err := l.Load()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Load = %v, want an error containing %q", err, tc.want)
+			}
+			if tc.def.Max < 0 && strings.Contains(err.Error(), "(") {
+				t.Errorf("a bad default names a source: %v", err)
+			}
+		})
 	}
 }
 
@@ -446,7 +524,7 @@ func FuzzLoadFile(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		cfg := defaults()
-		err := applyJSON(reflect.ValueOf(&cfg).Elem(), b)
+		_, err := applyJSON(reflect.ValueOf(&cfg).Elem(), b)
 		if err == nil && !strings.HasPrefix(strings.TrimLeft(string(b), " \t\r\n"), "{") {
 			t.Fatalf("applied a document that is not an object: %q", b)
 		}

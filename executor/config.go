@@ -159,7 +159,10 @@ func (NopObserver) Swept(int) {}
 // LostClaim does nothing.
 func (NopObserver) LostClaim(AttemptEvent) {}
 
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field set to its default: the
+// configuration New runs with. A program prints it to say what it runs
+// with (the generated worker id, say) without restating the defaults.
+func (c Config) WithDefaults() Config {
 	if c.Worker == "" {
 		host, _ := os.Hostname()
 		c.Worker = cmp.Or(host, "worker") + "-" + strconv.Itoa(os.Getpid())

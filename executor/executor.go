@@ -79,7 +79,7 @@ func New(cfg Config, store retry.Store, sched retry.Scheduler, pol retry.Policy)
 	if store == nil || sched == nil || pol == nil {
 		return nil, fmt.Errorf("executor: %w: store, scheduler and policy are required", retry.ErrInvalidArgument)
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	hard, cancel := context.WithCancel(context.Background())
 	return &Executor{
 		cfg: cfg, store: store, sched: sched, pol: pol,

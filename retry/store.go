@@ -146,6 +146,14 @@ type RetryStats struct {
 	RetriesByClass    map[Class]int
 	// Replays counts operator replays ([Inspector.Replay]).
 	Replays int
+	// ShadowDecisions counts the failures recorded with a shadow decision
+	// (FailureRecord.Shadow: rollout mode shadow), which ended their runs;
+	// ShadowRetriesByStrategy and ShadowRetriesByClass count those the
+	// policy would have retried: what enabling retries would change, which
+	// is what shadow mode is run to see.
+	ShadowDecisions         int
+	ShadowRetriesByStrategy map[string]int
+	ShadowRetriesByClass    map[Class]int
 }
 
 // Inspector is what operators and reports read. Stores implement it beside

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/uptrace/bun"
+
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -155,7 +157,11 @@ SELECT 'retries', 0, COALESCE(decision_strategy, ''), COALESCE(error_class, ''),
 FROM journey_run_attempts WHERE outcome = 'failed' AND status_after = 'retrying'
 GROUP BY COALESCE(decision_strategy, ''), COALESCE(error_class, '')
 UNION ALL
-SELECT 'replays', 0, '', '', COUNT(*) FROM journey_run_attempts WHERE outcome = 'replayed'`
+SELECT 'replays', 0, '', '', COUNT(*) FROM journey_run_attempts WHERE outcome = 'replayed'
+UNION ALL
+SELECT 'shadow', CASE WHEN decision_retry THEN 1 ELSE 0 END, COALESCE(decision_strategy, ''), COALESCE(error_class, ''), COUNT(*)
+FROM journey_run_attempts WHERE outcome = 'failed' AND shadow
+GROUP BY CASE WHEN decision_retry THEN 1 ELSE 0 END, COALESCE(decision_strategy, ''), COALESCE(error_class, '')`
 
 // RetryStats aggregates the attempt history in SQL; see [retry.Inspector].
 func (s *Store) RetryStats(ctx context.Context) (retry.RetryStats, error) {
@@ -167,7 +173,8 @@ func (s *Store) RetryStats(ctx context.Context) (retry.RetryStats, error) {
 		return retry.RetryStats{}, fmt.Errorf("retry stats: %w", err)
 	}
 	defer rows.Close()
-	st := retry.RetryStats{AttemptsPerRun: map[int]int{}, RetriesByStrategy: map[string]int{}, RetriesByClass: map[retry.Class]int{}}
+	st := retry.RetryStats{AttemptsPerRun: map[int]int{}, RetriesByStrategy: map[string]int{}, RetriesByClass: map[retry.Class]int{},
+		ShadowRetriesByStrategy: map[string]int{}, ShadowRetriesByClass: map[retry.Class]int{}}
 	for rows.Next() {
 		var kind, strategy string
 		var class retry.Class
@@ -183,12 +190,50 @@ func (s *Store) RetryStats(ctx context.Context) (retry.RetryStats, error) {
 			st.RetriesByClass[class] += n
 		case "replays":
 			st.Replays = n
+		case "shadow":
+			st.ShadowDecisions += n
+			if attempts == 1 { // the decision was to retry
+				st.ShadowRetriesByStrategy[strategy] += n
+				st.ShadowRetriesByClass[class] += n
+			}
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return retry.RetryStats{}, fmt.Errorf("retry stats: %w", err)
 	}
 	return st, nil
+}
+
+// ReplayCounts returns how many times each of the runs ids was replayed
+// ([Store.Replay]), leaving out those never replayed. A run's AttemptCount
+// counts its replay markers beside its executions: a listing that shows
+// executions subtracts these. One query, however many ids.
+func (s *Store) ReplayCounts(ctx context.Context, ids []string) (map[string]int, error) {
+	n := map[string]int{}
+	if len(ids) == 0 {
+		return n, nil
+	}
+	if err := s.checkOpen("replay counts"); err != nil {
+		return nil, err
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT run_id, COUNT(*) FROM journey_run_attempts
+WHERE outcome = 'replayed' AND run_id IN (?) GROUP BY run_id`, bun.In(ids))
+	if err != nil {
+		return nil, fmt.Errorf("replay counts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var c int
+		if err := rows.Scan(&id, &c); err != nil {
+			return nil, fmt.Errorf("replay counts: %w", err)
+		}
+		n[id] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("replay counts: %w", err)
+	}
+	return n, nil
 }
 
 // ListRuns returns a page of runs in id order; see [retry.Inspector].

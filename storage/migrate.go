@@ -75,6 +75,37 @@ func (s *Store) Migrate(ctx context.Context) error {
 	})
 }
 
+// PendingMigrations returns how many of the store's migrations the
+// database has not applied: 0 on a database ready for use. It writes
+// nothing (Migrate creates the bookkeeping tables), so a read-only tool can
+// tell an operator to migrate first instead of failing on a missing table.
+func (s *Store) PendingMigrations(ctx context.Context) (int, error) {
+	if err := s.checkOpen("pending migrations"); err != nil {
+		return 0, err
+	}
+	all := s.migrations().Sorted()
+	q := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'journeyretry_migrations'`
+	if s.pg {
+		q = `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'journeyretry_migrations'`
+	}
+	var tables int
+	if err := s.rdb.QueryRowContext(ctx, q).Scan(&tables); err != nil {
+		return 0, fmt.Errorf("pending migrations: %w", err)
+	}
+	if tables == 0 {
+		return len(all), nil
+	}
+	names := make([]string, len(all))
+	for i, m := range all {
+		names[i] = m.Name
+	}
+	var applied int
+	if err := s.rdb.NewRaw(`SELECT COUNT(DISTINCT name) FROM journeyretry_migrations WHERE name IN (?)`, bun.In(names)).Scan(ctx, &applied); err != nil {
+		return 0, fmt.Errorf("pending migrations: %w", err)
+	}
+	return len(all) - applied, nil
+}
+
 // AdoptLegacy makes the runs a legacy system left in flight claimable at
 // once, and returns how many it adopted: rows in_progress with no due time
 // and no claim, which the store itself never writes. It is the cutover

@@ -394,3 +394,64 @@ func TestConfig(t *testing.T) {
 		t.Error("Open of an unreachable PostgreSQL succeeded")
 	}
 }
+
+// TestPendingMigrations: a legacy database (no bookkeeping table yet) has
+// every migration pending, a migrated one none, and asking writes nothing.
+func TestPendingMigrations(t *testing.T) {
+	for name, newDSN := range dialects {
+		t.Run(name, func(t *testing.T) {
+			s := openRaw(t, newDSN(t))
+			loadLegacy(t, s, name == "postgres")
+			for range 2 { // asking twice: the first call created nothing
+				if n, err := s.PendingMigrations(t.Context()); err != nil || n != 2 {
+					t.Fatalf("PendingMigrations before Migrate = %d, %v; want 2", n, err)
+				}
+			}
+			if err := s.Migrate(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := s.PendingMigrations(t.Context()); err != nil || n != 0 {
+				t.Fatalf("PendingMigrations after Migrate = %d, %v; want 0", n, err)
+			}
+		})
+	}
+}
+
+// TestReplayCounts counts replays run by run, leaving out runs never
+// replayed and ids that name no run.
+func TestReplayCounts(t *testing.T) {
+	s := openRaw(t, sqliteFile(t))
+	ctx := t.Context()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, id := range []string{"twice", "never"} {
+		r, err := s.Create(ctx, retry.NewRun{ID: id, JourneyID: "j", StartNodeID: "a", Worker: "w", Lease: time.Minute}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.RecordFailure(ctx, r.Claim(), retry.FailureRecord{NodeID: "a", Message: "bad", FinishedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if _, err := s.Replay(ctx, "twice", now); err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.ClaimRun(ctx, "twice", "w", now, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.RecordFailure(ctx, r.Claim(), retry.FailureRecord{NodeID: "a", Message: "bad", FinishedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.ReplayCounts(ctx, []string{"twice", "never", "nobody"})
+	if err != nil || fmt.Sprint(got) != "map[twice:2]" {
+		t.Fatalf("ReplayCounts = %v, %v; want map[twice:2]", got, err)
+	}
+	if got, err := s.ReplayCounts(ctx, nil); err != nil || len(got) != 0 {
+		t.Fatalf("ReplayCounts(nil) = %v, %v; want empty", got, err)
+	}
+}

@@ -22,11 +22,13 @@ import (
 type openMode int
 
 const (
-	// readExisting: the database must exist (runs, stats): a typo in
-	// --store must not leave an empty database behind.
+	// readExisting: the database must exist and be migrated (runs,
+	// stats): a typo in --store must not leave an empty database behind.
 	readExisting openMode = iota
-	// createAndMigrate: create the SQLite file and its data folder if
-	// needed, and migrate (the demo, start, worker, migrate).
+	// create: create the SQLite file and its data folder if needed
+	// (migrate, which migrates itself).
+	create
+	// createAndMigrate: create, then migrate (the demo, start, worker).
 	createAndMigrate
 )
 
@@ -43,17 +45,44 @@ func openStore(ctx context.Context, cfg storage.Config, mode openMode) (*storage
 			}
 		}
 	}
-	s, err := storage.Open(ctx, cfg)
+	s, err := storage.Open(ctx, cfg) // its errors say "open store"
 	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+		return nil, err
 	}
-	if mode == createAndMigrate {
-		if err := s.Migrate(ctx); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("migrate: %w", err)
-		}
+	switch mode {
+	case readExisting:
+		err = checkMigrated(ctx, s, cfg.DSN)
+	case createAndMigrate:
+		err = s.Migrate(ctx) // its errors say "migrate"
+	}
+	if err != nil {
+		s.Close()
+		return nil, err
 	}
 	return s, nil
+}
+
+// checkMigrated returns an error saying to migrate first when the database
+// lacks migrations, so a read command on a database never migrated says
+// what to do instead of quoting a missing table.
+func checkMigrated(ctx context.Context, s *storage.Store, dsn string) error {
+	n, err := s.PendingMigrations(ctx)
+	switch {
+	case err != nil:
+		return err
+	case n > 0:
+		return fmt.Errorf("database %s: no retry schema, %d migrations pending (run the demo, or demo migrate, first)", redactedDSN(dsn), n)
+	}
+	return nil
+}
+
+// redactedDSN is the DSN for messages: a SQLite path as it is, a
+// PostgreSQL URL without its password.
+func redactedDSN(dsn string) string {
+	if p := sqlitePath(dsn); p != "" {
+		return p
+	}
+	return redactURL(dsn)
 }
 
 // redactURL hides a URL's password.
@@ -78,12 +107,23 @@ func cmdMigrate(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if err := c.parseNoArgs(args); err != nil {
 		return err
 	}
-	s, err := openStore(ctx, c.cfg.Store, createAndMigrate)
+	s, err := openStore(ctx, c.cfg.Store, create)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	fmt.Fprintf(stdout, "migrated %s\n", storeLabel(c.cfg.Store.DSN))
+	pending, err := s.PendingMigrations(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.Migrate(ctx); err != nil {
+		return err
+	}
+	if pending == 0 {
+		fmt.Fprintf(stdout, "%s: schema already up to date, nothing to migrate\n", storeLabel(c.cfg.Store.DSN))
+	} else {
+		fmt.Fprintf(stdout, "migrated %s\n", storeLabel(c.cfg.Store.DSN))
+	}
 	if *adopt {
 		n, err := s.AdoptLegacy(ctx)
 		if err != nil {
@@ -96,11 +136,12 @@ func cmdMigrate(ctx context.Context, args []string, stdout, _ io.Writer) error {
 
 // parseNoArgs parses a command that takes no positional arguments.
 func (c *command) parseNoArgs(args []string) error {
-	if err := c.parse(args); err != nil {
+	pos, err := c.parse(args)
+	if err != nil {
 		return err
 	}
-	if c.fs.NArg() > 0 {
-		return usageError(fmt.Errorf("%s: unexpected argument %q", c.name, c.fs.Arg(0)))
+	if len(pos) > 0 {
+		return usageError(fmt.Errorf("%s: unexpected argument %q", c.name, pos[0]))
 	}
 	return nil
 }
@@ -128,7 +169,7 @@ func cmdStats(ctx context.Context, args []string, stdout, _ io.Writer) error {
 }
 
 func cmdExplain(_ context.Context, args []string, stdout, _ io.Writer) error {
-	c := newCommand("explain", "explain [--class C] [--message M] [flags]\n\nPrints how the configured policy treats a failure: the strategy, the rule that\nchose it, what the rollout mode does, and the delay range of retries 1-10. With\nneither --class nor --message, the delay ranges of every strategy.", policyFlags, []flagBinding{runtimeFlags[2]})
+	c := newCommand("explain", "explain [--class C] [--message M] [flags]\n\nPrints how the configured policy treats a failure: the strategy, the rule that\nchose it, what the rollout mode does, and the delay range of retries 1-10. With\nneither --class nor --message, the delay ranges of every strategy.", retryLimitFlags, delayFlags, ruleFlags, modeFlags)
 	class := c.fs.String("class", "", "error class (network_blip, rate_limit, validation, ... or one of retry.customClasses)")
 	message := c.fs.String("message", "", "error message, matched by the retryable and non-retryable rules")
 	if err := c.parseNoArgs(args); err != nil {
@@ -160,7 +201,9 @@ func cmdRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return usageError(fmt.Errorf("runs: unknown subcommand %q (want list, show or retry)", args[0]))
 }
 
-// runView is a run as the runs commands print it.
+// runView is a run as the runs commands print it. AttemptCount counts node
+// executions, as the summary does, and Replays the operator replays, which
+// the store's attempt count includes.
 type runView struct {
 	ID               string       `json:"id"`
 	JourneyID        string       `json:"journeyId"`
@@ -171,6 +214,7 @@ type runView struct {
 	MaxRetries       int          `json:"maxRetries"`
 	RetryEnabled     bool         `json:"retryEnabled"`
 	AttemptCount     int          `json:"attemptCount"`
+	Replays          int          `json:"replays"`
 	LastErrorClass   retry.Class  `json:"lastErrorClass,omitempty"`
 	LastErrorMessage string       `json:"lastErrorMessage,omitempty"`
 	LastErrorAt      *time.Time   `json:"lastErrorAt,omitempty"`
@@ -190,11 +234,12 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func viewRun(r retry.Run) runView {
+// viewRun is the view of r, whose history holds replays operator replays.
+func viewRun(r retry.Run, replays int) runView {
 	return runView{
 		ID: r.ID, JourneyID: r.JourneyID, JourneyVersion: r.JourneyVersion, Status: r.Status,
 		CurrentNodeID: r.CurrentNodeID, RetryCount: r.RetryCount, MaxRetries: r.MaxRetries,
-		RetryEnabled: r.RetryEnabled, AttemptCount: r.AttemptCount,
+		RetryEnabled: r.RetryEnabled, AttemptCount: r.AttemptCount - replays, Replays: replays,
 		LastErrorClass: r.LastErrorClass, LastErrorMessage: r.LastErrorMessage,
 		LastErrorAt: timePtr(r.LastErrorAt), NextRetryAt: timePtr(r.NextRetryAt), WakeAt: timePtr(r.WakeAt),
 		ClaimedBy: r.ClaimedBy, LeaseExpiresAt: timePtr(r.LeaseExpiresAt),
@@ -256,11 +301,24 @@ func cmdRunsList(ctx context.Context, args []string, stdout io.Writer) error {
 	defer s.Close()
 	runs := []runView{}
 	errDone := errors.New("done")
-	err = eachRun(ctx, s, st, func(r retry.Run) error {
+	err = eachPage(ctx, s, st, func(page []retry.Run) error {
+		if *limit > 0 {
+			page = page[:min(len(page), *limit-len(runs))]
+		}
+		ids := make([]string, len(page))
+		for i, r := range page {
+			ids[i] = r.ID
+		}
+		replays, err := s.ReplayCounts(ctx, ids)
+		if err != nil {
+			return err
+		}
+		for _, r := range page {
+			runs = append(runs, viewRun(r, replays[r.ID]))
+		}
 		if *limit > 0 && len(runs) == *limit {
 			return errDone
 		}
-		runs = append(runs, viewRun(r))
 		return nil
 	})
 	if err != nil && !errors.Is(err, errDone) {
@@ -270,9 +328,9 @@ func cmdRunsList(ctx context.Context, args []string, stdout io.Writer) error {
 		return writeJSON(stdout, runs)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATUS\tNODE\tRETRIES\tATTEMPTS\tLAST ERROR")
+	fmt.Fprintln(tw, "ID\tSTATUS\tNODE\tRETRIES\tATTEMPTS\tREPLAYS\tLAST ERROR")
 	for _, r := range runs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d\t%s\n", r.ID, r.Status, dash(r.CurrentNodeID), r.RetryCount, r.MaxRetries, r.AttemptCount, dash(oneLine(r.LastErrorMessage)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d\t%d\t%s\n", r.ID, r.Status, dash(r.CurrentNodeID), r.RetryCount, r.MaxRetries, r.AttemptCount, r.Replays, dash(oneLine(r.LastErrorMessage)))
 	}
 	return tw.Flush()
 }
@@ -306,10 +364,15 @@ func cmdRunsShow(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	d := runDetail{Run: viewRun(r), Attempts: make([]attemptView, 0, len(as))}
+	replays := 0
+	d := runDetail{Attempts: make([]attemptView, 0, len(as))}
 	for _, a := range as {
 		d.Attempts = append(d.Attempts, viewAttempt(a))
+		if a.Outcome == retry.OutcomeReplayed {
+			replays++
+		}
 	}
+	d.Run = viewRun(r, replays)
 	if c.jsonOut {
 		return writeJSON(stdout, d)
 	}
@@ -350,28 +413,19 @@ func (c *command) openForRun(ctx context.Context, args []string) (string, *stora
 	return id, s, err
 }
 
-// parseWithID parses a command that takes one run id.
+// parseWithID parses a command that takes one run id, before, between or
+// after its flags.
 func (c *command) parseWithID(args []string) (string, error) {
-	// Accept the id before or after the flags.
-	var id string
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		id, args = args[0], args[1:]
-	}
-	if err := c.parse(args); err != nil {
+	pos, err := c.parse(args)
+	switch {
+	case err != nil:
 		return "", err
-	}
-	if id == "" && c.fs.NArg() > 0 {
-		id = c.fs.Arg(0)
-		if c.fs.NArg() > 1 {
-			return "", usageError(fmt.Errorf("%s: unexpected argument %q", c.name, c.fs.Arg(1)))
-		}
-	} else if c.fs.NArg() > 0 {
-		return "", usageError(fmt.Errorf("%s: unexpected argument %q", c.name, c.fs.Arg(0)))
-	}
-	if id == "" {
+	case len(pos) == 0:
 		return "", usageError(fmt.Errorf("%s: want a run id", c.name))
+	case len(pos) > 1:
+		return "", usageError(fmt.Errorf("%s: unexpected argument %q", c.name, pos[1]))
 	}
-	return id, nil
+	return pos[0], nil
 }
 
 func cmdRunsRetry(ctx context.Context, args []string, stdout io.Writer) error {
@@ -382,6 +436,12 @@ func cmdRunsRetry(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer s.Close()
 	r, err := s.Replay(ctx, id, time.Now())
+	if errors.Is(err, retry.ErrNotReplayable) {
+		// Say why: the store's error does not name the status.
+		if cur, gerr := s.Get(ctx, id); gerr == nil {
+			return fmt.Errorf("run %s is %s: %w (only failed and failed_max_retries runs are)", id, cur.Status, retry.ErrNotReplayable)
+		}
+	}
 	if err != nil {
 		return err
 	}

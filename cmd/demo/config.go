@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,15 +84,24 @@ type schedulerConfig struct {
 	RedisURL string `json:"redisUrl"`
 }
 
-// Validate names the bad field.
+// Validate names the bad fields. The Redis URL is checked even while the
+// redis backend is not available, so that a configuration written for it
+// today is right when it arrives.
 func (c schedulerConfig) Validate() error {
+	var errs []error
 	switch c.Backend {
 	case schedulerMemory:
-		return nil
 	case schedulerRedis, schedulerSQLPoll:
-		return fmt.Errorf("backend: %q is not available yet (only %q is): it comes with a later release", c.Backend, schedulerMemory)
+		errs = append(errs, fmt.Errorf("backend: %q is not available yet (only %q is): it comes with a later release", c.Backend, schedulerMemory))
+	default:
+		errs = append(errs, fmt.Errorf("backend: %q: want memory, redis or sqlpoll", c.Backend))
 	}
-	return fmt.Errorf("backend: %q: want memory, redis or sqlpoll", c.Backend)
+	if c.RedisURL != "" {
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("redisUrl: %s: want a redis:// or rediss:// URL with a host", redactURL(c.RedisURL)))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // demoSettings are the demo's own settings: how many journeys, which
@@ -120,41 +131,59 @@ func (d demoSettings) Validate() error {
 	return d.Faults.validate("faults.")
 }
 
-// flagBinding ties a flag to the dotted key it sets, so an invalid value
-// reported by key can name the flag the user typed.
+// flagBinding ties a flag to the dotted key it sets.
 type flagBinding struct{ flag, key, usage string }
 
-// Flag groups; each command binds the groups it uses.
+// Flag groups; each command binds the groups whose values it uses, so that
+// its --help offers no flag it would ignore.
 var (
 	storeFlags = []flagBinding{
 		{"store", "store.dsn", "database: a SQLite file path or a postgres:// URL"},
 	}
 	runtimeFlags = []flagBinding{
 		{"scheduler", "scheduler.backend", "scheduler backend: memory, redis or sqlpoll (only memory is available yet)"},
-		{"redis", "scheduler.redisUrl", "Redis URL of the redis scheduler"},
-		{"mode", "executor.mode", "rollout mode: off, shadow, selective or full"},
-		{"workers", "executor.workers", "worker pool size"},
-		{"lease", "executor.lease", "claim lease (a Go duration)"},
+		{"redis", "scheduler.redisUrl", "Redis URL of the redis scheduler (redis:// or rediss://)"},
+		{"workers", "executor.workers", "worker pool size (0: the library's default)"},
+		{"lease", "executor.lease", "claim lease, a Go duration (0: the library's default)"},
 		{"sweep", "executor.sweepSpec", "sweeper schedule (a cron spec such as @every 1s)"},
 		{"sweep-grace", "executor.sweepGrace", "how long a due run is left to the scheduler before the sweeper takes it (a Go duration)"},
 	}
-	policyFlags = []flagBinding{
+	modeFlags = []flagBinding{
+		{"mode", "executor.mode", "rollout mode: off, shadow, selective or full"},
+	}
+	// retryLimitFlags: the policy's retry limit, which is also the store's
+	// limit for new runs.
+	retryLimitFlags = []flagBinding{
 		{"max-retries", "retry.maxRetries", "most retries of one node"},
+	}
+	delayFlags = []flagBinding{
 		{"base-delay-ms", "retry.baseDelayMs", "exponential strategy's first delay, ms"},
 		{"max-delay-ms", "retry.maxDelayMs", "exponential strategy's max delay, ms"},
 		{"jitter-ms", "retry.jitterMs", "additive jitter bound, ms"},
 		{"jitter", "retry.jitter", "exponential jitter: additive, full, equal, decorrelated or none"},
+	}
+	ruleFlags = []flagBinding{
 		{"retryable", "retry.retryableErrors", "retryable rules, comma-separated (selective mode)"},
 		{"non-retryable", "retry.nonRetryableErrors", "non-retryable rules, comma-separated"},
 	}
-	demoFlags = []flagBinding{
+	runsFlags = []flagBinding{
 		{"runs", "demo.runs", "number of patient journeys"},
+	}
+	seedFlags = []flagBinding{
 		{"seed", "demo.seed", "seed of the patients and the faults"},
+	}
+	// patientFlags shape the runs' input: they matter where runs are
+	// created.
+	patientFlags = []flagBinding{
+		{"fault-bad-patient", "demo.faults.badPatient", "chance that a patient record is invalid"},
+	}
+	// nodeFaultFlags are the handlers' faults: they matter where runs are
+	// executed.
+	nodeFaultFlags = []flagBinding{
 		{"fault-network", "demo.faults.networkBlip", "chance of a network blip per attempt"},
 		{"fault-db-lock", "demo.faults.databaseLock", "chance of a database lock per attempt"},
 		{"fault-rate-limit", "demo.faults.rateLimit", "chance of a rate limit (with Retry-After) per attempt"},
-		{"fault-maintenance", "demo.faults.maintenance", "chance that the clinic API is in a maintenance window for a run"},
-		{"fault-bad-patient", "demo.faults.badPatient", "chance that a patient record is invalid"},
+		{"fault-maintenance", "demo.faults.maintenance", "chance that the clinic API is in a maintenance window for a run's call"},
 	}
 )
 
@@ -164,7 +193,6 @@ type command struct {
 	fs          *flag.FlagSet
 	cfg         demoConfig
 	loader      *config.Loader
-	bindings    []flagBinding
 	jsonOut     bool
 }
 
@@ -178,7 +206,6 @@ func newCommand(name, usage string, groups ...[]flagBinding) *command {
 	for _, g := range groups {
 		for _, b := range g {
 			c.loader.Flag(c.fs, b.flag, b.key, b.usage)
-			c.bindings = append(c.bindings, b)
 		}
 	}
 	c.fs.Usage = func() {
@@ -208,48 +235,57 @@ func (e usageErr) Is(target error) bool { return target == errUsage }
 // usageError wraps err (already one line) as a usage error.
 func usageError(err error) error { return usageErr{err} }
 
-// parse parses args and loads the configuration: flags over environment over
-// file over defaults. Every error is one line naming the flag, variable or
-// key, and wraps errUsage.
-func (c *command) parse(args []string) error {
+// parse parses args, flags and positional arguments in any order, and
+// loads the configuration: flags over environment over file over defaults.
+// It returns the positional arguments (all of those after "--"). Every
+// error is one line naming the flag, variable or key, and wraps errUsage.
+func (c *command) parse(args []string) ([]string, error) {
 	// Parse errors are reported in one line by the caller, not followed
 	// by the whole usage; --help prints it.
 	c.fs.SetOutput(io.Discard)
-	if err := c.fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			c.fs.SetOutput(os.Stdout)
-			c.fs.Usage()
+	var pos []string
+	for {
+		if err := c.fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				c.fs.SetOutput(os.Stdout)
+				c.fs.Usage()
+			}
+			return nil, usageError(err)
 		}
-		return usageError(err)
+		rest := c.fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
 	}
 	if err := c.loader.Load(); err != nil {
-		return usageError(c.nameFlags(err))
+		// The loader joins several errors with newlines.
+		return nil, usageError(errors.New(strings.ReplaceAll(err.Error(), "\n", "; ")))
 	}
-	return nil
+	return pos, nil
 }
 
-// nameFlags makes a configuration error one line and, when the bad key was
-// set by a flag on this command line, names the flag too.
-func (c *command) nameFlags(err error) error {
-	var msgs []string
-	errs := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	}
-	set := map[string]bool{}
-	c.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	for _, e := range errs {
-		msg := e.Error()
-		for _, b := range c.bindings {
-			k := "configuration: " + b.key
-			if set[b.flag] && (strings.Contains(msg, k+":") || strings.Contains(msg, k+" ")) {
-				msg += " (flag --" + b.flag + ")"
-				break
-			}
-		}
-		msgs = append(msgs, strings.ReplaceAll(msg, "\n", "; "))
-	}
-	return errors.New(strings.Join(msgs, "; "))
+// executorConfig is the executor's configuration as it runs: every zero
+// value (the library's default) replaced by that default, the worker
+// named, and the store's retry limit following the policy's unless set on
+// its own. The demo runs with it and prints it, so that what it says (a
+// --workers 0 included) is what runs.
+func (c demoConfig) executorConfig() executor.Config {
+	ec := c.Executor
+	ec.MaxRetries = cmp.Or(ec.MaxRetries, c.Retry.MaxRetries) // the policy's limit unless set apart
+	return ec.WithDefaults()
+}
+
+// delaysScaled reports whether the long backoff is shorter than the
+// library's (minutes), as the demo's defaults make it: only then does the
+// banner say the delays are scaled down.
+func delaysScaled(p policy.Config) bool {
+	lib := policy.DefaultConfig().Strategies.Long
+	return p.Strategies.Long.BaseDelayMs < lib.BaseDelayMs || p.Strategies.Long.MaxDelayMs < lib.MaxDelayMs
 }
 
 // sqlitePath returns the file a SQLite DSN names, or "" for PostgreSQL and
@@ -266,6 +302,15 @@ func sqlitePath(dsn string) string {
 		return p
 	}
 	return dsn
+}
+
+// freshHint says how to get a database with no runs of the demo, for new
+// runs.
+func freshHint(dsn string) string {
+	if p := sqlitePath(dsn); p != "" {
+		return "remove " + p
+	}
+	return "use a fresh database or schema"
 }
 
 // storeLabel describes the database for people: the dialect and where it

@@ -10,12 +10,12 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/journeyretry/journeyretry/executor"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
 // allFlags are the demo's: everything.
-var allFlags = [][]flagBinding{storeFlags, runtimeFlags, policyFlags, demoFlags}
+var allFlags = [][]flagBinding{storeFlags, runtimeFlags, modeFlags, retryLimitFlags, delayFlags, ruleFlags,
+	runsFlags, seedFlags, patientFlags, nodeFaultFlags}
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := newCommand("demo", "[flags]\n\nRuns patient journeys (register -> send reminder SMS -> wait -> call the clinic's API\n-> branch on the answer -> record the outcome) whose handlers fail like real ones\n(network blips, database locks, rate limits with Retry-After, maintenance windows,\ninvalid patient data), then prints a summary. Interrupted and started again on the\nsame database, it resumes the unfinished runs.\n\nSubcommands (see demo help):\n"+strings.SplitN(overview, "\n", 2)[1], allFlags...)
@@ -29,16 +29,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if c.jsonOut {
 		info = stderr // stdout is the JSON document alone
 	}
-	fmt.Fprintf(info, "journeyretry demo: %d patient journeys (%s)\n", cfg.Demo.Runs, journeyID)
-	fmt.Fprintf(info, "  store:     %s\n", storeLabel(cfg.Store.DSN))
-	fmt.Fprintf(info, "  scheduler: %s    rollout mode: %s    workers: %d    lease: %s    sweeper: %s (grace %s)\n",
-		cfg.Scheduler.Backend, cfg.Executor.Mode, cfg.Executor.Workers, cfg.Executor.Lease, cfg.Executor.SweepSpec, cfg.Executor.SweepGrace)
-	fr := cfg.Demo.Faults
-	fmt.Fprintf(info, "  faults (seed %d): network blips %s, database locks %s, rate limits %s (with Retry-After),\n", cfg.Demo.Seed,
-		percent(fr.NetworkBlip), percent(fr.DatabaseLock), percent(fr.RateLimit))
-	fmt.Fprintf(info, "    maintenance windows %s of clinic calls, invalid patient data %s\n", percent(fr.Maintenance), percent(fr.BadPatient))
-	fmt.Fprintf(info, "  delays scaled down for the demo: long backoff %s-%s instead of minutes\n",
-		time.Duration(cfg.Retry.Strategies.Long.BaseDelayMs/2)*time.Millisecond, time.Duration(cfg.Retry.Strategies.Long.MaxDelayMs)*time.Millisecond)
+	writeBanner(info, cfg)
 
 	start := time.Now()
 	ex, s, err := openExecutor(ctx, cfg) // ex owns s: Run closes it
@@ -51,16 +42,23 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("count runs: %w", err)
 	}
 	resumed := unfinished(counts)
-	created, err := createDemoRuns(ctx, s, ex, cfg.faults(), cfg.Demo.Runs, counts)
+	var existing retry.Runs
+	if total(counts) > 0 {
+		existing = s
+	}
+	created, err := createRuns(ctx, ex, cfg.faults(), cfg.Demo.Runs, true, existing)
 	if err != nil {
 		ex.Close()
+		if errors.Is(err, errInterrupted) {
+			return fmt.Errorf("%w; run the demo again on the same database to resume them", err)
+		}
 		return err
 	}
 	switch {
 	case resumed > 0:
 		fmt.Fprintf(info, "resumed %d unfinished runs from an earlier demo on this database; created %d new runs\n", resumed, created)
 	case created == 0:
-		fmt.Fprintf(info, "every run in this database has finished; nothing to resume (pass a larger --runs, or remove %s, for new runs)\n", sqlitePath(cfg.Store.DSN))
+		fmt.Fprintf(info, "every run in this database has finished; nothing to resume (pass a larger --runs, or %s, for new runs)\n", freshHint(cfg.Store.DSN))
 	default:
 		fmt.Fprintf(info, "created %d runs\n", created)
 	}
@@ -90,10 +88,11 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return waitErr
 	}
 
+	ec := cfg.executorConfig()
 	sum := Summary{Database: d, Process: &ProcessSummary{
-		Store: storeLabel(cfg.Store.DSN), Scheduler: cfg.Scheduler.Backend, Mode: string(cfg.Executor.Mode),
+		Store: storeLabel(cfg.Store.DSN), Scheduler: cfg.Scheduler.Backend, Mode: string(ec.Mode),
 		Seed: cfg.Demo.Seed, Created: created, Resumed: resumed,
-		SweeperCaught: ex.Stats().SweeperCaught, WallTimeMs: wall.Milliseconds(),
+		SweeperCaught: ex.Stats().SweeperCaught, SweepGraceMs: ec.SweepGrace.Milliseconds(), WallTimeMs: wall.Milliseconds(),
 	}}
 	if c.jsonOut {
 		return writeJSON(stdout, sum)
@@ -103,35 +102,29 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
+// writeBanner says what the demo is about to do, with the values it runs
+// with (the library's defaults where the configuration leaves a zero).
+func writeBanner(w io.Writer, cfg demoConfig) {
+	ec := cfg.executorConfig()
+	fmt.Fprintf(w, "journeyretry demo: %d patient journeys (%s)\n", cfg.Demo.Runs, journeyID)
+	fmt.Fprintf(w, "  store:     %s\n", storeLabel(cfg.Store.DSN))
+	fmt.Fprintf(w, "  scheduler: %s    rollout mode: %s    workers: %d    lease: %s    sweeper: %s (grace %s)\n",
+		cfg.Scheduler.Backend, ec.Mode, ec.Workers, ec.Lease, ec.SweepSpec, ec.SweepGrace)
+	fr := cfg.Demo.Faults
+	fmt.Fprintf(w, "  faults (seed %d): network blips %s, database locks %s, rate limits %s (with Retry-After),\n", cfg.Demo.Seed,
+		percent(fr.NetworkBlip), percent(fr.DatabaseLock), percent(fr.RateLimit))
+	fmt.Fprintf(w, "    maintenance windows %s of clinic calls, invalid patient data %s\n", percent(fr.Maintenance), percent(fr.BadPatient))
+	if long := cfg.Retry.Strategies.Long; delaysScaled(cfg.Retry) {
+		// The long strategy's equal jitter waits from half its delay.
+		fmt.Fprintf(w, "  delays scaled down for the demo: long backoff %s-%s instead of minutes\n",
+			time.Duration(long.BaseDelayMs/2)*time.Millisecond, time.Duration(long.MaxDelayMs)*time.Millisecond)
+	}
+}
+
 // demoRunID is the id of the demo's run number i: fixed, so that a demo
 // interrupted while creating runs creates only the missing ones when it
 // starts again.
 func demoRunID(i int) string { return fmt.Sprintf("patient-%06d", i) }
-
-// createDemoRuns creates the demo's runs 1..cfg.Demo.Runs that the database
-// does not hold yet, unclaimed and due now, and returns how many it created.
-func createDemoRuns(ctx context.Context, s retry.Runs, ex *executor.Executor, f faults, runs int, counts map[retry.Status]int) (int, error) {
-	existing := 0
-	for _, n := range counts {
-		existing += n
-	}
-	created := 0
-	for i := 1; i <= runs; i++ {
-		id := demoRunID(i)
-		if existing > 0 {
-			if _, err := s.Get(ctx, id); err == nil {
-				continue
-			} else if !errors.Is(err, retry.ErrNotFound) {
-				return created, fmt.Errorf("look up run %s: %w", id, err)
-			}
-		}
-		if err := startRun(ctx, ex, f, id, i); err != nil {
-			return created, err
-		}
-		created++
-	}
-	return created, nil
-}
 
 // progressEvery is how often the demo polls the store for progress.
 const progressEvery = 100 * time.Millisecond
@@ -147,13 +140,10 @@ func waitFinished(ctx context.Context, s retry.Inspector, w io.Writer) error {
 		if err != nil && ctx.Err() == nil {
 			return fmt.Errorf("count runs: %w", err)
 		}
-		total, left := 0, unfinished(counts)
-		for _, n := range counts {
-			total += n
-		}
+		all, left := total(counts), unfinished(counts)
 		if err == nil {
 			if bar == nil {
-				bar = progressbar.NewOptions(total,
+				bar = progressbar.NewOptions(all,
 					progressbar.OptionSetWriter(w),
 					progressbar.OptionSetDescription("journeys"),
 					progressbar.OptionShowCount(),
@@ -163,8 +153,8 @@ func waitFinished(ctx context.Context, s retry.Inspector, w io.Writer) error {
 					progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
 				)
 			}
-			bar.ChangeMax(total)
-			bar.Set(total - left)
+			bar.ChangeMax(all)
+			bar.Set(all - left)
 			if left == 0 {
 				bar.Finish()
 				return nil

@@ -9,9 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/journeyretry/journeyretry/retry"
 )
 
 // demoBin is the demo binary, built once by TestMain.
@@ -113,7 +116,13 @@ func TestBadConfigurationWritesNothing(t *testing.T) {
 		{name: "fault rate", args: []string{"--fault-network", "1.5"}, want: "demo.faults.networkBlip"},
 		{name: "max delay below base", args: []string{"--max-delay-ms", "1"}, want: "retry.maxDelayMs"},
 		{name: "jitter", args: []string{"--jitter", "wobbly"}, want: "--jitter"},
-		{name: "bad rule", args: []string{"--retryable", "re:("}, want: "retry.retryableErrors"},
+		{name: "bad rule", args: []string{"--retryable", "re:("}, want: "retry.retryableErrors[0]"},
+		{name: "bad rule names the flag", args: []string{"--retryable", "re:("}, want: "(flag --retryable)"},
+		{name: "env value names the variable", env: []string{"JRETRY_DEMO_RUNS=0"}, want: "demo.runs: 0: want 1 to 1000000 (environment JRETRY_DEMO_RUNS)"},
+		{name: "file value names the file", file: `{"demo": {"runs": 0}}`, want: "demo.json)"},
+		{name: "redis not a URL", args: []string{"--redis", "localhost:6379"}, want: "scheduler.redisUrl: localhost:6379: want a redis:// or rediss:// URL with a host (flag --redis)"},
+		{name: "redis of another scheme", args: []string{"worker", "--redis", "http://cache:6379"}, want: "(flag --redis)"},
+		{name: "redis password hidden", args: []string{"--redis", "redis://u:secret@"}, want: "redis://u:xxxxx@"},
 		{name: "empty store", args: []string{"--store", ""}, want: "store.dsn"},
 		{name: "store of another scheme", args: []string{"migrate", "--store", "mysql://x@localhost/db"}, want: "store.dsn"},
 		{name: "store batch too large", env: []string{"JRETRY_STORE_MAX_BATCH=4611686018427387904"}, want: "store.max_batch"},
@@ -129,6 +138,8 @@ func TestBadConfigurationWritesNothing(t *testing.T) {
 		{name: "unknown command", args: []string{"launch"}, want: "launch"},
 		{name: "start bad runs", args: []string{"start", "--runs", "0"}, want: "demo.runs"},
 		{name: "worker bad scheduler", args: []string{"worker", "--scheduler", "redis"}, want: "not available yet"},
+		{name: "worker takes no runs", args: []string{"worker", "--runs", "5"}, want: "-runs"},
+		{name: "start takes no jitter", args: []string{"start", "--jitter", "full"}, want: "-jitter"},
 		{name: "runs list bad status", args: []string{"runs", "list", "--status", "done"}, want: "--status"},
 		{name: "explain unknown class", args: []string{"explain", "--class", "network_blib"}, want: "--class"},
 	}
@@ -171,37 +182,171 @@ func TestBadConfigurationWritesNothing(t *testing.T) {
 	}
 }
 
-// TestHelp: every command answers --help with its usage and status 0.
+// TestHelp: every command answers --help with its usage and status 0, and
+// offers the flags it uses and none it would ignore.
 func TestHelp(t *testing.T) {
 	t.Parallel()
-	for _, args := range [][]string{
-		{"--help"}, {"migrate", "--help"}, {"start", "--help"}, {"worker", "--help"},
-		{"runs", "--help"}, {"runs", "list", "--help"}, {"runs", "show", "--help"}, {"runs", "retry", "--help"},
-		{"stats", "--help"}, {"explain", "--help"},
-	} {
-		r := runBin(t, t.TempDir(), nil, args...)
+	tests := []struct {
+		args        []string
+		want, avoid []string // flags offered and not
+	}{
+		{args: []string{"--help"}, want: []string{"-runs", "-jitter", "-workers", "-fault-network", "-fault-bad-patient"}},
+		{args: []string{"migrate", "--help"}, want: []string{"-store", "-adopt-legacy"}, avoid: []string{"-runs", "-mode"}},
+		{args: []string{"start", "--help"}, want: []string{"-runs", "-seed", "-max-retries", "-fault-bad-patient"},
+			avoid: []string{"-jitter", "-base-delay-ms", "-max-delay-ms", "-workers", "-lease", "-retryable", "-fault-network"}},
+		{args: []string{"worker", "--help"}, want: []string{"-workers", "-lease", "-jitter", "-seed", "-fault-network"},
+			avoid: []string{"-runs", "-fault-bad-patient"}},
+		{args: []string{"runs", "--help"}},
+		{args: []string{"runs", "list", "--help"}, want: []string{"-status", "-json"}},
+		{args: []string{"runs", "show", "--help"}, want: []string{"-json"}},
+		{args: []string{"runs", "retry", "--help"}, avoid: []string{"-json"}},
+		{args: []string{"stats", "--help"}, want: []string{"-json"}, avoid: []string{"-runs"}},
+		{args: []string{"explain", "--help"}, want: []string{"-class", "-mode", "-jitter"}, avoid: []string{"-runs", "-store", "-workers"}},
+	}
+	for _, tt := range tests {
+		r := runBin(t, t.TempDir(), nil, tt.args...)
 		if r.code != 0 || !strings.Contains(r.stdout, "usage: demo") {
-			t.Errorf("%v: status %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
+			t.Errorf("%v: status %d, stdout %q, stderr %q", tt.args, r.code, r.stdout, r.stderr)
+		}
+		offers := func(f string) bool { return regexp.MustCompile(`(?m)^  ` + f + `( |$)`).MatchString(r.stdout) }
+		for _, f := range tt.want {
+			if !offers(f) {
+				t.Errorf("%v does not offer %s", tt.args, f)
+			}
+		}
+		for _, f := range tt.avoid {
+			if offers(f) {
+				t.Errorf("%v offers %s, which it ignores", tt.args, f)
+			}
 		}
 	}
 }
 
-// TestExplain prints the decision and the delays of retries 1-10.
+// TestExplain prints the decision and the delays of retries 1-10, and one
+// line for a failure that is never retried.
 func TestExplain(t *testing.T) {
 	t.Parallel()
-	r := runBin(t, t.TempDir(), nil, "explain", "--class", "rate_limit")
-	if r.code != 0 || !strings.Contains(r.stdout, "strategy: long (rule class:rate_limit)") || !strings.Contains(r.stdout, "\n  10 ") {
-		t.Errorf("explain --class rate_limit: status %d\n%s%s", r.code, r.stdout, r.stderr)
+	tests := []struct {
+		name        string
+		args        []string
+		want, avoid []string
+	}{
+		{name: "retried class", args: []string{"--class", "rate_limit"},
+			want: []string{"strategy: long (rule class:rate_limit)", "\n  10 ", "beyond maxRetries"}},
+		{name: "non-retryable rule", args: []string{"--message", "invalid patient data: missing phone number", "--non-retryable", "re:^invalid patient"},
+			want: []string{"decision: never retried (rule nonretryable:0): the run ends failed\n"}, avoid: []string{"strategy:", "never  "}},
+		{name: "strategy none", args: []string{"--class", "validation"},
+			want:  []string{"decision: never retried (rule class:validation): the run ends failed\n"},
+			avoid: []string{"strategy:", "retried as below", "never  ", "failed_max_retries"}},
+		{name: "every strategy", want: []string{"  immediate ", "  short ", "  long ", "  none ", "  exponential "}},
 	}
-	r = runBin(t, t.TempDir(), nil, "explain", "--message", "invalid patient data: missing phone number", "--non-retryable", "re:^invalid patient")
-	if r.code != 0 || !strings.Contains(r.stdout, "never retried (rule nonretryable:0)") {
-		t.Errorf("explain --message: status %d\n%s%s", r.code, r.stdout, r.stderr)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := runBin(t, t.TempDir(), nil, append([]string{"explain"}, tt.args...)...)
+			if r.code != 0 {
+				t.Fatalf("status %d\n%s", r.code, r.stderr)
+			}
+			for _, s := range tt.want {
+				if !strings.Contains(r.stdout, s) {
+					t.Errorf("no %q in:\n%s", s, r.stdout)
+				}
+			}
+			for _, s := range tt.avoid {
+				if strings.Contains(r.stdout, s) {
+					t.Errorf("%q in:\n%s", s, r.stdout)
+				}
+			}
+		})
 	}
-	r = runBin(t, t.TempDir(), nil, "explain")
-	for _, s := range []string{"immediate", "short", "long", "none", "exponential"} {
-		if !strings.Contains(r.stdout, "  "+s+" ") {
-			t.Errorf("explain: no row for %s:\n%s", s, r.stdout)
-		}
+}
+
+// TestBanner: the banner shows the values the demo runs with (the
+// library's defaults for zeros), and says the delays are scaled down only
+// when they are.
+func TestBanner(t *testing.T) {
+	tests := []struct {
+		name        string
+		args        []string
+		want, avoid []string
+	}{
+		{name: "defaults", want: []string{"workers: 8 ", "lease: 5s ", "sweeper: @every 1s (grace 1s)", "delays scaled down for the demo: long backoff 500ms-2s"}},
+		{name: "zeros mean the library's defaults", args: []string{"--workers", "0", "--lease", "0", "--sweep-grace", "0"},
+			want: []string{"workers: 8 ", "lease: 30s ", "(grace 5s)"}, avoid: []string{"workers: 0", "lease: 0s", "grace 0s"}},
+		{name: "set values", args: []string{"--workers", "3", "--mode", "shadow"}, want: []string{"workers: 3 ", "rollout mode: shadow "}},
+		{name: "library delays", args: []string{"--config", writeTemp(t, `{"retry": {"strategies": {"long": {"baseDelayMs": 120000, "maxDelayMs": 600000}}}}`)},
+			avoid: []string{"scaled down"}},
+		{name: "empty retry section keeps the demo's delays", args: []string{"--config", writeTemp(t, `{"retry": {}}`)},
+			want: []string{"scaled down"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCommand("demo", "", allFlags...)
+			c.loader.LookupEnv = func(string) (string, bool) { return "", false }
+			if err := c.parseNoArgs(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			writeBanner(&b, c.cfg)
+			for _, s := range tt.want {
+				if !strings.Contains(b.String(), s) {
+					t.Errorf("no %q in:\n%s", s, b.String())
+				}
+			}
+			for _, s := range tt.avoid {
+				if strings.Contains(b.String(), s) {
+					t.Errorf("%q in:\n%s", s, b.String())
+				}
+			}
+		})
+	}
+}
+
+// writeTemp writes a file for t and returns its path.
+func writeTemp(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "demo.json")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestSummaryWording: the sweeper line says what the count is, overdue
+// runs of any cause, and the shadow decisions are shown when there are
+// some.
+func TestSummaryWording(t *testing.T) {
+	shadow := ShadowSummary{Decisions: 5, WouldRetry: 4,
+		WouldRetryByStrategy: map[string]int{"immediate": 3, "long": 1}, WouldRetryByClass: map[retry.Class]int{retry.ClassNetworkBlip: 4}}
+	tests := []struct {
+		name  string
+		sum   Summary
+		want  []string // regular expressions
+		avoid []string
+	}{
+		{name: "sweeper", sum: Summary{Process: &ProcessSummary{SweeperCaught: 4726, SweepGraceMs: 1000}},
+			want:  []string{regexp.QuoteMeta("Sweeper took over: 4726 runs overdue by more than 1s (missed wake-ups, expired leases, or a backlog)\n")},
+			avoid: []string{"caught", "Shadow"}},
+		{name: "shadow", sum: Summary{Database: DatabaseSummary{ShadowDecisions: shadow}},
+			want: []string{regexp.QuoteMeta("Shadow decisions (recorded, not acted on): 5 failures, 4 would have been retried\n"),
+				"Would retry by strategy:\n  immediate +3\n  long +1\n", "Would retry by error class:\n  network_blip +4\n"}},
+		{name: "stats", sum: Summary{}, avoid: []string{"Sweeper", "Shadow"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			writeSummary(&b, tt.sum)
+			for _, re := range tt.want {
+				if !regexp.MustCompile(re).MatchString(b.String()) {
+					t.Errorf("no %q in:\n%s", re, b.String())
+				}
+			}
+			for _, s := range tt.avoid {
+				if strings.Contains(b.String(), s) {
+					t.Errorf("%q in:\n%s", s, b.String())
+				}
+			}
+		})
 	}
 }
 

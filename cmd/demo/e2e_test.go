@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -84,6 +85,7 @@ type jsonSummary struct {
 		RetriesByClass    map[string]int `json:"retriesByClass"`
 		Replays           int            `json:"replays"`
 		TopErrors         []TopError     `json:"topErrors"`
+		ShadowDecisions   ShadowSummary  `json:"shadowDecisions"`
 	} `json:"database"`
 	Process *ProcessSummary `json:"process"`
 }
@@ -95,6 +97,15 @@ func nonZero(m map[string]int) map[string]int {
 		if v != 0 {
 			out[k] = v
 		}
+	}
+	return out
+}
+
+// stringKeys converts a count map's keys to strings.
+func stringKeys[K ~string](m map[K]int) map[string]int {
+	out := make(map[string]int, len(m))
+	for k, v := range m {
+		out[string(k)] = v
 	}
 	return out
 }
@@ -142,6 +153,17 @@ func checkSummary(t *testing.T, dsn string, s jsonSummary) {
 	if d.Replays != replays["all"] {
 		t.Errorf("replays: summary %d, database %d", d.Replays, replays["all"])
 	}
+
+	const shadow = `FROM journey_run_attempts WHERE outcome = 'failed' AND shadow`
+	sh := d.ShadowDecisions
+	if n := querySQL(t, db, `SELECT 'all', count(*) `+shadow)["all"]; sh.Decisions != n {
+		t.Errorf("shadow decisions: summary %d, database %d", sh.Decisions, n)
+	}
+	if n := querySQL(t, db, `SELECT 'all', count(*) `+shadow+` AND decision_retry`)["all"]; sh.WouldRetry != n {
+		t.Errorf("shadow would-retry decisions: summary %d, database %d", sh.WouldRetry, n)
+	}
+	sameCounts(t, "shadow would retry by strategy", sh.WouldRetryByStrategy, querySQL(t, db, `SELECT decision_strategy, count(*) `+shadow+` AND decision_retry GROUP BY decision_strategy`))
+	sameCounts(t, "shadow would retry by class", stringKeys(sh.WouldRetryByClass), querySQL(t, db, `SELECT error_class, count(*) `+shadow+` AND decision_retry GROUP BY error_class`))
 
 	// Top errors: each listed pair has its database count, and the listed
 	// counts are the largest ones.
@@ -203,6 +225,43 @@ func TestDemoSummaryMatchesDatabase(t *testing.T) {
 			t.Fatalf("stats: status %d\n%s", human.code, human.stderr)
 		}
 		checkHumanSummary(t, human.stdout, s)
+
+		// Run again on the finished database, the demo says how to get
+		// new runs there.
+		hint := "remove " + store
+		if storage.IsPostgres(store) {
+			hint = "use a fresh database or schema"
+		}
+		again := runBin(t, dir, nil, fastArgs(store, 60)...)
+		if want := "nothing to resume (pass a larger --runs, or " + hint + ", for new runs)"; again.code != 0 || !strings.Contains(again.stdout, want) {
+			t.Errorf("demo again: status %d, want %q in:\n%s%s", again.code, want, again.stdout, again.stderr)
+		}
+	})
+}
+
+// TestShadowModeSummary: in shadow mode nothing is retried, and the
+// summary shows the decisions the policy would have made, as the database
+// holds them.
+func TestShadowModeSummary(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, dir, store string) {
+		r := runBin(t, dir, nil, append(fastArgs(store, 60), "--mode", "shadow", "--json")...)
+		if r.code != 0 {
+			t.Fatalf("demo: status %d\n%s", r.code, r.stderr)
+		}
+		var s jsonSummary
+		if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+			t.Fatalf("demo --json: %v\n%s", err, r.stdout)
+		}
+		if sh := s.Database.ShadowDecisions; s.Database.Retries != 0 || sh.Decisions == 0 || sh.WouldRetry == 0 || len(sh.WouldRetryByStrategy) == 0 {
+			t.Errorf("shadow mode: %d retries, shadow decisions %+v", s.Database.Retries, sh)
+		}
+		checkSummary(t, store, s)
+		human := runBin(t, dir, nil, "stats", "--store", store)
+		if human.code != 0 {
+			t.Fatalf("stats: status %d\n%s", human.code, human.stderr)
+		}
+		checkHumanSummary(t, human.stdout, s)
 	})
 }
 
@@ -230,6 +289,15 @@ func checkHumanSummary(t *testing.T, out string, s jsonSummary) {
 	}
 	for _, e := range d.TopErrors {
 		want = append(want, fmt.Sprintf(`(?m)^ +%d  %s +%s$`, e.Count, regexp.QuoteMeta(string(e.Class)), regexp.QuoteMeta(e.Message)))
+	}
+	if sh := d.ShadowDecisions; sh.Decisions > 0 {
+		want = append(want, regexp.QuoteMeta(fmt.Sprintf("Shadow decisions (recorded, not acted on): %d failures, %d would have been retried", sh.Decisions, sh.WouldRetry)))
+		for k, n := range sh.WouldRetryByStrategy {
+			want = append(want, fmt.Sprintf(`(?m)^  %s +%d$`, regexp.QuoteMeta(k), n))
+		}
+		for k, n := range sh.WouldRetryByClass {
+			want = append(want, fmt.Sprintf(`(?m)^  %s +%d$`, regexp.QuoteMeta(string(k)), n))
+		}
 	}
 	for _, re := range want {
 		if !regexp.MustCompile(re).MatchString(out) {
@@ -259,7 +327,7 @@ func TestOperatorCommands(t *testing.T) {
 		t.Fatal("no failed runs with 20% invalid patients")
 	}
 	id := failed[0].ID
-	r = runBin(t, dir, nil, "runs", "show", id, "--store", store, "--json")
+	r = runBin(t, dir, nil, "runs", "show", "--store", store, id, "--json") // flags before and after the id
 	var d runDetail
 	if err := json.Unmarshal([]byte(r.stdout), &d); err != nil || r.code != 0 {
 		t.Fatalf("runs show: status %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
@@ -275,8 +343,16 @@ func TestOperatorCommands(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "replayed") {
 		t.Fatalf("runs retry: status %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if r := runBin(t, dir, nil, "runs", "retry", id, "--store", store); r.code != exitFailure || !strings.Contains(r.stderr, "not replayable") {
+	if r := runBin(t, dir, nil, "runs", "retry", id, "--store", store); r.code != exitFailure || !strings.Contains(r.stderr, "is retrying: run not replayable") {
 		t.Errorf("second runs retry: status %d, %s", r.code, r.stderr)
+	}
+	r = runBin(t, dir, nil, "runs", "list", "--status", "completed", "--limit", "1", "--json", "--store", store)
+	var done []runView
+	if err := json.Unmarshal([]byte(r.stdout), &done); err != nil || len(done) != 1 {
+		t.Fatalf("runs list completed: status %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	if r := runBin(t, dir, nil, "runs", "retry", done[0].ID, "--store", store); r.code != exitFailure || !strings.Contains(r.stderr, "is completed: run not replayable") {
+		t.Errorf("runs retry of a completed run: status %d, %s", r.code, r.stderr)
 	}
 	// stats counts the replay, and not as an attempt.
 	r = runBin(t, dir, nil, "stats", "--json", "--store", store)
@@ -288,6 +364,25 @@ func TestOperatorCommands(t *testing.T) {
 		t.Errorf("stats after one replay: %d replays", s.Database.Replays)
 	}
 	checkSummary(t, store, s)
+	// runs list counts executions, as stats does: the replay apart.
+	r = runBin(t, dir, nil, "runs", "list", "--json", "--store", store)
+	var all []runView
+	if err := json.Unmarshal([]byte(r.stdout), &all); err != nil || r.code != 0 {
+		t.Fatalf("runs list: status %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	listed := 0
+	for _, v := range all {
+		listed += v.AttemptCount
+		if want := len(d.Attempts); v.ID == id && (v.AttemptCount != want || v.Replays != 1) {
+			t.Errorf("runs list, replayed run: %d attempts, %d replays; want %d and 1", v.AttemptCount, v.Replays, want)
+		}
+	}
+	if listed != s.Database.Attempts {
+		t.Errorf("runs list counts %d attempts, stats %d", listed, s.Database.Attempts)
+	}
+	if r := runBin(t, dir, nil, "runs", "list", "--store", store); !regexp.MustCompile(`(?m)^` + id + ` +retrying +\S+ +0/3 +` + strconv.Itoa(len(d.Attempts)) + ` +1 `).MatchString(r.stdout) {
+		t.Errorf("runs list (text) does not show %s with %d attempts and 1 replay:\n%s", id, len(d.Attempts), r.stdout)
+	}
 	if r := runBin(t, dir, nil, "runs", "show", "no-such-run", "--store", store); r.code != exitFailure || !strings.Contains(r.stderr, "not found") {
 		t.Errorf("runs show unknown: status %d, %s", r.code, r.stderr)
 	}
@@ -384,6 +479,13 @@ func startWorker(t *testing.T, dir, store string) *worker {
 	return w
 }
 
+// id is the worker id the worker printed first.
+func (w *worker) id() string {
+	first, _, _ := strings.Cut(w.out.String(), "\n")
+	id, _, _ := strings.Cut(strings.TrimPrefix(first, "worker "), ":")
+	return id
+}
+
 // stop ends the worker with SIGTERM and checks it shut down gracefully.
 func (w *worker) stop(t *testing.T) {
 	t.Helper()
@@ -456,8 +558,15 @@ func TestTwoWorkersShareAStore(t *testing.T) {
 	waitFor(t, dsn, 60*time.Second, func(c map[retry.Status]int) bool { return unfinished(c) == 0 })
 	a.stop(t)
 	b.stop(t)
-	if workers := checkNoOverlap(t, dsn); len(workers) != 2 {
+	workers := checkNoOverlap(t, dsn)
+	if len(workers) != 2 {
 		t.Errorf("attempts by worker: %v, want both workers", workers)
+	}
+	// Each worker names itself as the attempt history does.
+	for _, w := range []*worker{a, b} {
+		if id := w.id(); workers[id] == 0 {
+			t.Errorf("worker says it is %q; the attempts name %v", id, workers)
+		}
 	}
 
 	// Round 2: one worker is killed mid-run; the other finishes its runs
@@ -501,9 +610,12 @@ func TestMigrateLegacyDatabase(t *testing.T) {
 		}
 	}
 	s.Close()
-	for range 2 { // the second run changes nothing
-		if r := runBin(t, dir, nil, "migrate", "--store", path); r.code != 0 {
-			t.Fatalf("migrate: status %d\n%s", r.code, r.stderr)
+	if r := runBin(t, dir, nil, "stats", "--store", path); r.code != exitFailure || !strings.Contains(r.stderr, "run the demo, or demo migrate, first") {
+		t.Errorf("stats before migrate: status %d, %s", r.code, r.stderr)
+	}
+	for _, want := range []string{"migrated sqlite " + path, "schema already up to date"} { // the second run changes nothing
+		if r := runBin(t, dir, nil, "migrate", "--store", path); r.code != 0 || !strings.Contains(r.stdout, want) {
+			t.Fatalf("migrate: status %d, want %q\n%s%s", r.code, want, r.stdout, r.stderr)
 		}
 	}
 	r := runBin(t, dir, nil, "runs", "list", "--store", path, "--json")
@@ -528,5 +640,91 @@ func TestMigrateLegacyDatabase(t *testing.T) {
 	now := time.Now()
 	if runs, err := openDB(t, path).ClaimDue(t.Context(), "w", now, now, time.Minute, 10); err != nil || len(runs) != 1 || runs[0].ID != "legacy-1" {
 		t.Errorf("ClaimDue after the cutover = %v, %v; want legacy-1", runs, err)
+	}
+}
+
+// TestReadCommandsNeedAMigratedDatabase: the read commands on a database
+// that exists but was never migrated say to migrate, on either dialect,
+// instead of quoting the database's missing table.
+func TestReadCommandsNeedAMigratedDatabase(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, dir, store string) {
+		if p := sqlitePath(store); p != "" {
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, nil, 0o644); err != nil { // an empty SQLite database
+				t.Fatal(err)
+			}
+		}
+		for _, args := range [][]string{{"stats"}, {"runs", "list"}, {"runs", "show", "patient-000001"}, {"runs", "retry", "patient-000001"}} {
+			r := runBin(t, dir, nil, append(args, "--store", store)...)
+			if r.code != exitFailure || !strings.Contains(r.stderr, "no retry schema, 2 migrations pending (run the demo, or demo migrate, first)") ||
+				strings.Contains(r.stderr, "does not exist") || strings.Contains(r.stderr, "no such table") {
+				t.Errorf("%v: status %d, %s", args, r.code, r.stderr)
+			}
+		}
+	})
+}
+
+// TestInterruptWhileCreating: SIGINT while start or the demo creates runs
+// is an interrupt (status 130) that says how many runs were created, each
+// whole, and logs nothing else.
+func TestInterruptWhileCreating(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{name: "start", args: []string{"start"}, want: " (unclaimed and due now: workers pick them up)"},
+		{name: "demo", want: "; run the demo again on the same database to resume them"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			store := filepath.Join(dir, "interrupted.db")
+			cmd := demoCmd(t.Context(), dir, nil, append(tt.args, "--store", store, "--runs", "200000")...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, store, 30*time.Second, func(c map[retry.Status]int) bool { return total(c) >= 100 })
+			cmd.Process.Signal(os.Interrupt)
+			cmd.Wait()
+			if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
+				t.Errorf("status %d, want %d", code, exitInterrupted)
+			}
+			m := regexp.MustCompile(`^demo: interrupted while creating runs: (\d+) of 200000 created(.*)\n$`).FindStringSubmatch(stderr.String())
+			if m == nil || m[2] != tt.want {
+				t.Fatalf("stderr, want one line ending %q:\n%s", tt.want, stderr.String())
+			}
+			if n, _ := strconv.Atoi(m[1]); n != total(countRuns(t, store)) {
+				t.Errorf("said %d runs created, the database holds %d", n, total(countRuns(t, store)))
+			}
+		})
+	}
+}
+
+// TestErrorsSayItOnce: an error's context is not repeated by the layers it
+// passes through.
+func TestErrorsSayItOnce(t *testing.T) {
+	t.Parallel()
+	const unreachable = "postgres://postgres@127.0.0.1:1/none?sslmode=disable"
+	tests := []struct {
+		args []string
+		once string
+	}{
+		{[]string{"stats", "--store", unreachable}, "open store: "},
+		{[]string{"migrate", "--store", unreachable}, "open store: "},
+		{[]string{"start", "--runs", "1", "--store", unreachable}, "open store: "},
+	}
+	for _, tt := range tests {
+		r := runBin(t, t.TempDir(), nil, tt.args...)
+		if r.code != exitFailure || strings.Count(r.stderr, tt.once) != 1 {
+			t.Errorf("%v: status %d, want %q once in %s", tt.args, r.code, tt.once, r.stderr)
+		}
 	}
 }

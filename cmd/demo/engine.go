@@ -1,13 +1,14 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/journeyretry/journeyretry/executor"
+	"github.com/journeyretry/journeyretry/retry"
 	"github.com/journeyretry/journeyretry/scheduler/memory"
 	"github.com/journeyretry/journeyretry/storage"
 )
@@ -76,10 +77,7 @@ func newExecutor(cfg demoConfig, s *storage.Store) (*executor.Executor, error) {
 		s.Close()
 		return nil, fmt.Errorf("scheduler: %w", err)
 	}
-	ec := cfg.Executor
-	// The store's retry limit follows the policy's unless set on its own.
-	ec.MaxRetries = cmp.Or(ec.MaxRetries, cfg.Retry.MaxRetries)
-	ex, err := executor.New(ec, s, sched, pol)
+	ex, err := executor.New(cfg.executorConfig(), s, sched, pol)
 	if err != nil {
 		sched.Close()
 		s.Close()
@@ -87,7 +85,7 @@ func newExecutor(cfg demoConfig, s *storage.Store) (*executor.Executor, error) {
 	}
 	for _, typ := range []string{typeRegister, typeSMS, typeClinic, typeRecord} {
 		h := executor.HandlerFunc(func(_ context.Context, in executor.NodeInput) (json.RawMessage, error) {
-			return f.handle(typ, nodeCall{RunID: in.Run.ID, NodeID: in.Node.ID, Attempt: in.Attempt, Input: in.Context.Input})
+			return f.handle(typ, nodeCall{RunID: in.Run.ID, NodeID: in.Node.ID, Attempt: in.Attempt, RunAttempt: in.RunAttempt, Input: in.Context.Input})
 		})
 		if err := ex.Handle(typ, h); err != nil {
 			ex.Close()
@@ -101,19 +99,44 @@ func newExecutor(cfg demoConfig, s *storage.Store) (*executor.Executor, error) {
 	return ex, nil
 }
 
-// startRun creates the run of patient number i, unclaimed and due now, for
-// any worker to pick up; id empty lets the store choose it.
-func startRun(ctx context.Context, ex *executor.Executor, f faults, id string, i int) error {
-	input, err := json.Marshal(f.newPatient(i))
-	if err != nil {
-		return err
+// createRuns creates the runs of patients 1..n, unclaimed and due now, for
+// any worker to pick up, and returns how many it created. Without fixedIDs
+// the store chooses the run ids, so that several calls add up; with it run
+// i has the id demoRunID(i), and those that existing (nil: none) already
+// holds are skipped, so that a demo interrupted while creating creates
+// only the missing ones when it starts again.
+//
+// When ctx ends it stops between two runs, each created whole, and returns
+// an error wrapping errInterrupted: an interrupt is not a failure, and a
+// create is not cut in half (the store would refuse it, and the scheduler
+// would log the wake-up it could not take).
+func createRuns(ctx context.Context, ex *executor.Executor, f faults, n int, fixedIDs bool, existing retry.Runs) (int, error) {
+	wctx := context.WithoutCancel(ctx)
+	created := 0
+	for i := 1; i <= n; i++ {
+		if ctx.Err() != nil {
+			return created, fmt.Errorf("%w while creating runs: %d of %d created", errInterrupted, created, n)
+		}
+		opts := []executor.StartOption{executor.Deferred()}
+		if fixedIDs {
+			id := demoRunID(i)
+			if existing != nil {
+				if _, err := existing.Get(wctx, id); err == nil {
+					continue
+				} else if !errors.Is(err, retry.ErrNotFound) {
+					return created, fmt.Errorf("look up run %s: %w", id, err)
+				}
+			}
+			opts = append(opts, executor.WithRunID(id))
+		}
+		input, err := json.Marshal(f.newPatient(i))
+		if err != nil {
+			return created, fmt.Errorf("patient %d: %w", i, err)
+		}
+		if _, err := ex.StartRun(wctx, journeyID, input, opts...); err != nil {
+			return created, err // it says "start run"
+		}
+		created++
 	}
-	opts := []executor.StartOption{executor.Deferred()}
-	if id != "" {
-		opts = append(opts, executor.WithRunID(id))
-	}
-	if _, err := ex.StartRun(ctx, journeyID, input, opts...); err != nil {
-		return fmt.Errorf("create run: %w", err)
-	}
-	return nil
+	return created, nil
 }

@@ -47,7 +47,9 @@ func explain(w io.Writer, cfg demoConfig, class retry.Class, message string) err
 		fmt.Fprintf(w, ", message %q", message)
 	}
 	fmt.Fprintln(w)
-	if e.Strategy == nil {
+	if e.Strategy == nil || neverRetries(e.Strategy) {
+		// A non-retryable rule, a permanent error, or a strategy that
+		// never retries (none): no mode and no retry limit changes that.
 		fmt.Fprintf(w, "decision: never retried (rule %s): the run ends failed\n", e.Rule)
 		return nil
 	}
@@ -71,6 +73,12 @@ func explain(w io.Writer, cfg demoConfig, class retry.Class, message string) err
 	}
 	fmt.Fprintln(w, "An error carrying a Retry-After waits that long instead, capped by the strategy's max delay.")
 	return nil
+}
+
+// neverRetries reports whether s never retries (the none strategy).
+func neverRetries(s policy.Strategy) bool {
+	_, _, ok := s.Bounds(0)
+	return !ok
 }
 
 // cmpClass defaults an empty class to unknown: a message alone is an

@@ -51,9 +51,12 @@ func (f faultRates) validate(prefix string) error {
 }
 
 // faults decides, reproducibly, whether an attempt fails: every decision is
-// a hash of (seed, run, node, attempt, fault kind), not a draw from a shared
-// random stream, so the same seed gives the same faults whatever order the
-// workers run in, in one process or several, before and after a restart.
+// a hash of (seed, run, node, the run's attempt number, fault kind), not a
+// draw from a shared random stream, so the same seed gives the same faults
+// whatever order the workers run in, in one process or several, before and
+// after a restart. The run's attempt number, unlike the node's, keeps
+// counting across an operator replay (runs retry), so a replayed run draws
+// new faults instead of repeating the ones it failed on.
 type faults struct {
 	seed  uint64
 	rates faultRates
@@ -97,16 +100,16 @@ var (
 
 // networkBlip fails the attempt with a connection reset, at the network
 // rate.
-func (f faults) networkBlip(run, node string, attempt int, what string) error {
-	if f.roll(run, node, attempt, "network") < f.rates.NetworkBlip {
+func (f faults) networkBlip(c nodeCall, what string) error {
+	if f.roll(c.RunID, c.NodeID, c.RunAttempt, "network") < f.rates.NetworkBlip {
 		return retry.WithClass(fmt.Errorf("%s: %w", what, errConnReset), retry.ClassNetworkBlip)
 	}
 	return nil
 }
 
 // databaseLock fails the attempt with a lock, at the database lock rate.
-func (f faults) databaseLock(run, node string, attempt int, what string) error {
-	if f.roll(run, node, attempt, "dblock") < f.rates.DatabaseLock {
+func (f faults) databaseLock(c nodeCall, what string) error {
+	if f.roll(c.RunID, c.NodeID, c.RunAttempt, "dblock") < f.rates.DatabaseLock {
 		return retry.WithClass(fmt.Errorf("%s: %w", what, errLocked), retry.ClassDatabaseLock)
 	}
 	return nil
@@ -114,22 +117,25 @@ func (f faults) databaseLock(run, node string, attempt int, what string) error {
 
 // rateLimit fails the attempt with a 429 asking for a Retry-After of 200 to
 // 800 ms (seconds, scaled down), at the rate limit rate.
-func (f faults) rateLimit(run, node string, attempt int, what string) error {
-	if f.roll(run, node, attempt, "ratelimit") < f.rates.RateLimit {
-		after := time.Duration(200+200*f.pick(run, node, attempt, "retryafter", 4)) * time.Millisecond
+func (f faults) rateLimit(c nodeCall, what string) error {
+	if f.roll(c.RunID, c.NodeID, c.RunAttempt, "ratelimit") < f.rates.RateLimit {
+		after := time.Duration(200+200*f.pick(c.RunID, c.NodeID, c.RunAttempt, "retryafter", 4)) * time.Millisecond
 		err := retry.WithClass(fmt.Errorf("%s: %w", what, errTooMany), retry.ClassRateLimit)
 		return retry.RetryAfter(err, after)
 	}
 	return nil
 }
 
-// maintenance fails the first 1 to 4 attempts of a run's call when the
-// run's call falls into a maintenance window, at the maintenance rate.
-func (f faults) maintenance(run, node string, attempt int, what string) error {
-	if f.roll(run, node, 0, "maintenance") >= f.rates.Maintenance {
+// maintenance fails the first 1 to 4 attempts of a visit of the node when
+// that visit falls into a maintenance window, at the maintenance rate. A
+// visit is the node's attempts from its first to its last retry; it is
+// keyed by the run attempt it began with, so a replay is a new visit.
+func (f faults) maintenance(c nodeCall, what string) error {
+	visit := c.RunAttempt - c.Attempt + 1
+	if f.roll(c.RunID, c.NodeID, visit, "maintenance") >= f.rates.Maintenance {
 		return nil
 	}
-	if window := 1 + f.pick(run, node, 0, "window", 4); attempt <= window {
+	if window := 1 + f.pick(c.RunID, c.NodeID, visit, "window", 4); c.Attempt <= window {
 		return retry.WithClass(fmt.Errorf("%s: %w", what, errMaintenance), retry.ClassDownstreamMaintenance)
 	}
 	return nil

@@ -1,16 +1,19 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/journeyretry/journeyretry/retry"
 )
 
-// TestFaultsAreAFunctionOfTheAttempt: the same (seed, run, node, attempt)
-// always gives the same outcome, in any order, and another seed other
-// faults; the rates hold over many attempts.
+// TestFaultsAreAFunctionOfTheAttempt: the same (seed, run, node, attempt
+// numbers) always gives the same outcome, in any order, and another seed
+// other faults; the rates hold over many attempts.
 func TestFaultsAreAFunctionOfTheAttempt(t *testing.T) {
 	f := faults{seed: 7, rates: defaultFaultRates()}
 	type key struct {
@@ -19,7 +22,9 @@ func TestFaultsAreAFunctionOfTheAttempt(t *testing.T) {
 	}
 	first := map[key]string{}
 	outcome := func(f faults, k key) string {
-		_, err := f.handle(typeClinic, nodeCall{RunID: k.run, NodeID: nodeCallClinic, Attempt: k.attempt})
+		// The clinic call is the run's fourth node: its attempts follow
+		// the run's first three.
+		_, err := f.handle(typeClinic, nodeCall{RunID: k.run, NodeID: nodeCallClinic, Attempt: k.attempt, RunAttempt: 3 + k.attempt})
 		if err == nil {
 			return "ok"
 		}
@@ -57,23 +62,68 @@ func TestFaultsAreAFunctionOfTheAttempt(t *testing.T) {
 	}
 }
 
+// TestReplayDrawsNewFaults: after an operator replay a node's attempts
+// count from 1 again, but the run's attempt numbers go on (the replay is
+// one of them), so the replayed run draws other faults than the ones it
+// failed on, reproducibly.
+func TestReplayDrawsNewFaults(t *testing.T) {
+	f := faults{seed: 1, rates: defaultFaultRates()}
+	for _, tt := range []struct{ typ, node string }{
+		{typeRegister, nodeRegister},
+		{typeSMS, nodeSendReminder},
+		{typeClinic, nodeCallClinic},
+		{typeRecord, nodeConfirmed},
+	} {
+		t.Run(tt.node, func(t *testing.T) {
+			const runs, tries = 2000, 4 // the first try and 3 retries
+			// visit is the outcomes of the node's tries 1-4, the first
+			// being the run's attempt number first.
+			visit := func(id string, input json.RawMessage, first int) string {
+				var b strings.Builder
+				for a := 1; a <= tries; a++ {
+					_, err := f.handle(tt.typ, nodeCall{RunID: id, NodeID: tt.node, Attempt: a, RunAttempt: first + a - 1, Input: input})
+					fmt.Fprintf(&b, "%v; ", err)
+				}
+				return b.String()
+			}
+			changed := 0
+			for i := 1; i <= runs; i++ {
+				id, input := demoRunID(i), mustMarshal(t, faults{seed: 1}.newPatient(i))
+				// Before the replay the node's tries are the run's
+				// attempts 2-5; the replay is attempt 6.
+				before, after := visit(id, input, 2), visit(id, input, 2+tries+1)
+				if before != after {
+					changed++
+				}
+				if again := visit(id, input, 2+tries+1); again != after {
+					t.Fatalf("run %s after a replay: %s, then %s", id, after, again)
+				}
+			}
+			if changed == 0 {
+				t.Errorf("a replay repeats the faults of every one of %d runs", runs)
+			}
+		})
+	}
+}
+
 func TestFaultClasses(t *testing.T) {
 	all := faultRates{NetworkBlip: 1, DatabaseLock: 1, RateLimit: 1, Maintenance: 1, BadPatient: 1}
 	f := faults{seed: 1, rates: all}
-	if err := f.networkBlip("r", "n", 1, "x"); retry.ClassOf(err) != retry.ClassNetworkBlip || !errors.Is(err, errConnReset) {
+	c := nodeCall{RunID: "r", NodeID: "n", Attempt: 1, RunAttempt: 1}
+	if err := f.networkBlip(c, "x"); retry.ClassOf(err) != retry.ClassNetworkBlip || !errors.Is(err, errConnReset) {
 		t.Errorf("network blip: %v", err)
 	}
-	if err := f.databaseLock("r", "n", 1, "x"); retry.ClassOf(err) != retry.ClassDatabaseLock {
+	if err := f.databaseLock(c, "x"); retry.ClassOf(err) != retry.ClassDatabaseLock {
 		t.Errorf("database lock: %v", err)
 	}
-	err := f.rateLimit("r", "n", 1, "x")
+	err := f.rateLimit(c, "x")
 	if d, ok := retry.RequestedDelay(err); retry.ClassOf(err) != retry.ClassRateLimit || !ok || d < 200*time.Millisecond || d > 800*time.Millisecond {
 		t.Errorf("rate limit: %v, Retry-After %v %v", err, d, ok)
 	}
-	if err := f.maintenance("r", "n", 1, "x"); retry.ClassOf(err) != retry.ClassDownstreamMaintenance {
+	if err := f.maintenance(c, "x"); retry.ClassOf(err) != retry.ClassDownstreamMaintenance {
 		t.Errorf("maintenance: %v", err)
 	}
-	if err := f.maintenance("r", "n", 5, "x"); err != nil {
+	if err := f.maintenance(nodeCall{RunID: "r", NodeID: "n", Attempt: 5, RunAttempt: 5}, "x"); err != nil {
 		t.Errorf("maintenance window outlasted 4 attempts: %v", err)
 	}
 	p := f.newPatient(3)

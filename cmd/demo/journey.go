@@ -92,15 +92,17 @@ func (p patient) validate() error {
 
 // nodeCall is what a handler knows of the attempt it runs.
 type nodeCall struct {
-	RunID   string
-	NodeID  string
-	Attempt int // this node's attempt, from 1
-	Input   json.RawMessage
+	RunID  string
+	NodeID string
+	// Attempt numbers this node's attempts from 1 (again from 1 after a
+	// replay); RunAttempt the run's, all nodes and replays together.
+	Attempt, RunAttempt int
+	Input               json.RawMessage
 }
 
 // handle runs a node of type typ: the demo's node handlers. Whether an
 // attempt fails is decided by the fault model from (seed, run, node,
-// attempt) alone.
+// attempt numbers) alone.
 func (f faults) handle(typ string, c nodeCall) (json.RawMessage, error) {
 	switch typ {
 	case typeRegister:
@@ -111,26 +113,24 @@ func (f faults) handle(typ string, c nodeCall) (json.RawMessage, error) {
 		if err := p.validate(); err != nil {
 			return nil, retry.Permanent(retry.WithClass(fmt.Errorf("invalid patient data: %w", err), retry.ClassValidation))
 		}
-		if err := f.databaseLock(c.RunID, c.NodeID, c.Attempt, "register patient"); err != nil {
+		if err := f.databaseLock(c, "register patient"); err != nil {
 			return nil, err
 		}
 		return json.RawMessage(`{"registered":true}`), nil
 	case typeSMS:
-		if err := cmpErr(f.networkBlip(c.RunID, c.NodeID, c.Attempt, "sms gateway"), f.rateLimit(c.RunID, c.NodeID, c.Attempt, "sms gateway")); err != nil {
+		if err := cmpErr(f.networkBlip(c, "sms gateway"), f.rateLimit(c, "sms gateway")); err != nil {
 			return nil, err
 		}
 		return json.RawMessage(`{"sent":true}`), nil
 	case typeClinic:
-		if err := cmpErr(f.maintenance(c.RunID, c.NodeID, c.Attempt, "clinic api"),
-			f.networkBlip(c.RunID, c.NodeID, c.Attempt, "clinic api"),
-			f.rateLimit(c.RunID, c.NodeID, c.Attempt, "clinic api")); err != nil {
+		if err := cmpErr(f.maintenance(c, "clinic api"), f.networkBlip(c, "clinic api"), f.rateLimit(c, "clinic api")); err != nil {
 			return nil, err
 		}
 		// The executor follows the output's "branch" field.
 		answer := f.clinicAnswer(c.RunID)
 		return json.Marshal(map[string]string{"answer": answer, "branch": answer})
 	case typeRecord:
-		if err := f.databaseLock(c.RunID, c.NodeID, c.Attempt, "record outcome"); err != nil {
+		if err := f.databaseLock(c, "record outcome"); err != nil {
 			return nil, err
 		}
 		return json.RawMessage(`{"recorded":true}`), nil

@@ -55,6 +55,10 @@ func main() {
 // run runs the command line args and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	err := dispatch(ctx, args, stdout, stderr)
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) && !errors.Is(err, errInterrupted) {
+		// A signal cut a store call short: an interrupt all the same.
+		err = fmt.Errorf("%w: %w", errInterrupted, err)
+	}
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return exitOK

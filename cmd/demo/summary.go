@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/journeyretry/journeyretry/retry"
+	"github.com/journeyretry/journeyretry/storage"
 )
 
 // topErrorsLimit is how many (class, message) pairs the summary lists.
@@ -48,6 +49,8 @@ type DatabaseSummary struct {
 	// TopErrors are the most frequent (class, message) pairs among failed
 	// attempts.
 	TopErrors []TopError `json:"topErrors"`
+	// ShadowDecisions are the decisions recorded in shadow mode.
+	ShadowDecisions ShadowSummary `json:"shadowDecisions"`
 }
 
 // TopError is one row of DatabaseSummary.TopErrors.
@@ -67,25 +70,26 @@ type ProcessSummary struct {
 	// unfinished runs it found and resumed.
 	Created int `json:"created"`
 	Resumed int `json:"resumed"`
-	// SweeperCaught counts runs the sweeper handed over because the
-	// scheduler had missed them (or their lease had expired).
+	// SweeperCaught counts runs the sweeper took over because they were
+	// overdue by more than SweepGraceMs: a wake-up the scheduler missed, an
+	// expired lease, or a backlog (more due runs than workers), which the
+	// count alone cannot tell apart.
 	SweeperCaught int64 `json:"sweeperCaught"`
+	SweepGraceMs  int64 `json:"sweepGraceMs"`
 	// WallTimeMs is the time from start to the last run finishing.
 	WallTimeMs int64 `json:"wallTimeMs"`
 }
 
-// summarize reads the database summary through the store's Inspector:
-// each number is an aggregate the store computes, so the summary costs a
-// few queries however many runs the database holds.
-func summarize(ctx context.Context, s retry.Inspector) (DatabaseSummary, error) {
+// summarize reads the database summary through the store's Inspector: each
+// number is an aggregate the database computes, so the summary costs a few
+// queries however many runs the database holds.
+func summarize(ctx context.Context, s *storage.Store) (DatabaseSummary, error) {
 	sum := DatabaseSummary{TopErrors: []TopError{}}
 	var err error
 	if sum.ByStatus, err = s.CountByStatus(ctx); err != nil {
 		return sum, fmt.Errorf("count runs: %w", err)
 	}
-	for _, n := range sum.ByStatus {
-		sum.Runs += n
-	}
+	sum.Runs = total(sum.ByStatus)
 	st, err := s.RetryStats(ctx)
 	if err != nil {
 		return sum, fmt.Errorf("retry stats: %w", err)
@@ -105,22 +109,41 @@ func summarize(ctx context.Context, s retry.Inspector) (DatabaseSummary, error) 
 	for _, e := range top {
 		sum.TopErrors = append(sum.TopErrors, TopError{Class: e.Class, Message: e.Message, Count: e.Count})
 	}
+	sum.ShadowDecisions = ShadowSummary{Decisions: st.ShadowDecisions,
+		WouldRetryByStrategy: st.ShadowRetriesByStrategy, WouldRetryByClass: st.ShadowRetriesByClass}
+	for _, n := range st.ShadowRetriesByStrategy {
+		sum.ShadowDecisions.WouldRetry += n
+	}
 	return sum, nil
+}
+
+// ShadowSummary counts the decisions recorded in shadow mode: what the
+// policy would have done with failures that were not retried, which is
+// what an operator runs shadow mode to see.
+type ShadowSummary struct {
+	// Decisions counts the failures recorded with a shadow decision.
+	Decisions int `json:"decisions"`
+	// WouldRetry counts those the policy would have retried, split by
+	// the strategy that would have chosen the delay and by class.
+	WouldRetry           int                 `json:"wouldRetry"`
+	WouldRetryByStrategy map[string]int      `json:"wouldRetryByStrategy"`
+	WouldRetryByClass    map[retry.Class]int `json:"wouldRetryByClass"`
 }
 
 // listPage is the page size of run listings.
 const listPage = 500
 
-// eachRun calls fn for every run in status st ("" for all), in id order.
-func eachRun(ctx context.Context, s retry.Inspector, st retry.Status, fn func(retry.Run) error) error {
+// eachPage calls fn with every run in status st ("" for all), in id order,
+// a page at a time.
+func eachPage(ctx context.Context, s retry.Inspector, st retry.Status, fn func([]retry.Run) error) error {
 	after := ""
 	for {
 		page, err := s.ListRuns(ctx, retry.RunFilter{Status: st, AfterID: after, Limit: listPage})
 		if err != nil {
 			return fmt.Errorf("list runs: %w", err)
 		}
-		for _, r := range page {
-			if err := fn(r); err != nil {
+		if len(page) > 0 {
+			if err := fn(page); err != nil {
 				return err
 			}
 		}
@@ -129,6 +152,15 @@ func eachRun(ctx context.Context, s retry.Inspector, st retry.Status, fn func(re
 		}
 		after = page[len(page)-1].ID
 	}
+}
+
+// total counts the runs.
+func total(byStatus map[retry.Status]int) int {
+	n := 0
+	for _, c := range byStatus {
+		n += c
+	}
+	return n
 }
 
 // unfinished counts the runs not in a terminal status.
@@ -169,6 +201,13 @@ func writeSummary(w io.Writer, s Summary) {
 	if d.Replays > 0 {
 		fmt.Fprintf(w, "Operator replays: %d\n", d.Replays)
 	}
+	if sh := d.ShadowDecisions; sh.Decisions > 0 {
+		fmt.Fprintf(w, "Shadow decisions (recorded, not acted on): %d failures, %d would have been retried\n", sh.Decisions, sh.WouldRetry)
+		fmt.Fprintln(w, "Would retry by strategy:")
+		writeCounts(tw, sh.WouldRetryByStrategy)
+		fmt.Fprintln(w, "Would retry by error class:")
+		writeCounts(tw, sh.WouldRetryByClass)
+	}
 
 	fmt.Fprintln(w, "Top errors:")
 	if len(d.TopErrors) == 0 {
@@ -178,7 +217,8 @@ func writeSummary(w io.Writer, s Summary) {
 		fmt.Fprintf(w, "  %5d  %-22s %s\n", e.Count, e.Class, e.Message)
 	}
 	if p := s.Process; p != nil {
-		fmt.Fprintf(w, "Sweeper caught: %d runs\n", p.SweeperCaught)
+		fmt.Fprintf(w, "Sweeper took over: %d runs overdue by more than %s (missed wake-ups, expired leases, or a backlog)\n",
+			p.SweeperCaught, time.Duration(p.SweepGraceMs)*time.Millisecond)
 		fmt.Fprintf(w, "Wall time: %s\n", (time.Duration(p.WallTimeMs) * time.Millisecond).Round(10*time.Millisecond))
 	}
 }

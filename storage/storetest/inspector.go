@@ -93,7 +93,9 @@ var inspectorChecks = []check{
 			h.t.Fatalf("RetryStats: %v", err)
 		}
 		if st.AttemptsPerRun == nil || st.RetriesByStrategy == nil || st.RetriesByClass == nil ||
-			len(st.AttemptsPerRun)+len(st.RetriesByStrategy)+len(st.RetriesByClass)+st.Replays != 0 {
+			st.ShadowRetriesByStrategy == nil || st.ShadowRetriesByClass == nil ||
+			len(st.AttemptsPerRun)+len(st.RetriesByStrategy)+len(st.RetriesByClass)+st.Replays+st.ShadowDecisions+
+				len(st.ShadowRetriesByStrategy)+len(st.ShadowRetriesByClass) != 0 {
 			h.t.Fatalf("empty store: RetryStats = %+v; want empty, non-nil maps", st)
 		}
 		h.create(newRun("new"), at(0))
@@ -112,6 +114,11 @@ var inspectorChecks = []check{
 		r = h.createClaimed("shadow", at(0))
 		f = retryAfter("a", at(time.Second), 0)
 		f.Shadow = true
+		h.fail(r.Claim(), f)
+		// ... but shadow decisions, counted apart: one to retry, one not.
+		r = h.createClaimed("shadow-none", at(0))
+		f = retryAfter("a", at(time.Second), 0)
+		f.Shadow, f.Class, f.Decision = true, retry.ClassValidation, retry.Decision{Strategy: "none", Rule: "class:validation"}
 		h.fail(r.Claim(), f)
 		nr := newRun("disabled")
 		nr.DisableRetry = true
@@ -132,10 +139,13 @@ var inspectorChecks = []check{
 			h.t.Fatalf("RetryStats: %v", err)
 		}
 		want := retry.RetryStats{
-			AttemptsPerRun:    map[int]int{0: 1, 1: 4, 3: 1},
-			RetriesByStrategy: map[string]int{"short": 2, "long": 1},
-			RetriesByClass:    map[retry.Class]int{retry.ClassNetworkBlip: 2, retry.ClassDatabaseLock: 1},
-			Replays:           1,
+			AttemptsPerRun:          map[int]int{0: 1, 1: 5, 3: 1},
+			RetriesByStrategy:       map[string]int{"short": 2, "long": 1},
+			RetriesByClass:          map[retry.Class]int{retry.ClassNetworkBlip: 2, retry.ClassDatabaseLock: 1},
+			Replays:                 1,
+			ShadowDecisions:         2,
+			ShadowRetriesByStrategy: map[string]int{"short": 1},
+			ShadowRetriesByClass:    map[retry.Class]int{retry.ClassNetworkBlip: 1},
 		}
 		if fmt.Sprint(st) != fmt.Sprint(want) { // fmt sorts map keys
 			h.t.Fatalf("RetryStats = %+v; want %+v", st, want)
