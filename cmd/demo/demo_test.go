@@ -124,6 +124,7 @@ func TestBadConfigurationWritesNothing(t *testing.T) {
 		{name: "redis of another scheme", args: []string{"worker", "--redis", "http://cache:6379"}, want: "(flag --redis)"},
 		{name: "redis password hidden", args: []string{"--redis", "redis://u:secret@"}, want: "redis://u:xxxxx@"},
 		{name: "empty store", args: []string{"--store", ""}, want: "store.dsn"},
+		{name: "store with a bad sslmode", args: []string{"--store", "postgres://u@127.0.0.1:1/db?sslmode=bogus"}, want: "store.dsn"},
 		{name: "store of another scheme", args: []string{"migrate", "--store", "mysql://x@localhost/db"}, want: "store.dsn"},
 		{name: "store batch too large", env: []string{"JRETRY_STORE_MAX_BATCH=4611686018427387904"}, want: "store.max_batch"},
 		{name: "env integer", env: []string{"JRETRY_EXECUTOR_WORKERS=lots"}, want: "JRETRY_EXECUTOR_WORKERS"},
