@@ -28,7 +28,8 @@
 //     executor.sweepSpec is JRETRY_EXECUTOR_SWEEP_SPEC (see
 //     [EnvName]; [Loader.Keys] lists them all). Variables that name no key
 //     are ignored, so commands with different sections share one
-//     environment.
+//     environment; [Loader.UnknownEnv] lists them for a program that
+//     refuses typos (the demo does).
 //  3. the flags explicitly set on the command line, each bound to a dotted
 //     path by [Loader.Flag].
 //
@@ -329,6 +330,30 @@ func (l *Loader) loadEnv(work reflect.Value, src map[string]string) error {
 		src[path] = "environment " + name
 	})
 	return err
+}
+
+// UnknownEnv returns the names, in environ's order, of the variables of
+// environ ("NAME=value" entries, as os.Environ gives them) that carry the
+// loader's prefix but name no key: most likely a typo, which Load ignores
+// (other programs may share the prefix with other sections). A program
+// whose every command reads the same struct can refuse them, as an
+// unknown key in a file is refused.
+func (l *Loader) UnknownEnv(environ []string) ([]string, error) {
+	root, err := l.target()
+	if err != nil || l.EnvPrefix == "" { // without a prefix every variable would be unknown
+		return nil, err
+	}
+	known := map[string]bool{}
+	walkLeaves(root.Type(), "", func(path string, _ []int) { known[EnvName(l.EnvPrefix, path)] = true })
+	prefix := l.EnvPrefix + "_"
+	var unknown []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, prefix) && !known[name] {
+			unknown = append(unknown, name)
+		}
+	}
+	return unknown, nil
 }
 
 // EnvName returns the environment variable of the dotted path key: prefix,

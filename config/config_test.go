@@ -428,6 +428,24 @@ func TestEnvNameCollision(t *testing.T) {
 	}
 }
 
+// TestUnknownEnv lists the prefixed variables that name no key, leaving
+// out the known ones and the variables of other prefixes.
+func TestUnknownEnv(t *testing.T) {
+	cfg := struct {
+		Retry struct {
+			MaxRetries int `json:"maxRetries"`
+		} `json:"retry"`
+	}{}
+	environ := []string{"T_RETRY_MAX_RETRIES=3", "T_RETRY_MAX_RETRYS=4", "PATH=/bin", "TX_OTHER=1", "T_NOVALUE"}
+	got, err := New(&cfg, "T").UnknownEnv(environ)
+	if err != nil || strings.Join(got, ",") != "T_RETRY_MAX_RETRYS,T_NOVALUE" {
+		t.Errorf("UnknownEnv = %v, %v; want [T_RETRY_MAX_RETRYS T_NOVALUE]", got, err)
+	}
+	if got, err := New(&cfg, "").UnknownEnv(environ); err != nil || len(got) != 0 {
+		t.Errorf("UnknownEnv without a prefix = %v, %v; want none", got, err)
+	}
+}
+
 func TestEnvName(t *testing.T) {
 	for _, tc := range []struct{ prefix, key, want string }{
 		{"JRETRY", "retry.maxRetries", "JRETRY_RETRY_MAX_RETRIES"},

@@ -266,6 +266,16 @@ func (c *command) parse(args []string) ([]string, error) {
 		// The loader joins several errors with newlines.
 		return nil, usageError(errors.New(strings.ReplaceAll(err.Error(), "\n", "; ")))
 	}
+	// Every command reads the same settings, so a variable with the
+	// prefix that names none is a typo, refused as a file's unknown key is.
+	unknown, err := c.loader.UnknownEnv(os.Environ())
+	if err != nil {
+		return nil, err
+	}
+	if len(unknown) > 0 {
+		return nil, usageError(fmt.Errorf("environment %s: names no setting (a setting's variable is its key upper-cased: executor.workers is %s)",
+			strings.Join(unknown, ", "), config.EnvName(envPrefix, "executor.workers")))
+	}
 	return pos, nil
 }
 

@@ -128,6 +128,7 @@ func TestBadConfigurationWritesNothing(t *testing.T) {
 		{name: "store of another scheme", args: []string{"migrate", "--store", "mysql://x@localhost/db"}, want: "store.dsn"},
 		{name: "store batch too large", env: []string{"JRETRY_STORE_MAX_BATCH=4611686018427387904"}, want: "store.max_batch"},
 		{name: "env integer", env: []string{"JRETRY_EXECUTOR_WORKERS=lots"}, want: "JRETRY_EXECUTOR_WORKERS"},
+		{name: "env typo", env: []string{"JRETRY_EXECUTOR_WROKERS=3"}, want: "JRETRY_EXECUTOR_WROKERS: names no setting"},
 		{name: "env mode", env: []string{"JRETRY_EXECUTOR_MODE=sometimes"}, want: "executor.mode"},
 		{name: "env fault", env: []string{"JRETRY_DEMO_FAULTS_RATE_LIMIT=-0.1"}, want: "demo.faults.rateLimit"},
 		{name: "file unknown key", file: `{"retry": {"maxRetrys": 3}}`, want: "retry.maxRetrys"},
