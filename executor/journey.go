@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/journeyretry/journeyretry/retry"
 )
@@ -103,13 +101,6 @@ func parseDelay(raw json.RawMessage) (time.Duration, error) {
 	return d, nil
 }
 
-// storableID reports whether id is an identifier every store keeps: valid
-// UTF-8 without NUL (the stored-text rules in package retry). Checked at
-// registration, so a run can never reach a node the store refuses.
-func storableID(id string) bool {
-	return utf8.ValidString(id) && !strings.ContainsRune(id, 0)
-}
-
 // maxDelay bounds a delay node (ten years), so a wake-up time never
 // overflows.
 const maxDelay = 10 * 365 * 24 * time.Hour
@@ -120,7 +111,7 @@ func (j *Journey) validate(known func(string) bool) error {
 	if j.ID == "" {
 		return fmt.Errorf("journey: empty id")
 	}
-	if !storableID(j.ID) {
+	if !retry.StorableText(j.ID) {
 		return fmt.Errorf("journey %q: id holds a NUL byte or invalid UTF-8", j.ID)
 	}
 	if j.Version < 0 {
@@ -133,7 +124,7 @@ func (j *Journey) validate(known func(string) bool) error {
 		if n.ID == "" {
 			return fmt.Errorf("journey %s: node %d: empty id", j.ID, i)
 		}
-		if !storableID(n.ID) {
+		if !retry.StorableText(n.ID) {
 			return fmt.Errorf("journey %s: node %q: id holds a NUL byte or invalid UTF-8", j.ID, n.ID)
 		}
 		if _, dup := j.byID[n.ID]; dup {

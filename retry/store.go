@@ -2,7 +2,9 @@ package retry
 
 import (
 	"context"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // MaxErrorMessageLen is the longest error message a store keeps, in bytes. A
@@ -20,6 +22,13 @@ const MaxErrorMessageLen = 4096
 //     hold the escape \u0000 (ErrInvalidArgument): PostgreSQL's jsonb
 //     cannot store it, and a run whose context cannot be written would
 //     never finish.
+
+// StorableText reports whether s is text every store keeps as it is: valid
+// UTF-8 without NUL. Stores check identifiers with it, and the executor
+// checks journey and node ids when they are registered.
+func StorableText(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
+}
 
 // Runs creates and reads runs.
 type Runs interface {

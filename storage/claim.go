@@ -43,13 +43,7 @@ WHERE id = ? AND `+claimable,
 			run = r
 			return err
 		}
-		switch found, err := exists(ctx, tx, id); {
-		case err != nil:
-			return err
-		case !found:
-			return fmt.Errorf("run %s: %w", id, retry.ErrNotFound)
-		}
-		return fmt.Errorf("run %s: %w", id, retry.ErrNotClaimable)
+		return refused(ctx, tx, id, retry.ErrNotClaimable)
 	})
 	return run, err
 }

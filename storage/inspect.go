@@ -286,13 +286,7 @@ func (s *Store) Replay(ctx context.Context, id string, now time.Time) (retry.Run
 			return err
 		}
 		if !ok {
-			switch found, err := exists(ctx, tx, id); {
-			case err != nil:
-				return err
-			case !found:
-				return fmt.Errorf("run %s: %w", id, retry.ErrNotFound)
-			}
-			return fmt.Errorf("run %s: %w", id, retry.ErrNotReplayable)
+			return refused(ctx, tx, id, retry.ErrNotReplayable)
 		}
 		r, _, err := s.writeRun(ctx, tx, id, `UPDATE journey_runs SET status = 'retrying', retry_count = 0,
 	next_retry_at = ?, due_at = ?, last_delay_ms = 0, attempt_count = attempt_count + 1, updated_at = ?, `+releaseSet+`

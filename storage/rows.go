@@ -314,7 +314,7 @@ func truncate(msg string) string {
 // storable is s as every dialect stores it alike: NUL bytes and invalid
 // UTF-8 (which PostgreSQL's text rejects) become U+FFFD.
 func storable(s string) string {
-	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+	if retry.StorableText(s) {
 		return s
 	}
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
@@ -324,7 +324,7 @@ func storable(s string) string {
 // name, value pairs, and a value must be valid UTF-8 without NUL.
 func checkText(fields ...string) error {
 	for i := 0; i+1 < len(fields); i += 2 {
-		if v := fields[i+1]; !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
+		if v := fields[i+1]; !retry.StorableText(v) {
 			return invalid("%s %q holds a NUL byte or invalid UTF-8", fields[i], v)
 		}
 	}
@@ -388,6 +388,26 @@ func lostOrMissing(ctx context.Context, q queryer, c retry.Claim) error {
 		return fmt.Errorf("run %s: %w", c.RunID, retry.ErrNotFound)
 	}
 	return fmt.Errorf("run %s: %w", c.RunID, retry.ErrLostClaim)
+}
+
+// refused tells why a write conditional on run id's status changed
+// nothing: the run does not exist (retry.ErrNotFound), or its status is
+// not one the operation takes (sentinel, with the status named, so that a
+// caller can say why without reading the run again).
+func refused(ctx context.Context, q queryer, id string, sentinel error) error {
+	rows, err := q.QueryContext(ctx, `SELECT status FROM journey_runs WHERE id = ?`, id)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return cmpErr(rows.Err(), fmt.Errorf("run %s: %w", id, retry.ErrNotFound))
+	}
+	var status string
+	if err := rows.Scan(&status); err != nil {
+		return err
+	}
+	return fmt.Errorf("run %s is %s: %w", id, status, sentinel)
 }
 
 // exists reports whether run id exists.

@@ -437,10 +437,7 @@ func cmdRunsRetry(ctx context.Context, args []string, stdout io.Writer) error {
 	defer s.Close()
 	r, err := s.Replay(ctx, id, time.Now())
 	if errors.Is(err, retry.ErrNotReplayable) {
-		// Say why: the store's error does not name the status.
-		if cur, gerr := s.Get(ctx, id); gerr == nil {
-			return fmt.Errorf("run %s is %s: %w (only failed and failed_max_retries runs are)", id, cur.Status, retry.ErrNotReplayable)
-		}
+		return fmt.Errorf("%w (only failed and failed_max_retries runs are)", err) // the store's error names the status
 	}
 	if err != nil {
 		return err
