@@ -44,3 +44,47 @@ type Scheduler interface {
 	// nothing is handed out after it returns.
 	Close() error
 }
+
+// Optional scheduler capabilities. The executor detects each with a type
+// assertion on the Scheduler it is given; a scheduler implements only those
+// that are true of it, and one that implements none is treated as the
+// in-process memory scheduler is: volatile, private to its process, and
+// rebuilt from the store when the executor starts. They are designed
+// together so that a backend says what it is, and the executor, not the
+// backend, decides what to do about it.
+
+// DurableScheduler is a scheduler whose entries survive a restart of every
+// process that uses it (a table in a database, say). The executor does not
+// Rebuild it on start: its entries are already there, and rebuilding would
+// only make outstanding deliveries of other processes stale.
+type DurableScheduler interface {
+	Scheduler
+	// Durable reports whether the entries outlive the processes; false makes
+	// the scheduler volatile again (a configuration that keeps it in memory).
+	Durable() bool
+}
+
+// SharedScheduler is a scheduler whose entries every process using the same
+// backend sees (Redis, a database table). A rebuild from the store then
+// needs to run once for all of them, not once per process, and must not
+// disturb an entry another process already holds.
+type SharedScheduler interface {
+	Scheduler
+	// Shared reports whether other processes see this scheduler's entries.
+	Shared() bool
+	// Restore inserts the entry id due at at only when it is absent (neither
+	// due nor delivered): unlike Schedule it never moves an entry's due time
+	// or makes an outstanding delivery stale. Rebuilds use it.
+	Restore(ctx context.Context, id string, at time.Time) error
+}
+
+// LossReporter is a scheduler that can notice it lost its entries (a Redis
+// restarted empty or flushed). The executor rebuilds it from the store when
+// Lost delivers, without waiting for the sweeper.
+type LossReporter interface {
+	Scheduler
+	// Lost receives a value each time the scheduler finds its entries gone
+	// and this process should rebuild them: a backend shared by several
+	// processes signals one of them per loss, not all. It is closed by Close.
+	Lost() <-chan struct{}
+}
