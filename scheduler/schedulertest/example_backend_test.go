@@ -72,9 +72,9 @@ func (h *handle) poll(every time.Duration) {
 			return
 		case now := <-tick.C:
 			h.tbl.mu.Lock()
-			n := len(h.dueLocked(now))
+			due := h.anyDueLocked(now)
 			h.tbl.mu.Unlock()
-			if n > 0 {
+			if due {
 				select {
 				case h.ready <- struct{}{}:
 				default:
@@ -82,6 +82,17 @@ func (h *handle) poll(every time.Duration) {
 			}
 		}
 	}
+}
+
+// anyDueLocked reports whether an entry is due at now: a scan, not a
+// sort, since it runs on every tick. The caller holds h.tbl.mu.
+func (h *handle) anyDueLocked(now time.Time) bool {
+	for _, r := range h.tbl.rows {
+		if !r.next.After(now) {
+			return true
+		}
+	}
+	return false
 }
 
 // dueLocked returns the ids due at now, earliest first. The caller holds

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/journeyretry/journeyretry/internal/conformance"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -107,14 +108,10 @@ func (h *harness) concurrentClaim(handles []retry.Scheduler) {
 // check with the first error.
 func (h *harness) parallel(n int, f func(i int) error) {
 	h.t.Helper()
-	errs := make([]error, n)
-	h.within(fmt.Sprintf("%d goroutines", n), func() {
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() { errs[i] = f(i) })
-		}
-		wg.Wait()
-	})
+	errs, ok := conformance.Parallel(h.t, fmt.Sprintf("%d goroutines", n), n, Watchdog, f)
+	if !ok {
+		h.t.FailNow()
+	}
 	for _, err := range errs {
 		if err != nil {
 			h.t.Fatal(err)

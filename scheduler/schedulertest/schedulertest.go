@@ -35,6 +35,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/journeyretry/journeyretry/internal/conformance"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -85,20 +86,24 @@ type check struct {
 	run  func(h *harness)
 }
 
+// groups are the suite's checks, one group per behaviour area.
+var groups = [][]check{
+	dueChecks, onceChecks, rescheduleChecks, cancelChecks, leaseChecks,
+	loadChecks, readyChecks, closeChecks, invalidChecks, sharedChecks,
+}
+
 // Run runs every conformance check against fresh backends from newBackend,
-// each as a subtest.
+// each as a subtest. A check that a backend makes panic fails; it does not
+// stop the others.
 func Run(t *testing.T, newBackend Factory) {
 	t.Helper()
-	for _, group := range [][]check{
-		dueChecks, onceChecks, rescheduleChecks, cancelChecks, leaseChecks,
-		loadChecks, readyChecks, closeChecks, invalidChecks, sharedChecks,
-	} {
+	var all []conformance.Check[*harness]
+	for _, group := range groups {
 		for _, c := range group {
-			t.Run(c.name, func(t *testing.T) {
-				c.run(newHarness(t, newBackend))
-			})
+			all = append(all, conformance.Check[*harness]{Name: c.name, Run: c.run})
 		}
 	}
+	conformance.Run(t, all, func(t *testing.T) *harness { return newHarness(t, newBackend) })
 }
 
 // harness wraps one backend with helpers that fail the check on an error.
@@ -254,15 +259,8 @@ func (h *harness) expectOne(s retry.Scheduler, now time.Time, id string, due tim
 // the test binary. f must not call t.Fatal: it runs on another goroutine.
 func (h *harness) within(what string, f func()) {
 	h.t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-	case <-time.After(Watchdog):
-		h.t.Fatalf("%s did not return within %v", what, Watchdog)
+	if !conformance.Within(h.t, what, Watchdog, f) {
+		h.t.FailNow()
 	}
 }
 

@@ -127,7 +127,11 @@ var claimChecks = []check{
 		h.fail(r.Claim(), retryAfter("b", at(2*time.Second), time.Second))
 		h.create(newRun("r2"), at(0))
 		now := at(time.Minute + 234*time.Millisecond)
-		for _, got := range h.claimDue(h.s, now, 10) {
+		claimed := h.claimDue(h.s, now, 10)
+		if got := runIDs(claimed); !slices.Equal(got, []string{"r1", "r2"}) {
+			h.t.Fatalf("ClaimDue claimed %v; want [r1 r2]", got)
+		}
+		for _, got := range claimed {
 			if want := h.get(got.ID); !sameRun(got, want) {
 				h.t.Fatalf("ClaimDue returned %+v; the store holds %+v", got, want)
 			}

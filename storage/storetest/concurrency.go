@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/journeyretry/journeyretry/internal/conformance"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -25,11 +26,9 @@ func (h *harness) handles() []retry.Store {
 // watchdog.
 func (h *harness) parallel(what string, n int, f func(i int)) {
 	h.t.Helper()
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() { f(i) })
+	if _, ok := conformance.Parallel(h.t, what, n, Watchdog, func(i int) error { f(i); return nil }); !ok {
+		h.t.FailNow()
 	}
-	h.within(what, wg.Wait)
 }
 
 var concurrencyChecks = []check{

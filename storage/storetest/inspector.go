@@ -189,8 +189,8 @@ var inspectorChecks = []check{
 			h.t.Fatalf("replayed run: status %s, retry count %d, next retry %v, node %q; want retrying, 0, %v, b",
 				got.Status, got.RetryCount, got.NextRetryAt, got.CurrentNodeID, at(time.Hour))
 		}
-		as := h.attempts("r1")
-		if last := as[len(as)-1]; len(as) != 3 || last.Outcome != retry.OutcomeReplayed || last.NodeID != "b" ||
+		as := h.attemptsN("r1", 3)
+		if last := as[2]; last.Outcome != retry.OutcomeReplayed || last.NodeID != "b" ||
 			!last.FinishedAt.Equal(at(time.Hour)) || last.Status != retry.StatusRetrying {
 			h.t.Fatalf("history after replay %+v; want a third, replayed attempt at b", as)
 		}

@@ -113,7 +113,8 @@ var invalidChecks = []check{
 			h.t.Fatalf("a rejected Create left run r2 behind (Get: %v)", err)
 		}
 		h.unchanged("rejected calls", r, 0)
-		if in, ok := h.s.(retry.Inspector); ok {
+		if h.s.in != nil {
+			in := h.s
 			_, err := in.TopErrors(h.ctx, at(0), at(time.Hour), 0)
 			h.expectErr("TopErrors with limit 0", err, retry.ErrInvalidArgument)
 			_, err = in.ListRuns(h.ctx, retry.RunFilter{Limit: -1})

@@ -27,8 +27,8 @@ var recordChecks = []check{
 		if len(got.Context.Outputs) != 2 || !jsonEqual(got.Context.Outputs["b"], []byte(`[1,2]`)) {
 			h.t.Fatalf("outputs %s; want a and b", show(got.Context))
 		}
-		as := h.attempts("r1")
-		if len(as) != 2 || as[0].Outcome != retry.OutcomeSucceeded || as[0].NodeID != "a" || as[0].Number != 1 ||
+		as := h.attemptsN("r1", 2)
+		if as[0].Outcome != retry.OutcomeSucceeded || as[0].NodeID != "a" || as[0].Number != 1 ||
 			as[0].NodeAttempt != 1 || as[0].ClaimToken != r.ClaimToken || as[0].Worker != "w1" ||
 			!as[0].StartedAt.Equal(at(time.Second)) || !as[0].FinishedAt.Equal(at(2*time.Second)) ||
 			as[0].Status != retry.StatusInProgress || as[1].Number != 2 || as[1].NodeID != "b" {
@@ -42,7 +42,7 @@ var recordChecks = []check{
 			h.t.Fatalf("after the last node: status %s, token %q, node %q; want completed, no claim, no node",
 				got.Status, got.ClaimToken, got.CurrentNodeID)
 		}
-		if as := h.attempts("r1"); len(as) != 1 || as[0].Status != retry.StatusCompleted {
+		if as := h.attemptsN("r1", 1); as[0].Status != retry.StatusCompleted {
 			h.t.Fatalf("attempts %+v; want one, leaving the run completed", as)
 		}
 		if runs := h.claimDue(h.s, at(time.Hour), 10); len(runs) != 0 {
@@ -62,7 +62,7 @@ var recordChecks = []check{
 		if got.RetryCount != 0 || got.LastDelay != 0 {
 			h.t.Fatalf("after the node completed: RetryCount %d, LastDelay %v; want 0, 0", got.RetryCount, got.LastDelay)
 		}
-		as := h.attempts("r1")
+		as := h.attemptsN("r1", 3)
 		for i, want := range []int{1, 2, 3} {
 			if as[i].NodeAttempt != want || as[i].Number != i+1 {
 				h.t.Fatalf("attempt %d: number %d, node attempt %d; want %d, %d", i, as[i].Number, as[i].NodeAttempt, i+1, want)
@@ -83,11 +83,11 @@ var recordChecks = []check{
 		if !sameRun(got, h.get("r1")) {
 			h.t.Fatalf("RecordFailure returned %+v but Get %+v", got, h.get("r1"))
 		}
-		as := h.attempts("r1")
+		as := h.attemptsN("r1", 1)
 		want := retry.Attempt{RunID: "r1", Number: 1, NodeID: "a", NodeAttempt: 1, Worker: "w1", ClaimToken: r.ClaimToken,
 			StartedAt: at(0), FinishedAt: at(time.Second), Outcome: retry.OutcomeFailed, ErrorClass: retry.ClassRateLimit,
 			ErrorMessage: "connection reset", Decision: f.Decision, Status: retry.StatusRetrying}
-		if len(as) != 1 || !sameAttempt(as[0], want) {
+		if !sameAttempt(as[0], want) {
 			h.t.Fatalf("attempts %+v; want [%+v]", as, want)
 		}
 	}},
@@ -116,8 +116,8 @@ var recordChecks = []check{
 				h.t.Fatalf("%s: status %s, retry count %d, token %q, message %q; want %s, 0, none, %q",
 					tc.name, got.Status, got.RetryCount, got.ClaimToken, got.LastErrorMessage, tc.want, f.Message)
 			}
-			as := h.attempts(id)
-			if len(as) != 1 || as[0].Status != tc.want || as[0].Shadow != f.Shadow || as[0].Decision != f.Decision {
+			as := h.attemptsN(id, 1)
+			if as[0].Status != tc.want || as[0].Shadow != f.Shadow || as[0].Decision != f.Decision {
 				h.t.Fatalf("%s: attempts %+v; want one recording the decision %+v (shadow %v)", tc.name, as, f.Decision, f.Shadow)
 			}
 			if _, err := h.s.ClaimRun(h.ctx, id, "w", at(time.Hour), lease); err == nil {
@@ -158,7 +158,7 @@ var recordChecks = []check{
 		f := retryAfter("a", at(time.Second), 0)
 		f.Message = msg
 		got := h.fail(r.Claim(), f)
-		for what, m := range map[string]string{"run": got.LastErrorMessage, "attempt": h.attempts("r1")[0].ErrorMessage} {
+		for what, m := range map[string]string{"run": got.LastErrorMessage, "attempt": h.attemptsN("r1", 1)[0].ErrorMessage} {
 			if len(m) > retry.MaxErrorMessageLen || len(m) < retry.MaxErrorMessageLen-3 || !utf8.ValidString(m) || !strings.HasPrefix(msg, m) {
 				h.t.Fatalf("%s message: %d bytes, valid UTF-8 %v, prefix %v; want a valid prefix of at most %d bytes",
 					what, len(m), utf8.ValidString(m), strings.HasPrefix(msg, m), retry.MaxErrorMessageLen)
@@ -175,7 +175,7 @@ var recordChecks = []check{
 		f.Decision.Strategy, f.Decision.Rule = "short\x00", "re:\xfe"
 		got := h.fail(r.Claim(), f)
 		const msg = "nul\uFFFDbyte \uFFFD"
-		a := h.attempts("r1")[0]
+		a := h.attemptsN("r1", 1)[0]
 		if got.LastErrorMessage != msg || a.ErrorMessage != msg || got.LastErrorClass != "custom\uFFFD" || a.ErrorClass != "custom\uFFFD" ||
 			a.Decision.Strategy != "short\uFFFD" || a.Decision.Rule != "re:\uFFFD" {
 			h.t.Fatalf("stored run message %q class %q, attempt %+v; want NUL and invalid UTF-8 as U+FFFD", got.LastErrorMessage, got.LastErrorClass, a)

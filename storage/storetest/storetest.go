@@ -21,9 +21,12 @@
 //
 // # Watchdog
 //
-// Every call gets a context that ends [Watchdog] after its check began,
-// and every group of goroutines is awaited under it: a store that hangs
-// fails the check instead of hanging the test binary.
+// Every call of the store runs under [Watchdog], and every call gets a
+// context that ends 5 × Watchdog after its check began: a store that hangs
+// fails the check, naming the call, instead of hanging the test binary. A
+// store that returns less than a check expects (fewer attempts, fewer
+// runs) fails the check with a message naming what was missing; a check
+// the store makes panic fails alone, and the others still run.
 package storetest
 
 import (
@@ -34,6 +37,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/journeyretry/journeyretry/internal/conformance"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -70,20 +74,23 @@ type check struct {
 	run  func(h *harness)
 }
 
+// groups are the suite's checks, one group per behaviour area.
+var groups = [][]check{
+	createChecks, claimChecks, leaseChecks, recordChecks, parkChecks,
+	wakeupChecks, inspectorChecks, concurrencyChecks, timeChecks, invalidChecks,
+}
+
 // Run runs every conformance check against fresh backends from newBackend,
 // each as a subtest.
 func Run(t *testing.T, newBackend Factory) {
 	t.Helper()
-	for _, group := range [][]check{
-		createChecks, claimChecks, leaseChecks, recordChecks, parkChecks,
-		wakeupChecks, inspectorChecks, concurrencyChecks, timeChecks, invalidChecks,
-	} {
+	var all []conformance.Check[*harness]
+	for _, group := range groups {
 		for _, c := range group {
-			t.Run(c.name, func(t *testing.T) {
-				c.run(newHarness(t, newBackend))
-			})
+			all = append(all, conformance.Check[*harness]{Name: c.name, Run: c.run})
 		}
 	}
+	conformance.Run(t, all, func(t *testing.T) *harness { return newHarness(t, newBackend) })
 }
 
 // harness wraps one backend with helpers that fail the check on an error.
@@ -91,7 +98,8 @@ type harness struct {
 	t       *testing.T
 	ctx     context.Context
 	backend Backend
-	s       retry.Store
+	// s is the store under test, every call of it under the watchdog.
+	s *watched
 }
 
 func newHarness(t *testing.T, newBackend Factory) *harness {
@@ -99,10 +107,10 @@ func newHarness(t *testing.T, newBackend Factory) *harness {
 	if b.Store == nil {
 		t.Fatal("factory returned a Backend without a Store")
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), Watchdog)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*Watchdog)
 	t.Cleanup(cancel)
-	h := &harness{t: t, ctx: ctx, backend: b, s: b.Store}
-	h.closeOnCleanup(b.Store)
+	h := &harness{t: t, ctx: ctx, backend: b, s: watch(t, b.Store)}
+	h.closeOnCleanup(h.s)
 	return h
 }
 
@@ -120,10 +128,11 @@ func (h *harness) open() retry.Store {
 	if h.backend.Open == nil {
 		h.t.Skip("backend is not shared (Backend.Open is nil): no second handle to check")
 	}
-	s := h.backend.Open(h.t)
-	if s == nil {
+	raw := h.backend.Open(h.t)
+	if raw == nil {
 		h.t.Fatal("Backend.Open returned nil")
 	}
+	s := watch(h.t, raw)
 	h.closeOnCleanup(s)
 	return s
 }
@@ -131,11 +140,10 @@ func (h *harness) open() retry.Store {
 // inspector returns the store's Inspector, or skips the check.
 func (h *harness) inspector() retry.Inspector {
 	h.t.Helper()
-	in, ok := h.s.(retry.Inspector)
-	if !ok {
+	if h.s.in == nil {
 		h.t.Skip("store does not implement retry.Inspector")
 	}
-	return in
+	return h.s
 }
 
 // newRun is a run description with the suite's defaults.
@@ -209,6 +217,18 @@ func (h *harness) attempts(id string) []retry.Attempt {
 	return as
 }
 
+// attemptsN returns run id's history, failing the check, with the history
+// shown, unless it holds exactly n attempts: a check never indexes past
+// what the store returned.
+func (h *harness) attemptsN(id string, n int) []retry.Attempt {
+	h.t.Helper()
+	as := h.attempts(id)
+	if len(as) != n {
+		h.t.Fatalf("Attempts(%q) returned %d attempts; want %d: %+v", id, len(as), n, as)
+	}
+	return as
+}
+
 // retryAfter is a failure whose decision retries after d.
 func retryAfter(node string, now time.Time, d time.Duration) retry.FailureRecord {
 	return retry.FailureRecord{NodeID: node, Class: retry.ClassNetworkBlip, Message: "connection reset",
@@ -252,22 +272,6 @@ func sameRun(a, b retry.Run) bool {
 	a.Context, b.Context = retry.RunContext{}, retry.RunContext{}
 	a.LastErrorAt, a.NextRetryAt, a.WakeAt, a.LeaseExpiresAt, a.CreatedAt, a.UpdatedAt = b.LastErrorAt, b.NextRetryAt, b.WakeAt, b.LeaseExpiresAt, b.CreatedAt, b.UpdatedAt
 	return reflect.DeepEqual(a, b)
-}
-
-// within runs f in a goroutine and fails the check if it does not return
-// within Watchdog.
-func (h *harness) within(what string, f func()) {
-	h.t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-	case <-time.After(Watchdog):
-		h.t.Fatalf("%s did not return within %v", what, Watchdog)
-	}
 }
 
 // sameContext compares run contexts by the JSON meaning of their documents:

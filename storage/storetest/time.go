@@ -36,7 +36,7 @@ var timeChecks = []check{
 				h.t.Fatalf("%s = %v; want %v in UTC", what, got, w)
 			}
 		}
-		a := h.attempts("r1")[0]
+		a := h.attemptsN("r1", 1)[0]
 		if !a.StartedAt.Equal(want) || !a.FinishedAt.Equal(want.Add(time.Second)) || a.FinishedAt.Location() != time.UTC {
 			h.t.Fatalf("attempt times %v, %v; want %v, %v in UTC", a.StartedAt, a.FinishedAt, want, want.Add(time.Second))
 		}
@@ -70,7 +70,7 @@ var timeChecks = []check{
 	{"Time/Attempts", func(h *harness) {
 		r := h.createClaimed("r1", at(0))
 		h.complete(r.Claim(), retry.NodeSuccess{NodeID: "a", NextNodeID: "b", FinishedAt: at(time.Second)}) // no StartedAt
-		if a := h.attempts("r1")[0]; !a.StartedAt.IsZero() || !a.FinishedAt.Equal(at(time.Second)) {
+		if a := h.attemptsN("r1", 1)[0]; !a.StartedAt.IsZero() || !a.FinishedAt.Equal(at(time.Second)) {
 			h.t.Fatalf("attempt without a start time: StartedAt %v, FinishedAt %v; want zero, %v", a.StartedAt, a.FinishedAt, at(time.Second))
 		}
 	}},
