@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/journeyretry/journeyretry/report"
 	"github.com/journeyretry/journeyretry/retry"
 	"github.com/journeyretry/journeyretry/storage"
 )
@@ -157,14 +158,14 @@ func cmdStats(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		return err
 	}
 	defer s.Close()
-	d, err := summarize(ctx, s)
+	d, err := report.Summarize(ctx, s, time.Now())
 	if err != nil {
 		return err
 	}
 	if c.jsonOut {
-		return writeJSON(stdout, Summary{Database: d})
+		return writeJSON(stdout, report.Summary{Database: d})
 	}
-	writeSummary(stdout, Summary{Database: d})
+	report.WriteText(stdout, report.Summary{Database: d})
 	return nil
 }
 

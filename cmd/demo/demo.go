@@ -10,6 +10,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/journeyretry/journeyretry/report"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -41,9 +42,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		ex.Close()
 		return fmt.Errorf("count runs: %w", err)
 	}
-	resumed := unfinished(counts)
+	resumed := report.Unfinished(counts)
 	var existing retry.Runs
-	if total(counts) > 0 {
+	if report.Total(counts) > 0 {
 		existing = s
 	}
 	created, err := createRuns(ctx, ex, cfg.faults(), cfg.Demo.Runs, true, existing)
@@ -73,12 +74,12 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	waitErr := waitFinished(ctx, s, stderr)
 	wall := time.Since(start)
 	readCtx := context.WithoutCancel(ctx)
-	var d DatabaseSummary
+	var d report.DatabaseSummary
 	if waitErr == nil {
-		d, waitErr = summarize(readCtx, s) // before Run closes the store
+		d, waitErr = report.Summarize(readCtx, s, time.Now()) // before Run closes the store
 	} else if errors.Is(waitErr, errInterrupted) {
 		counts, _ := s.CountByStatus(readCtx)
-		waitErr = fmt.Errorf("%w: %d runs unfinished; run the demo again on the same database to resume them", errInterrupted, unfinished(counts))
+		waitErr = fmt.Errorf("%w: %d runs unfinished; run the demo again on the same database to resume them", errInterrupted, report.Unfinished(counts))
 	}
 	stopRun()
 	if runErr := <-done; runErr != nil && waitErr == nil {
@@ -89,7 +90,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	ec := cfg.executorConfig()
-	sum := Summary{Database: d, Process: &ProcessSummary{
+	sum := report.Summary{Database: d, Process: &report.ProcessSummary{
 		Store: storeLabel(cfg.Store.DSN), Scheduler: cfg.Scheduler.Backend, Mode: string(ec.Mode),
 		Seed: cfg.Demo.Seed, Created: created, Resumed: resumed,
 		SweeperCaught: ex.Stats().SweeperCaught, SweepGraceMs: ec.SweepGrace.Milliseconds(), WallTimeMs: wall.Milliseconds(),
@@ -98,7 +99,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return writeJSON(stdout, sum)
 	}
 	fmt.Fprintln(stdout)
-	writeSummary(stdout, sum)
+	report.WriteText(stdout, sum)
 	return nil
 }
 
@@ -140,7 +141,7 @@ func waitFinished(ctx context.Context, s retry.Inspector, w io.Writer) error {
 		if err != nil && ctx.Err() == nil {
 			return fmt.Errorf("count runs: %w", err)
 		}
-		all, left := total(counts), unfinished(counts)
+		all, left := report.Total(counts), report.Unfinished(counts)
 		if err == nil {
 			if bar == nil {
 				bar = progressbar.NewOptions(all,

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/journeyretry/journeyretry/retry"
 )
 
 // demoBin is the demo binary, built once by TestMain.
@@ -312,44 +311,6 @@ func writeTemp(t *testing.T, content string) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// TestSummaryWording: the sweeper line says what the count is, overdue
-// runs of any cause, and the shadow decisions are shown when there are
-// some.
-func TestSummaryWording(t *testing.T) {
-	shadow := ShadowSummary{Decisions: 5, WouldRetry: 4,
-		WouldRetryByStrategy: map[string]int{"immediate": 3, "long": 1}, WouldRetryByClass: map[retry.Class]int{retry.ClassNetworkBlip: 4}}
-	tests := []struct {
-		name  string
-		sum   Summary
-		want  []string // regular expressions
-		avoid []string
-	}{
-		{name: "sweeper", sum: Summary{Process: &ProcessSummary{SweeperCaught: 4726, SweepGraceMs: 1000}},
-			want:  []string{regexp.QuoteMeta("Sweeper took over: 4726 runs overdue by more than 1s (missed wake-ups, expired leases, or a backlog)\n")},
-			avoid: []string{"caught", "Shadow"}},
-		{name: "shadow", sum: Summary{Database: DatabaseSummary{ShadowDecisions: shadow}},
-			want: []string{regexp.QuoteMeta("Shadow decisions (recorded, not acted on): 5 failures, 4 would have been retried\n"),
-				"Would retry by strategy:\n  immediate +3\n  long +1\n", "Would retry by error class:\n  network_blip +4\n"}},
-		{name: "stats", sum: Summary{}, avoid: []string{"Sweeper", "Shadow"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var b strings.Builder
-			writeSummary(&b, tt.sum)
-			for _, re := range tt.want {
-				if !regexp.MustCompile(re).MatchString(b.String()) {
-					t.Errorf("no %q in:\n%s", re, b.String())
-				}
-			}
-			for _, s := range tt.avoid {
-				if strings.Contains(b.String(), s) {
-					t.Errorf("%q in:\n%s", s, b.String())
-				}
-			}
-		})
-	}
 }
 
 func mustMarshal(t *testing.T, v any) []byte {

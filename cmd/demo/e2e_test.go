@@ -17,6 +17,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/journeyretry/journeyretry/report"
 	"github.com/journeyretry/journeyretry/retry"
 	"github.com/journeyretry/journeyretry/storage"
 	"github.com/journeyretry/journeyretry/storage/pgtest"
@@ -76,18 +77,18 @@ func querySQL(t *testing.T, db *bun.DB, q string) map[string]int {
 // jsonSummary is the demo's --json output as a script reads it.
 type jsonSummary struct {
 	Database struct {
-		Runs              int            `json:"runs"`
-		ByStatus          map[string]int `json:"byStatus"`
-		Attempts          int            `json:"attempts"`
-		AttemptsPerRun    map[string]int `json:"attemptsPerRun"`
-		Retries           int            `json:"retries"`
-		RetriesByStrategy map[string]int `json:"retriesByStrategy"`
-		RetriesByClass    map[string]int `json:"retriesByClass"`
-		Replays           int            `json:"replays"`
-		TopErrors         []TopError     `json:"topErrors"`
-		ShadowDecisions   ShadowSummary  `json:"shadowDecisions"`
+		Runs              int                  `json:"runs"`
+		ByStatus          map[string]int       `json:"byStatus"`
+		Attempts          int                  `json:"attempts"`
+		AttemptsPerRun    map[string]int       `json:"attemptsPerRun"`
+		Retries           int                  `json:"retries"`
+		RetriesByStrategy map[string]int       `json:"retriesByStrategy"`
+		RetriesByClass    map[string]int       `json:"retriesByClass"`
+		Replays           int                  `json:"replays"`
+		TopErrors         []report.TopError    `json:"topErrors"`
+		ShadowDecisions   report.ShadowSummary `json:"shadowDecisions"`
 	} `json:"database"`
-	Process *ProcessSummary `json:"process"`
+	Process *report.ProcessSummary `json:"process"`
 }
 
 // nonZero drops zero counts, which a GROUP BY cannot return.
@@ -173,7 +174,7 @@ func checkSummary(t *testing.T, dsn string, s jsonSummary) {
 		counts = append(counts, n)
 	}
 	sort.Sort(sort.Reverse(sort.IntSlice(counts)))
-	if want := min(len(counts), topErrorsLimit); len(d.TopErrors) != want {
+	if want := min(len(counts), report.TopErrorsLimit); len(d.TopErrors) != want {
 		t.Errorf("top errors: %d listed, want %d", len(d.TopErrors), want)
 	}
 	for i, e := range d.TopErrors {
@@ -406,7 +407,7 @@ func TestDemoResumesAfterKill(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 	counts := countRuns(t, store)
-	left := unfinished(counts)
+	left := report.Unfinished(counts)
 	if left == 0 {
 		t.Skip("the demo finished before it was killed")
 	}
@@ -424,7 +425,7 @@ func TestDemoResumesAfterKill(t *testing.T) {
 	if !strings.Contains(r.stderr, fmt.Sprintf("resumed %d unfinished runs", left)) {
 		t.Errorf("the demo does not say how many runs it resumed:\n%s", r.stderr)
 	}
-	if n := unfinished(countRuns(t, store)); n != 0 {
+	if n := report.Unfinished(countRuns(t, store)); n != 0 {
 		t.Errorf("%d runs unfinished after the second demo", n)
 	}
 }
@@ -555,7 +556,7 @@ func TestTwoWorkersShareAStore(t *testing.T) {
 	// Round 1: both workers run to the end.
 	start(80)
 	a, b := startWorker(t, dir, dsn), startWorker(t, dir, dsn)
-	waitFor(t, dsn, 60*time.Second, func(c map[retry.Status]int) bool { return unfinished(c) == 0 })
+	waitFor(t, dsn, 60*time.Second, func(c map[retry.Status]int) bool { return report.Unfinished(c) == 0 })
 	a.stop(t)
 	b.stop(t)
 	workers := checkNoOverlap(t, dsn)
@@ -576,12 +577,12 @@ func TestTwoWorkersShareAStore(t *testing.T) {
 	waitFor(t, dsn, 30*time.Second, func(c map[retry.Status]int) bool { return c[retry.StatusCompleted] >= 80+10 })
 	a.cmd.Process.Signal(syscall.SIGKILL)
 	a.cmd.Wait()
-	if n := unfinished(countRuns(t, dsn)); n == 0 {
+	if n := report.Unfinished(countRuns(t, dsn)); n == 0 {
 		t.Fatal("every run had finished when the worker was killed: the round shows nothing")
 	} else {
 		t.Logf("worker killed with %d runs unfinished", n)
 	}
-	waitFor(t, dsn, 60*time.Second, func(c map[retry.Status]int) bool { return unfinished(c) == 0 })
+	waitFor(t, dsn, 60*time.Second, func(c map[retry.Status]int) bool { return report.Unfinished(c) == 0 })
 	b.stop(t)
 	checkNoOverlap(t, dsn)
 	if c := countRuns(t, dsn); c[retry.StatusCompleted]+c[retry.StatusFailed]+c[retry.StatusFailedMaxRetries] != 160 {
@@ -691,7 +692,7 @@ func TestInterruptWhileCreating(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, store, 30*time.Second, func(c map[retry.Status]int) bool { return total(c) >= 100 })
+			waitFor(t, store, 30*time.Second, func(c map[retry.Status]int) bool { return report.Total(c) >= 100 })
 			cmd.Process.Signal(os.Interrupt)
 			cmd.Wait()
 			if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
@@ -701,8 +702,8 @@ func TestInterruptWhileCreating(t *testing.T) {
 			if m == nil || m[2] != tt.want {
 				t.Fatalf("stderr, want one line ending %q:\n%s", tt.want, stderr.String())
 			}
-			if n, _ := strconv.Atoi(m[1]); n != total(countRuns(t, store)) {
-				t.Errorf("said %d runs created, the database holds %d", n, total(countRuns(t, store)))
+			if n, _ := strconv.Atoi(m[1]); n != report.Total(countRuns(t, store)) {
+				t.Errorf("said %d runs created, the database holds %d", n, report.Total(countRuns(t, store)))
 			}
 		})
 	}
