@@ -133,9 +133,14 @@ func (e *Executor) RegisterJourney(j Journey) error {
 	return nil
 }
 
+// journey returns the definition a run of id at version executes: version
+// 0 (a legacy row, which has none) is the latest registered.
 func (e *Executor) journey(id string, version int) *Journey {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
+	if version == 0 {
+		version = e.latest[id]
+	}
 	return e.journeys[id][version]
 }
 

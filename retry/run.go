@@ -13,7 +13,9 @@ type Run struct {
 	ID        string
 	JourneyID string
 	// JourneyVersion pins the definition the run started with, so a run
-	// resumes on the definition it began, not on a newer one.
+	// resumes on the definition it began, not on a newer one. A legacy row
+	// (from before the retry schema) has none, 0: it runs under the latest
+	// version of its journey the worker registered.
 	JourneyVersion int
 	Status         Status
 	// CurrentNodeID is the node the run executes next (or is executing, or

@@ -2,10 +2,12 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/migrate"
@@ -106,27 +108,70 @@ func (s *Store) PendingMigrations(ctx context.Context) (int, error) {
 	return len(all) - applied, nil
 }
 
+// LegacyAdoption counts what [Store.AdoptLegacy] did.
+type LegacyAdoption struct {
+	// Adopted runs are claimable at once; workers resume them at their
+	// current node, under the latest registered version of their journey
+	// (a legacy row has none: journey_version 0, see [retry.Run]).
+	Adopted int
+	// Malformed runs had no current node: nothing can resume them, so they
+	// ended failed, class malformed_node, with the reason in their history.
+	Malformed int
+}
+
+// legacyInFlight selects the rows a legacy system left in flight: in
+// progress with no due time and no claim, which the store itself never
+// writes.
+const legacyInFlight = `status = 'in_progress' AND due_at IS NULL AND claim_token IS NULL`
+
+// noCurrentNode selects rows no node can resume.
+const noCurrentNode = `(current_node_id IS NULL OR current_node_id = '')`
+
 // AdoptLegacy makes the runs a legacy system left in flight claimable at
-// once, and returns how many it adopted: rows in_progress with no due time
-// and no claim, which the store itself never writes. It is the cutover
-// step of a phased rollout, the operator's explicit act once every legacy
-// writer has stopped (the demo's "migrate --adopt-legacy"); adopting while
-// a legacy writer still runs a row would execute it twice. It is
+// once. It is the cutover step of a phased rollout, the operator's
+// explicit act once every legacy writer has stopped (the demo's "migrate
+// --adopt-legacy"); adopting while a legacy writer still runs a row would
+// execute it twice. A row with no current node is not adopted but ended
+// (see [LegacyAdoption]), at now, in the same transaction. It is
 // idempotent: a second call finds nothing to adopt. Call it after Migrate.
-func (s *Store) AdoptLegacy(ctx context.Context) (int, error) {
+func (s *Store) AdoptLegacy(ctx context.Context, now time.Time) (LegacyAdoption, error) {
+	var a LegacyAdoption
 	if err := s.checkOpen("adopt legacy runs"); err != nil {
-		return 0, err
+		return a, err
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE journey_runs SET due_at = 0
-WHERE status = 'in_progress' AND due_at IS NULL AND claim_token IS NULL`)
+	const reason = "legacy run has no current node: nothing to resume"
+	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO journey_run_attempts (`+attemptColumns+`)
+SELECT id, attempt_count + 1, '', retry_count + 1, NULL, NULL, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+FROM journey_runs WHERE `+legacyInFlight+` AND `+noCurrentNode,
+			ms(now), string(retry.OutcomeFailed), string(retry.ClassMalformedNode), reason,
+			false, 0, "none", "malformed_node", false, false, string(retry.StatusFailed)); err != nil {
+			return fmt.Errorf("record malformed: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE journey_runs SET status = ?, last_error_class = ?,
+	last_error_message = ?, last_error_timestamp = ?, attempt_count = attempt_count + 1, updated_at = ?
+WHERE `+legacyInFlight+` AND `+noCurrentNode,
+			string(retry.StatusFailed), string(retry.ClassMalformedNode), reason, ms(now), datetime(now))
+		if err == nil {
+			a.Malformed, err = rowsAffected(res)
+		}
+		if err != nil {
+			return fmt.Errorf("end malformed: %w", err)
+		}
+		if res, err = tx.ExecContext(ctx, `UPDATE journey_runs SET due_at = 0 WHERE `+legacyInFlight); err == nil {
+			a.Adopted, err = rowsAffected(res)
+		}
+		return err
+	})
 	if err != nil {
-		return 0, fmt.Errorf("adopt legacy runs: %w", err)
+		return LegacyAdoption{}, fmt.Errorf("adopt legacy runs: %w", err)
 	}
+	return a, nil
+}
+
+func rowsAffected(res sql.Result) (int, error) {
 	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("adopt legacy runs: %w", err)
-	}
-	return int(n), nil
+	return int(n), err
 }
 
 // MigrateDown reverts the retry migration: it drops the attempts table, the

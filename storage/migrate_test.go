@@ -160,8 +160,8 @@ func TestMigrateLegacy(t *testing.T) {
 			if runs, err := s.ClaimDue(ctx, "w", now, now, time.Minute, 10); err != nil || len(runs) != 0 {
 				t.Fatalf("ClaimDue after migration, before adoption = %v, %v; want nothing", runs, err)
 			}
-			if n, err := s.AdoptLegacy(ctx); err != nil || n != 1 {
-				t.Fatalf("AdoptLegacy = %d, %v; want 1", n, err)
+			if a, err := s.AdoptLegacy(ctx, time.Now()); err != nil || a.Adopted != 1 {
+				t.Fatalf("AdoptLegacy = %+v, %v; want 1", a, err)
 			}
 			runs, err := s.ClaimDue(ctx, "w", now, now, time.Minute, 10)
 			if err != nil || len(runs) != 1 || runs[0].ID != "legacy-1" || runs[0].CurrentNodeID != "send_email" {
@@ -194,8 +194,8 @@ VALUES ('late', 'onboarding', 'in_progress', 'send_email', '2024-06-01 08:00:00'
 			if _, err := s.ClaimRun(ctx, "late", "w", now, time.Minute); !errors.Is(err, retry.ErrNotClaimable) {
 				t.Fatalf("ClaimRun of a late legacy row before the cutover: %v; want ErrNotClaimable", err)
 			}
-			if n, err := s.AdoptLegacy(ctx); err != nil || n != 2 {
-				t.Fatalf("AdoptLegacy = %d, %v; want 2", n, err)
+			if a, err := s.AdoptLegacy(ctx, time.Now()); err != nil || a.Adopted != 2 {
+				t.Fatalf("AdoptLegacy = %+v, %v; want 2", a, err)
 			}
 			runs, err := s.ClaimDue(ctx, "w", now, now, time.Minute, 10)
 			ids := make([]string, len(runs))
@@ -209,8 +209,8 @@ VALUES ('late', 'onboarding', 'in_progress', 'send_email', '2024-06-01 08:00:00'
 			// With claimed, completed and failed rows, adopting or
 			// migrating again is a no-op.
 			before := dump(t, s)
-			if n, err := s.AdoptLegacy(ctx); err != nil || n != 0 {
-				t.Fatalf("AdoptLegacy again = %d, %v; want 0", n, err)
+			if a, err := s.AdoptLegacy(ctx, time.Now()); err != nil || a.Adopted != 0 {
+				t.Fatalf("AdoptLegacy again = %+v, %v; want 0", a, err)
 			}
 			if err := s.Migrate(ctx); err != nil {
 				t.Fatalf("Migrate again: %v", err)

@@ -126,11 +126,14 @@ func cmdMigrate(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		fmt.Fprintf(stdout, "migrated %s\n", storeLabel(c.cfg.Store.DSN))
 	}
 	if *adopt {
-		n, err := s.AdoptLegacy(ctx)
+		a, err := s.AdoptLegacy(ctx, time.Now())
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "adopted %d legacy runs left in flight: workers resume them\n", n)
+		fmt.Fprintf(stdout, "adopted %d legacy runs left in flight: workers resume them\n", a.Adopted)
+		if a.Malformed > 0 {
+			fmt.Fprintf(stdout, "ended %d legacy runs with no current node: failed, class %s\n", a.Malformed, retry.ClassMalformedNode)
+		}
 	}
 	return nil
 }
