@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/journeyretry/journeyretry/report"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -100,7 +101,7 @@ VALUES (?, ?, ?, ?, '2024-05-01 10:00:00', '2024-05-01 10:05:00')`, r.id, r.jour
 			t.Fatalf("migrate --adopt-legacy: status %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
 		w := startWorker(t, dir, store)
-		waitFor(t, store, 60*time.Second, func(c map[retry.Status]int) bool { return unfinished(c) == 0 })
+		waitFor(t, store, 60*time.Second, func(c map[retry.Status]int) bool { return report.Unfinished(c) == 0 })
 		w.stop(t)
 
 		after := legacyColumns()
