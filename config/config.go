@@ -412,7 +412,10 @@ func validate(v reflect.Value, path string) []invalidValue {
 			return nil
 		}
 		errs := []error{err}
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
+		switch j := err.(type) {
+		case interface{ WrappedErrors() []error }: // go-multierror
+			errs = j.WrappedErrors()
+		case interface{ Unwrap() []error }:
 			errs = j.Unwrap()
 		}
 		out := make([]invalidValue, len(errs))

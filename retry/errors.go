@@ -1,6 +1,9 @@
 package retry
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors returned by stores and schedulers. Callers check them with
 // errors.Is; backends wrap them with context (fmt.Errorf("claim run %s: %w",
@@ -35,3 +38,28 @@ var (
 	// ErrClosed: the store or scheduler was closed.
 	ErrClosed = errors.New("closed")
 )
+
+// FieldError is a configuration field's invalid value: its message starts
+// with the field's key ("lease: -1s: want at least 1ms"), as package
+// config expects, and it matches [ErrInvalidArgument] with errors.Is
+// without repeating that sentinel's text.
+type FieldError struct {
+	// Field is the key, dotted below its section ("strategies.short.jitter").
+	Field string
+	// Err says what is wrong with the value.
+	Err error
+}
+
+// InvalidField returns a *FieldError for field, its message formatted as
+// fmt.Errorf does (%w included).
+func InvalidField(field, format string, args ...any) error {
+	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrInvalidArgument.
+func (e *FieldError) Is(target error) bool { return target == ErrInvalidArgument }

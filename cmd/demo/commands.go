@@ -29,38 +29,45 @@ const (
 	// create: create the SQLite file and its data folder if needed
 	// (migrate, which migrates itself).
 	create
-	// createAndMigrate: create, then migrate (the demo, start, worker).
-	createAndMigrate
 )
 
 // openStore opens the configured store. Call it only after the whole
 // configuration is validated: it is the first thing that writes.
 func openStore(ctx context.Context, cfg storage.Config, mode openMode) (*storage.Store, error) {
-	if p := sqlitePath(cfg.DSN); p != "" {
+	if p := sqlitePath(cfg.DSN); p != "" && mode == readExisting {
 		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
-			if mode == readExisting {
-				return nil, fmt.Errorf("database %s does not exist (run the demo, or demo migrate, first)", p)
-			}
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				return nil, fmt.Errorf("create data folder: %w", err)
-			}
+			return nil, fmt.Errorf("database %s does not exist (run the demo, or demo migrate, first)", p)
 		}
+	}
+	if err := makeDataDir(cfg.DSN); err != nil {
+		return nil, err
 	}
 	s, err := storage.Open(ctx, cfg) // its errors say "open store"
 	if err != nil {
 		return nil, err
 	}
-	switch mode {
-	case readExisting:
-		err = checkMigrated(ctx, s, cfg.DSN)
-	case createAndMigrate:
-		err = s.Migrate(ctx) // its errors say "migrate"
-	}
-	if err != nil {
-		s.Close()
-		return nil, err
+	if mode == readExisting {
+		if err := checkMigrated(ctx, s, cfg.DSN); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	return s, nil
+}
+
+// makeDataDir creates the folder of a SQLite file that does not exist
+// yet (the store creates the file).
+func makeDataDir(dsn string) error {
+	p := sqlitePath(dsn)
+	if p == "" {
+		return nil
+	}
+	if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return fmt.Errorf("create data folder: %w", err)
+		}
+	}
+	return nil
 }
 
 // checkMigrated returns an error saying to migrate first when the database

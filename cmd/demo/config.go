@@ -1,18 +1,17 @@
 package main
 
 import (
-	"cmp"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/journeyretry/journeyretry/config"
+	"github.com/journeyretry/journeyretry/engine"
 	"github.com/journeyretry/journeyretry/executor"
 	"github.com/journeyretry/journeyretry/policy"
 	"github.com/journeyretry/journeyretry/storage"
@@ -27,11 +26,11 @@ const envPrefix = "JRETRY"
 // section is its component's own Config, so the demo's file is the core
 // configuration file with a "demo" section added.
 type demoConfig struct {
-	Store     storage.Config  `json:"store"`
-	Scheduler schedulerConfig `json:"scheduler"`
-	Executor  executor.Config `json:"executor"`
-	Retry     policy.Config   `json:"retry"`
-	Demo      demoSettings    `json:"demo"`
+	Store     storage.Config         `json:"store"`
+	Scheduler engine.SchedulerConfig `json:"scheduler"`
+	Executor  executor.Config        `json:"executor"`
+	Retry     policy.Config          `json:"retry"`
+	Demo      demoSettings           `json:"demo"`
 }
 
 // defaultDSN is where the demo keeps its database when --store is not
@@ -47,7 +46,7 @@ const defaultDSN = "demo-data/journeys.db"
 func defaultConfig() demoConfig {
 	cfg := demoConfig{
 		Store:     storage.Config{DSN: defaultDSN},
-		Scheduler: schedulerConfig{Backend: schedulerMemory},
+		Scheduler: engine.SchedulerConfig{Backend: engine.SchedulerMemory},
 		Executor:  demoExecutorConfig(),
 		Retry:     scaledPolicy(),
 		Demo:      defaultDemoSettings(),
@@ -65,43 +64,6 @@ func scaledPolicy() policy.Config {
 	p.Strategies.Short.BaseDelayMs, p.Strategies.Short.MaxDelayMs = 200, 1000
 	p.Strategies.Long.BaseDelayMs, p.Strategies.Long.MaxDelayMs = 1000, 2000
 	return p
-}
-
-// Scheduler backends the --scheduler flag names. Only memory exists so far;
-// the others are accepted by name and rejected as not available yet, so the
-// flag does not change when they arrive.
-const (
-	schedulerMemory  = "memory"
-	schedulerRedis   = "redis"
-	schedulerSQLPoll = "sqlpoll"
-)
-
-// schedulerConfig selects the wake-up service.
-type schedulerConfig struct {
-	// Backend is memory, redis or sqlpoll. Default memory.
-	Backend string `json:"backend"`
-	// RedisURL is the Redis server of the redis backend.
-	RedisURL string `json:"redisUrl"`
-}
-
-// Validate names the bad fields. The Redis URL is checked even while the
-// redis backend is not available, so that a configuration written for it
-// today is right when it arrives.
-func (c schedulerConfig) Validate() error {
-	var errs []error
-	switch c.Backend {
-	case schedulerMemory:
-	case schedulerRedis, schedulerSQLPoll:
-		errs = append(errs, fmt.Errorf("backend: %q is not available yet (only %q is): it comes with a later release", c.Backend, schedulerMemory))
-	default:
-		errs = append(errs, fmt.Errorf("backend: %q: want memory, redis or sqlpoll", c.Backend))
-	}
-	if c.RedisURL != "" {
-		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("redisUrl: %s: want a redis:// or rediss:// URL with a host", redactURL(c.RedisURL)))
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // demoSettings are the demo's own settings: how many journeys, which
@@ -279,16 +241,16 @@ func (c *command) parse(args []string) ([]string, error) {
 	return pos, nil
 }
 
-// executorConfig is the executor's configuration as it runs: every zero
-// value (the library's default) replaced by that default, the worker
-// named, and the store's retry limit following the policy's unless set on
-// its own. The demo runs with it and prints it, so that what it says (a
-// --workers 0 included) is what runs.
-func (c demoConfig) executorConfig() executor.Config {
-	ec := c.Executor
-	ec.MaxRetries = cmp.Or(ec.MaxRetries, c.Retry.MaxRetries) // the policy's limit unless set apart
-	return ec.WithDefaults()
+// engine is the library's part of the configuration: what engine.Open
+// builds.
+func (c demoConfig) engine() engine.Config {
+	return engine.Config{Store: c.Store, Scheduler: c.Scheduler, Executor: c.Executor, Retry: c.Retry}
 }
+
+// executorConfig is the executor's configuration as it runs (see
+// engine.Config.ExecutorConfig). The demo runs with it and prints it, so
+// that what it says (a --workers 0 included) is what runs.
+func (c demoConfig) executorConfig() executor.Config { return c.engine().ExecutorConfig() }
 
 // delaysScaled reports whether the long backoff is shorter than the
 // library's (minutes), as the demo's defaults make it: only then does the

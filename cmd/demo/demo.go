@@ -33,10 +33,11 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	writeBanner(info, cfg)
 
 	start := time.Now()
-	ex, s, err := openExecutor(ctx, cfg) // ex owns s: Run closes it
+	ex, err := openEngine(ctx, cfg)
 	if err != nil {
 		return err
 	}
+	s := ex.Store()
 	counts, err := s.CountByStatus(ctx)
 	if err != nil {
 		ex.Close()
@@ -47,7 +48,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if report.Total(counts) > 0 {
 		existing = s
 	}
-	created, err := createRuns(ctx, ex, cfg.faults(), cfg.Demo.Runs, true, existing)
+	created, err := createRuns(ctx, ex.Executor, cfg.faults(), cfg.Demo.Runs, true, existing)
 	if err != nil {
 		ex.Close()
 		if errors.Is(err, errInterrupted) {

@@ -7,16 +7,16 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/journeyretry/journeyretry/engine"
 	"github.com/journeyretry/journeyretry/executor"
 	"github.com/journeyretry/journeyretry/retry"
-	"github.com/journeyretry/journeyretry/scheduler/memory"
-	"github.com/journeyretry/journeyretry/storage"
 )
 
 // demoExecutorConfig is the executor's configuration with the demo's
-// choices: rollout mode full (the library's default is off), a sweeper
-// every second with a 1 s grace (the library's: every 30 s, 5 s), a 5 s
-// lease.
+// choices: rollout mode full, a sweeper every second with a 1 s grace (the
+// library's: every 30 s, 5 s), a 5 s lease.
 func demoExecutorConfig() executor.Config {
 	return executor.Config{
 		Mode:       executor.ModeFull,
@@ -50,53 +50,39 @@ func patientJourney() executor.Journey {
 // faults is the fault model the configuration describes.
 func (c demoConfig) faults() faults { return faults{seed: c.Demo.Seed, rates: c.Demo.Faults} }
 
-// openExecutor opens (creating and migrating) the configured store and
-// returns an executor over it. The executor owns the store: its Run or
-// Close closes it; the caller may read through the store until then.
-func openExecutor(ctx context.Context, cfg demoConfig) (*executor.Executor, *storage.Store, error) {
-	s, err := openStore(ctx, cfg.Store, createAndMigrate)
-	if err != nil {
-		return nil, nil, err
+// openEngine opens the configured engine (creating the SQLite file and its
+// data folder if needed, and migrating the store) with the demo's handlers
+// and journey registered. The caller closes it; it may read through its
+// store until then.
+func openEngine(ctx context.Context, cfg demoConfig) (*engine.Engine, error) {
+	if err := makeDataDir(cfg.Store.DSN); err != nil {
+		return nil, err
 	}
-	ex, err := newExecutor(cfg, s)
-	return ex, s, err
+	eng, err := engine.Open(ctx, cfg.engine())
+	if err != nil {
+		return nil, err
+	}
+	if err := registerDemo(eng.Executor, cfg.faults()); err != nil {
+		return nil, multierror.Append(err, eng.Close()).ErrorOrNil()
+	}
+	return eng, nil
 }
 
-// newExecutor returns an executor over s and a new in-memory scheduler,
-// with the demo's handlers and journey registered. It owns s from now on:
-// Run or Close closes it.
-func newExecutor(cfg demoConfig, s *storage.Store) (*executor.Executor, error) {
-	f := cfg.faults()
-	pol, err := cfg.Retry.Build()
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("build policy: %w", err)
-	}
-	sched, err := memory.New(memory.Config{})
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("scheduler: %w", err)
-	}
-	ex, err := executor.New(cfg.executorConfig(), s, sched, pol)
-	if err != nil {
-		sched.Close()
-		s.Close()
-		return nil, fmt.Errorf("executor: %w", err)
-	}
+// registerDemo registers the demo's handlers, failing as f says, and its
+// journey.
+func registerDemo(ex *executor.Executor, f faults) error {
 	for _, typ := range []string{typeRegister, typeSMS, typeClinic, typeRecord} {
 		h := executor.HandlerFunc(func(_ context.Context, in executor.NodeInput) (json.RawMessage, error) {
 			return f.handle(typ, nodeCall{RunID: in.Run.ID, NodeID: in.Node.ID, Attempt: in.Attempt, RunAttempt: in.RunAttempt, Input: in.Context.Input})
 		})
 		if err := ex.Handle(typ, h); err != nil {
-			ex.Close()
-			return nil, fmt.Errorf("register handler %s: %w", typ, err)
+			return fmt.Errorf("register handler %s: %w", typ, err)
 		}
 	}
 	if err := ex.RegisterJourney(patientJourney()); err != nil {
-		ex.Close()
-		return nil, fmt.Errorf("register journey: %w", err)
+		return fmt.Errorf("register journey: %w", err)
 	}
-	return ex, nil
+	return nil
 }
 
 // createRuns creates the runs of patients 1..n, unclaimed and due now, for

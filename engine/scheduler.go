@@ -1,0 +1,109 @@
+package engine
+
+import (
+	"context"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/journeyretry/journeyretry/retry"
+	"github.com/journeyretry/journeyretry/scheduler/memory"
+	"github.com/journeyretry/journeyretry/storage"
+)
+
+// Scheduler backends, by the name scheduler.backend takes.
+const (
+	// SchedulerMemory keeps wake-ups in the process (the default): lost
+	// on exit, rebuilt from the store on start.
+	SchedulerMemory = "memory"
+	// SchedulerRedis shares wake-ups between processes through Redis.
+	SchedulerRedis = "redis"
+	// SchedulerSQLPoll polls the store's table for due runs.
+	SchedulerSQLPoll = "sqlpoll"
+)
+
+// SchedulerConfig selects the wake-up service. Each backend reads only
+// its own fields.
+type SchedulerConfig struct {
+	// Backend is memory, redis or sqlpoll. Default memory.
+	Backend string `json:"backend"`
+	// RedisURL is the Redis server of the redis backend (redis:// or
+	// rediss://).
+	RedisURL string `json:"redisUrl"`
+}
+
+// openScheduler opens one backend from the configuration and the store
+// Open has opened (a backend that polls the store's table needs it).
+type openScheduler func(ctx context.Context, c SchedulerConfig, store *storage.Store) (retry.Scheduler, error)
+
+// schedulerBackends maps each name Backend accepts to its constructor;
+// nil marks a backend accepted by name but not available yet, so that a
+// configuration naming it is refused with a clear message and does not
+// change when the backend arrives.
+//
+// Adding a backend: its constant above, its fields in SchedulerConfig
+// (checked in Validate), and its constructor here.
+var schedulerBackends = map[string]openScheduler{
+	SchedulerMemory: func(context.Context, SchedulerConfig, *storage.Store) (retry.Scheduler, error) {
+		return memory.New(memory.Config{})
+	},
+	SchedulerRedis:   nil,
+	SchedulerSQLPoll: nil,
+}
+
+// backendNames lists the accepted names (only the available ones if
+// available), for messages.
+func backendNames(available bool) string {
+	names := make([]string, 0, len(schedulerBackends))
+	for n, open := range schedulerBackends {
+		if open != nil || !available {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+// Validate names the bad fields, each error wrapping
+// [retry.ErrInvalidArgument]. The Redis URL is checked whatever the
+// backend, so that a configuration written for redis is right when it is
+// chosen.
+func (c SchedulerConfig) Validate() error {
+	var errs *multierror.Error
+	backend := c.backend()
+	switch open, known := schedulerBackends[backend]; {
+	case !known:
+		errs = multierror.Append(errs, retry.InvalidField("backend", "%q: want one of %s", c.Backend, backendNames(false)))
+	case open == nil:
+		errs = multierror.Append(errs, retry.InvalidField("backend", "%q is not available yet (%s is): it comes with a later release", c.Backend, backendNames(true)))
+	}
+	if c.RedisURL != "" {
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			errs = multierror.Append(errs, retry.InvalidField("redisUrl", "%s: want a redis:// or rediss:// URL with a host", redactURL(c.RedisURL)))
+		}
+	}
+	return errs.ErrorOrNil()
+}
+
+func (c SchedulerConfig) backend() string {
+	if c.Backend == "" {
+		return SchedulerMemory
+	}
+	return c.Backend
+}
+
+// open opens the configured backend; c is valid.
+func (c SchedulerConfig) open(ctx context.Context, store *storage.Store) (retry.Scheduler, error) {
+	return schedulerBackends[c.backend()](ctx, c, store)
+}
+
+// redactURL hides a URL's password.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
