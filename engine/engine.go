@@ -38,8 +38,8 @@ type Config struct {
 	Store storage.Config `json:"store"`
 	// Scheduler selects the wake-up service; default memory.
 	Scheduler SchedulerConfig `json:"scheduler"`
-	// Executor is the worker pool, leases, sweeper and rollout mode. Its
-	// MaxRetries defaults to Retry.MaxRetries (see [Config.ExecutorConfig]).
+	// Executor is the worker pool, leases, sweeper and rollout mode. The
+	// store's retry limit for new runs is the policy's, Retry.MaxRetries.
 	Executor executor.Config `json:"executor"`
 	// Retry is the default policy's configuration (policy.Config's keys).
 	Retry policy.Config `json:"retry"`
@@ -101,16 +101,11 @@ func splitErrors(err error) []error {
 }
 
 // ExecutorConfig is the executor's configuration as Open runs it: every
-// zero field set to its default, and MaxRetries, the store's limit for new
-// runs, following the policy's Retry.MaxRetries unless set on its own. A
-// program prints it to say what it runs with.
+// zero field set to its default. A program prints it to say what it runs
+// with.
 func (c Config) ExecutorConfig() executor.Config {
 	c = c.withDefaults()
-	ec := c.Executor
-	if ec.MaxRetries == 0 {
-		ec.MaxRetries = c.Retry.MaxRetries
-	}
-	return ec.WithDefaults()
+	return c.Executor.WithDefaults()
 }
 
 // Engine is an executor with the store, scheduler and policy Open built

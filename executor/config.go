@@ -54,7 +54,9 @@ const (
 	SweepSpecDefault       = "@every 30s"
 	SweepGraceDefault      = 5 * time.Second
 	ShutdownTimeoutDefault = 30 * time.Second
-	MaxRetriesDefault      = 3
+	// MaxRetriesDefault is the retry limit the store keeps for new runs
+	// when the policy states none ([retry.Limit]).
+	MaxRetriesDefault = 3
 )
 
 // LeaseMin is the shortest Lease: stores count leases in milliseconds.
@@ -98,10 +100,6 @@ type Config struct {
 	// context is cancelled before cancelling them. Default
 	// [ShutdownTimeoutDefault].
 	ShutdownTimeout time.Duration `json:"shutdownTimeout"`
-	// MaxRetries bounds the retries of each node of new runs; the store
-	// enforces it whatever the policy asks. Default [MaxRetriesDefault]
-	// (disable retries through the policy, the mode, or WithoutRetry).
-	MaxRetries int `json:"maxRetries"`
 
 	// Now is the clock for store writes and claims; default time.Now.
 	Now func() time.Time `json:"-"`
@@ -174,7 +172,6 @@ func (c Config) WithDefaults() Config {
 	c.SweepSpec = cmp.Or(c.SweepSpec, SweepSpecDefault)
 	c.SweepGrace = cmp.Or(c.SweepGrace, SweepGraceDefault)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
-	c.MaxRetries = cmp.Or(c.MaxRetries, MaxRetriesDefault)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -201,8 +198,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("sweepGrace: %s: want > 0 (0 for the default)", c.SweepGrace)
 	case c.ShutdownTimeout < 0:
 		return fmt.Errorf("shutdownTimeout: %s: want > 0 (0 for the default)", c.ShutdownTimeout)
-	case c.MaxRetries < 0:
-		return fmt.Errorf("maxRetries: %d: want at least 1 (0 for the default, %d; disable retries with the mode, the policy or WithoutRetry)", c.MaxRetries, MaxRetriesDefault)
 	}
 	if c.Mode != "" {
 		if _, err := ParseMode(string(c.Mode)); err != nil {

@@ -25,7 +25,6 @@ func TestConfigValidate(t *testing.T) {
 		{executor.Config{SweepGrace: -time.Second}, "sweepGrace"},
 		{executor.Config{NodeTimeout: -1}, "nodeTimeout"},
 		{executor.Config{ShutdownTimeout: -1}, "shutdownTimeout"},
-		{executor.Config{MaxRetries: -1}, "maxRetries"},
 		{executor.Config{Mode: "sometimes"}, `mode "sometimes"`},
 		{executor.Config{SweepSpec: "@every soon"}, "sweepSpec"},
 		{executor.Config{SweepSpec: "@every 500ms"}, "sweepSpec"},

@@ -173,7 +173,7 @@ func (e *Executor) StartRun(ctx context.Context, journeyID string, input []byte,
 	}
 	nr := retry.NewRun{
 		JourneyID: j.ID, JourneyVersion: j.Version, StartNodeID: j.Start, Input: input,
-		MaxRetries: e.cfg.MaxRetries, Worker: e.cfg.Worker, Lease: e.cfg.Lease,
+		MaxRetries: maxRetries(e.policyFor(j, nil)), Worker: e.cfg.Worker, Lease: e.cfg.Lease,
 	}
 	for _, o := range opts {
 		o(&nr)
@@ -198,6 +198,15 @@ func (e *Executor) StartRun(ctx context.Context, journeyID string, input []byte,
 	}
 	e.stats.started.Add(1)
 	return e.execute(ctx, run), nil
+}
+
+// maxRetries is the retry limit new runs under p keep: the policy's own
+// (retry.Limit), or MaxRetriesDefault.
+func maxRetries(p retry.Policy) int {
+	if l, ok := p.(retry.Limit); ok {
+		return max(l.MaxRetries(), 0)
+	}
+	return MaxRetriesDefault
 }
 
 func cmpErr(a, b error) error {

@@ -221,9 +221,10 @@ func (e *Executor) fail(ctx context.Context, run retry.Run, claim retry.Claim, j
 	return reclaimed, true
 }
 
+// policyFor is the policy of node n of j (nil n: of j).
 func (e *Executor) policyFor(j *Journey, n *Node) retry.Policy {
 	switch {
-	case n.Policy != nil:
+	case n != nil && n.Policy != nil:
 		return n.Policy
 	case j.Policy != nil:
 		return j.Policy

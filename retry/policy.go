@@ -69,6 +69,15 @@ type Policy interface {
 	Decide(f Failure) Decision
 }
 
+// Limit is a [Policy] that bounds the retries of one node. The executor
+// writes the bound into each new run (its MaxRetries), so that the limit
+// the store enforces and shows is the one the policy decides with: 0 means
+// no retry, everywhere.
+type Limit interface {
+	Policy
+	MaxRetries() int
+}
+
 // PolicyFunc adapts a function to [Policy].
 type PolicyFunc func(f Failure) Decision
 

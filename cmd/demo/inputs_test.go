@@ -1,0 +1,49 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/journeyretry/journeyretry/retry"
+)
+
+// TestMaxRetriesZero: --max-retries 0 means no retry: the store keeps 0,
+// runs list and runs show say 0, and no failure was retried.
+func TestMaxRetriesZero(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	store := filepath.Join(dir, "zero.db")
+	if r := runBin(t, dir, nil, append(fastArgs(store, 30), "--max-retries", "0")...); r.code != 0 {
+		t.Fatalf("demo: status %d\n%s", r.code, r.stderr)
+	}
+	limits := querySQL(t, openDB(t, store).DB(), `SELECT CAST(max_retries AS TEXT), COUNT(*) FROM journey_runs GROUP BY max_retries`)
+	if len(limits) != 1 || limits["0"] != 30 {
+		t.Errorf("max_retries in the store: %v; want 0 for all 30 runs", limits)
+	}
+	retried := querySQL(t, openDB(t, store).DB(), `SELECT outcome, COUNT(*) FROM journey_run_attempts WHERE decision_retry GROUP BY outcome`)
+	if len(retried) != 0 {
+		t.Errorf("attempts retried with --max-retries 0: %v", retried)
+	}
+	r := runBin(t, dir, nil, "runs", "list", "--store", store, "--json")
+	var runs []runView
+	if err := json.Unmarshal([]byte(r.stdout), &runs); err != nil || r.code != 0 {
+		t.Fatalf("runs list: status %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	var failed string
+	for _, v := range runs {
+		if v.MaxRetries != 0 || v.RetryCount != 0 {
+			t.Errorf("run %s: retry %d of %d, want 0 of 0", v.ID, v.RetryCount, v.MaxRetries)
+		}
+		if v.Status == retry.StatusFailedMaxRetries || v.Status == retry.StatusFailed {
+			failed = v.ID
+		}
+	}
+	if failed == "" {
+		t.Fatal("no run failed: the default fault rates should fail some")
+	}
+	if r := runBin(t, dir, nil, "runs", "show", failed, "--store", store); r.code != 0 || strings.Contains(r.stdout, " of 3)") {
+		t.Errorf("runs show %s: status %d\n%s%s", failed, r.code, r.stdout, r.stderr)
+	}
+}
