@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/journeyretry/journeyretry/internal/storetext"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -27,7 +28,7 @@ const claimSet = `status = 'in_progress', claim_token = ? || id, claimed_by = ?,
 
 // ClaimRun claims run id; see [retry.Claimer].
 func (s *Store) ClaimRun(ctx context.Context, id, worker string, now time.Time, lease time.Duration) (retry.Run, error) {
-	if err := cmpErr(checkRunID(id), checkText("worker", worker)); err != nil {
+	if err := cmpErr(checkRunID(id), storetext.CheckIDs("worker", worker)); err != nil {
 		return retry.Run{}, fmt.Errorf("claim run: %w", err)
 	}
 	if err := checkLease(now, lease); err != nil {
@@ -53,7 +54,7 @@ WHERE id = ? AND `+claimable,
 // single writer makes it atomic, on PostgreSQL FOR UPDATE SKIP LOCKED lets
 // claimers in other processes take other rows instead of waiting.
 func (s *Store) ClaimDue(ctx context.Context, worker string, dueBy, now time.Time, lease time.Duration, limit int) ([]retry.Run, error) {
-	if err := cmpErr(checkLease(now, lease), checkText("worker", worker)); err != nil {
+	if err := cmpErr(checkLease(now, lease), storetext.CheckIDs("worker", worker)); err != nil {
 		return nil, fmt.Errorf("claim due: %w", err)
 	}
 	switch {

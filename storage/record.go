@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/journeyretry/journeyretry/internal/storetext"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -18,13 +19,13 @@ func (s *Store) CompleteNode(ctx context.Context, c retry.Claim, ns retry.NodeSu
 	if ns.NodeID == "" {
 		return retry.Run{}, fmt.Errorf("complete node of %s: %w", c.RunID, invalid("empty node id"))
 	}
-	if err := checkText("node id", ns.NodeID, "next node id", ns.NextNodeID); err != nil {
+	if err := storetext.CheckIDs("node id", ns.NodeID, "next node id", ns.NextNodeID); err != nil {
 		return retry.Run{}, fmt.Errorf("complete node of %s: %w", c.RunID, err)
 	}
 	output := string(ns.Output)
 	if len(ns.Output) == 0 {
 		output = "null"
-	} else if err := checkJSON("output", ns.Output); err != nil {
+	} else if err := storetext.CheckJSON("output", ns.Output); err != nil {
 		return retry.Run{}, fmt.Errorf("complete node %s of %s: %w", ns.NodeID, c.RunID, err)
 	}
 	now := ns.FinishedAt
@@ -100,13 +101,13 @@ func (s *Store) RecordFailure(ctx context.Context, c retry.Claim, f retry.Failur
 	case f.Decision.Delay < 0:
 		return retry.Run{}, fmt.Errorf("record failure of %s: %w", c.RunID, invalid("delay %v is negative", f.Decision.Delay))
 	}
-	if err := checkText("node id", f.NodeID); err != nil {
+	if err := storetext.CheckIDs("node id", f.NodeID); err != nil {
 		return retry.Run{}, fmt.Errorf("record failure of %s: %w", c.RunID, err)
 	}
 	// The failure's free text is stored, never rejected.
-	f.Message = truncate(f.Message)
-	f.Decision.Strategy, f.Decision.Rule = storable(f.Decision.Strategy), storable(f.Decision.Rule)
-	class := retry.Class(storable(string(f.Class)))
+	f.Message = storetext.Truncate(f.Message)
+	f.Decision.Strategy, f.Decision.Rule = storetext.Storable(f.Decision.Strategy), storetext.Storable(f.Decision.Rule)
+	class := retry.Class(storetext.Storable(string(f.Class)))
 	if class == "" {
 		class = retry.ClassUnknown
 	}

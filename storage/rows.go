@@ -7,12 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/uptrace/bun"
 
+	"github.com/journeyretry/journeyretry/internal/storetext"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -297,59 +296,6 @@ func parseOwnDatetime(v string) (t time.Time, ok bool) {
 // newToken returns a random claim token.
 func newToken() string { return rand.Text() }
 
-// truncate makes msg storable and cuts it to retry.MaxErrorMessageLen bytes
-// at a UTF-8 boundary.
-func truncate(msg string) string {
-	msg = storable(msg)
-	if len(msg) <= retry.MaxErrorMessageLen {
-		return msg
-	}
-	cut := retry.MaxErrorMessageLen
-	for cut > 0 && !utf8.RuneStart(msg[cut]) {
-		cut--
-	}
-	return msg[:cut]
-}
-
-// storable is s as every dialect stores it alike: NUL bytes and invalid
-// UTF-8 (which PostgreSQL's text rejects) become U+FFFD.
-func storable(s string) string {
-	if retry.StorableText(s) {
-		return s
-	}
-	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
-}
-
-// checkText rejects identifiers no dialect can store alike: fields holds
-// name, value pairs, and a value must be valid UTF-8 without NUL.
-func checkText(fields ...string) error {
-	for i := 0; i+1 < len(fields); i += 2 {
-		if v := fields[i+1]; !retry.StorableText(v) {
-			return invalid("%s %q holds a NUL byte or invalid UTF-8", fields[i], v)
-		}
-	}
-	return nil
-}
-
-// checkJSON rejects what a run's context cannot hold on every dialect:
-// text that is not JSON, and the escape \u0000, which PostgreSQL's jsonb
-// refuses.
-func checkJSON(what string, b []byte) error {
-	if !json.Valid(b) {
-		return invalid("%s is not valid JSON", what)
-	}
-	for i := 0; i < len(b); i++ {
-		if b[i] != '\\' { // in valid JSON a backslash starts an escape
-			continue
-		}
-		if i+5 < len(b) && b[i+1] == 'u' && string(b[i+2:i+6]) == "0000" {
-			return invalid("%s holds \\u0000, which PostgreSQL's jsonb cannot store", what)
-		}
-		i++ // the escaped character
-	}
-	return nil
-}
-
 // invalid returns an error wrapping retry.ErrInvalidArgument.
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), retry.ErrInvalidArgument)
@@ -366,7 +312,7 @@ func checkClaim(c retry.Claim, now time.Time) error {
 	case now.IsZero():
 		return invalid("run %s: zero time", c.RunID)
 	}
-	return checkText("claim token", c.Token)
+	return storetext.CheckIDs("claim token", c.Token)
 }
 
 // checkRunID validates a run id argument.
@@ -374,7 +320,7 @@ func checkRunID(id string) error {
 	if id == "" {
 		return invalid("empty run id")
 	}
-	return checkText("run id", id)
+	return storetext.CheckIDs("run id", id)
 }
 
 // lostOrMissing tells why a write under c changed nothing: the run does not

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/journeyretry/journeyretry/internal/storetext"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -30,11 +31,11 @@ func (s *Store) Create(ctx context.Context, nr retry.NewRun, now time.Time) (ret
 	case now.IsZero():
 		return retry.Run{}, fmt.Errorf("create run: %w", invalid("zero time"))
 	}
-	if err := checkText("run id", nr.ID, "journey id", nr.JourneyID, "start node id", nr.StartNodeID, "worker", nr.Worker); err != nil {
+	if err := storetext.CheckIDs("run id", nr.ID, "journey id", nr.JourneyID, "start node id", nr.StartNodeID, "worker", nr.Worker); err != nil {
 		return retry.Run{}, fmt.Errorf("create run: %w", err)
 	}
 	if len(nr.Input) > 0 {
-		if err := checkJSON("input", nr.Input); err != nil {
+		if err := storetext.CheckJSON("input", nr.Input); err != nil {
 			return retry.Run{}, fmt.Errorf("create run: %w", err)
 		}
 	}

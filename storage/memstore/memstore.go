@@ -1,0 +1,680 @@
+// Package memstore is an in-memory [retry.Store] and [retry.Inspector]:
+// the second reference store beside the Bun store of package storage, as
+// hashicorp/raft keeps an InmemStore beside its real ones.
+//
+// It exists for two reasons. It passes storage/storetest, which shows that
+// the suite describes the contract of retry.Store and not one database's
+// behaviour; and it is a fast, dependency-free fake for unit tests of
+// handlers and journeys (package retrytest builds on it). It keeps nothing
+// durable: a process that uses it in production loses every run when it
+// exits.
+//
+// Times are kept as the Bun store keeps them, UTC cut to the millisecond,
+// and text by the same rules (see [retry.StorableText]), so a test that
+// passes on it passes on the real store.
+package memstore
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/journeyretry/journeyretry/internal/storetext"
+	"github.com/journeyretry/journeyretry/retry"
+)
+
+// Store is one handle on an in-memory run store, safe for concurrent use.
+// Create it with [New]; [Store.Handle] opens another handle on the same
+// runs, as a second process would open the same database.
+type Store struct {
+	data *data
+
+	mu     sync.Mutex // guards closed
+	closed bool
+}
+
+// data is what the handles of one store share.
+type data struct {
+	mu   sync.Mutex
+	runs map[string]*row
+}
+
+// row is one run and its history.
+type row struct {
+	run retry.Run
+	// due is when the run is next claimable (the Bun store's due_at):
+	// its creation or release, its retry or wake-up time, or the end of
+	// its lease. Zero once it has ended.
+	due      time.Time
+	attempts []retry.Attempt
+}
+
+var (
+	_ retry.Store     = (*Store)(nil)
+	_ retry.Inspector = (*Store)(nil)
+)
+
+// New returns an empty store.
+func New() *Store {
+	return &Store{data: &data{runs: map[string]*row{}}}
+}
+
+// Handle returns another handle on the same runs. Closing one handle does
+// not close the others.
+func (s *Store) Handle() *Store { return &Store{data: s.data} }
+
+// Close closes this handle; later calls, Close included, wrap
+// [retry.ErrClosed].
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return fmt.Errorf("close store: %w", retry.ErrClosed)
+	}
+	s.closed = true
+	return nil
+}
+
+// lock checks that the handle is open and ctx live, and locks the runs.
+// The caller unlocks s.data.mu when it gets nil.
+func (s *Store) lock(ctx context.Context, op string) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	switch {
+	case closed:
+		return fmt.Errorf("%s: %w", op, retry.ErrClosed)
+	case ctx.Err() != nil:
+		return fmt.Errorf("%s: %w", op, ctx.Err())
+	}
+	s.data.mu.Lock()
+	return nil
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), retry.ErrInvalidArgument)
+}
+
+// ms is t as the store keeps it: UTC, cut to the millisecond; the zero
+// time stays zero.
+func ms(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return time.UnixMilli(t.UnixMilli()).UTC()
+}
+
+func newToken() string { return rand.Text() }
+
+func checkRunID(id string) error {
+	if id == "" {
+		return invalid("empty run id")
+	}
+	return storetext.CheckIDs("run id", id)
+}
+
+func checkLease(now time.Time, lease time.Duration) error {
+	switch {
+	case now.IsZero():
+		return invalid("zero time")
+	case lease < time.Millisecond:
+		return invalid("lease %v: want at least 1ms", lease)
+	}
+	return nil
+}
+
+func checkClaim(c retry.Claim, now time.Time) error {
+	if err := checkRunID(c.RunID); err != nil {
+		return err
+	}
+	switch {
+	case c.Token == "":
+		return invalid("run %s: empty claim token", c.RunID)
+	case now.IsZero():
+		return invalid("run %s: zero time", c.RunID)
+	}
+	return storetext.CheckIDs("claim token", c.Token)
+}
+
+// copyRun returns r with its own copy of the context, so that no caller
+// shares memory with the store.
+func copyRun(r retry.Run) retry.Run {
+	r.Context.Input = slices.Clone(r.Context.Input)
+	if r.Context.Outputs != nil {
+		out := make(map[string]json.RawMessage, len(r.Context.Outputs))
+		for k, v := range r.Context.Outputs {
+			out[k] = slices.Clone(v)
+		}
+		r.Context.Outputs = out
+	}
+	return r
+}
+
+// Create inserts a run; see [retry.Runs].
+func (s *Store) Create(ctx context.Context, nr retry.NewRun, now time.Time) (retry.Run, error) {
+	switch {
+	case nr.JourneyID == "":
+		return retry.Run{}, fmt.Errorf("create run: %w", invalid("empty journey id"))
+	case nr.StartNodeID == "":
+		return retry.Run{}, fmt.Errorf("create run: %w", invalid("empty start node id"))
+	case nr.MaxRetries < 0 || nr.MaxRetries > math.MaxInt32:
+		return retry.Run{}, fmt.Errorf("create run: %w", invalid("max retries %d: want 0 to %d", nr.MaxRetries, math.MaxInt32))
+	case nr.JourneyVersion < 0 || nr.JourneyVersion > math.MaxInt32:
+		return retry.Run{}, fmt.Errorf("create run: %w", invalid("journey version %d: want 0 to %d", nr.JourneyVersion, math.MaxInt32))
+	case nr.Lease < 0:
+		return retry.Run{}, fmt.Errorf("create run: %w", invalid("lease %v is negative", nr.Lease))
+	case now.IsZero():
+		return retry.Run{}, fmt.Errorf("create run: %w", invalid("zero time"))
+	}
+	if err := storetext.CheckIDs("run id", nr.ID, "journey id", nr.JourneyID, "start node id", nr.StartNodeID, "worker", nr.Worker); err != nil {
+		return retry.Run{}, fmt.Errorf("create run: %w", err)
+	}
+	if len(nr.Input) > 0 {
+		if err := storetext.CheckJSON("input", nr.Input); err != nil {
+			return retry.Run{}, fmt.Errorf("create run: %w", err)
+		}
+	}
+	id := nr.ID
+	if id == "" {
+		id = uuid.Must(uuid.NewV7()).String()
+	}
+	now = ms(now)
+	r := &row{due: now, run: retry.Run{
+		ID: id, JourneyID: nr.JourneyID, JourneyVersion: nr.JourneyVersion, Status: retry.StatusInProgress,
+		CurrentNodeID: nr.StartNodeID, Context: retry.RunContext{Input: slices.Clone(nr.Input)},
+		MaxRetries: nr.MaxRetries, RetryEnabled: !nr.DisableRetry, CreatedAt: now, UpdatedAt: now,
+	}}
+	if nr.Lease > 0 {
+		r.due = ms(now.Add(nr.Lease))
+		r.run.ClaimToken, r.run.ClaimedBy, r.run.LeaseExpiresAt = newToken(), nr.Worker, r.due
+	}
+	if err := s.lock(ctx, "create run"); err != nil {
+		return retry.Run{}, err
+	}
+	defer s.data.mu.Unlock()
+	if _, taken := s.data.runs[id]; taken {
+		return retry.Run{}, fmt.Errorf("create run: %w", invalid("run id %q already taken", id))
+	}
+	s.data.runs[id] = r
+	return copyRun(r.run), nil
+}
+
+// Get returns the run, or an error wrapping [retry.ErrNotFound].
+func (s *Store) Get(ctx context.Context, id string) (retry.Run, error) {
+	if err := checkRunID(id); err != nil {
+		return retry.Run{}, fmt.Errorf("get run: %w", err)
+	}
+	if err := s.lock(ctx, "get run"); err != nil {
+		return retry.Run{}, err
+	}
+	defer s.data.mu.Unlock()
+	r, ok := s.data.runs[id]
+	if !ok {
+		return retry.Run{}, fmt.Errorf("get run %s: %w", id, retry.ErrNotFound)
+	}
+	return copyRun(r.run), nil
+}
+
+// Attempts returns the run's attempt history in attempt order.
+func (s *Store) Attempts(ctx context.Context, runID string) ([]retry.Attempt, error) {
+	if err := checkRunID(runID); err != nil {
+		return nil, fmt.Errorf("attempts: %w", err)
+	}
+	if err := s.lock(ctx, "attempts"); err != nil {
+		return nil, err
+	}
+	defer s.data.mu.Unlock()
+	r, ok := s.data.runs[runID]
+	if !ok {
+		return nil, fmt.Errorf("attempts of %s: %w", runID, retry.ErrNotFound)
+	}
+	return slices.Clone(r.attempts), nil
+}
+
+// claimable reports whether r may be claimed by a claimer of what was due
+// at dueBy.
+func (r *row) claimable(dueBy time.Time) bool {
+	switch r.run.Status {
+	case retry.StatusInProgress, retry.StatusRetrying, retry.StatusWaiting:
+		return !r.due.IsZero() && !r.due.After(ms(dueBy))
+	}
+	return false
+}
+
+// claim claims r for worker at now.
+func (r *row) claim(worker string, now time.Time, lease time.Duration) {
+	until := ms(now.Add(lease))
+	r.run.Status, r.run.ClaimToken, r.run.ClaimedBy, r.run.LeaseExpiresAt = retry.StatusInProgress, newToken(), worker, until
+	r.due, r.run.UpdatedAt = until, ms(now)
+}
+
+// release gives r's claim up.
+func (r *row) release() {
+	r.run.ClaimToken, r.run.ClaimedBy, r.run.LeaseExpiresAt = "", "", time.Time{}
+}
+
+// refused tells why an operation on run id conditional on its status did
+// nothing. The caller holds s.data.mu.
+func (s *Store) refused(id string, sentinel error) error {
+	r, ok := s.data.runs[id]
+	if !ok {
+		return fmt.Errorf("run %s: %w", id, retry.ErrNotFound)
+	}
+	return fmt.Errorf("run %s is %s: %w", id, r.run.Status, sentinel)
+}
+
+// ClaimRun claims run id; see [retry.Claimer].
+func (s *Store) ClaimRun(ctx context.Context, id, worker string, now time.Time, lease time.Duration) (retry.Run, error) {
+	if err := cmp.Or(checkRunID(id), storetext.CheckIDs("worker", worker)); err != nil {
+		return retry.Run{}, fmt.Errorf("claim run: %w", err)
+	}
+	if err := checkLease(now, lease); err != nil {
+		return retry.Run{}, fmt.Errorf("claim run %s: %w", id, err)
+	}
+	if err := s.lock(ctx, "claim run"); err != nil {
+		return retry.Run{}, err
+	}
+	defer s.data.mu.Unlock()
+	r, ok := s.data.runs[id]
+	if !ok || !r.claimable(now) {
+		return retry.Run{}, fmt.Errorf("claim run: %w", s.refused(id, retry.ErrNotClaimable))
+	}
+	r.claim(worker, now, lease)
+	return copyRun(r.run), nil
+}
+
+// ClaimDue claims up to limit runs claimable at dueBy, earliest due first
+// (ties in id order); see [retry.Claimer].
+func (s *Store) ClaimDue(ctx context.Context, worker string, dueBy, now time.Time, lease time.Duration, limit int) ([]retry.Run, error) {
+	if err := cmp.Or(checkLease(now, lease), storetext.CheckIDs("worker", worker)); err != nil {
+		return nil, fmt.Errorf("claim due: %w", err)
+	}
+	switch {
+	case limit < 1:
+		return nil, fmt.Errorf("claim due: %w", invalid("limit %d below 1", limit))
+	case dueBy.IsZero() || dueBy.After(now):
+		return nil, fmt.Errorf("claim due: %w", invalid("due-by time %v: want at or before now %v", dueBy, now))
+	}
+	if err := s.lock(ctx, "claim due"); err != nil {
+		return nil, err
+	}
+	defer s.data.mu.Unlock()
+	var due []*row
+	for _, r := range s.data.runs {
+		if r.claimable(dueBy) {
+			due = append(due, r)
+		}
+	}
+	slices.SortFunc(due, func(a, b *row) int { return cmp.Or(a.due.Compare(b.due), cmp.Compare(a.run.ID, b.run.ID)) })
+	var out []retry.Run
+	for _, r := range due[:min(limit, len(due))] {
+		r.claim(worker, now, lease)
+		out = append(out, copyRun(r.run))
+	}
+	return out, nil
+}
+
+// held returns the run c is a live claim on at now, or why not: the run
+// does not exist, or the claim is no longer held. The caller holds
+// s.data.mu.
+func (s *Store) held(c retry.Claim, now time.Time) (*row, error) {
+	r, ok := s.data.runs[c.RunID]
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("run %s: %w", c.RunID, retry.ErrNotFound)
+	case r.run.ClaimToken == "" || r.run.ClaimToken != c.Token || !r.run.LeaseExpiresAt.After(ms(now)):
+		return nil, fmt.Errorf("run %s: %w", c.RunID, retry.ErrLostClaim)
+	}
+	return r, nil
+}
+
+// ExtendLease moves c's lease to now + lease; see [retry.Claimer].
+func (s *Store) ExtendLease(ctx context.Context, c retry.Claim, now time.Time, lease time.Duration) (retry.Claim, error) {
+	if err := checkClaim(c, now); err != nil {
+		return retry.Claim{}, fmt.Errorf("extend lease: %w", err)
+	}
+	if err := checkLease(now, lease); err != nil {
+		return retry.Claim{}, fmt.Errorf("extend lease of %s: %w", c.RunID, err)
+	}
+	if err := s.lock(ctx, "extend lease"); err != nil {
+		return retry.Claim{}, err
+	}
+	defer s.data.mu.Unlock()
+	r, err := s.held(c, now)
+	if err != nil {
+		return retry.Claim{}, fmt.Errorf("extend lease: %w", err)
+	}
+	until := ms(now.Add(lease))
+	r.run.LeaseExpiresAt, r.due, r.run.UpdatedAt = until, until, ms(now)
+	c.LeaseExpiresAt = until
+	return c, nil
+}
+
+// Release gives c up, leaving the run claimable at once; see
+// [retry.Claimer].
+func (s *Store) Release(ctx context.Context, c retry.Claim, now time.Time) error {
+	if err := checkClaim(c, now); err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
+	if err := s.lock(ctx, "release"); err != nil {
+		return err
+	}
+	defer s.data.mu.Unlock()
+	r, err := s.held(c, now)
+	if err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
+	r.release()
+	r.due, r.run.UpdatedAt = ms(now), ms(now)
+	return nil
+}
+
+// appendAttempt appends a to r's history with the numbers, worker and
+// token taken from the run as it is before the write.
+func (r *row) appendAttempt(a retry.Attempt) {
+	a.RunID, a.Number, a.NodeAttempt = r.run.ID, r.run.AttemptCount+1, r.run.RetryCount+1
+	a.Worker, a.ClaimToken = r.run.ClaimedBy, r.run.ClaimToken
+	a.StartedAt, a.FinishedAt = ms(a.StartedAt), ms(a.FinishedAt)
+	a.Decision.Delay = a.Decision.Delay.Truncate(time.Millisecond)
+	r.attempts = append(r.attempts, a)
+	r.run.AttemptCount++
+}
+
+// CompleteNode records a completed node under c; see [retry.Recorder].
+func (s *Store) CompleteNode(ctx context.Context, c retry.Claim, ns retry.NodeSuccess) (retry.Run, error) {
+	if err := checkClaim(c, ns.FinishedAt); err != nil {
+		return retry.Run{}, fmt.Errorf("complete node: %w", err)
+	}
+	if ns.NodeID == "" {
+		return retry.Run{}, fmt.Errorf("complete node of %s: %w", c.RunID, invalid("empty node id"))
+	}
+	if err := storetext.CheckIDs("node id", ns.NodeID, "next node id", ns.NextNodeID); err != nil {
+		return retry.Run{}, fmt.Errorf("complete node of %s: %w", c.RunID, err)
+	}
+	output := json.RawMessage("null")
+	if len(ns.Output) > 0 {
+		if err := storetext.CheckJSON("output", ns.Output); err != nil {
+			return retry.Run{}, fmt.Errorf("complete node %s of %s: %w", ns.NodeID, c.RunID, err)
+		}
+		output = slices.Clone(ns.Output)
+	}
+	now := ms(ns.FinishedAt)
+	if err := s.lock(ctx, "complete node"); err != nil {
+		return retry.Run{}, err
+	}
+	defer s.data.mu.Unlock()
+	r, err := s.held(c, now)
+	if err != nil {
+		return retry.Run{}, fmt.Errorf("complete node: %w", err)
+	}
+	status := retry.StatusInProgress
+	switch {
+	case ns.NextNodeID == "":
+		status = retry.StatusCompleted
+	case !ns.WakeAt.IsZero():
+		status = retry.StatusWaiting
+	}
+	r.appendAttempt(retry.Attempt{NodeID: ns.NodeID, StartedAt: ns.StartedAt, FinishedAt: now,
+		Outcome: retry.OutcomeSucceeded, Status: status})
+	if r.run.Context.Outputs == nil {
+		r.run.Context.Outputs = map[string]json.RawMessage{}
+	}
+	r.run.Context.Outputs[ns.NodeID] = output
+	r.run.Status, r.run.CurrentNodeID, r.run.RetryCount, r.run.LastDelay, r.run.UpdatedAt = status, ns.NextNodeID, 0, 0, now
+	switch status {
+	case retry.StatusCompleted:
+		r.due = time.Time{}
+		r.release()
+	case retry.StatusWaiting:
+		r.run.WakeAt = ms(ns.WakeAt)
+		r.due = r.run.WakeAt
+		r.release()
+	}
+	return copyRun(r.run), nil
+}
+
+// failedStatus is the status a failure leaves r in: the run's
+// RetryEnabled and MaxRetries bound whatever the decision asks.
+func (r *row) failedStatus(f retry.FailureRecord) retry.Status {
+	switch d := f.Decision; {
+	case f.Shadow || (!d.Retry && !d.Exhausted), !r.run.RetryEnabled:
+		return retry.StatusFailed
+	case d.Exhausted, r.run.RetryCount >= r.run.MaxRetries:
+		return retry.StatusFailedMaxRetries
+	}
+	return retry.StatusRetrying
+}
+
+// RecordFailure records a failed attempt and its decision under c; see
+// [retry.Recorder].
+func (s *Store) RecordFailure(ctx context.Context, c retry.Claim, f retry.FailureRecord) (retry.Run, error) {
+	if err := checkClaim(c, f.FinishedAt); err != nil {
+		return retry.Run{}, fmt.Errorf("record failure: %w", err)
+	}
+	switch {
+	case f.NodeID == "":
+		return retry.Run{}, fmt.Errorf("record failure of %s: %w", c.RunID, invalid("empty node id"))
+	case f.Decision.Delay < 0:
+		return retry.Run{}, fmt.Errorf("record failure of %s: %w", c.RunID, invalid("delay %v is negative", f.Decision.Delay))
+	}
+	if err := storetext.CheckIDs("node id", f.NodeID); err != nil {
+		return retry.Run{}, fmt.Errorf("record failure of %s: %w", c.RunID, err)
+	}
+	// The failure's free text is stored, never rejected.
+	f.Message = storetext.Truncate(f.Message)
+	f.Decision.Strategy, f.Decision.Rule = storetext.Storable(f.Decision.Strategy), storetext.Storable(f.Decision.Rule)
+	f.Class = cmp.Or(retry.Class(storetext.Storable(string(f.Class))), retry.ClassUnknown)
+	now := ms(f.FinishedAt)
+	if err := s.lock(ctx, "record failure"); err != nil {
+		return retry.Run{}, err
+	}
+	defer s.data.mu.Unlock()
+	r, err := s.held(c, now)
+	if err != nil {
+		return retry.Run{}, fmt.Errorf("record failure: %w", err)
+	}
+	status := r.failedStatus(f)
+	r.appendAttempt(retry.Attempt{NodeID: f.NodeID, StartedAt: f.StartedAt, FinishedAt: now, Outcome: retry.OutcomeFailed,
+		ErrorClass: f.Class, ErrorMessage: f.Message, Decision: f.Decision, Shadow: f.Shadow, Status: status})
+	r.due = time.Time{}
+	if status == retry.StatusRetrying {
+		r.run.RetryCount++
+		r.run.NextRetryAt = ms(now.Add(f.Decision.Delay))
+		r.run.LastDelay = f.Decision.Delay.Truncate(time.Millisecond)
+		r.due = r.run.NextRetryAt
+	}
+	r.run.Status, r.run.LastErrorMessage, r.run.LastErrorClass = status, f.Message, f.Class
+	r.run.LastErrorAt, r.run.UpdatedAt = now, now
+	r.release()
+	return copyRun(r.run), nil
+}
+
+// ListWakeups pages through the retrying and waiting runs in id order; see
+// [retry.WakeupLister].
+func (s *Store) ListWakeups(ctx context.Context, afterID string, limit int) ([]retry.Wakeup, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("list wakeups: %w", invalid("limit %d below 1", limit))
+	}
+	if err := s.lock(ctx, "list wakeups"); err != nil {
+		return nil, err
+	}
+	defer s.data.mu.Unlock()
+	var out []retry.Wakeup
+	for _, r := range s.sorted(afterID) {
+		if len(out) == limit {
+			break
+		}
+		if at, ok := r.run.DueAt(); ok {
+			out = append(out, retry.Wakeup{RunID: r.run.ID, Status: r.run.Status, At: at})
+		}
+	}
+	return out, nil
+}
+
+// sorted returns the runs with ids after afterID, in id order. The caller
+// holds s.data.mu.
+func (s *Store) sorted(afterID string) []*row {
+	var out []*row
+	for _, id := range slices.Sorted(maps.Keys(s.data.runs)) {
+		if id > afterID {
+			out = append(out, s.data.runs[id])
+		}
+	}
+	return out
+}
+
+// CountByStatus counts the runs in each status; see [retry.Inspector].
+func (s *Store) CountByStatus(ctx context.Context) (map[retry.Status]int, error) {
+	if err := s.lock(ctx, "count by status"); err != nil {
+		return nil, err
+	}
+	defer s.data.mu.Unlock()
+	counts := make(map[retry.Status]int, len(retry.Statuses))
+	for _, st := range retry.Statuses {
+		counts[st] = 0
+	}
+	for _, r := range s.data.runs {
+		counts[r.run.Status]++
+	}
+	return counts, nil
+}
+
+// RetryHistogram maps retry counts to the number of runs not yet ended
+// with that count; see [retry.Inspector].
+func (s *Store) RetryHistogram(ctx context.Context) (map[int]int, error) {
+	if err := s.lock(ctx, "retry histogram"); err != nil {
+		return nil, err
+	}
+	defer s.data.mu.Unlock()
+	hist := map[int]int{}
+	for _, r := range s.data.runs {
+		if !r.run.Status.Terminal() {
+			hist[r.run.RetryCount]++
+		}
+	}
+	return hist, nil
+}
+
+// TopErrors returns the most frequent (class, message) pairs among failed
+// attempts finished in [since, until); see [retry.Inspector].
+func (s *Store) TopErrors(ctx context.Context, since, until time.Time, limit int) ([]retry.ErrorCount, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("top errors: %w", invalid("limit %d below 1", limit))
+	}
+	if err := s.lock(ctx, "top errors"); err != nil {
+		return nil, err
+	}
+	defer s.data.mu.Unlock()
+	type key struct {
+		class retry.Class
+		msg   string
+	}
+	n := map[key]int{}
+	since, until = ms(since), ms(until)
+	for _, r := range s.data.runs {
+		for _, a := range r.attempts {
+			if a.Outcome == retry.OutcomeFailed && !a.FinishedAt.Before(since) && a.FinishedAt.Before(until) {
+				n[key{a.ErrorClass, a.ErrorMessage}]++
+			}
+		}
+	}
+	var out []retry.ErrorCount
+	for k, c := range n {
+		out = append(out, retry.ErrorCount{Class: k.class, Message: k.msg, Count: c})
+	}
+	slices.SortFunc(out, func(a, b retry.ErrorCount) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Class, b.Class), cmp.Compare(a.Message, b.Message))
+	})
+	return out[:min(limit, len(out))], nil
+}
+
+// RetryStats aggregates the whole attempt history; see [retry.Inspector].
+func (s *Store) RetryStats(ctx context.Context) (retry.RetryStats, error) {
+	if err := s.lock(ctx, "retry stats"); err != nil {
+		return retry.RetryStats{}, err
+	}
+	defer s.data.mu.Unlock()
+	st := retry.RetryStats{AttemptsPerRun: map[int]int{}, RetriesByStrategy: map[string]int{}, RetriesByClass: map[retry.Class]int{},
+		ShadowRetriesByStrategy: map[string]int{}, ShadowRetriesByClass: map[retry.Class]int{}}
+	for _, r := range s.data.runs {
+		executions := 0
+		for _, a := range r.attempts {
+			switch {
+			case a.Outcome == retry.OutcomeReplayed:
+				st.Replays++
+				continue
+			case a.Outcome == retry.OutcomeFailed && a.Shadow:
+				st.ShadowDecisions++
+				if a.Decision.Retry {
+					st.ShadowRetriesByStrategy[a.Decision.Strategy]++
+					st.ShadowRetriesByClass[a.ErrorClass]++
+				}
+			case a.Outcome == retry.OutcomeFailed && a.Status == retry.StatusRetrying:
+				st.RetriesByStrategy[a.Decision.Strategy]++
+				st.RetriesByClass[a.ErrorClass]++
+			}
+			executions++
+		}
+		st.AttemptsPerRun[executions]++
+	}
+	return st, nil
+}
+
+// ListRuns returns a page of runs in id order; see [retry.Inspector].
+func (s *Store) ListRuns(ctx context.Context, f retry.RunFilter) ([]retry.Run, error) {
+	switch {
+	case f.Limit < 0:
+		return nil, fmt.Errorf("list runs: %w", invalid("limit %d is negative", f.Limit))
+	case f.Status != "" && !f.Status.Valid():
+		return nil, fmt.Errorf("list runs: %w: %q", retry.ErrInvalidStatus, f.Status)
+	}
+	limit := cmp.Or(f.Limit, 100)
+	if err := s.lock(ctx, "list runs"); err != nil {
+		return nil, err
+	}
+	defer s.data.mu.Unlock()
+	var out []retry.Run
+	for _, r := range s.sorted(f.AfterID) {
+		if len(out) == limit {
+			break
+		}
+		if f.Status == "" || r.run.Status == f.Status {
+			out = append(out, copyRun(r.run))
+		}
+	}
+	return out, nil
+}
+
+// Replay restarts a failed run at its current node, due at now; see
+// [retry.Inspector].
+func (s *Store) Replay(ctx context.Context, id string, now time.Time) (retry.Run, error) {
+	if err := checkRunID(id); err != nil {
+		return retry.Run{}, fmt.Errorf("replay: %w", err)
+	}
+	if now.IsZero() {
+		return retry.Run{}, fmt.Errorf("replay %s: %w", id, invalid("zero time"))
+	}
+	now = ms(now)
+	if err := s.lock(ctx, "replay"); err != nil {
+		return retry.Run{}, err
+	}
+	defer s.data.mu.Unlock()
+	r, ok := s.data.runs[id]
+	if !ok || !r.run.Status.Replayable() {
+		return retry.Run{}, fmt.Errorf("replay: %w", s.refused(id, retry.ErrNotReplayable))
+	}
+	r.appendAttempt(retry.Attempt{NodeID: r.run.CurrentNodeID, FinishedAt: now, Outcome: retry.OutcomeReplayed, Status: retry.StatusRetrying})
+	r.run.Status, r.run.RetryCount, r.run.NextRetryAt, r.run.LastDelay, r.run.UpdatedAt = retry.StatusRetrying, 0, now, 0, now
+	r.due = now
+	r.release()
+	return copyRun(r.run), nil
+}
