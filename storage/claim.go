@@ -5,20 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/journeyretry/journeyretry/internal/storetext"
+	"github.com/journeyretry/journeyretry/internal/storecheck"
 	"github.com/journeyretry/journeyretry/retry"
 )
-
-// checkLease validates the arguments every claiming call shares.
-func checkLease(now time.Time, lease time.Duration) error {
-	switch {
-	case now.IsZero():
-		return invalid("zero time")
-	case lease < time.Millisecond:
-		return invalid("lease %v: want at least 1ms", lease)
-	}
-	return nil
-}
 
 // claimSet is the SET clause of a claim: the run is in progress under a
 // new token (first argument, to which the run id is appended so a batch's
@@ -28,10 +17,10 @@ const claimSet = `status = 'in_progress', claim_token = ? || id, claimed_by = ?,
 
 // ClaimRun claims run id; see [retry.Claimer].
 func (s *Store) ClaimRun(ctx context.Context, id, worker string, now time.Time, lease time.Duration) (retry.Run, error) {
-	if err := cmpErr(checkRunID(id), storetext.CheckIDs("worker", worker)); err != nil {
+	if err := cmpErr(storecheck.RunID(id), storecheck.CheckIDs("worker", worker)); err != nil {
 		return retry.Run{}, fmt.Errorf("claim run: %w", err)
 	}
-	if err := checkLease(now, lease); err != nil {
+	if err := storecheck.Lease(now, lease); err != nil {
 		return retry.Run{}, fmt.Errorf("claim run %s: %w", id, err)
 	}
 	until := ms(now.Add(lease))
@@ -54,14 +43,8 @@ WHERE id = ? AND `+claimable,
 // single writer makes it atomic, on PostgreSQL FOR UPDATE SKIP LOCKED lets
 // claimers in other processes take other rows instead of waiting.
 func (s *Store) ClaimDue(ctx context.Context, worker string, dueBy, now time.Time, lease time.Duration, limit int) ([]retry.Run, error) {
-	if err := cmpErr(checkLease(now, lease), storetext.CheckIDs("worker", worker)); err != nil {
+	if err := storecheck.ClaimDue(worker, dueBy, now, lease, limit); err != nil {
 		return nil, fmt.Errorf("claim due: %w", err)
-	}
-	switch {
-	case limit < 1:
-		return nil, fmt.Errorf("claim due: %w", invalid("limit %d below 1", limit))
-	case dueBy.IsZero() || dueBy.After(now):
-		return nil, fmt.Errorf("claim due: %w", invalid("due-by time %v: want at or before now %v", dueBy, now))
 	}
 	until, prefix := ms(now.Add(lease)), newToken()+"."
 	set := []any{prefix, worker, until, until, datetime(now)}
@@ -112,10 +95,10 @@ WHERE due_at = ? AND substr(claim_token, 1, ?) = ?`, until, len(prefix), prefix)
 
 // ExtendLease moves c's lease to now + lease; see [retry.Claimer].
 func (s *Store) ExtendLease(ctx context.Context, c retry.Claim, now time.Time, lease time.Duration) (retry.Claim, error) {
-	if err := checkClaim(c, now); err != nil {
+	if err := storecheck.Claim(c, now); err != nil {
 		return retry.Claim{}, fmt.Errorf("extend lease: %w", err)
 	}
-	if err := checkLease(now, lease); err != nil {
+	if err := storecheck.Lease(now, lease); err != nil {
 		return retry.Claim{}, fmt.Errorf("extend lease of %s: %w", c.RunID, err)
 	}
 	until := now.Add(lease).Truncate(time.Millisecond).UTC()
@@ -143,7 +126,7 @@ const releaseSet = `claim_token = NULL, claimed_by = NULL, lease_expires_at = NU
 // Release gives c up, leaving the run claimable at once; see
 // [retry.Claimer].
 func (s *Store) Release(ctx context.Context, c retry.Claim, now time.Time) error {
-	if err := checkClaim(c, now); err != nil {
+	if err := storecheck.Claim(c, now); err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
 	return s.write(ctx, "release", func(ctx context.Context, tx queryer) error {

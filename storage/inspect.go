@@ -7,6 +7,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/journeyretry/journeyretry/internal/storecheck"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -14,7 +15,7 @@ import (
 // [retry.WakeupLister].
 func (s *Store) ListWakeups(ctx context.Context, afterID string, limit int) ([]retry.Wakeup, error) {
 	if limit < 1 {
-		return nil, fmt.Errorf("list wakeups: %w", invalid("limit %d below 1", limit))
+		return nil, fmt.Errorf("list wakeups: %w", storecheck.Invalid("limit %d below 1", limit))
 	}
 	if err := s.checkOpen("list wakeups"); err != nil {
 		return nil, err
@@ -116,7 +117,7 @@ func (s *Store) scanCounts(ctx context.Context, op, query string, f func(key any
 // attempts finished in [since, until); see [retry.Inspector].
 func (s *Store) TopErrors(ctx context.Context, since, until time.Time, limit int) ([]retry.ErrorCount, error) {
 	if limit < 1 {
-		return nil, fmt.Errorf("top errors: %w", invalid("limit %d below 1", limit))
+		return nil, fmt.Errorf("top errors: %w", storecheck.Invalid("limit %d below 1", limit))
 	}
 	if err := s.checkOpen("top errors"); err != nil {
 		return nil, err
@@ -173,8 +174,7 @@ func (s *Store) RetryStats(ctx context.Context) (retry.RetryStats, error) {
 		return retry.RetryStats{}, fmt.Errorf("retry stats: %w", err)
 	}
 	defer rows.Close()
-	st := retry.RetryStats{AttemptsPerRun: map[int]int{}, RetriesByStrategy: map[string]int{}, RetriesByClass: map[retry.Class]int{},
-		ShadowRetriesByStrategy: map[string]int{}, ShadowRetriesByClass: map[retry.Class]int{}}
+	st := storecheck.NewStats()
 	for rows.Next() {
 		var kind, strategy string
 		var class retry.Class
@@ -238,11 +238,9 @@ WHERE outcome = 'replayed' AND run_id IN (?) GROUP BY run_id`, bun.In(ids))
 
 // ListRuns returns a page of runs in id order; see [retry.Inspector].
 func (s *Store) ListRuns(ctx context.Context, f retry.RunFilter) ([]retry.Run, error) {
-	switch {
-	case f.Limit < 0:
-		return nil, fmt.Errorf("list runs: %w", invalid("limit %d is negative", f.Limit))
-	case f.Status != "" && !f.Status.Valid():
-		return nil, fmt.Errorf("list runs: %w: %q", retry.ErrInvalidStatus, f.Status)
+	limit, err := storecheck.Filter(f)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
 	}
 	if err := s.checkOpen("list runs"); err != nil {
 		return nil, err
@@ -252,29 +250,22 @@ func (s *Store) ListRuns(ctx context.Context, f retry.RunFilter) ([]retry.Run, e
 		where, args = where+` AND status = ?`, append(args, string(f.Status))
 	}
 	runs, err := queryRuns(ctx, s.rdb, `SELECT `+runColumns+` FROM journey_runs WHERE `+where+` ORDER BY id LIMIT ?`,
-		append(args, cmpLimit(f.Limit))...)
+		append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
 	return runs, nil
 }
 
-func cmpLimit(n int) int {
-	if n == 0 {
-		return 100
-	}
-	return n
-}
-
 // Replay restarts a failed run at its current node, due at now; see
 // [retry.Inspector].
 func (s *Store) Replay(ctx context.Context, id string, now time.Time) (retry.Run, error) {
-	if err := checkRunID(id); err != nil {
+	if err := storecheck.RunID(id); err != nil {
 		return retry.Run{}, fmt.Errorf("replay: %w", err)
 	}
 	switch {
 	case now.IsZero():
-		return retry.Run{}, fmt.Errorf("replay %s: %w", id, invalid("zero time"))
+		return retry.Run{}, fmt.Errorf("replay %s: %w", id, storecheck.Invalid("zero time"))
 	}
 	const replayable = `id = ? AND status IN ('failed', 'failed_max_retries')`
 	var run retry.Run

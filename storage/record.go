@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/journeyretry/journeyretry/internal/storetext"
+	"github.com/journeyretry/journeyretry/internal/storecheck"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -13,21 +13,11 @@ import (
 // output is stored in the run's context under s.NodeID by the database's
 // JSON functions, in the statement that checks the claim.
 func (s *Store) CompleteNode(ctx context.Context, c retry.Claim, ns retry.NodeSuccess) (retry.Run, error) {
-	if err := checkClaim(c, ns.FinishedAt); err != nil {
+	out, err := storecheck.Success(c, ns)
+	if err != nil {
 		return retry.Run{}, fmt.Errorf("complete node: %w", err)
 	}
-	if ns.NodeID == "" {
-		return retry.Run{}, fmt.Errorf("complete node of %s: %w", c.RunID, invalid("empty node id"))
-	}
-	if err := storetext.CheckIDs("node id", ns.NodeID, "next node id", ns.NextNodeID); err != nil {
-		return retry.Run{}, fmt.Errorf("complete node of %s: %w", c.RunID, err)
-	}
-	output := string(ns.Output)
-	if len(ns.Output) == 0 {
-		output = "null"
-	} else if err := storetext.CheckJSON("output", ns.Output); err != nil {
-		return retry.Run{}, fmt.Errorf("complete node %s of %s: %w", ns.NodeID, c.RunID, err)
-	}
+	output := string(out)
 	now := ns.FinishedAt
 	status, set, setArgs := retry.StatusInProgress, "current_node_id = ?", []any{ns.NextNodeID}
 	switch {
@@ -40,7 +30,7 @@ func (s *Store) CompleteNode(ctx context.Context, c retry.Claim, ns retry.NodeSu
 	args := append([]any{ns.NodeID, output, string(status), datetime(now)}, setArgs...)
 	args = append(args, c.RunID, c.Token, ms(now))
 	var run retry.Run
-	err := s.write(ctx, "complete node", func(ctx context.Context, tx queryer) error {
+	err = s.write(ctx, "complete node", func(ctx context.Context, tx queryer) error {
 		ok, err := s.insertAttempt(ctx, tx, attempt{
 			nodeID: ns.NodeID, started: ns.StartedAt, finished: now,
 			outcome: retry.OutcomeSucceeded, statusExpr: "'" + string(status) + "'",
@@ -92,25 +82,12 @@ func failedStatus(f retry.FailureRecord) string {
 // RecordFailure records a failed attempt and its decision under c; see
 // [retry.Recorder].
 func (s *Store) RecordFailure(ctx context.Context, c retry.Claim, f retry.FailureRecord) (retry.Run, error) {
-	if err := checkClaim(c, f.FinishedAt); err != nil {
+	// The failure's free text is stored, never rejected.
+	f, err := storecheck.Failure(c, f)
+	if err != nil {
 		return retry.Run{}, fmt.Errorf("record failure: %w", err)
 	}
-	switch {
-	case f.NodeID == "":
-		return retry.Run{}, fmt.Errorf("record failure of %s: %w", c.RunID, invalid("empty node id"))
-	case f.Decision.Delay < 0:
-		return retry.Run{}, fmt.Errorf("record failure of %s: %w", c.RunID, invalid("delay %v is negative", f.Decision.Delay))
-	}
-	if err := storetext.CheckIDs("node id", f.NodeID); err != nil {
-		return retry.Run{}, fmt.Errorf("record failure of %s: %w", c.RunID, err)
-	}
-	// The failure's free text is stored, never rejected.
-	f.Message = storetext.Truncate(f.Message)
-	f.Decision.Strategy, f.Decision.Rule = storetext.Storable(f.Decision.Strategy), storetext.Storable(f.Decision.Rule)
-	class := retry.Class(storetext.Storable(string(f.Class)))
-	if class == "" {
-		class = retry.ClassUnknown
-	}
+	class := f.Class
 	now := f.FinishedAt
 	st := failedStatus(f)
 	retrying := `(` + st + `) = 'retrying'`
@@ -119,7 +96,7 @@ func (s *Store) RecordFailure(ctx context.Context, c retry.Claim, f retry.Failur
 		class: class, message: f.Message, decision: f.Decision, shadow: f.Shadow, statusExpr: st,
 	}
 	var run retry.Run
-	err := s.write(ctx, "record failure", func(ctx context.Context, tx queryer) error {
+	err = s.write(ctx, "record failure", func(ctx context.Context, tx queryer) error {
 		if !s.pg {
 			r, err := recordFailureSQLite(ctx, tx, c, a)
 			run = r

@@ -11,7 +11,6 @@ import (
 
 	"github.com/uptrace/bun"
 
-	"github.com/journeyretry/journeyretry/internal/storetext"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -295,33 +294,6 @@ func parseOwnDatetime(v string) (t time.Time, ok bool) {
 
 // newToken returns a random claim token.
 func newToken() string { return rand.Text() }
-
-// invalid returns an error wrapping retry.ErrInvalidArgument.
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), retry.ErrInvalidArgument)
-}
-
-// checkClaim validates the claim a write is made under.
-func checkClaim(c retry.Claim, now time.Time) error {
-	if err := checkRunID(c.RunID); err != nil {
-		return err
-	}
-	switch {
-	case c.Token == "":
-		return invalid("run %s: empty claim token", c.RunID)
-	case now.IsZero():
-		return invalid("run %s: zero time", c.RunID)
-	}
-	return storetext.CheckIDs("claim token", c.Token)
-}
-
-// checkRunID validates a run id argument.
-func checkRunID(id string) error {
-	if id == "" {
-		return invalid("empty run id")
-	}
-	return storetext.CheckIDs("run id", id)
-}
 
 // lostOrMissing tells why a write under c changed nothing: the run does not
 // exist, or the claim is no longer held.

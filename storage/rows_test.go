@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/journeyretry/journeyretry/internal/storetext"
+	"github.com/journeyretry/journeyretry/internal/storecheck"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -49,8 +49,8 @@ func TestCheckJSON(t *testing.T) {
 		`[1, 2`:                  false,
 		`{}`:                     true,
 	} {
-		if err := storetext.CheckJSON("input", []byte(in)); (err == nil) != ok {
-			t.Errorf("storetext.CheckJSON(%s) = %v; want ok %v", in, err, ok)
+		if err := storecheck.CheckJSON("input", []byte(in)); (err == nil) != ok {
+			t.Errorf("storecheck.CheckJSON(%s) = %v; want ok %v", in, err, ok)
 		}
 	}
 }
@@ -64,12 +64,12 @@ func TestStorable(t *testing.T) {
 		"\xff\xfe": "\uFFFD",
 		"":         "",
 	} {
-		if got := storetext.Storable(in); got != want {
-			t.Errorf("storetext.Storable(%q) = %q; want %q", in, got, want)
+		if got := storecheck.Storable(in); got != want {
+			t.Errorf("storecheck.Storable(%q) = %q; want %q", in, got, want)
 		}
 	}
 	long := strings.Repeat("\xff", 2*retry.MaxErrorMessageLen)
-	if got := storetext.Truncate(long); got != "\uFFFD" {
-		t.Errorf("storetext.Truncate(%d invalid bytes) = %q; want one U+FFFD", len(long), got)
+	if got := storecheck.Truncate(long); got != "\uFFFD" {
+		t.Errorf("storecheck.Truncate(%d invalid bytes) = %q; want one U+FFFD", len(long), got)
 	}
 }

@@ -5,43 +5,23 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/journeyretry/journeyretry/internal/storetext"
+	"github.com/journeyretry/journeyretry/internal/storecheck"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
 // Create inserts a run; see [retry.Runs]. An id already taken wraps
 // [retry.ErrInvalidArgument].
 func (s *Store) Create(ctx context.Context, nr retry.NewRun, now time.Time) (retry.Run, error) {
-	switch {
-	case nr.JourneyID == "":
-		return retry.Run{}, fmt.Errorf("create run: %w", invalid("empty journey id"))
-	case nr.StartNodeID == "":
-		return retry.Run{}, fmt.Errorf("create run: %w", invalid("empty start node id"))
-	case nr.MaxRetries < 0 || nr.MaxRetries > math.MaxInt32:
-		return retry.Run{}, fmt.Errorf("create run: %w", invalid("max retries %d: want 0 to %d", nr.MaxRetries, math.MaxInt32))
-	case nr.JourneyVersion < 0 || nr.JourneyVersion > math.MaxInt32: // an INTEGER column on every dialect
-		return retry.Run{}, fmt.Errorf("create run: %w", invalid("journey version %d: want 0 to %d", nr.JourneyVersion, math.MaxInt32))
-	case nr.Lease < 0:
-		return retry.Run{}, fmt.Errorf("create run: %w", invalid("lease %v is negative", nr.Lease))
-	case now.IsZero():
-		return retry.Run{}, fmt.Errorf("create run: %w", invalid("zero time"))
-	}
-	if err := storetext.CheckIDs("run id", nr.ID, "journey id", nr.JourneyID, "start node id", nr.StartNodeID, "worker", nr.Worker); err != nil {
+	if err := storecheck.NewRun(nr, now); err != nil {
 		return retry.Run{}, fmt.Errorf("create run: %w", err)
-	}
-	if len(nr.Input) > 0 {
-		if err := storetext.CheckJSON("input", nr.Input); err != nil {
-			return retry.Run{}, fmt.Errorf("create run: %w", err)
-		}
 	}
 	runCtx, err := json.Marshal(retry.RunContext{Input: nr.Input})
 	if err != nil {
-		return retry.Run{}, fmt.Errorf("create run: %w", invalid("input: %v", err))
+		return retry.Run{}, fmt.Errorf("create run: %w", storecheck.Invalid("input: %v", err))
 	}
 	id := nr.ID
 	if id == "" {
@@ -65,7 +45,7 @@ ON CONFLICT (id) DO NOTHING`,
 			id, nr.JourneyID, nr.JourneyVersion, nr.StartNodeID, string(runCtx), nr.MaxRetries, !nr.DisableRetry,
 			nullable(token), nullable(worker), nullable(lease), due, datetime(now), datetime(now))
 		if err == nil && !ok {
-			err = invalid("run id %q already taken", id)
+			err = storecheck.Invalid("run id %q already taken", id)
 		}
 		run = r
 		return err
@@ -83,7 +63,7 @@ func nullable(v sql.Null[any]) any {
 
 // Get returns the run, or an error wrapping [retry.ErrNotFound].
 func (s *Store) Get(ctx context.Context, id string) (retry.Run, error) {
-	if err := checkRunID(id); err != nil {
+	if err := storecheck.RunID(id); err != nil {
 		return retry.Run{}, fmt.Errorf("get run: %w", err)
 	}
 	if err := s.checkOpen("get run"); err != nil {
@@ -106,7 +86,7 @@ const attemptColumns = `run_id, number, node_id, node_attempt, worker, claim_tok
 
 // Attempts returns the run's attempt history in attempt order.
 func (s *Store) Attempts(ctx context.Context, runID string) ([]retry.Attempt, error) {
-	if err := checkRunID(runID); err != nil {
+	if err := storecheck.RunID(runID); err != nil {
 		return nil, fmt.Errorf("attempts: %w", err)
 	}
 	if err := s.checkOpen("attempts"); err != nil {

@@ -21,14 +21,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/journeyretry/journeyretry/internal/storetext"
+	"github.com/journeyretry/journeyretry/internal/storecheck"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -100,10 +99,6 @@ func (s *Store) lock(ctx context.Context, op string) error {
 	return nil
 }
 
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), retry.ErrInvalidArgument)
-}
-
 // ms is t as the store keeps it: UTC, cut to the millisecond; the zero
 // time stays zero.
 func ms(t time.Time) time.Time {
@@ -114,36 +109,6 @@ func ms(t time.Time) time.Time {
 }
 
 func newToken() string { return rand.Text() }
-
-func checkRunID(id string) error {
-	if id == "" {
-		return invalid("empty run id")
-	}
-	return storetext.CheckIDs("run id", id)
-}
-
-func checkLease(now time.Time, lease time.Duration) error {
-	switch {
-	case now.IsZero():
-		return invalid("zero time")
-	case lease < time.Millisecond:
-		return invalid("lease %v: want at least 1ms", lease)
-	}
-	return nil
-}
-
-func checkClaim(c retry.Claim, now time.Time) error {
-	if err := checkRunID(c.RunID); err != nil {
-		return err
-	}
-	switch {
-	case c.Token == "":
-		return invalid("run %s: empty claim token", c.RunID)
-	case now.IsZero():
-		return invalid("run %s: zero time", c.RunID)
-	}
-	return storetext.CheckIDs("claim token", c.Token)
-}
 
 // copyRun returns r with its own copy of the context, so that no caller
 // shares memory with the store.
@@ -161,27 +126,8 @@ func copyRun(r retry.Run) retry.Run {
 
 // Create inserts a run; see [retry.Runs].
 func (s *Store) Create(ctx context.Context, nr retry.NewRun, now time.Time) (retry.Run, error) {
-	switch {
-	case nr.JourneyID == "":
-		return retry.Run{}, fmt.Errorf("create run: %w", invalid("empty journey id"))
-	case nr.StartNodeID == "":
-		return retry.Run{}, fmt.Errorf("create run: %w", invalid("empty start node id"))
-	case nr.MaxRetries < 0 || nr.MaxRetries > math.MaxInt32:
-		return retry.Run{}, fmt.Errorf("create run: %w", invalid("max retries %d: want 0 to %d", nr.MaxRetries, math.MaxInt32))
-	case nr.JourneyVersion < 0 || nr.JourneyVersion > math.MaxInt32:
-		return retry.Run{}, fmt.Errorf("create run: %w", invalid("journey version %d: want 0 to %d", nr.JourneyVersion, math.MaxInt32))
-	case nr.Lease < 0:
-		return retry.Run{}, fmt.Errorf("create run: %w", invalid("lease %v is negative", nr.Lease))
-	case now.IsZero():
-		return retry.Run{}, fmt.Errorf("create run: %w", invalid("zero time"))
-	}
-	if err := storetext.CheckIDs("run id", nr.ID, "journey id", nr.JourneyID, "start node id", nr.StartNodeID, "worker", nr.Worker); err != nil {
+	if err := storecheck.NewRun(nr, now); err != nil {
 		return retry.Run{}, fmt.Errorf("create run: %w", err)
-	}
-	if len(nr.Input) > 0 {
-		if err := storetext.CheckJSON("input", nr.Input); err != nil {
-			return retry.Run{}, fmt.Errorf("create run: %w", err)
-		}
 	}
 	id := nr.ID
 	if id == "" {
@@ -202,7 +148,7 @@ func (s *Store) Create(ctx context.Context, nr retry.NewRun, now time.Time) (ret
 	}
 	defer s.data.mu.Unlock()
 	if _, taken := s.data.runs[id]; taken {
-		return retry.Run{}, fmt.Errorf("create run: %w", invalid("run id %q already taken", id))
+		return retry.Run{}, fmt.Errorf("create run: %w", storecheck.Invalid("run id %q already taken", id))
 	}
 	s.data.runs[id] = r
 	return copyRun(r.run), nil
@@ -210,7 +156,7 @@ func (s *Store) Create(ctx context.Context, nr retry.NewRun, now time.Time) (ret
 
 // Get returns the run, or an error wrapping [retry.ErrNotFound].
 func (s *Store) Get(ctx context.Context, id string) (retry.Run, error) {
-	if err := checkRunID(id); err != nil {
+	if err := storecheck.RunID(id); err != nil {
 		return retry.Run{}, fmt.Errorf("get run: %w", err)
 	}
 	if err := s.lock(ctx, "get run"); err != nil {
@@ -226,7 +172,7 @@ func (s *Store) Get(ctx context.Context, id string) (retry.Run, error) {
 
 // Attempts returns the run's attempt history in attempt order.
 func (s *Store) Attempts(ctx context.Context, runID string) ([]retry.Attempt, error) {
-	if err := checkRunID(runID); err != nil {
+	if err := storecheck.RunID(runID); err != nil {
 		return nil, fmt.Errorf("attempts: %w", err)
 	}
 	if err := s.lock(ctx, "attempts"); err != nil {
@@ -274,10 +220,10 @@ func (s *Store) refused(id string, sentinel error) error {
 
 // ClaimRun claims run id; see [retry.Claimer].
 func (s *Store) ClaimRun(ctx context.Context, id, worker string, now time.Time, lease time.Duration) (retry.Run, error) {
-	if err := cmp.Or(checkRunID(id), storetext.CheckIDs("worker", worker)); err != nil {
+	if err := cmp.Or(storecheck.RunID(id), storecheck.CheckIDs("worker", worker)); err != nil {
 		return retry.Run{}, fmt.Errorf("claim run: %w", err)
 	}
-	if err := checkLease(now, lease); err != nil {
+	if err := storecheck.Lease(now, lease); err != nil {
 		return retry.Run{}, fmt.Errorf("claim run %s: %w", id, err)
 	}
 	if err := s.lock(ctx, "claim run"); err != nil {
@@ -295,14 +241,8 @@ func (s *Store) ClaimRun(ctx context.Context, id, worker string, now time.Time, 
 // ClaimDue claims up to limit runs claimable at dueBy, earliest due first
 // (ties in id order); see [retry.Claimer].
 func (s *Store) ClaimDue(ctx context.Context, worker string, dueBy, now time.Time, lease time.Duration, limit int) ([]retry.Run, error) {
-	if err := cmp.Or(checkLease(now, lease), storetext.CheckIDs("worker", worker)); err != nil {
+	if err := storecheck.ClaimDue(worker, dueBy, now, lease, limit); err != nil {
 		return nil, fmt.Errorf("claim due: %w", err)
-	}
-	switch {
-	case limit < 1:
-		return nil, fmt.Errorf("claim due: %w", invalid("limit %d below 1", limit))
-	case dueBy.IsZero() || dueBy.After(now):
-		return nil, fmt.Errorf("claim due: %w", invalid("due-by time %v: want at or before now %v", dueBy, now))
 	}
 	if err := s.lock(ctx, "claim due"); err != nil {
 		return nil, err
@@ -339,10 +279,10 @@ func (s *Store) held(c retry.Claim, now time.Time) (*row, error) {
 
 // ExtendLease moves c's lease to now + lease; see [retry.Claimer].
 func (s *Store) ExtendLease(ctx context.Context, c retry.Claim, now time.Time, lease time.Duration) (retry.Claim, error) {
-	if err := checkClaim(c, now); err != nil {
+	if err := storecheck.Claim(c, now); err != nil {
 		return retry.Claim{}, fmt.Errorf("extend lease: %w", err)
 	}
-	if err := checkLease(now, lease); err != nil {
+	if err := storecheck.Lease(now, lease); err != nil {
 		return retry.Claim{}, fmt.Errorf("extend lease of %s: %w", c.RunID, err)
 	}
 	if err := s.lock(ctx, "extend lease"); err != nil {
@@ -362,7 +302,7 @@ func (s *Store) ExtendLease(ctx context.Context, c retry.Claim, now time.Time, l
 // Release gives c up, leaving the run claimable at once; see
 // [retry.Claimer].
 func (s *Store) Release(ctx context.Context, c retry.Claim, now time.Time) error {
-	if err := checkClaim(c, now); err != nil {
+	if err := storecheck.Claim(c, now); err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
 	if err := s.lock(ctx, "release"); err != nil {
@@ -391,22 +331,11 @@ func (r *row) appendAttempt(a retry.Attempt) {
 
 // CompleteNode records a completed node under c; see [retry.Recorder].
 func (s *Store) CompleteNode(ctx context.Context, c retry.Claim, ns retry.NodeSuccess) (retry.Run, error) {
-	if err := checkClaim(c, ns.FinishedAt); err != nil {
+	output, err := storecheck.Success(c, ns)
+	if err != nil {
 		return retry.Run{}, fmt.Errorf("complete node: %w", err)
 	}
-	if ns.NodeID == "" {
-		return retry.Run{}, fmt.Errorf("complete node of %s: %w", c.RunID, invalid("empty node id"))
-	}
-	if err := storetext.CheckIDs("node id", ns.NodeID, "next node id", ns.NextNodeID); err != nil {
-		return retry.Run{}, fmt.Errorf("complete node of %s: %w", c.RunID, err)
-	}
-	output := json.RawMessage("null")
-	if len(ns.Output) > 0 {
-		if err := storetext.CheckJSON("output", ns.Output); err != nil {
-			return retry.Run{}, fmt.Errorf("complete node %s of %s: %w", ns.NodeID, c.RunID, err)
-		}
-		output = slices.Clone(ns.Output)
-	}
+	output = slices.Clone(output)
 	now := ms(ns.FinishedAt)
 	if err := s.lock(ctx, "complete node"); err != nil {
 		return retry.Run{}, err
@@ -457,22 +386,11 @@ func (r *row) failedStatus(f retry.FailureRecord) retry.Status {
 // RecordFailure records a failed attempt and its decision under c; see
 // [retry.Recorder].
 func (s *Store) RecordFailure(ctx context.Context, c retry.Claim, f retry.FailureRecord) (retry.Run, error) {
-	if err := checkClaim(c, f.FinishedAt); err != nil {
+	// The failure's free text is stored, never rejected.
+	f, err := storecheck.Failure(c, f)
+	if err != nil {
 		return retry.Run{}, fmt.Errorf("record failure: %w", err)
 	}
-	switch {
-	case f.NodeID == "":
-		return retry.Run{}, fmt.Errorf("record failure of %s: %w", c.RunID, invalid("empty node id"))
-	case f.Decision.Delay < 0:
-		return retry.Run{}, fmt.Errorf("record failure of %s: %w", c.RunID, invalid("delay %v is negative", f.Decision.Delay))
-	}
-	if err := storetext.CheckIDs("node id", f.NodeID); err != nil {
-		return retry.Run{}, fmt.Errorf("record failure of %s: %w", c.RunID, err)
-	}
-	// The failure's free text is stored, never rejected.
-	f.Message = storetext.Truncate(f.Message)
-	f.Decision.Strategy, f.Decision.Rule = storetext.Storable(f.Decision.Strategy), storetext.Storable(f.Decision.Rule)
-	f.Class = cmp.Or(retry.Class(storetext.Storable(string(f.Class))), retry.ClassUnknown)
 	now := ms(f.FinishedAt)
 	if err := s.lock(ctx, "record failure"); err != nil {
 		return retry.Run{}, err
@@ -502,7 +420,7 @@ func (s *Store) RecordFailure(ctx context.Context, c retry.Claim, f retry.Failur
 // [retry.WakeupLister].
 func (s *Store) ListWakeups(ctx context.Context, afterID string, limit int) ([]retry.Wakeup, error) {
 	if limit < 1 {
-		return nil, fmt.Errorf("list wakeups: %w", invalid("limit %d below 1", limit))
+		return nil, fmt.Errorf("list wakeups: %w", storecheck.Invalid("limit %d below 1", limit))
 	}
 	if err := s.lock(ctx, "list wakeups"); err != nil {
 		return nil, err
@@ -568,7 +486,7 @@ func (s *Store) RetryHistogram(ctx context.Context) (map[int]int, error) {
 // attempts finished in [since, until); see [retry.Inspector].
 func (s *Store) TopErrors(ctx context.Context, since, until time.Time, limit int) ([]retry.ErrorCount, error) {
 	if limit < 1 {
-		return nil, fmt.Errorf("top errors: %w", invalid("limit %d below 1", limit))
+		return nil, fmt.Errorf("top errors: %w", storecheck.Invalid("limit %d below 1", limit))
 	}
 	if err := s.lock(ctx, "top errors"); err != nil {
 		return nil, err
@@ -603,8 +521,7 @@ func (s *Store) RetryStats(ctx context.Context) (retry.RetryStats, error) {
 		return retry.RetryStats{}, err
 	}
 	defer s.data.mu.Unlock()
-	st := retry.RetryStats{AttemptsPerRun: map[int]int{}, RetriesByStrategy: map[string]int{}, RetriesByClass: map[retry.Class]int{},
-		ShadowRetriesByStrategy: map[string]int{}, ShadowRetriesByClass: map[retry.Class]int{}}
+	st := storecheck.NewStats()
 	for _, r := range s.data.runs {
 		executions := 0
 		for _, a := range r.attempts {
@@ -631,13 +548,10 @@ func (s *Store) RetryStats(ctx context.Context) (retry.RetryStats, error) {
 
 // ListRuns returns a page of runs in id order; see [retry.Inspector].
 func (s *Store) ListRuns(ctx context.Context, f retry.RunFilter) ([]retry.Run, error) {
-	switch {
-	case f.Limit < 0:
-		return nil, fmt.Errorf("list runs: %w", invalid("limit %d is negative", f.Limit))
-	case f.Status != "" && !f.Status.Valid():
-		return nil, fmt.Errorf("list runs: %w: %q", retry.ErrInvalidStatus, f.Status)
+	limit, err := storecheck.Filter(f)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
 	}
-	limit := cmp.Or(f.Limit, 100)
 	if err := s.lock(ctx, "list runs"); err != nil {
 		return nil, err
 	}
@@ -657,11 +571,11 @@ func (s *Store) ListRuns(ctx context.Context, f retry.RunFilter) ([]retry.Run, e
 // Replay restarts a failed run at its current node, due at now; see
 // [retry.Inspector].
 func (s *Store) Replay(ctx context.Context, id string, now time.Time) (retry.Run, error) {
-	if err := checkRunID(id); err != nil {
+	if err := storecheck.RunID(id); err != nil {
 		return retry.Run{}, fmt.Errorf("replay: %w", err)
 	}
 	if now.IsZero() {
-		return retry.Run{}, fmt.Errorf("replay %s: %w", id, invalid("zero time"))
+		return retry.Run{}, fmt.Errorf("replay %s: %w", id, storecheck.Invalid("zero time"))
 	}
 	now = ms(now)
 	if err := s.lock(ctx, "replay"); err != nil {
