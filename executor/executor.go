@@ -267,8 +267,10 @@ func (e *Executor) stopped() bool {
 	}
 }
 
-// Run rebuilds the scheduler from the store, starts the sweeper, and
-// executes wake-ups until ctx is cancelled. Then it shuts down gracefully:
+// Run rebuilds the scheduler from the store (a failure is logged, not
+// fatal: the sweeper covers), starts the sweeper, and executes wake-ups
+// until ctx is cancelled, rebuilding the scheduler whenever it reports a
+// loss ([retry.LossReporter]). Then it shuts down gracefully:
 // it takes no new work, waits up to Config.ShutdownTimeout for in-flight
 // nodes (then cancels them), releases their claims, closes the scheduler and
 // the store, and returns every error of these steps combined
@@ -278,9 +280,14 @@ func (e *Executor) Run(ctx context.Context) error {
 		return fmt.Errorf("run: %w: already running", retry.ErrInvalidArgument)
 	}
 	var errs *multierror.Error
+	// A scheduler that cannot be rebuilt (Redis down) is no reason to stop:
+	// the store holds every run, and the sweeper takes what the scheduler
+	// misses.
 	if err := e.Rebuild(ctx); err != nil && ctx.Err() == nil {
-		errs = multierror.Append(errs, err)
-		return e.shutdown(errs, nil)
+		e.cfg.Logger.Warn("rebuild scheduler; the sweeper covers what it misses", "err", err)
+	}
+	if lr, ok := e.sched.(retry.LossReporter); ok {
+		go e.rebuildOnLoss(ctx, lr.Lost())
 	}
 	c := cron.New(cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
 	sweep := func() {
@@ -370,10 +377,35 @@ func (e *Executor) wake(d retry.Delivery) {
 	e.execute(ctx, run)
 }
 
+// rebuildOnLoss rebuilds the scheduler each time it reports lost entries
+// (a Redis flushed or restarted empty), until ctx ends or lost is closed.
+func (e *Executor) rebuildOnLoss(ctx context.Context, lost <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-lost:
+			if !ok {
+				return
+			}
+		}
+		if err := e.Rebuild(ctx); err != nil && ctx.Err() == nil {
+			e.cfg.Logger.Warn("rebuild lost scheduler entries; the sweeper covers what it misses", "err", err)
+		}
+	}
+}
+
 // Rebuild schedules every retrying and waiting run of the store: after a
-// restart the scheduler knows nothing. Run calls it first.
+// restart the scheduler knows nothing. Run calls it first, and again each
+// time a [retry.LossReporter] scheduler reports a loss. A shared scheduler
+// ([retry.SharedScheduler]) is given only the entries it lacks (Restore),
+// so that an outstanding delivery of another process does not go stale.
 func (e *Executor) Rebuild(ctx context.Context) error {
 	const page = 1000
+	put := e.sched.Schedule
+	if ss, ok := e.sched.(retry.SharedScheduler); ok && ss.Shared() {
+		put = ss.Restore
+	}
 	after := ""
 	for {
 		ws, err := e.store.ListWakeups(ctx, after, page)
@@ -381,7 +413,7 @@ func (e *Executor) Rebuild(ctx context.Context) error {
 			return fmt.Errorf("rebuild scheduler: %w", err)
 		}
 		for _, w := range ws {
-			if err := e.sched.Schedule(ctx, w.RunID, w.At); err != nil {
+			if err := put(ctx, w.RunID, w.At); err != nil {
 				return fmt.Errorf("rebuild scheduler: schedule %s: %w", w.RunID, err)
 			}
 		}

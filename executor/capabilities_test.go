@@ -1,0 +1,136 @@
+package executor_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/journeyretry/journeyretry/executor"
+	"github.com/journeyretry/journeyretry/retry"
+	"github.com/journeyretry/journeyretry/scheduler/memory"
+)
+
+// leaveRetry leaves, in store, a run id that failed once and is due for a
+// retry at at, as a previous process would.
+func leaveRetry(t *testing.T, store retry.Store, id string, at time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	now := at.Add(-time.Second)
+	run, err := store.Create(ctx, retry.NewRun{ID: id, JourneyID: "j", JourneyVersion: 1, StartNodeID: "n", MaxRetries: 3, Worker: "old", Lease: time.Minute}, now)
+	must(t, err)
+	_, err = store.RecordFailure(ctx, run.Claim(), retry.FailureRecord{NodeID: "n", Class: retry.ClassNetworkBlip, Message: "x",
+		Decision: retry.Decision{Retry: true, Delay: time.Second, Strategy: "immediate"}, StartedAt: now, FinishedAt: now})
+	must(t, err)
+}
+
+// downScheduler is a scheduler whose backend is unreachable for Schedule.
+type downScheduler struct{ retry.Scheduler }
+
+func (downScheduler) Schedule(context.Context, string, time.Time) error {
+	return errors.New("dial tcp: connection refused")
+}
+
+// TestRunSurvivesFailedRebuild: a scheduler that cannot be rebuilt (Redis
+// down) does not stop Run: it logs, and the sweeper runs what is due.
+func TestRunSurvivesFailedRebuild(t *testing.T) {
+	store := openStore(t, "")
+	leaveRetry(t, store, "r1", time.Now())
+	sched, err := memory.New(memory.Config{})
+	must(t, err)
+	exec, err := executor.New(executor.Config{Mode: executor.ModeFull, SweepSpec: "@every 1s", SweepGrace: time.Millisecond},
+		store, downScheduler{sched}, defaultPolicy(t))
+	must(t, err)
+	done := make(chan string, 1)
+	must(t, exec.Handle("n", executor.HandlerFunc(func(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
+		done <- in.Run.ID
+		return nil, nil
+	})))
+	must(t, exec.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "n"}}}))
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- exec.Run(ctx) }()
+	select {
+	case err := <-errc:
+		t.Fatalf("Run returned %v with the scheduler down; want it to keep running", err)
+	case id := <-done:
+		if id != "r1" {
+			t.Fatalf("ran %s", id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the retry did not run within 10s (the sweeper should have taken it)")
+	}
+	cancel()
+	must(t, await(t, errc, "Run's return"))
+	if s := exec.Stats(); s.SweeperCaught != 1 || s.Rebuilt != 0 {
+		t.Fatalf("stats %+v; want the retry caught by the sweeper and nothing rebuilt", s)
+	}
+}
+
+// sharedLossy is a shared scheduler that reports losses: the test fires
+// Lost, and counts the Schedule and Restore calls it gets.
+type sharedLossy struct {
+	retry.Scheduler
+	lost chan struct{}
+
+	mu        sync.Mutex
+	scheduled int
+	restored  []string
+	rebuilt   chan struct{} // one value per Restore
+}
+
+func (s *sharedLossy) Shared() bool          { return true }
+func (s *sharedLossy) Lost() <-chan struct{} { return s.lost }
+
+func (s *sharedLossy) Schedule(ctx context.Context, id string, at time.Time) error {
+	s.mu.Lock()
+	s.scheduled++
+	s.mu.Unlock()
+	return s.Scheduler.Schedule(ctx, id, at)
+}
+
+func (s *sharedLossy) Restore(ctx context.Context, id string, at time.Time) error {
+	s.mu.Lock()
+	s.restored = append(s.restored, id)
+	s.mu.Unlock()
+	s.rebuilt <- struct{}{}
+	return nil // a real backend inserts only what is absent
+}
+
+var (
+	_ retry.SharedScheduler = (*sharedLossy)(nil)
+	_ retry.LossReporter    = (*sharedLossy)(nil)
+)
+
+// TestLossRebuildsAtOnce: a shared scheduler is rebuilt with Restore (never
+// Schedule, which would make other processes' deliveries stale), and again
+// as soon as it reports a loss, without waiting for the sweeper.
+func TestLossRebuildsAtOnce(t *testing.T) {
+	store := openStore(t, "")
+	leaveRetry(t, store, "r1", time.Now().Add(time.Hour))
+	mem, err := memory.New(memory.Config{})
+	must(t, err)
+	sched := &sharedLossy{Scheduler: mem, lost: make(chan struct{}), rebuilt: make(chan struct{}, 10)}
+	exec, err := executor.New(executor.Config{Mode: executor.ModeFull, SweepSpec: "@every 1h"}, store, sched, defaultPolicy(t))
+	must(t, err)
+	must(t, exec.Handle("n", executor.HandlerFunc(ok)))
+	must(t, exec.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "n"}}}))
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- exec.Run(ctx) }()
+	await(t, sched.rebuilt, "the rebuild on start")
+	sched.lost <- struct{}{}
+	await(t, sched.rebuilt, "the rebuild after the loss")
+	cancel()
+	must(t, await(t, errc, "Run's return"))
+	sched.mu.Lock()
+	defer sched.mu.Unlock()
+	if sched.scheduled != 0 || len(sched.restored) != 2 || sched.restored[0] != "r1" || sched.restored[1] != "r1" {
+		t.Fatalf("Schedule called %d times, Restore for %v; want Restore of r1 on start and after the loss", sched.scheduled, sched.restored)
+	}
+	if s := exec.Stats(); s.Rebuilt != 2 {
+		t.Fatalf("stats %+v; want 2 rebuilt", s)
+	}
+}

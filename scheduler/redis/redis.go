@@ -1,0 +1,465 @@
+// Package redis is a [retry.Scheduler] on Redis sorted sets, for many
+// worker processes sharing one Redis (a server, Sentinel or Cluster: it
+// takes a go-redis [goredis.UniversalClient]). Import go-redis beside it
+// under another name, for instance goredis.
+//
+// Entries are scored by their due time in Unix milliseconds, rounded up,
+// and Claim compares them with its now rounded down: an entry is never
+// handed out before its time, not even by a millisecond. Claim is one Lua
+// script (run by SHA, reloaded when Redis answers NOSCRIPT) that moves due
+// entries to an in-flight set scored by their lease's end, each with a
+// fresh token; a consumer that dies leaves its entries to come back when
+// their lease ends.
+//
+// Wake-ups need no polling: a Schedule that makes an entry the earliest
+// publishes its due time, and every consumer's waiter (one goroutine and one
+// pub/sub connection per [Scheduler]) re-arms a timer for the earliest entry
+// it knows of. Between those, each waiter sends one command per
+// [Config.Poll] (default one second) to notice a lost generation and any
+// message it missed while disconnected.
+//
+// It keeps nothing the store does not: Redis flushed, or restarted empty,
+// loses wake-ups only. The first Claim or peek after a loss creates a new
+// generation, and the one process that created it hears of it on
+// [Scheduler.Lost], and rebuilds the entries from the store with
+// [Scheduler.Restore], which never disturbs an entry another process holds.
+package redis
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/journeyretry/journeyretry/retry"
+)
+
+// Defaults of [Config].
+const (
+	PrefixDefault = "jretry"
+	LeaseDefault  = 30 * time.Second
+	PollDefault   = time.Second
+)
+
+// Config configures a [Scheduler]. The zero value is ready to use.
+type Config struct {
+	// Prefix names this scheduler's keys: {Prefix}:due, {Prefix}:inflight
+	// and so on, one hash tag so that a Cluster keeps them in one slot.
+	// Applications sharing a Redis use different prefixes; the processes of
+	// one application use the same. Default PrefixDefault ("jretry"); it
+	// must not contain '{' or '}'.
+	Prefix string
+
+	// Lease is how long a delivery may stay unacknowledged before the entry
+	// is handed out again (Claim at now >= the delivering Claim's now +
+	// Lease). Default LeaseDefault (30s); at least a millisecond.
+	Lease time.Duration
+
+	// Poll is how often an idle consumer looks at Redis by itself: to find
+	// a lost generation, and entries it was not told of while its pub/sub
+	// connection was down. Default PollDefault (1s); at least 10ms.
+	Poll time.Duration
+
+	// Now is the clock the waiter signals Ready by (Claim compares with its
+	// now argument only). Default time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	c.Prefix = cmp.Or(c.Prefix, PrefixDefault)
+	c.Lease = cmp.Or(c.Lease, LeaseDefault)
+	c.Poll = cmp.Or(c.Poll, PollDefault)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports a field that cannot be used, naming it.
+func (c Config) Validate() error {
+	var errs []error
+	for _, r := range c.Prefix {
+		if r == '{' || r == '}' {
+			errs = append(errs, fmt.Errorf("Prefix %q contains a brace (it is used as a hash tag)", c.Prefix))
+			break
+		}
+	}
+	if c.Lease != 0 && c.Lease < time.Millisecond {
+		errs = append(errs, fmt.Errorf("Lease %v below 1ms", c.Lease))
+	}
+	if c.Poll != 0 && c.Poll < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("Poll %v below 10ms", c.Poll))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("redis scheduler: %w: %w", err, retry.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// Scheduler is a [retry.Scheduler] on Redis, safe for concurrent use. It is
+// shared ([retry.SharedScheduler]) and reports lost entries
+// ([retry.LossReporter]). Create it with [New] or [Open].
+type Scheduler struct {
+	rdb       goredis.UniversalClient
+	ownClient bool
+	keys      []string
+	channel   string
+	lease     time.Duration
+	poll      time.Duration
+	now       func() time.Time
+	newGen    string // the generation this handle creates if it finds none
+
+	ready   chan struct{}
+	lost    chan struct{}
+	kick    chan struct{} // the waiter's state changed: re-arm
+	stop    chan struct{}
+	stopCtx context.Context // ends when Close begins: the waiter's calls
+	cancel  context.CancelFunc
+	done    chan struct{}
+	pubsub  *goredis.PubSub
+
+	// closeMu orders calls against Close: calls hold it shared, Close
+	// exclusively, so nothing is handed out once Close has returned.
+	closeMu sync.RWMutex
+	closed  bool
+
+	mu       sync.Mutex
+	next     int64  // earliest score the waiter knows of, Unix ms; math.MaxInt64 for none
+	messages uint64 // wake-ups heard (published or local) since New
+}
+
+var (
+	_ retry.SharedScheduler = (*Scheduler)(nil)
+	_ retry.LossReporter    = (*Scheduler)(nil)
+)
+
+// New returns a running scheduler on rdb. The caller keeps rdb and closes it
+// after the scheduler. It subscribes to the scheduler's channel and checks
+// the generation before it returns: a Redis it cannot reach is an error.
+func New(ctx context.Context, rdb goredis.UniversalClient, cfg Config) (*Scheduler, error) {
+	return newScheduler(ctx, rdb, false, cfg)
+}
+
+func newScheduler(ctx context.Context, rdb goredis.UniversalClient, own bool, cfg Config) (*Scheduler, error) {
+	if rdb == nil {
+		return nil, fmt.Errorf("redis scheduler: nil client: %w", retry.ErrInvalidArgument)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	s := &Scheduler{
+		rdb: rdb, ownClient: own,
+		channel: "{" + cfg.Prefix + "}:wake",
+		lease:   cfg.Lease, poll: cfg.Poll, now: cfg.Now,
+		newGen: rand.Text(),
+		ready:  make(chan struct{}, 1),
+		lost:   make(chan struct{}, 1),
+		kick:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+		next:   math.MaxInt64,
+	}
+	for _, suffix := range keySuffixes {
+		s.keys = append(s.keys, "{"+cfg.Prefix+"}:"+suffix)
+	}
+	s.pubsub = rdb.Subscribe(ctx, s.channel)
+	if _, err := s.pubsub.Receive(ctx); err != nil { // the subscription's confirmation
+		s.pubsub.Close()
+		return nil, fmt.Errorf("redis scheduler: subscribe: %w", err)
+	}
+	if err := s.peek(ctx); err != nil {
+		s.pubsub.Close()
+		return nil, fmt.Errorf("redis scheduler: %w", err)
+	}
+	s.stopCtx, s.cancel = context.WithCancel(context.Background())
+	go s.wait()
+	return s, nil
+}
+
+// Shared reports true: every process on the same Redis and Prefix sees the
+// entries.
+func (s *Scheduler) Shared() bool { return true }
+
+// Lost receives a value when this handle found the generation absent and
+// created it: at the first start on an empty Redis, and after a flush or
+// a restart that lost the entries. One handle per lost generation hears of
+// it. It is closed by Close.
+func (s *Scheduler) Lost() <-chan struct{} { return s.lost }
+
+// Ready receives a value when an entry may have become due by the
+// configured clock: the earliest entry's time came, or any process
+// scheduled an earlier one. A value may be spurious: Claim and wait again.
+// It is closed by Close.
+func (s *Scheduler) Ready() <-chan struct{} { return s.ready }
+
+// Schedule inserts id due at at, or moves it to at, making an outstanding
+// delivery's token stale. An empty id, or a time outside the years 1678 to
+// 2262, wraps [retry.ErrInvalidArgument].
+func (s *Scheduler) Schedule(ctx context.Context, id string, at time.Time) error {
+	return s.put(ctx, "schedule", scheduleScript, id, at)
+}
+
+// Restore inserts id due at at only when it is absent (neither due nor
+// delivered): a rebuild from the store uses it, so that it never moves an
+// entry or makes another process's delivery stale.
+func (s *Scheduler) Restore(ctx context.Context, id string, at time.Time) error {
+	return s.put(ctx, "restore", restoreScript, id, at)
+}
+
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+func (s *Scheduler) put(ctx context.Context, op string, script *goredis.Script, id string, at time.Time) error {
+	if id == "" {
+		return fmt.Errorf("%s: empty id: %w", op, retry.ErrInvalidArgument)
+	}
+	if at.Before(minTime) || at.After(maxTime) {
+		return fmt.Errorf("%s %q: at %v outside years 1678 to 2262: %w", op, id, at, retry.ErrInvalidArgument)
+	}
+	release, err := s.enter(op)
+	if err != nil {
+		return err
+	}
+	defer release()
+	due := ceilMs(at)
+	published, err := script.Run(ctx, s.rdb, s.keys, id, due, at.UnixNano(), s.channel).Int()
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", op, id, err)
+	}
+	if published == 1 {
+		s.heard(due) // this process's consumers need not wait for the message
+	}
+	return nil
+}
+
+// Cancel removes id, delivered or not; an absent id is not an error.
+func (s *Scheduler) Cancel(ctx context.Context, id string) error {
+	if id == "" {
+		return fmt.Errorf("cancel: empty id: %w", retry.ErrInvalidArgument)
+	}
+	release, err := s.enter("cancel")
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := cancelScript.Run(ctx, s.rdb, s.keys, id).Err(); err != nil {
+		return fmt.Errorf("cancel %q: %w", id, err)
+	}
+	return nil
+}
+
+// Claim hands out up to limit entries due at or before now, earliest first,
+// each leased to the caller until now + Lease. It is atomic across
+// processes. A limit below 1 wraps [retry.ErrInvalidArgument].
+func (s *Scheduler) Claim(ctx context.Context, now time.Time, limit int) ([]retry.Delivery, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("claim: limit %d below 1: %w", limit, retry.ErrInvalidArgument)
+	}
+	release, err := s.enter("claim")
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	heard := s.heardCount()
+	res, err := claimScript.Run(ctx, s.rdb, s.keys, s.newGen, now.UnixMilli(), ceilMs(now.Add(s.lease)), limit).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	if len(res) < 2 || (len(res)-2)%3 != 0 {
+		return nil, fmt.Errorf("claim: unexpected reply of %d values", len(res))
+	}
+	s.learn(res[0], res[1], heard)
+	out := make([]retry.Delivery, 0, (len(res)-2)/3)
+	for i := 2; i < len(res); i += 3 {
+		id, _ := res[i].(string)
+		atText, _ := res[i+1].(string)
+		token, _ := res[i+2].(string)
+		ns, err := strconv.ParseInt(atText, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("claim: entry %q has a bad time %q", id, atText)
+		}
+		out = append(out, retry.Delivery{ID: id, At: time.Unix(0, ns).UTC(), Token: token})
+	}
+	return out, nil
+}
+
+// Ack removes the delivered entry unless d.Token is stale (the entry was
+// rescheduled or redelivered since). An absent entry is not an error.
+func (s *Scheduler) Ack(ctx context.Context, d retry.Delivery) error {
+	if d.ID == "" {
+		return fmt.Errorf("ack: empty id: %w", retry.ErrInvalidArgument)
+	}
+	release, err := s.enter("ack")
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := ackScript.Run(ctx, s.rdb, s.keys, d.ID, d.Token).Err(); err != nil {
+		return fmt.Errorf("ack %q: %w", d.ID, err)
+	}
+	return nil
+}
+
+// Close stops the waiter, closes Ready and Lost, and closes the client when
+// [Open] made it. Entries stay in Redis for the other processes. Later calls,
+// Close included, wrap [retry.ErrClosed].
+func (s *Scheduler) Close() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return fmt.Errorf("close: %w", retry.ErrClosed)
+	}
+	s.closed = true
+	close(s.stop)
+	s.cancel()
+	err := s.pubsub.Close()
+	<-s.done
+	if s.ownClient {
+		err = errors.Join(err, s.rdb.Close())
+	}
+	if err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	return nil
+}
+
+// enter admits a call unless the scheduler is closed; release ends it.
+func (s *Scheduler) enter(op string) (release func(), err error) {
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return nil, fmt.Errorf("%s: %w", op, retry.ErrClosed)
+	}
+	return s.closeMu.RUnlock, nil
+}
+
+// peek reads the earliest score and the generation: at New and every Poll.
+func (s *Scheduler) peek(ctx context.Context) error {
+	heard := s.heardCount()
+	res, err := peekScript.Run(ctx, s.rdb, s.keys, s.newGen).Slice()
+	if err != nil {
+		return fmt.Errorf("peek: %w", err)
+	}
+	if len(res) != 2 {
+		return fmt.Errorf("peek: unexpected reply of %d values", len(res))
+	}
+	s.learn(res[0], res[1], heard)
+	return nil
+}
+
+// learn takes a script's {lost, next}. next is the earliest score in Redis
+// when the script ran: it replaces what the waiter knew, unless a wake-up
+// was heard since the call began (heard), which may be newer.
+func (s *Scheduler) learn(lost, next any, heard uint64) {
+	if l, _ := lost.(int64); l == 1 {
+		select {
+		case s.lost <- struct{}{}:
+		default:
+		}
+	}
+	n, _ := next.(int64)
+	if n < 0 {
+		n = math.MaxInt64
+	}
+	s.mu.Lock()
+	if s.messages == heard {
+		s.next = n
+	} else {
+		s.next = min(s.next, n)
+	}
+	s.mu.Unlock()
+	s.kickWaiter()
+}
+
+// heard notes a wake-up for due (Unix ms).
+func (s *Scheduler) heard(due int64) {
+	s.mu.Lock()
+	s.messages++
+	s.next = min(s.next, due)
+	s.mu.Unlock()
+	s.kickWaiter()
+}
+
+func (s *Scheduler) heardCount() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.messages
+}
+
+func (s *Scheduler) kickWaiter() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// wait is the waiter: it signals Ready when the earliest known entry is due
+// by the clock, re-arming on every wake-up message and Claim, and peeks
+// every Poll.
+func (s *Scheduler) wait() {
+	defer close(s.done)
+	defer close(s.lost)
+	defer close(s.ready)
+	msgs := s.pubsub.Channel()
+	timer := time.NewTimer(time.Hour)
+	poll := time.NewTicker(s.poll)
+	defer timer.Stop()
+	defer poll.Stop()
+	for {
+		s.mu.Lock()
+		next := s.next
+		d := time.Duration(math.MaxInt64)
+		if next != math.MaxInt64 {
+			d = time.UnixMilli(next).Sub(s.now())
+			if d <= 0 {
+				s.next = math.MaxInt64 // told; the next Claim says what is left
+			}
+		}
+		s.mu.Unlock()
+		if d <= 0 {
+			select {
+			case s.ready <- struct{}{}:
+			default:
+			}
+			continue
+		}
+		timer.Reset(min(d, time.Hour))
+		select {
+		case <-s.stop:
+			return
+		case m, ok := <-msgs:
+			if !ok {
+				return
+			}
+			if due, err := strconv.ParseInt(m.Payload, 10, 64); err == nil {
+				s.heard(due)
+			}
+		case <-s.kick:
+		case <-timer.C:
+		case <-poll.C:
+			ctx, cancel := context.WithTimeout(s.stopCtx, s.poll)
+			_ = s.peek(ctx) // Redis down: Claim and Schedule report it; try again next Poll
+			cancel()
+		}
+	}
+}
+
+// ceilMs is t in Unix milliseconds, rounded up: a due entry's score, and a
+// lease's end. (t.UnixMilli rounds down: the now Claim compares with.)
+func ceilMs(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if t.Nanosecond()%int(time.Millisecond) != 0 {
+		ms++
+	}
+	return ms
+}

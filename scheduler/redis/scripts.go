@@ -1,0 +1,141 @@
+package redis
+
+import goredis "github.com/redis/go-redis/v9"
+
+// The keys of one scheduler, in the order every script takes them. They
+// share the hash tag {prefix}, so a Redis Cluster keeps them in one slot and
+// a script may touch them all.
+//
+//	due      sorted set: id scored by its due time (Unix milliseconds, rounded up)
+//	inflight sorted set: delivered id scored by its lease's end (Unix milliseconds, rounded up)
+//	at       hash: id -> its scheduled time in Unix nanoseconds (a delivery's At)
+//	token    hash: delivered id -> the token of its current delivery
+//	seq      counter of deliveries, the tokens' second half
+//	gen      the generation: a random value set by the first Claim (or
+//	         peek) that finds it absent. Its vanishing says the entries were
+//	         lost (a flush, a restart without persistence).
+const (
+	keyDue = iota
+	keyInflight
+	keyAt
+	keyToken
+	keySeq
+	keyGen
+	keyCount
+)
+
+var keySuffixes = [keyCount]string{"due", "inflight", "at", "token", "seq", "gen"}
+
+// scheduleScript: ARGV id, due ms, at ns, channel. Moves or inserts the
+// entry, makes an outstanding delivery stale, and publishes the due time
+// when it is earlier than every other due entry (or the only one), so that
+// waiting consumers of every process re-arm. Returns 1 when it published.
+var scheduleScript = goredis.NewScript(`
+local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+redis.call('HDEL', KEYS[4], ARGV[1])
+if #head == 0 or tonumber(ARGV[2]) < tonumber(head[2]) then
+  redis.call('PUBLISH', ARGV[4], ARGV[2])
+  return 1
+end
+return 0
+`)
+
+// restoreScript: as scheduleScript, but only when the entry is absent from
+// both sets. Returns 1 when it published, 0 when it inserted silently, -1
+// when the entry was there.
+var restoreScript = goredis.NewScript(`
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+  return -1
+end
+local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+if #head == 0 or tonumber(ARGV[2]) < tonumber(head[2]) then
+  redis.call('PUBLISH', ARGV[4], ARGV[2])
+  return 1
+end
+return 0
+`)
+
+// cancelScript: ARGV id. Removes the entry, delivered or not.
+var cancelScript = goredis.NewScript(`
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+return 0
+`)
+
+// ackScript: ARGV id, token. Removes the entry only if its current
+// delivery has that token.
+var ackScript = goredis.NewScript(`
+if redis.call('HGET', KEYS[4], ARGV[1]) ~= ARGV[2] then
+  return 0
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+return 1
+`)
+
+// genLua makes sure the generation exists; lost is 1 when this call
+// created it (the caller's process should rebuild the entries).
+const genLua = `
+local lost = 0
+local gen = redis.call('GET', KEYS[6])
+if not gen then
+  gen = ARGV[1]
+  redis.call('SET', KEYS[6], gen)
+  lost = 1
+end
+`
+
+// nextLua sets nxt to the earliest score of both sets, or -1.
+const nextLua = `
+local nxt = -1
+for _, k in ipairs({KEYS[1], KEYS[2]}) do
+  local h = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
+  if #h > 0 and (nxt < 0 or tonumber(h[2]) < nxt) then nxt = tonumber(h[2]) end
+end
+`
+
+// claimScript: ARGV new generation, now ms, lease end ms, limit. Moves up
+// to limit entries due at now (from due, and from inflight those whose lease
+// ran out), earliest first, to inflight with a fresh token each. Returns
+// {lost, next, id1, at1, token1, id2, ...}, next being the earliest score
+// left (-1 for none), so the caller's waiter re-arms without another call.
+var claimScript = goredis.NewScript(genLua + `
+local now, limit = ARGV[2], tonumber(ARGV[4])
+local d = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
+local f = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
+local out = {lost, 0}
+local i, j, n = 1, 1, 0
+while n < limit and (i <= #d or j <= #f) do
+  local id
+  if j > #f or (i <= #d and tonumber(d[i+1]) <= tonumber(f[j+1])) then
+    id = d[i]; i = i + 2
+    redis.call('ZREM', KEYS[1], id)
+  else
+    id = f[j]; j = j + 2
+  end
+  local token = gen .. '.' .. redis.call('INCR', KEYS[5])
+  redis.call('ZADD', KEYS[2], ARGV[3], id)
+  redis.call('HSET', KEYS[4], id, token)
+  out[#out+1] = id
+  out[#out+1] = redis.call('HGET', KEYS[3], id) or '0'
+  out[#out+1] = token
+  n = n + 1
+end
+` + nextLua + `
+out[2] = nxt
+return out
+`)
+
+// peekScript: ARGV new generation. Returns {lost, next}: the waiter's
+// periodic look, which also notices a lost generation while nobody claims.
+var peekScript = goredis.NewScript(genLua + nextLua + `
+return {lost, nxt}
+`)
