@@ -36,9 +36,13 @@ type Scheduler interface {
 	Claim(ctx context.Context, now time.Time, limit int) ([]Delivery, error)
 	// Ack removes the delivered entry unless it was rescheduled since.
 	Ack(ctx context.Context, d Delivery) error
-	// Ready receives a value when an entry may have become due (its time
-	// came, or an earlier entry was scheduled): consumers Claim after each
-	// receive. It is closed by Close.
+	// Ready receives a value when an entry may have become claimable: its
+	// time came, an entry was scheduled earlier than the earliest pending
+	// one, or an unacknowledged delivery's lease ran out. Consumers Claim
+	// after each receive and sleep on Ready between Claims, so a signal
+	// is never missed, however many come over the scheduler's life and
+	// however Schedule and Claim interleave; a spurious one is harmless.
+	// It is closed by Close.
 	Ready() <-chan struct{}
 	// Close stops the scheduler promptly; later calls return ErrClosed and
 	// nothing is handed out after it returns.

@@ -244,7 +244,9 @@ func (s *Scheduler) Ack(ctx context.Context, d retry.Delivery) error {
 // Ready receives a value when the earliest entry's time comes by the
 // configured clock (or, after a Claim whose now was too early for it, by
 // that now plus the time it was short), when an entry that is already due
-// is scheduled, and after a Claim that left due entries behind. A value may
+// is scheduled, when an unacknowledged delivery's lease runs out (the
+// earliest entry is then that redelivery), and after a Claim that left due
+// entries behind. A value may
 // be spurious (the
 // entry was cancelled, or another consumer took it): Claim and wait again.
 // The channel holds one value, so a busy consumer misses nothing, and it is

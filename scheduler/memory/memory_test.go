@@ -20,6 +20,15 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// With a lease short enough to wait for, the suite also checks that Ready
+// signals a redelivery when a lease runs out.
+func TestConformanceShortLease(t *testing.T) {
+	const lease = 200 * time.Millisecond
+	schedulertest.Run(t, func(t *testing.T) schedulertest.Backend {
+		return schedulertest.Backend{Scheduler: newScheduler(t, memory.Config{Lease: lease}), Lease: lease}
+	})
+}
+
 func newScheduler(t *testing.T, cfg memory.Config) *memory.Scheduler {
 	t.Helper()
 	s, err := memory.New(cfg)

@@ -108,14 +108,25 @@ func Run(t *testing.T, newBackend Factory) {
 
 // harness wraps one backend with helpers that fail the check on an error.
 type harness struct {
-	t       *testing.T
+	// t is the check's test; a testing.TB, so that the suite's own tests
+	// can run a check against a broken backend and see it fail. test is
+	// the real test, which Backend.Open is given.
+	t       testing.TB
+	test    *testing.T
 	ctx     context.Context
 	backend Backend
 	s       retry.Scheduler
+	// wait bounds each wait for a Ready signal: Watchdog, shorter in the
+	// suite's own tests of broken backends, which time out by design.
+	wait time.Duration
 }
 
 func newHarness(t *testing.T, newBackend Factory) *harness {
-	b := newBackend(t)
+	return harnessOn(t, t, newBackend(t))
+}
+
+// harnessOn returns a harness reporting to tb on backend b of test t.
+func harnessOn(tb testing.TB, t *testing.T, b Backend) *harness {
 	if b.Scheduler == nil {
 		t.Fatal("factory returned a Backend without a Scheduler")
 	}
@@ -124,7 +135,7 @@ func newHarness(t *testing.T, newBackend Factory) *harness {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*Watchdog)
 	t.Cleanup(cancel)
-	h := &harness{t: t, ctx: ctx, backend: b, s: b.Scheduler}
+	h := &harness{t: tb, test: t, ctx: ctx, backend: b, s: b.Scheduler, wait: Watchdog}
 	h.closeOnCleanup(b.Scheduler)
 	return h
 }
@@ -144,7 +155,7 @@ func (h *harness) open() retry.Scheduler {
 	if h.backend.Open == nil {
 		h.t.Skip("backend is not shared (Backend.Open is nil): no second consumer to check")
 	}
-	s := h.backend.Open(h.t)
+	s := h.backend.Open(h.test)
 	if s == nil {
 		h.t.Fatal("Backend.Open returned nil")
 	}

@@ -20,7 +20,7 @@ var sharedChecks = []check{
 		// A consumer is woken for an entry another process scheduled.
 		other := h.open()
 		h.schedule(h.s, "a", h.backend.Now().Truncate(time.Millisecond))
-		h.awaitReady(other, "a")
+		h.awaitReady(other, "a", Watchdog)
 	}},
 	{"SharedConcurrentClaim", func(h *harness) {
 		h.concurrentClaim([]retry.Scheduler{h.s, h.open()})

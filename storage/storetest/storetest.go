@@ -95,7 +95,11 @@ func Run(t *testing.T, newBackend Factory) {
 
 // harness wraps one backend with helpers that fail the check on an error.
 type harness struct {
-	t       *testing.T
+	// t is the check's test; a testing.TB, so that the suite's own tests
+	// can run a check against a broken store and see it fail. test is the
+	// real test, which Backend.Open is given.
+	t       testing.TB
+	test    *testing.T
 	ctx     context.Context
 	backend Backend
 	// s is the store under test, every call of it under the watchdog.
@@ -103,13 +107,17 @@ type harness struct {
 }
 
 func newHarness(t *testing.T, newBackend Factory) *harness {
-	b := newBackend(t)
+	return harnessOn(t, t, newBackend(t))
+}
+
+// harnessOn returns a harness reporting to tb on backend b of test t.
+func harnessOn(tb testing.TB, t *testing.T, b Backend) *harness {
 	if b.Store == nil {
 		t.Fatal("factory returned a Backend without a Store")
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*Watchdog)
 	t.Cleanup(cancel)
-	h := &harness{t: t, ctx: ctx, backend: b, s: watch(t, b.Store)}
+	h := &harness{t: tb, test: t, ctx: ctx, backend: b, s: watch(tb, b.Store)}
 	h.closeOnCleanup(h.s)
 	return h
 }
@@ -128,7 +136,7 @@ func (h *harness) open() retry.Store {
 	if h.backend.Open == nil {
 		h.t.Skip("backend is not shared (Backend.Open is nil): no second handle to check")
 	}
-	raw := h.backend.Open(h.t)
+	raw := h.backend.Open(h.test)
 	if raw == nil {
 		h.t.Fatal("Backend.Open returned nil")
 	}
