@@ -59,8 +59,10 @@ const (
 	MaxRetriesDefault = 3
 )
 
-// LeaseMin is the shortest Lease: stores count leases in milliseconds.
-const LeaseMin = time.Millisecond
+// LeaseMin is the shortest Lease. A shorter one is renewed (every Lease/3)
+// more often than a loaded machine schedules the renewer and store write in
+// time: the run would lose its claim and stall until a sweep.
+const LeaseMin = 100 * time.Millisecond
 
 // Config configures an [Executor]. The zero value of every field means its
 // default; JSON keys are those of the configuration file (package config

@@ -117,7 +117,7 @@ func (e *Executor) runNode(ctx context.Context, run retry.Run, claim retry.Claim
 	renewerDone := make(chan struct{})
 	go func() { // lease renewal
 		defer close(renewerDone)
-		t := time.NewTicker(e.cfg.Lease / 3)
+		t := time.NewTimer(e.renewIn(claim))
 		defer t.Stop()
 		for {
 			select {
@@ -130,9 +130,11 @@ func (e *Executor) runNode(ctx context.Context, run retry.Run, claim retry.Claim
 			mu.Unlock()
 			c, err := e.store.ExtendLease(context.WithoutCancel(nctx), c, e.now(), e.cfg.Lease)
 			mu.Lock()
+			next := e.cfg.Lease / 10 // a failed write is tried again soon
 			switch {
 			case err == nil:
 				claim = c
+				next = e.renewIn(c)
 			case errors.Is(err, retry.ErrLostClaim):
 				lost = true
 				cancel()
@@ -140,6 +142,7 @@ func (e *Executor) runNode(ctx context.Context, run retry.Run, claim retry.Claim
 				e.cfg.Logger.Warn("extend lease", "run", run.ID, "err", err)
 			}
 			mu.Unlock()
+			t.Reset(next)
 		}
 	}()
 
@@ -186,6 +189,15 @@ func (e *Executor) runNode(ctx context.Context, run retry.Run, claim retry.Claim
 		r.out = json.RawMessage("null")
 	}
 	return r.out, claim, r.err
+}
+
+// renewIn is how long to wait before renewing c: until a third of the
+// lease has passed since it was last set, at once if more has (a claim
+// taken by a slow write, a node started late), so that a loaded machine
+// still renews with two thirds of the lease to spare.
+func (e *Executor) renewIn(c retry.Claim) time.Duration {
+	d := c.LeaseExpiresAt.Sub(e.now()) - 2*e.cfg.Lease/3
+	return min(max(d, 0), e.cfg.Lease/3)
 }
 
 // fail records a node failure and the decision on it, then tells the

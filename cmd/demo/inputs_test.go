@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,5 +46,22 @@ func TestMaxRetriesZero(t *testing.T) {
 	}
 	if r := runBin(t, dir, nil, "runs", "show", failed, "--store", store); r.code != 0 || strings.Contains(r.stdout, " of 3)") {
 		t.Errorf("runs show %s: status %d\n%s%s", failed, r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestShortLeaseRefused: a lease under the executor's minimum is a usage
+// error, and nothing is created.
+func TestShortLeaseRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	store := filepath.Join(dir, "data", "lease.db")
+	for _, args := range [][]string{{"--lease", "1ms"}, {"worker", "--lease", "99ms"}, {"worker", "--lease", "50ms"}} {
+		r := runBin(t, dir, nil, append(args, "--store", store)...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "want at least 100ms") || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("%v: status %d, %q", args, r.code, r.stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Dir(store)); !os.IsNotExist(err) {
+		t.Errorf("data folder after refused leases: %v", err)
 	}
 }
