@@ -21,6 +21,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"sync"
 
 	"github.com/hashicorp/go-multierror"
 
@@ -69,7 +70,7 @@ func (c Config) withDefaults() Config {
 // dotted key ("store.dsn: ...", "retry.maxDelayMs: ...").
 func (c Config) Validate() error {
 	c = c.withDefaults()
-	var errs *multierror.Error
+	errs := &multierror.Error{ErrorFormat: retry.FormatErrors}
 	for _, s := range []struct {
 		key string
 		err error
@@ -116,6 +117,9 @@ type Engine struct {
 	store  *storage.Store
 	sched  retry.Scheduler
 	policy *policy.Router
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Open validates cfg, opens and migrates the store (creating a SQLite
@@ -151,7 +155,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 // closeAfter closes what Open opened so far and returns err with the
 // close errors combined.
 func (e *Engine) closeAfter(err error) error {
-	return multierror.Append(err, e.Close()).ErrorOrNil()
+	return multierror.Append(&multierror.Error{ErrorFormat: retry.FormatErrors}, err, e.Close()).ErrorOrNil()
 }
 
 // Store is the run store: for reads (retry.Inspector) and operator actions.
@@ -166,18 +170,20 @@ func (e *Engine) Policy() *policy.Router { return e.policy }
 // Close closes the executor, the scheduler and the store, returning their
 // errors combined. Call it after Run has returned. It is idempotent.
 func (e *Engine) Close() error {
-	var errs *multierror.Error
-	if e.Executor != nil {
-		// Closing the executor closes the scheduler and the store.
-		return e.Executor.Close()
-	}
-	if e.sched != nil {
-		if err := e.sched.Close(); err != nil {
-			errs = multierror.Append(errs, fmt.Errorf("close scheduler: %w", err))
+	e.closeOnce.Do(func() {
+		errs := &multierror.Error{ErrorFormat: retry.FormatErrors}
+		if e.Executor != nil {
+			e.Executor.Close() // stops taking work; returns nil
 		}
-	}
-	if err := e.store.Close(); err != nil {
-		errs = multierror.Append(errs, fmt.Errorf("close store: %w", err))
-	}
-	return errs.ErrorOrNil()
+		if e.sched != nil {
+			if err := e.sched.Close(); err != nil {
+				errs = multierror.Append(errs, fmt.Errorf("close scheduler: %w", err))
+			}
+		}
+		if err := e.store.Close(); err != nil {
+			errs = multierror.Append(errs, fmt.Errorf("close store: %w", err))
+		}
+		e.closeErr = errs.ErrorOrNil()
+	})
+	return e.closeErr
 }

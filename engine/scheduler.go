@@ -71,7 +71,7 @@ func backendNames(available bool) string {
 // backend, so that a configuration written for redis is right when it is
 // chosen.
 func (c SchedulerConfig) Validate() error {
-	var errs *multierror.Error
+	errs := &multierror.Error{ErrorFormat: retry.FormatErrors}
 	backend := c.backend()
 	switch open, known := schedulerBackends[backend]; {
 	case !known:

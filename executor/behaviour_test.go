@@ -202,7 +202,8 @@ func TestModeSwitchKeepsScheduledRetry(t *testing.T) {
 	if run.Status != retry.StatusRetrying {
 		t.Fatalf("under full: run %s, want retrying", run.Status)
 	}
-	must(t, full.exec.Close()) // closes its store: the file is the next one's
+	must(t, full.exec.Close())
+	must(t, full.store.Close()) // the file is the next one's
 	off := setup(executor.ModeOff)
 	run = off.drive(t, run.ID)
 	atts, err := off.store.Attempts(context.Background(), run.ID)

@@ -31,6 +31,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer store.Close()
 	if err := store.Migrate(ctx); err != nil {
 		log.Fatal(err)
 	}
@@ -38,6 +39,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer sched.Close()
 	// Production code builds the router from configuration
 	// (policy.DefaultConfig().Build()); this policy retries database locks
 	// at once so the example's output is exact.
@@ -47,8 +49,7 @@ func Example() {
 		}
 		return retry.Decision{Retry: true, Strategy: policy.StrategyImmediate, Rule: "class:database_lock"}
 	})
-	// The executor owns store and scheduler from here: Run (or Close)
-	// closes them.
+	// The executor uses store and scheduler; who opened them closes them.
 	exec, err := executor.New(executor.Config{Mode: executor.ModeFull, Workers: 4}, store, sched, lockAtOnce)
 	if err != nil {
 		log.Fatal(err)

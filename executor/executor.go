@@ -7,9 +7,10 @@
 //
 // # Ownership
 //
-// New takes ownership of the store and the scheduler: Run closes both when it
-// returns (and Close does when Run was never called), returning their errors
-// combined with those of the shutdown.
+// Who opens a resource closes it: the executor uses the store and the
+// scheduler it is given and never closes them. Close them after Run has
+// returned (package engine's Engine does, for what it opened). A store
+// stays usable after the executor stops, to read what the runs did.
 //
 // # Guarantees
 //
@@ -54,14 +55,12 @@ type Executor struct {
 	slotFreed chan struct{}
 	inflight  sync.WaitGroup
 
-	running   atomic.Bool
-	stopping  chan struct{} // closed when shutdown begins: take no new work
-	stopOnce  sync.Once
-	stopMu    sync.RWMutex    // orders admit against beginStop
-	hardCtx   context.Context // cancelled when the shutdown grace period ends
-	hardStop  context.CancelFunc
-	closeOnce sync.Once
-	closeErr  error
+	running  atomic.Bool
+	stopping chan struct{} // closed when shutdown begins: take no new work
+	stopOnce sync.Once
+	stopMu   sync.RWMutex    // orders admit against beginStop
+	hardCtx  context.Context // cancelled when the shutdown grace period ends
+	hardStop context.CancelFunc
 
 	errMu sync.Mutex
 	errs  *multierror.Error // release failures during shutdown
@@ -70,8 +69,8 @@ type Executor struct {
 }
 
 // New returns an Executor over store, sched and pol (the default policy, for
-// nodes and journeys without their own). It takes ownership of store and
-// sched (see the package doc).
+// nodes and journeys without their own). The caller keeps ownership of store
+// and sched (see the package doc).
 func New(cfg Config, store retry.Store, sched retry.Scheduler, pol retry.Policy) (*Executor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("executor config: %w", err)
@@ -272,9 +271,9 @@ func (e *Executor) stopped() bool {
 // until ctx is cancelled, rebuilding the scheduler whenever it reports a
 // loss ([retry.LossReporter]). Then it shuts down gracefully:
 // it takes no new work, waits up to Config.ShutdownTimeout for in-flight
-// nodes (then cancels them), releases their claims, closes the scheduler and
-// the store, and returns every error of these steps combined
-// (github.com/hashicorp/go-multierror). A cancelled ctx is not an error.
+// nodes (then cancels them), releases their claims, and returns every error
+// of these steps combined (github.com/hashicorp/go-multierror). A cancelled
+// ctx is not an error. It closes neither the store nor the scheduler.
 func (e *Executor) Run(ctx context.Context) error {
 	if !e.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("run: %w: already running", retry.ErrInvalidArgument)
@@ -486,7 +485,7 @@ func (e *Executor) acquireNow() bool {
 
 // shutdown stops taking work and waits for the work in flight, the
 // sweeper's included, up to Config.ShutdownTimeout; then it cancels what
-// still runs (its claims are released) and closes the components.
+// still runs (its claims are released).
 func (e *Executor) shutdown(errs *multierror.Error, sweeper *cron.Cron) error {
 	e.beginStop() // a sweep in progress stops between claims
 	t := time.AfterFunc(e.cfg.ShutdownTimeout, e.hardStop)
@@ -498,29 +497,18 @@ func (e *Executor) shutdown(errs *multierror.Error, sweeper *cron.Cron) error {
 	e.errMu.Lock()
 	errs = multierror.Append(errs, e.errs.WrappedErrors()...)
 	e.errMu.Unlock()
-	if err := e.Close(); err != nil {
-		errs = multierror.Append(errs, err)
-	}
+	e.Close()
 	return errs.ErrorOrNil()
 }
 
-// Close stops taking work and closes the scheduler and the store, returning
-// their errors combined. Run calls it; call it yourself only when Run was
-// never called. It is idempotent.
+// Close stops taking work: StartRun and SweepOnce refuse from now on with
+// retry.ErrClosed, and nodes still running under it are cancelled. Run
+// calls it; call it yourself when Run was never called. It closes neither
+// the store nor the scheduler, is idempotent and returns nil.
 func (e *Executor) Close() error {
-	e.closeOnce.Do(func() {
-		e.beginStop()
-		var errs *multierror.Error
-		if err := e.sched.Close(); err != nil {
-			errs = multierror.Append(errs, fmt.Errorf("close scheduler: %w", err))
-		}
-		if err := e.store.Close(); err != nil {
-			errs = multierror.Append(errs, fmt.Errorf("close store: %w", err))
-		}
-		e.hardStop()
-		e.closeErr = errs.ErrorOrNil()
-	})
-	return e.closeErr
+	e.beginStop()
+	e.hardStop()
+	return nil
 }
 
 func (e *Executor) addErr(err error) {

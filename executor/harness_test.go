@@ -50,6 +50,7 @@ func openStore(t testing.TB, path string) *storage.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	if err := s.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,10 @@ func newHarnessOn(t testing.TB, store *storage.Store, c *clock, cfg executor.Con
 	if h.exec, err = executor.New(cfg, h.store, sched, pol); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { h.exec.Close() })
+	t.Cleanup(func() {
+		h.exec.Close()
+		h.sched.Close()
+	})
 	return h
 }
 

@@ -3,6 +3,7 @@ package retry
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Sentinel errors returned by stores and schedulers. Callers check them with
@@ -63,3 +64,15 @@ func (e *FieldError) Unwrap() error { return e.Err }
 
 // Is reports whether target is ErrInvalidArgument.
 func (e *FieldError) Is(target error) bool { return target == ErrInvalidArgument }
+
+// FormatErrors formats combined errors one a line, as errors.Join does,
+// so that one error reads as itself: the ErrorFormat of the module's
+// github.com/hashicorp/go-multierror errors (whose default puts a count
+// and bullets around even a single error).
+func FormatErrors(errs []error) string {
+	msgs := make([]string, len(errs))
+	for i, err := range errs {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "\n")
+}

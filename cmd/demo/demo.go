@@ -77,7 +77,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	readCtx := context.WithoutCancel(ctx)
 	var d report.DatabaseSummary
 	if waitErr == nil {
-		d, waitErr = report.Summarize(readCtx, s, time.Now()) // before Run closes the store
+		d, waitErr = report.Summarize(readCtx, s, time.Now())
 	} else if errors.Is(waitErr, errInterrupted) {
 		counts, _ := s.CountByStatus(readCtx)
 		waitErr = fmt.Errorf("%w: %d runs unfinished; run the demo again on the same database to resume them", errInterrupted, report.Unfinished(counts))
@@ -85,6 +85,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	stopRun()
 	if runErr := <-done; runErr != nil && waitErr == nil {
 		waitErr = fmt.Errorf("executor: %w", runErr)
+	}
+	if closeErr := ex.Close(); closeErr != nil && waitErr == nil {
+		waitErr = closeErr
 	}
 	if waitErr != nil {
 		return waitErr

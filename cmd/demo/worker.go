@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/journeyretry/journeyretry/retry"
 )
 
 func cmdStart(ctx context.Context, args []string, stdout, _ io.Writer) error {
@@ -43,8 +47,12 @@ func cmdWorker(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		ec.Worker, storeLabel(c.cfg.Store.DSN), c.cfg.Scheduler.Backend, ec.Mode, ec.Workers)
 	// Run returns once ctx is cancelled by SIGINT or SIGTERM and the
 	// nodes in flight have finished (or the shutdown timeout passed).
+	errs := &multierror.Error{ErrorFormat: retry.FormatErrors}
 	if err := ex.Run(ctx); err != nil {
-		return fmt.Errorf("executor: %w", err)
+		errs = multierror.Append(errs, fmt.Errorf("executor: %w", err))
+	}
+	if err := multierror.Append(errs, ex.Close()).ErrorOrNil(); err != nil {
+		return err
 	}
 	st := ex.Stats()
 	fmt.Fprintf(stdout, "worker stopped gracefully: %d attempts, %d retries, its sweeper took over %d runs\n", st.Attempts, st.Retries, st.SweeperCaught)
