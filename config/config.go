@@ -77,6 +77,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // Loader loads one configuration struct from a file, the environment and
@@ -447,6 +448,14 @@ func validate(v reflect.Value, path string) []invalidValue {
 func decodeJSON(b []byte) (any, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, errors.New("empty document (want a JSON object)")
+	}
+	if !utf8.Valid(b) {
+		// encoding/json would read each bad byte as U+FFFD, silently.
+		i := 0
+		for r, n := utf8.DecodeRune(b); r != utf8.RuneError || n != 1; r, n = utf8.DecodeRune(b[i:]) {
+			i += n
+		}
+		return nil, fmt.Errorf("line %d: not valid UTF-8 (byte %#x)", 1+bytes.Count(b[:i], []byte("\n")), b[i])
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/robfig/cron/v3"
 
@@ -186,10 +187,19 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
+// printable reports whether s is text a store keeps as it is
+// ([retry.StorableText]) without control characters, which would split or
+// recolour a line that names it.
+func printable(s string) bool {
+	return retry.StorableText(s) && !strings.ContainsFunc(s, unicode.IsControl)
+}
+
 // Validate reports the first bad field, by its JSON key. Zero values are
 // valid (they mean the defaults).
 func (c Config) Validate() error {
 	switch {
+	case c.Worker != "" && !printable(c.Worker):
+		return fmt.Errorf("worker: %q: want printable UTF-8 text (no NUL, no control characters)", c.Worker)
 	case c.Workers < 0:
 		return fmt.Errorf("workers: %d: want at least 1 (0 for the default)", c.Workers)
 	case c.Lease < 0 || c.Lease > 0 && c.Lease < LeaseMin:

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -63,5 +64,38 @@ func TestShortLeaseRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Dir(store)); !os.IsNotExist(err) {
 		t.Errorf("data folder after refused leases: %v", err)
+	}
+}
+
+// TestBadWorkerNameRefused: a worker name holding NUL, invalid UTF-8 or a
+// control character, from a file or the environment (no flag sets it), is
+// a one-line usage error before anything is created; a file's invalid
+// UTF-8 is never silently replaced.
+func TestBadWorkerNameRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	store := filepath.Join(dir, "data", "names.db")
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"file NUL", nil, []string{"--config", writeTemp(t, `{"executor": {"worker": "a\u0000b"}}`)}, `worker: "a\x00b"`},
+		{"file invalid UTF-8", nil, []string{"--config", writeTemp(t, "{\"executor\": {\"worker\": \"a\xffb\"}}")}, "not valid UTF-8"},
+		{"environment invalid UTF-8", []string{"JRETRY_EXECUTOR_WORKER=a\xffb"}, nil, `worker: "a\xffb"`},
+		{"environment escape", []string{"JRETRY_EXECUTOR_WORKER=w\x1b[31m"}, nil, `worker: "w\x1b[31m"`},
+		{"file newline", nil, []string{"--config", writeTemp(t, `{"executor": {"worker": "w\nforged line"}}`)}, `worker: "w\nforged line"`},
+	}
+	for _, tt := range tests {
+		for _, cmd := range [][]string{{}, {"worker"}} {
+			r := runBin(t, dir, tt.env, slices.Concat(cmd, tt.args, []string{"--store", store})...)
+			if r.code != exitUsage || !strings.Contains(r.stderr, tt.want) || strings.Count(r.stderr, "\n") != 1 {
+				t.Errorf("%s %v: status %d, %q; want status 2, one line with %q", tt.name, cmd, r.code, r.stderr, tt.want)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Dir(store)); !os.IsNotExist(err) {
+		t.Errorf("data folder after refused worker names: %v", err)
 	}
 }
