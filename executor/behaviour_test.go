@@ -305,3 +305,23 @@ func TestWorkerPoolBound(t *testing.T) {
 		}
 	})
 }
+
+// TestZeroConfigRetries: the zero Config is rollout mode full, so a
+// failure the policy retries is retried and the run completes; off, shadow
+// and selective are explicit.
+func TestZeroConfigRetries(t *testing.T) {
+	if got := (executor.Config{}).WithDefaults().Mode; got != executor.ModeFull {
+		t.Fatalf("zero Config's mode %q, want full", got)
+	}
+	h := newHarness(t, executor.Config{}, nil)
+	must(t, h.exec.Handle("flaky", failing(retry.WithClass(errors.New("connection reset"), retry.ClassNetworkBlip), 1)))
+	must(t, h.exec.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "flaky"}}}))
+	run, err := h.exec.StartRun(context.Background(), "j", nil)
+	must(t, err)
+	run = h.drive(t, run.ID)
+	atts, err := h.store.Attempts(context.Background(), run.ID)
+	must(t, err)
+	if run.Status != retry.StatusCompleted || len(atts) != 2 || atts[0].Decision.Strategy != "immediate" {
+		t.Fatalf("run %s after %d attempts (%+v); want a retry, then completed", run.Status, len(atts), atts)
+	}
+}

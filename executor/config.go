@@ -15,25 +15,27 @@ import (
 	"github.com/journeyretry/journeyretry/retry"
 )
 
-// Mode is the rollout mode: the retry proposal's migration phases, switched
-// by configuration. A mode governs new failures only: a retry already
-// scheduled when the mode changes still runs when it is due.
+// Mode is the rollout mode: the phases a deployment moves through, switched
+// by configuration (docs/design.md, "Phases"). A mode governs new failures
+// only: a retry already scheduled when the mode changes still runs when it
+// is due.
 type Mode string
 
 const (
-	// ModeOff (Phase 2, the library default): errors and their details are
+	// ModeOff (phase 2, deployed disabled): errors and their details are
 	// recorded and the run ends failed, exactly as the legacy system did.
-	// The recorded decision is Strategy "none", Rule "mode:off".
+	// The recorded decision is Strategy "none", Rule "mode:off". State it
+	// explicitly for the first deployment over a legacy system.
 	ModeOff Mode = "off"
 	// ModeShadow: as off, but the decision the policy would have made is
 	// recorded with the attempt, marked shadow, so operators see what
 	// retries would do before enabling them.
 	ModeShadow Mode = "shadow"
-	// ModeSelective (Phase 3): only failures the policy's
+	// ModeSelective (phase 3): only failures the policy's
 	// [retry.Eligibility] accepts are retried; a policy without it accepts
 	// none. Others end failed with Rule "mode:selective".
 	ModeSelective Mode = "selective"
-	// ModeFull (Phase 4): every failure goes to the policy.
+	// ModeFull (phase 4, the default): every failure goes to the policy.
 	ModeFull Mode = "full"
 )
 
@@ -51,7 +53,7 @@ const (
 	WorkersDefault         = 8
 	LeaseDefault           = 30 * time.Second
 	NodeTimeoutDefault     = time.Minute
-	ModeDefault            = ModeOff
+	ModeDefault            = ModeFull
 	SweepSpecDefault       = "@every 30s"
 	SweepGraceDefault      = 5 * time.Second
 	ShutdownTimeoutDefault = 30 * time.Second
@@ -82,8 +84,8 @@ type Config struct {
 	// an overrun is classified retry.ClassTimeout. Default
 	// [NodeTimeoutDefault].
 	NodeTimeout time.Duration `json:"nodeTimeout"`
-	// Mode is the rollout mode; default [ModeOff], as the proposal's Phase 2
-	// asks ("deploy retry service, disabled by default").
+	// Mode is the rollout mode; default [ModeFull]: a zero Config retries.
+	// Off, shadow and selective are explicit rollout settings.
 	Mode Mode `json:"mode"`
 	// SweepSpec is the sweeper's robfig/cron/v3 schedule (standard spec or
 	// descriptor such as "@every 30s"). Default [SweepSpecDefault].
