@@ -76,8 +76,8 @@ type check struct {
 
 // groups are the suite's checks, one group per behaviour area.
 var groups = [][]check{
-	createChecks, claimChecks, leaseChecks, recordChecks, parkChecks,
-	wakeupChecks, inspectorChecks, concurrencyChecks, timeChecks, invalidChecks,
+	createChecks, claimChecks, leaseChecks, holderChecks, recordChecks, parkChecks,
+	wakeupChecks, inspectorChecks, replayChecks, concurrencyChecks, timeChecks, invalidChecks,
 }
 
 // Run runs every conformance check against fresh backends from newBackend,
