@@ -38,6 +38,32 @@ func Run[H any](t *testing.T, checks []Check[H], newHarness func(*testing.T) H) 
 	}
 }
 
+// Flatten turns a suite's groups of checks, each a name and a run, into
+// the checks Run takes.
+func Flatten[C any, H any](groups [][]C, check func(C) (string, func(H))) []Check[H] {
+	var all []Check[H]
+	for _, g := range groups {
+		for _, c := range g {
+			name, run := check(c)
+			all = append(all, Check[H]{Name: name, Run: run})
+		}
+	}
+	return all
+}
+
+// Find returns the check named name, failing t when there is none: the
+// suites' own tests pick the check a broken backend must fail.
+func Find[H any](t *testing.T, checks []Check[H], name string) Check[H] {
+	t.Helper()
+	for _, c := range checks {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("no check %q", name)
+	return Check[H]{}
+}
+
 // ErrWatchdog is what [Call] returns for a call that did not return in time.
 var ErrWatchdog = errors.New("watchdog: the call did not return in time")
 

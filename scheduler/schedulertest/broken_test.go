@@ -28,7 +28,7 @@ func TestChecksCatchBrokenSchedulers(t *testing.T) {
 	} {
 		t.Run(tc.check, func(t *testing.T) {
 			t.Parallel()
-			c := findCheck(t, tc.check)
+			c := conformance.Find(t, allChecks(), tc.check)
 			inner, err := memory.New(memory.Config{Lease: tc.lease})
 			if err != nil {
 				t.Fatal(err)
@@ -37,25 +37,11 @@ func TestChecksCatchBrokenSchedulers(t *testing.T) {
 			msg := conformance.ExpectFailure(t, func(tb testing.TB) {
 				h := harnessOn(tb, t, b)
 				h.wait = time.Second // the check times out by design: not Watchdog
-				c.run(h)
+				c.Run(h)
 			})
 			t.Logf("%s on a broken scheduler: %s", tc.check, msg)
 		})
 	}
-}
-
-// findCheck returns the suite's check of that name.
-func findCheck(t *testing.T, name string) check {
-	t.Helper()
-	for _, g := range groups {
-		for _, c := range g {
-			if c.name == name {
-				return c
-			}
-		}
-	}
-	t.Fatalf("no check %q", name)
-	return check{}
 }
 
 // relay is a scheduler whose Ready is its own channel, fed by forward

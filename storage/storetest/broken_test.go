@@ -30,26 +30,12 @@ func TestChecksCatchBrokenStores(t *testing.T) {
 		{"RecordFailure/Truncation", "Attempts returns no history", func() retry.Store { return noHistory{memstore.New()} }},
 	} {
 		t.Run(tc.check+"/"+tc.broken, func(t *testing.T) {
-			c := findCheck(t, tc.check)
+			c := conformance.Find(t, allChecks(), tc.check)
 			b := Backend{Store: tc.store()}
-			msg := conformance.ExpectFailure(t, func(tb testing.TB) { c.run(harnessOn(tb, t, b)) })
+			msg := conformance.ExpectFailure(t, func(tb testing.TB) { c.Run(harnessOn(tb, t, b)) })
 			t.Logf("%s on a store where %s: %s", tc.check, tc.broken, msg)
 		})
 	}
-}
-
-// findCheck returns the suite's check of that name.
-func findCheck(t *testing.T, name string) check {
-	t.Helper()
-	for _, g := range groups {
-		for _, c := range g {
-			if c.name == name {
-				return c
-			}
-		}
-	}
-	t.Fatalf("no check %q", name)
-	return check{}
 }
 
 // releaseIgnoresExpiry checks the token but not the lease on Release.

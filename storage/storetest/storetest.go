@@ -84,13 +84,12 @@ var groups = [][]check{
 // each as a subtest.
 func Run(t *testing.T, newBackend Factory) {
 	t.Helper()
-	var all []conformance.Check[*harness]
-	for _, group := range groups {
-		for _, c := range group {
-			all = append(all, conformance.Check[*harness]{Name: c.name, Run: c.run})
-		}
-	}
-	conformance.Run(t, all, func(t *testing.T) *harness { return newHarness(t, newBackend) })
+	conformance.Run(t, allChecks(), func(t *testing.T) *harness { return newHarness(t, newBackend) })
+}
+
+// allChecks returns every check of groups, in order.
+func allChecks() []conformance.Check[*harness] {
+	return conformance.Flatten(groups, func(c check) (string, func(*harness)) { return c.name, c.run })
 }
 
 // harness wraps one backend with helpers that fail the check on an error.
