@@ -278,11 +278,11 @@ func TestNodeTimeoutIsClassifiedTimeout(t *testing.T) {
 	}
 }
 
-// TestDefaultModeIsOff: with a zero Config the executor is in the
-// proposal's Phase 2: a retryable error is recorded, not retried, exactly
-// as the legacy system ended runs.
-func TestDefaultModeIsOff(t *testing.T) {
-	h := newHarness(t, executor.Config{}, nil)
+// TestModeOffIsTheLegacyBehaviour: in mode off (phase 2 of
+// docs/design.md, an explicit setting) a retryable error is recorded, not
+// retried, exactly as the legacy system ended runs.
+func TestModeOffIsTheLegacyBehaviour(t *testing.T) {
+	h := newHarness(t, executor.Config{Mode: executor.ModeOff}, nil)
 	must(t, h.exec.Handle("blip", executor.HandlerFunc(func(context.Context, executor.NodeInput) (json.RawMessage, error) {
 		return nil, retry.WithClass(errors.New("connection reset"), retry.ClassNetworkBlip)
 	})))
