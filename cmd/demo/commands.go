@@ -341,7 +341,7 @@ func cmdRunsList(ctx context.Context, args []string, stdout io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATUS\tNODE\tRETRIES\tATTEMPTS\tREPLAYS\tLAST ERROR")
 	for _, r := range runs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d\t%d\t%s\n", r.ID, r.Status, dash(r.CurrentNodeID), r.RetryCount, r.MaxRetries, r.AttemptCount, r.Replays, dash(oneLine(r.LastErrorMessage)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d\t%d\t%s\n", quoteID(r.ID), r.Status, dash(r.CurrentNodeID), r.RetryCount, r.MaxRetries, r.AttemptCount, r.Replays, dash(oneLine(r.LastErrorMessage)))
 	}
 	return tw.Flush()
 }
@@ -368,6 +368,9 @@ func cmdRunsShow(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer s.Close()
 	r, err := s.Get(ctx, id)
+	if errors.Is(err, retry.ErrNotFound) {
+		return fmt.Errorf("run %s: %w", errID(id), retry.ErrNotFound) // the store's error quotes all of it
+	}
 	if err != nil {
 		return err
 	}
@@ -387,7 +390,7 @@ func cmdRunsShow(ctx context.Context, args []string, stdout io.Writer) error {
 	if c.jsonOut {
 		return writeJSON(stdout, d)
 	}
-	fmt.Fprintf(stdout, "run %s  journey %s v%d  status %s", r.ID, r.JourneyID, r.JourneyVersion, r.Status)
+	fmt.Fprintf(stdout, "run %s  journey %s v%d  status %s", quoteID(r.ID), r.JourneyID, r.JourneyVersion, r.Status)
 	if r.CurrentNodeID != "" {
 		fmt.Fprintf(stdout, "  at node %s (retry %d of %d)", r.CurrentNodeID, r.RetryCount, r.MaxRetries)
 	}
@@ -434,7 +437,11 @@ func (c *command) parseWithID(args []string) (string, error) {
 	case len(pos) == 0:
 		return "", usageError(fmt.Errorf("%s: want a run id", c.name))
 	case len(pos) > 1:
-		return "", usageError(fmt.Errorf("%s: unexpected argument %q", c.name, pos[1]))
+		return "", usageError(fmt.Errorf("%s: unexpected argument %s", c.name, errID(pos[1])))
+	case pos[0] == "":
+		return "", usageError(fmt.Errorf("%s: empty run id", c.name))
+	case !retry.StorableText(pos[0]):
+		return "", usageError(fmt.Errorf("%s: run id %s: want UTF-8 text without NUL", c.name, errID(pos[0])))
 	}
 	return pos[0], nil
 }
@@ -447,12 +454,15 @@ func cmdRunsRetry(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer s.Close()
 	r, err := s.Replay(ctx, id, time.Now())
+	if errors.Is(err, retry.ErrNotFound) {
+		return fmt.Errorf("run %s: %w", errID(id), retry.ErrNotFound)
+	}
 	if errors.Is(err, retry.ErrNotReplayable) {
 		return fmt.Errorf("%w (only failed and failed_max_retries runs are)", err) // the store's error names the status
 	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "run %s replayed: %s at node %s, due now; a worker's sweeper picks it up\n", r.ID, r.Status, r.CurrentNodeID)
+	fmt.Fprintf(stdout, "run %s replayed: %s at node %s, due now; a worker's sweeper picks it up\n", quoteID(r.ID), r.Status, r.CurrentNodeID)
 	return nil
 }

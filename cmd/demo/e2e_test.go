@@ -381,7 +381,7 @@ func TestOperatorCommands(t *testing.T) {
 	if listed != s.Database.Attempts {
 		t.Errorf("runs list counts %d attempts, stats %d", listed, s.Database.Attempts)
 	}
-	if r := runBin(t, dir, nil, "runs", "list", "--store", store); !regexp.MustCompile(`(?m)^` + id + ` +retrying +\S+ +0/3 +` + strconv.Itoa(len(d.Attempts)) + ` +1 `).MatchString(r.stdout) {
+	if r := runBin(t, dir, nil, "runs", "list", "--store", store); !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(strconv.Quote(id)) + ` +retrying +\S+ +0/3 +` + strconv.Itoa(len(d.Attempts)) + ` +1 `).MatchString(r.stdout) {
 		t.Errorf("runs list (text) does not show %s with %d attempts and 1 replay:\n%s", id, len(d.Attempts), r.stdout)
 	}
 	if r := runBin(t, dir, nil, "runs", "show", "no-such-run", "--store", store); r.code != exitFailure || !strings.Contains(r.stderr, "not found") {

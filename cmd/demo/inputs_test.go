@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -97,5 +98,51 @@ func TestBadWorkerNameRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Dir(store)); !os.IsNotExist(err) {
 		t.Errorf("data folder after refused worker names: %v", err)
+	}
+}
+
+// TestRunIDsQuoted: run ids (a legacy one may hold anything the store
+// accepts) are printed quoted in tables and messages, and cut to 200 bytes
+// in errors, so no row or error line is split or recoloured; an empty or
+// unstorable id is a usage error.
+func TestRunIDsQuoted(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	store := filepath.Join(dir, "ids.db")
+	if r := runBin(t, dir, nil, "migrate", "--store", store); r.code != 0 {
+		t.Fatalf("migrate: %d %s", r.code, r.stderr)
+	}
+	ids := []string{"two\nlines", "\x1b[31mred", "tab\there"}
+	db := openDB(t, store).DB()
+	for _, id := range ids {
+		if _, err := db.ExecContext(t.Context(), `INSERT INTO journey_runs (id, journey_id, status, current_node_id) VALUES (?, 'j', 'completed', NULL)`, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := runBin(t, dir, nil, "runs", "list", "--store", store)
+	if r.code != 0 || strings.Count(r.stdout, "\n") != 1+len(ids) || strings.ContainsAny(r.stdout, "\x1b\t") {
+		t.Errorf("runs list: status %d\n%q", r.code, r.stdout)
+	}
+	for _, id := range ids {
+		if !strings.Contains(r.stdout, strconv.Quote(id)) {
+			t.Errorf("runs list does not quote %q:\n%s", id, r.stdout)
+		}
+		s := runBin(t, dir, nil, "runs", "show", id, "--store", store)
+		if first, _, _ := strings.Cut(s.stdout, "\n"); s.code != 0 || !strings.HasPrefix(first, "run "+strconv.Quote(id)+" ") {
+			t.Errorf("runs show %q: status %d\n%q", id, s.code, s.stdout)
+		}
+	}
+	long := strings.Repeat("x", 5000) + "\n"
+	for _, cmd := range []string{"show", "retry"} {
+		r := runBin(t, dir, nil, "runs", cmd, long, "--store", store)
+		if r.code != exitFailure || strings.Count(r.stderr, "\n") != 1 || len(r.stderr) > 300 || !strings.Contains(r.stderr, `xxx"...: run not found`) {
+			t.Errorf("runs %s of a long missing id: status %d, %d bytes: %.400q", cmd, r.code, len(r.stderr), r.stderr)
+		}
+		for _, bad := range []string{"", "a\xffb"} {
+			r := runBin(t, dir, nil, "runs", cmd, bad, "--store", store)
+			if r.code != exitUsage || strings.Count(r.stderr, "\n") != 1 {
+				t.Errorf("runs %s %q: status %d, %q; want 2", cmd, bad, r.code, r.stderr)
+			}
+		}
 	}
 }

@@ -62,14 +62,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return exitOK
+	}
+	// One line, whatever the error quotes (a run id, a message).
+	fmt.Fprintf(stderr, "demo: %s\n", lineSafe(err.Error()))
+	switch {
 	case errors.Is(err, errUsage):
-		fmt.Fprintf(stderr, "demo: %v\n", err)
 		return exitUsage
 	case errors.Is(err, errInterrupted):
-		fmt.Fprintf(stderr, "demo: %v\n", err)
 		return exitInterrupted
 	}
-	fmt.Fprintf(stderr, "demo: %v\n", err)
 	return exitFailure
 }
 
