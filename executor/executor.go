@@ -16,8 +16,10 @@
 //
 // One worker at a time per run: a run is claimed in the store before it is
 // executed, every write is conditional on the claim, and a worker that lost
-// its claim abandons the run without writing. Node execution is
-// at-least-once (see [Handler]).
+// its claim abandons the run without writing. No node starts on less than
+// half a lease by the executor's clock, so that a claim that expired while
+// the store answered is never executed. Node execution is at-least-once
+// (see [Handler]).
 package executor
 
 import (
@@ -161,7 +163,9 @@ func Deferred() StartOption { return func(nr *retry.NewRun) { nr.Lease = 0; nr.W
 // unless [Deferred], claims it for this worker and executes it in the calling
 // goroutine, taking a worker slot, until it completes, ends, or is parked
 // (a retry with a delay or a delay node, which Run's scheduler loop resumes).
-// It returns the run as last written. Zero-delay retries run at once.
+// It returns the run as last written. Zero-delay retries run at once. A
+// claim the store handed back with less than half the lease left is released
+// instead (see [Stats].ShortClaims) and the run scheduled at once.
 func (e *Executor) StartRun(ctx context.Context, journeyID string, input []byte, opts ...StartOption) (retry.Run, error) {
 	e.mu.RLock()
 	v := e.latest[journeyID]
@@ -530,16 +534,22 @@ type Stats struct {
 	// Attempts counts node executions; Succeeded and Failed their outcomes
 	// as recorded.
 	Attempts, Succeeded, Failed int64
-	// Retries counts failures that were scheduled for a retry; Immediate
-	// those retried at once under the same claim (zero delay).
+	// Retries counts failures recorded for a retry; Immediate those
+	// retried at once under the claim the store kept (zero delay).
 	Retries, Immediate int64
 	// LostClaims counts runs abandoned because their claim was lost.
 	LostClaims int64
+	// ShortClaims counts claims released unused because the store handed
+	// them back with less than half the lease left by the executor's clock
+	// (a store answering late): the node could have outlasted the claim.
+	// Their runs are scheduled again at once.
+	ShortClaims int64
 }
 
 type stats struct {
 	started, resumed, rebuilt, sweeperCaught              atomic.Int64
 	attempts, succeeded, failed, retries, immediate, lost atomic.Int64
+	short                                                 atomic.Int64
 }
 
 // Stats returns the counters.
@@ -549,6 +559,6 @@ func (e *Executor) Stats() Stats {
 		Started: s.started.Load(), Resumed: s.resumed.Load(), Rebuilt: s.rebuilt.Load(),
 		SweeperCaught: s.sweeperCaught.Load(), Attempts: s.attempts.Load(),
 		Succeeded: s.succeeded.Load(), Failed: s.failed.Load(), Retries: s.retries.Load(),
-		Immediate: s.immediate.Load(), LostClaims: s.lost.Load(),
+		Immediate: s.immediate.Load(), LostClaims: s.lost.Load(), ShortClaims: s.short.Load(),
 	}
 }

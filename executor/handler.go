@@ -34,7 +34,8 @@ func (f HandlerFunc) Execute(ctx context.Context, in NodeInput) (json.RawMessage
 // NodeInput is what a handler receives. Everything in it is read-only (maps
 // and slices are shared with the executor).
 type NodeInput struct {
-	// Run is the run as claimed, a copy.
+	// Run is the run as last written, a copy, with the claim the node runs
+	// under (LeaseExpiresAt as it stood when the node started).
 	Run retry.Run
 	// Node is the node being executed; Config is its configuration.
 	Node   Node

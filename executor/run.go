@@ -15,6 +15,12 @@ import (
 // parked, loses its claim, or the executor stops. It returns the run as last
 // written (or as claimed, when nothing could be written).
 //
+// No node starts on less than half a lease, by the executor's own clock: a
+// claim the store handed back that late (run, the claim the caller got) is
+// released unused and the run handed to the scheduler, and a claim kept from
+// the previous node or attempt is extended first. The lease renewal during
+// a node keeps the rest of it live.
+//
 // Cancelling ctx stops a node, never a store write: a result already
 // computed is written (or found lost) rather than left half way, so the
 // worker always knows what the store holds.
@@ -26,13 +32,17 @@ func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 
 	claim := run.Claim()
 	j := e.journey(run.JourneyID, run.JourneyVersion)
-	for {
+	for fresh := true; ; fresh = false {
 		var n *Node
 		if j != nil {
 			n = j.byID[run.CurrentNodeID]
 		}
 		if n == nil {
 			return e.endMissing(ctx, run, claim, j == nil)
+		}
+		var ok bool
+		if claim, ok = e.halfLease(ctx, run, claim, n, fresh); !ok {
+			return run
 		}
 		started := e.now()
 		out, renewed, err := e.runNode(ctx, run, claim, n)
@@ -94,6 +104,32 @@ func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 	}
 }
 
+// halfLease makes sure claim has at least half a lease left before node n
+// runs: a fresh claim that has not is released (counted in Stats.ShortClaims)
+// and the run scheduled at once, so that a later claim, with a whole lease,
+// runs it; a kept one is extended. ok is false when the node must not run.
+func (e *Executor) halfLease(ctx context.Context, run retry.Run, claim retry.Claim, n *Node, fresh bool) (retry.Claim, bool) {
+	now := e.now()
+	if claim.LeaseExpiresAt.Sub(now) >= e.cfg.Lease/2 {
+		return claim, true
+	}
+	if fresh {
+		e.stats.short.Add(1)
+		e.releaseClaim(claim)
+		if !e.stopped() {
+			e.schedule(ctx, run.ID, now)
+		}
+		return claim, false
+	}
+	c, err := e.store.ExtendLease(context.WithoutCancel(ctx), claim, now, e.cfg.Lease)
+	if err != nil {
+		e.writeFailed(AttemptEvent{RunID: run.ID, JourneyID: run.JourneyID, NodeID: n.ID, NodeAttempt: run.RetryCount + 1, Err: err},
+			"extend lease", err)
+		return claim, false
+	}
+	return c, true
+}
+
 // runNode executes one node under its timeout, renewing the lease while it
 // runs. It returns the (renewed) claim; a lost lease is retry.ErrLostClaim.
 func (e *Executor) runNode(ctx context.Context, run retry.Run, claim retry.Claim, n *Node) (json.RawMessage, retry.Claim, error) {
@@ -111,6 +147,7 @@ func (e *Executor) runNode(ctx context.Context, run retry.Run, claim retry.Claim
 	nctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
+	run.LeaseExpiresAt = claim.LeaseExpiresAt // as extended before the node
 	var mu sync.Mutex
 	lost := false
 	done := make(chan struct{})
@@ -201,8 +238,9 @@ func (e *Executor) renewIn(c retry.Claim) time.Duration {
 }
 
 // fail records a node failure and the decision on it, then tells the
-// scheduler. With a zero delay it re-claims the run and reports retryNow, so
-// the caller retries at once after the failure is committed.
+// scheduler. With a zero delay the store keeps the claim (the run stays in
+// progress) and fail reports retryNow: the caller retries at once under it,
+// after the failure is committed, with no second claim.
 func (e *Executor) fail(ctx context.Context, run retry.Run, claim retry.Claim, j *Journey, n *Node, err error, started time.Time) (retry.Run, bool) {
 	f := retry.NewFailure(err, run.RetryCount, run.LastDelay)
 	rec := retry.FailureRecord{NodeID: n.ID, Class: f.Class, Message: f.Message, StartedAt: started}
@@ -214,23 +252,20 @@ func (e *Executor) fail(ctx context.Context, run retry.Run, claim retry.Claim, j
 		return run, false
 	}
 	e.recorded(failureEvent(run, rec, err, written.Status))
-	if written.Status != retry.StatusRetrying {
-		return written, false
-	}
-	e.stats.retries.Add(1)
-	if written.NextRetryAt.After(rec.FinishedAt) || e.stopped() {
+	switch written.Status {
+	case retry.StatusRetrying:
+		e.stats.retries.Add(1)
 		e.schedule(ctx, written.ID, written.NextRetryAt)
-		return written, false
-	}
-	reclaimed, cerr := e.store.ClaimRun(context.WithoutCancel(ctx), written.ID, e.cfg.Worker, e.now(), e.cfg.Lease)
-	if cerr != nil {
-		if !errors.Is(cerr, retry.ErrNotClaimable) {
-			e.schedule(ctx, written.ID, written.NextRetryAt)
+	case retry.StatusInProgress: // a zero delay: retried at once under the kept claim
+		e.stats.retries.Add(1)
+		if e.stopped() || ctx.Err() != nil {
+			e.releaseClaim(written.Claim())
+			return written, false
 		}
-		return written, false
+		e.stats.immediate.Add(1)
+		return written, true
 	}
-	e.stats.immediate.Add(1)
-	return reclaimed, true
+	return written, false
 }
 
 // policyFor is the policy of node n of j (nil n: of j).

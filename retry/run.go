@@ -193,6 +193,9 @@ type Attempt struct {
 	// was recorded but not acted on.
 	Decision Decision
 	Shadow   bool
-	// Status is the run's status after this attempt.
+	// Status is the run's status after this attempt, except that a failure
+	// retried at once under the same claim (a zero delay) records
+	// StatusRetrying while the run stays StatusInProgress: the attempt says
+	// what was decided, the run who holds it.
 	Status Status
 }

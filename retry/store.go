@@ -87,9 +87,18 @@ type Recorder interface {
 	//     or the run's RetryEnabled is false;
 	//   - StatusFailedMaxRetries when f.Decision.Exhausted, or when a retry
 	//     is asked but RetryCount already equals MaxRetries;
-	//   - otherwise StatusRetrying, RetryCount+1, NextRetryAt =
-	//     f.FinishedAt + f.Decision.Delay, LastDelay = f.Decision.Delay.
-	// The claim is released. It returns the run as written.
+	//   - otherwise a retry: RetryCount+1, NextRetryAt = f.FinishedAt +
+	//     f.Decision.Delay, LastDelay = f.Decision.Delay, and the attempt
+	//     records StatusRetrying. With a Delay above zero the run is
+	//     StatusRetrying, due at NextRetryAt, and the claim is released.
+	//     With a zero Delay the claim is kept, as CompleteNode keeps it for
+	//     the next node, so that the next attempt needs no second claim:
+	//     the run stays StatusInProgress under the same token, worker and
+	//     lease. The lease is not moved (the holder extends it with
+	//     ExtendLease as it would during a node), and the run is claimable
+	//     by others only once that lease expires.
+	// A failure that ends the run releases the claim. It returns the run as
+	// written.
 	RecordFailure(ctx context.Context, c Claim, f FailureRecord) (Run, error)
 }
 
@@ -147,8 +156,9 @@ type RetryStats struct {
 	AttemptsPerRun map[int]int
 	// RetriesByStrategy and RetriesByClass count the retries by the
 	// strategy that chose the delay ("" when none was recorded) and by the
-	// error's class. A retry is a failed attempt after which the run was
-	// StatusRetrying: a retry that happened. A shadow decision to retry, or
+	// error's class. A retry is a failed attempt recorded StatusRetrying
+	// (the run was due again, or, with a zero delay, kept its claim for the
+	// next attempt): a retry that happened. A shadow decision to retry, or
 	// one the store refused (MaxRetries reached, retry disabled), ended the
 	// run instead and is not one.
 	RetriesByStrategy map[string]int

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/journeyretry/journeyretry/internal/storecheck"
@@ -91,6 +92,18 @@ func (s *Store) RecordFailure(ctx context.Context, c retry.Claim, f retry.Failur
 	now := f.FinishedAt
 	st := failedStatus(f)
 	retrying := `(` + st + `) = 'retrying'`
+	// The run's own status and claim: a retry with no delay keeps the
+	// claim, in progress, due when its lease expires (see retry.Recorder);
+	// anything else releases it.
+	next := ms(now.Add(f.Decision.Delay))
+	runStatus, held, due, dueArgs := st, releaseSet, `CASE WHEN `+retrying+` THEN ? ELSE NULL END`, []any{next}
+	if f.Decision.Delay == 0 {
+		runStatus = `CASE WHEN ` + retrying + ` THEN 'in_progress' ELSE ` + st + ` END`
+		held = `claim_token = CASE WHEN ` + retrying + ` THEN claim_token END,
+	claimed_by = CASE WHEN ` + retrying + ` THEN claimed_by END,
+	lease_expires_at = CASE WHEN ` + retrying + ` THEN lease_expires_at END`
+		due, dueArgs = `CASE WHEN `+retrying+` THEN lease_expires_at ELSE NULL END`, nil
+	}
 	a := attempt{
 		nodeID: f.NodeID, started: f.StartedAt, finished: now, outcome: retry.OutcomeFailed,
 		class: class, message: f.Message, decision: f.Decision, shadow: f.Shadow, statusExpr: st,
@@ -109,16 +122,16 @@ func (s *Store) RecordFailure(ctx context.Context, c retry.Claim, f retry.Failur
 		if !ok {
 			return lostOrMissing(ctx, tx, c)
 		}
-		r, ok, err := s.writeRun(ctx, tx, c.RunID, `UPDATE journey_runs SET status = `+st+`,
+		r, ok, err := s.writeRun(ctx, tx, c.RunID, `UPDATE journey_runs SET status = `+runStatus+`,
 	retry_count = retry_count + CASE WHEN `+retrying+` THEN 1 ELSE 0 END,
 	next_retry_at = CASE WHEN `+retrying+` THEN ? ELSE next_retry_at END,
 	last_delay_ms = CASE WHEN `+retrying+` THEN ? ELSE last_delay_ms END,
-	due_at = CASE WHEN `+retrying+` THEN ? ELSE NULL END,
+	due_at = `+due+`,
 	last_error_message = ?, last_error_class = ?, last_error_timestamp = ?,
-	attempt_count = attempt_count + 1, updated_at = ?, `+releaseSet+`
+	attempt_count = attempt_count + 1, updated_at = ?, `+held+`
 WHERE `+heldBy,
-			ms(now.Add(f.Decision.Delay)), f.Decision.Delay.Milliseconds(), ms(now.Add(f.Decision.Delay)),
-			f.Message, string(class), ms(now), datetime(now), c.RunID, c.Token, ms(now))
+			slices.Concat([]any{next, f.Decision.Delay.Milliseconds()}, dueArgs,
+				[]any{f.Message, string(class), ms(now), datetime(now), c.RunID, c.Token, ms(now)})...)
 		if err == nil && !ok { // the claim was lost between the two statements (PostgreSQL)
 			err = dirty(fmt.Errorf("run %s: %w", c.RunID, retry.ErrLostClaim))
 		}
@@ -167,6 +180,7 @@ func recordFailureSQLite(ctx context.Context, tx queryer, c retry.Claim, a attem
 		return retry.Run{}, err
 	}
 	var due any // NULL: the run is due again only when it retries
+	kept := r.Status == retry.StatusRetrying && a.decision.Delay == 0
 	if r.Status == retry.StatusRetrying {
 		r.RetryCount++
 		r.NextRetryAt = time.UnixMilli(ms(now.Add(a.decision.Delay))).UTC()
@@ -177,14 +191,23 @@ func recordFailureSQLite(ctx context.Context, tx queryer, c retry.Claim, a attem
 	r.LastErrorAt = time.UnixMilli(ms(now)).UTC()
 	r.UpdatedAt = r.LastErrorAt
 	r.AttemptCount++
-	r.ClaimToken, r.ClaimedBy, r.LeaseExpiresAt = "", "", time.Time{}
+	if kept { // retried at once: the claim stays, due when its lease ends
+		r.Status, due = retry.StatusInProgress, ms(r.LeaseExpiresAt)
+	} else {
+		r.ClaimToken, r.ClaimedBy, r.LeaseExpiresAt = "", "", time.Time{}
+	}
+	var token, worker any
+	if kept {
+		token, worker = r.ClaimToken, r.ClaimedBy
+	}
 	// The UPDATE states the claim too, as every write under a claim does:
 	// the read above makes it hold, but the statement alone must never
 	// overwrite a run whose claim moved on.
 	res, err := tx.ExecContext(ctx, `UPDATE journey_runs SET status = ?, retry_count = ?, next_retry_at = ?, last_delay_ms = ?,
-	due_at = ?, last_error_message = ?, last_error_class = ?, last_error_timestamp = ?, attempt_count = ?, updated_at = ?, `+releaseSet+`
-WHERE `+heldBy, status, r.RetryCount, nullTime(r.NextRetryAt), r.LastDelay.Milliseconds(), due, r.LastErrorMessage, string(r.LastErrorClass),
-		ms(now), r.AttemptCount, datetime(now), c.RunID, c.Token, ms(now))
+	due_at = ?, last_error_message = ?, last_error_class = ?, last_error_timestamp = ?, attempt_count = ?, updated_at = ?,
+	claim_token = ?, claimed_by = ?, lease_expires_at = ?
+WHERE `+heldBy, string(r.Status), r.RetryCount, nullTime(r.NextRetryAt), r.LastDelay.Milliseconds(), due, r.LastErrorMessage, string(r.LastErrorClass),
+		ms(now), r.AttemptCount, datetime(now), token, worker, nullTime(r.LeaseExpiresAt), c.RunID, c.Token, ms(now))
 	if err != nil {
 		return retry.Run{}, err
 	}

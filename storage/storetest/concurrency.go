@@ -108,9 +108,10 @@ var concurrencyChecks = []check{
 			r, err := s.Get(h.ctx, id)
 			for round := 0; err == nil && round < rounds; round++ {
 				stale := r.Claim()
-				if r, err = s.RecordFailure(h.ctx, r.Claim(), retryAfter("a", now, 0)); err != nil {
+				if r, err = s.RecordFailure(h.ctx, r.Claim(), retryAfter("a", now, time.Millisecond)); err != nil {
 					break
 				}
+				now = now.Add(time.Millisecond) // the retry is due
 				if _, err = s.ExtendLease(h.ctx, stale, now, lease); !errors.Is(err, retry.ErrLostClaim) {
 					err = fmt.Errorf("stale ExtendLease: %v; want ErrLostClaim", err)
 					break

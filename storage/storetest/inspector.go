@@ -40,11 +40,8 @@ var inspectorChecks = []check{
 		h.create(newRun("zero"), at(0))
 		for i, id := range []string{"one", "two"} {
 			r := h.createClaimed(id, at(0))
-			for j := range i + 1 {
+			for j := range i + 1 { // retried at once: the claim is kept
 				r = h.fail(r.Claim(), retryAfter("a", at(time.Duration(j)*time.Second), 0))
-				if j < i {
-					r = h.claimRun(id, at(time.Duration(j)*time.Second))
-				}
 			}
 		}
 		r := h.createClaimed("ended", at(0))
@@ -99,12 +96,12 @@ var inspectorChecks = []check{
 			h.t.Fatalf("empty store: RetryStats = %+v; want empty, non-nil maps", st)
 		}
 		h.create(newRun("new"), at(0))
-		// Two retries, then a success: three attempts.
+		// Two retries, then a success: three attempts. The first is
+		// retried at once under the same claim, the second after a delay.
 		r := h.createClaimed("twice", at(0))
-		for i := range 2 {
-			h.fail(r.Claim(), retryAfter("a", at(time.Duration(i)*time.Second), 0))
-			r = h.claimRun("twice", at(time.Duration(i)*time.Second))
-		}
+		r = h.fail(r.Claim(), retryAfter("a", at(0), 0))
+		h.fail(r.Claim(), retryAfter("a", at(time.Second), time.Millisecond))
+		r = h.claimRun("twice", at(time.Second+time.Millisecond))
 		h.complete(r.Claim(), retry.NodeSuccess{NodeID: "a", FinishedAt: at(2 * time.Second)})
 		r = h.createClaimed("lock", at(0))
 		f := retryAfter("a", at(time.Second), time.Minute)
@@ -156,7 +153,7 @@ var inspectorChecks = []check{
 		for i := range 5 {
 			r := h.createClaimed(fmt.Sprintf("r%d", i), at(0))
 			if i%2 == 0 {
-				h.fail(r.Claim(), retryAfter("a", at(1), 0))
+				h.fail(r.Claim(), retryAfter("a", at(1), time.Second))
 			}
 		}
 		runs, err := in.ListRuns(h.ctx, retry.RunFilter{Status: retry.StatusRetrying, AfterID: "r0", Limit: 1})

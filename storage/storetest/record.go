@@ -91,6 +91,74 @@ var recordChecks = []check{
 			h.t.Fatalf("attempts %+v; want [%+v]", as, want)
 		}
 	}},
+	{"RecordFailure/ZeroDelayKeepsClaim", func(h *harness) {
+		// A retry at once keeps the claim, as a node completion does: the
+		// run stays in progress under the same token, worker and lease
+		// (not moved), nobody else claims it before that lease expires,
+		// and the holder's next write needs no second claim.
+		r := h.createClaimed("r1", at(0))
+		got := h.fail(r.Claim(), retryAfter("a", at(time.Second), 0))
+		if got.Status != retry.StatusInProgress || got.ClaimToken != r.ClaimToken || got.ClaimedBy != "w1" ||
+			!got.LeaseExpiresAt.Equal(at(lease)) || got.RetryCount != 1 || !got.NextRetryAt.Equal(at(time.Second)) ||
+			got.LastDelay != 0 || got.AttemptCount != 1 || got.LastErrorMessage != "connection reset" {
+			h.t.Fatalf("after a zero-delay retry: %+v; want in_progress under the same claim and lease %v, retry count 1", got, at(lease))
+		}
+		if !sameRun(got, h.get("r1")) {
+			h.t.Fatalf("RecordFailure returned %+v but Get %+v", got, h.get("r1"))
+		}
+		if as := h.attempts("r1"); len(as) != 1 || as[0].Status != retry.StatusRetrying || as[0].ClaimToken != r.ClaimToken {
+			h.t.Fatalf("attempts %+v; want one recording retrying under the claim", as)
+		}
+		_, err := h.s.ClaimRun(h.ctx, "r1", "w2", at(lease-time.Millisecond), lease)
+		h.expectErr("ClaimRun of a run whose zero-delay retry kept its claim", err, retry.ErrNotClaimable)
+		if runs := h.claimDue(h.s, at(lease-time.Millisecond), 10); len(runs) != 0 {
+			h.t.Fatalf("ClaimDue took %v under a kept claim", runIDs(runs))
+		}
+		ws, err := h.s.ListWakeups(h.ctx, "", 10)
+		if err != nil || len(ws) != 0 {
+			h.t.Fatalf("ListWakeups = %v, %v; want nothing: the run is in progress", ws, err)
+		}
+		// The holder retries again, extends the lease, and completes.
+		got = h.fail(got.Claim(), retryAfter("a", at(2*time.Second), 0))
+		c, err := h.s.ExtendLease(h.ctx, got.Claim(), at(3*time.Second), lease)
+		if err != nil || got.RetryCount != 2 {
+			h.t.Fatalf("ExtendLease under the kept claim: %v (retry count %d; want 2)", err, got.RetryCount)
+		}
+		done := h.complete(c, retry.NodeSuccess{NodeID: "a", FinishedAt: at(4 * time.Second)})
+		as := h.attempts("r1")
+		if done.Status != retry.StatusCompleted || len(as) != 3 || as[2].NodeAttempt != 3 || as[2].ClaimToken != r.ClaimToken {
+			h.t.Fatalf("completed under the kept claim: status %s, attempts %+v; want completed, node attempt 3 under one token", done.Status, as)
+		}
+	}},
+	{"RecordFailure/ZeroDelayClaimExpires", func(h *harness) {
+		// The kept claim lasts as long as its lease: then the run is
+		// claimable, under a new token, and the old one writes nothing.
+		r := h.createClaimed("r1", at(0))
+		old := h.fail(r.Claim(), retryAfter("a", at(time.Second), 0))
+		if runs := h.claimDue(h.s, at(lease), 10); len(runs) != 1 || runs[0].ClaimToken == r.ClaimToken || runs[0].RetryCount != 1 {
+			h.t.Fatalf("ClaimDue at the kept lease's expiry claimed %+v; want r1 under a new token, retry count 1", runs)
+		}
+		cur := h.get("r1")
+		_, err := h.s.RecordFailure(h.ctx, old.Claim(), retryAfter("a", at(lease), 0))
+		h.expectErr("RecordFailure under a kept claim that expired", err, retry.ErrLostClaim)
+		h.unchanged("a write under an expired kept claim", cur, 1)
+	}},
+	{"RecordFailure/ZeroDelayEndReleases", func(h *harness) {
+		// A zero-delay failure that ends the run (max retries reached)
+		// releases the claim like any other end.
+		nr := newRun("r1")
+		nr.MaxRetries = 1
+		h.create(nr, at(0))
+		r := h.claimRun("r1", at(0))
+		r = h.fail(r.Claim(), retryAfter("a", at(time.Second), 0))
+		got := h.fail(r.Claim(), retryAfter("a", at(2*time.Second), 0))
+		if got.Status != retry.StatusFailedMaxRetries || got.ClaimToken != "" || got.ClaimedBy != "" || !got.LeaseExpiresAt.IsZero() || got.RetryCount != 1 {
+			h.t.Fatalf("after the last retry: %+v; want failed_max_retries, no claim, retry count 1", got)
+		}
+		if runs := h.claimDue(h.s, at(time.Hour), 10); len(runs) != 0 {
+			h.t.Fatalf("an ended run was claimed: %v", runIDs(runs))
+		}
+	}},
 	{"RecordFailure/Outcomes", func(h *harness) {
 		for _, tc := range []struct {
 			name    string
@@ -132,8 +200,8 @@ var recordChecks = []check{
 		now := at(0)
 		for i := range 3 {
 			r := h.claimRun("r1", now)
+			got := h.fail(r.Claim(), retryAfter("a", now, time.Millisecond)) // the decision always asks for a retry
 			now = now.Add(time.Second)
-			got := h.fail(r.Claim(), retryAfter("a", now, 0)) // the decision always asks for a retry
 			want, count := retry.StatusRetrying, i+1
 			if i == 2 {
 				want, count = retry.StatusFailedMaxRetries, 2
@@ -170,7 +238,7 @@ var recordChecks = []check{
 		// UTF-8 (which PostgreSQL's text refuses) become U+FFFD, the same
 		// on every database.
 		r := h.createClaimed("r1", at(0))
-		f := retryAfter("a", at(time.Second), 0)
+		f := retryAfter("a", at(time.Second), time.Second)
 		f.Message, f.Class = "nul\x00byte \xff", "custom\x00"
 		f.Decision.Strategy, f.Decision.Rule = "short\x00", "re:\xfe"
 		got := h.fail(r.Claim(), f)

@@ -15,8 +15,8 @@ var wakeupChecks = []check{
 			r := h.createClaimed(id, at(0))
 			switch i % 3 {
 			case 0:
-				h.fail(r.Claim(), retryAfter("a", at(time.Second), time.Duration(i)*time.Second))
-				want[id] = retry.Wakeup{RunID: id, Status: retry.StatusRetrying, At: at(time.Second + time.Duration(i)*time.Second)}
+				h.fail(r.Claim(), retryAfter("a", at(time.Second), time.Duration(i+1)*time.Second))
+				want[id] = retry.Wakeup{RunID: id, Status: retry.StatusRetrying, At: at(time.Duration(i+2) * time.Second)}
 			case 1:
 				h.complete(r.Claim(), retry.NodeSuccess{NodeID: "a", NextNodeID: "b", WakeAt: at(time.Duration(i) * time.Hour), FinishedAt: at(1)})
 				want[id] = retry.Wakeup{RunID: id, Status: retry.StatusWaiting, At: at(time.Duration(i) * time.Hour)}
