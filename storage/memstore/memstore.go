@@ -412,7 +412,12 @@ func (s *Store) RecordFailure(ctx context.Context, c retry.Claim, f retry.Failur
 	}
 	r.run.Status, r.run.LastErrorMessage, r.run.LastErrorClass = status, f.Message, f.Class
 	r.run.LastErrorAt, r.run.UpdatedAt = now, now
-	r.release()
+	if status == retry.StatusRetrying && f.Decision.Delay == 0 {
+		// Retried at once: the claim is kept, due when its lease ends.
+		r.run.Status, r.due = retry.StatusInProgress, r.run.LeaseExpiresAt
+	} else {
+		r.release()
+	}
 	return copyRun(r.run), nil
 }
 
