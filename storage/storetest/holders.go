@@ -152,8 +152,8 @@ var replayChecks = []check{
 		now := at(0)
 		for range 3 {
 			r := h.claimRun("r1", now)
+			h.fail(r.Claim(), retryAfter("a", now, time.Millisecond))
 			now = now.Add(time.Second)
-			h.fail(r.Claim(), retryAfter("a", now, 0))
 		}
 		if r := h.get("r1"); r.Status != retry.StatusFailedMaxRetries || r.RetryCount != 2 {
 			h.t.Fatalf("before the replay: status %s, retry count %d; want failed_max_retries, 2", r.Status, r.RetryCount)
@@ -169,7 +169,7 @@ var replayChecks = []check{
 			h.t.Fatalf("stored retry count after the replay %d; want 0", stored.RetryCount)
 		}
 		r := h.claimRun("r1", at(time.Hour))
-		if got := h.fail(r.Claim(), retryAfter("a", at(time.Hour+time.Second), 0)); got.Status != retry.StatusRetrying || got.RetryCount != 1 {
+		if got := h.fail(r.Claim(), retryAfter("a", at(time.Hour+time.Second), time.Second)); got.Status != retry.StatusRetrying || got.RetryCount != 1 {
 			h.t.Fatalf("the first failure after the replay: status %s, retry count %d; want retrying, 1 (the budget back)", got.Status, got.RetryCount)
 		}
 		as := h.attemptsN("r1", 5)
