@@ -63,16 +63,22 @@ func startLockedOnce(t *testing.T, eng *engine.Engine) (retry.Run, []retry.Attem
 }
 
 func TestOpenByConfiguration(t *testing.T) {
+	sqlite := func(t *testing.T) string { return filepath.Join(t.TempDir(), "runs.db") }
 	for _, tc := range []struct {
-		name string
-		dsn  func(t *testing.T) string
+		name  string
+		dsn   func(t *testing.T) string
+		sched func(t *testing.T) engine.SchedulerConfig
 	}{
-		{"sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "runs.db") }},
-		{"postgres", func(t *testing.T) string { return pgtest.DSN(t) }},
+		{"sqlite", sqlite, nil},
+		{"postgres", func(t *testing.T) string { return pgtest.DSN(t) }, nil},
+		{"sqlite+redis", sqlite, redisScheduler},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := engine.DefaultConfig()
 			cfg.Store.DSN = tc.dsn(t)
+			if tc.sched != nil {
+				cfg.Scheduler = tc.sched(t)
+			}
 			cfg.Executor.Mode = executor.ModeFull
 			eng, err := engine.Open(t.Context(), cfg)
 			if err != nil {
@@ -131,7 +137,7 @@ func TestValidateNamesEveryBadField(t *testing.T) {
 // Backends accepted by name before they exist are refused, saying so,
 // and Open opens nothing.
 func TestSchedulerNotAvailableYet(t *testing.T) {
-	for _, backend := range []string{engine.SchedulerRedis, engine.SchedulerSQLPoll} {
+	for _, backend := range []string{engine.SchedulerSQLPoll} {
 		cfg := engine.DefaultConfig()
 		cfg.Store = engineStore(t)
 		cfg.Scheduler.Backend = backend
@@ -157,9 +163,31 @@ func TestLoadsThroughPackageConfig(t *testing.T) {
 	if cfg.Store.DSN != dsn || cfg.Executor.Mode != executor.ModeShadow {
 		t.Fatalf("loaded %+v", cfg)
 	}
-	t.Setenv("TEST_ENGINE_SCHEDULER_BACKEND", "redis")
+	t.Setenv("TEST_ENGINE_SCHEDULER_BACKEND", "carrier-pigeon")
 	err := config.New(&cfg, "TEST_ENGINE").Load()
 	if err == nil || !strings.Contains(err.Error(), "scheduler.backend") || !strings.Contains(err.Error(), "TEST_ENGINE_SCHEDULER_BACKEND") {
-		t.Fatalf("redis scheduler: %v", err)
+		t.Fatalf("unknown scheduler: %v", err)
+	}
+}
+
+// The redis backend names what its configuration lacks, and never shows
+// a password.
+func TestRedisSchedulerConfig(t *testing.T) {
+	for _, tc := range []struct {
+		sched engine.SchedulerConfig
+		want  string
+	}{
+		{engine.SchedulerConfig{Backend: "redis"}, "scheduler.redisUrl: required"},
+		{engine.SchedulerConfig{Backend: "redis", RedisURL: "redis://u:s3cr3t@h:1/0", RedisCluster: []string{"h"}}, "scheduler.redisCluster: "},
+		{engine.SchedulerConfig{Backend: "redis", RedisURL: "redis://u:s3cr3t@h:1/1", RedisCluster: []string{"h:2"}}, "only database 0"},
+		{engine.SchedulerConfig{Backend: "redis", RedisURL: "http://u:s3cr3t@h:1"}, "scheduler.redisUrl: http://u:xxxxx@h:1"},
+		{engine.SchedulerConfig{Backend: "redis", RedisURL: "redis://h:1", RedisPrefix: "{x}"}, "scheduler.redisPrefix: "},
+	} {
+		cfg := engine.DefaultConfig()
+		cfg.Scheduler = tc.sched
+		err := cfg.Validate()
+		if !errors.Is(err, retry.ErrInvalidArgument) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("%+v: Validate = %v; want %q, no password", tc.sched, err, tc.want)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/journeyretry/journeyretry/retry"
 	"github.com/journeyretry/journeyretry/scheduler/memory"
+	redisched "github.com/journeyretry/journeyretry/scheduler/redis"
 	"github.com/journeyretry/journeyretry/storage"
 )
 
@@ -29,9 +30,21 @@ const (
 type SchedulerConfig struct {
 	// Backend is memory, redis or sqlpoll. Default memory.
 	Backend string `json:"backend"`
-	// RedisURL is the Redis server of the redis backend (redis:// or
-	// rediss://).
+	// RedisURL is the Redis server of the redis backend:
+	// redis://[user:password@]host[:port][/db], or rediss:// for TLS. With
+	// RedisCluster it gives only the credentials and TLS.
 	RedisURL string `json:"redisUrl"`
+	// RedisCluster, for the redis backend, are host:port seeds of a Redis
+	// Cluster (comma-separated in a flag or the environment).
+	RedisCluster []string `json:"redisCluster"`
+	// RedisPrefix names the redis backend's keys; the processes of one
+	// application share it, other applications on the same Redis choose
+	// their own. Default redis.PrefixDefault ("jretry").
+	RedisPrefix string `json:"redisPrefix"`
+}
+
+func (c SchedulerConfig) redisConn() redisched.Conn {
+	return redisched.Conn{URL: c.RedisURL, ClusterAddrs: c.RedisCluster}
 }
 
 // openScheduler opens one backend from the configuration and the store
@@ -49,7 +62,13 @@ var schedulerBackends = map[string]openScheduler{
 	SchedulerMemory: func(context.Context, SchedulerConfig, *storage.Store) (retry.Scheduler, error) {
 		return memory.New(memory.Config{})
 	},
-	SchedulerRedis:   nil,
+	SchedulerRedis: func(ctx context.Context, c SchedulerConfig, _ *storage.Store) (retry.Scheduler, error) {
+		s, err := redisched.Open(ctx, c.redisConn(), redisched.Config{Prefix: c.RedisPrefix})
+		if err != nil {
+			return nil, err // not a nil *Scheduler in a non-nil interface
+		}
+		return s, nil
+	},
 	SchedulerSQLPoll: nil,
 }
 
@@ -81,7 +100,20 @@ func (c SchedulerConfig) Validate() error {
 	}
 	if c.RedisURL != "" {
 		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-			errs = multierror.Append(errs, retry.InvalidField("redisUrl", "%s: want a redis:// or rediss:// URL with a host", redactURL(c.RedisURL)))
+			errs = multierror.Append(errs, retry.InvalidField("redisUrl", "%s: want a redis:// or rediss:// URL with a host", redisched.Redact(c.RedisURL)))
+		}
+	}
+	if backend == SchedulerRedis {
+		switch {
+		case c.RedisURL == "" && len(c.RedisCluster) == 0:
+			errs = multierror.Append(errs, retry.InvalidField("redisUrl", "required by the redis backend (or redisCluster)"))
+		case errs.ErrorOrNil() == nil:
+			if err := c.redisConn().Validate(); err != nil {
+				errs = multierror.Append(errs, retry.InvalidField("redisCluster", "%w", err))
+			}
+		}
+		if err := (redisched.Config{Prefix: c.RedisPrefix}).Validate(); err != nil {
+			errs = multierror.Append(errs, retry.InvalidField("redisPrefix", "%w", err))
 		}
 	}
 	return errs.ErrorOrNil()
@@ -97,13 +129,4 @@ func (c SchedulerConfig) backend() string {
 // open opens the configured backend; c is valid.
 func (c SchedulerConfig) open(ctx context.Context, store *storage.Store) (retry.Scheduler, error) {
 	return schedulerBackends[c.backend()](ctx, c, store)
-}
-
-// redactURL hides a URL's password.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
 }

@@ -10,10 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // demoBin is the demo binary, built once by TestMain.
@@ -103,7 +103,9 @@ func TestBadConfigurationWritesNothing(t *testing.T) {
 		{name: "unknown flag", args: []string{"--wokers", "3"}, want: "-wokers"},
 		{name: "runs zero", args: []string{"--runs", "0"}, want: "demo.runs"},
 		{name: "runs not a number", args: []string{"--runs", "many"}, want: "--runs"},
-		{name: "scheduler redis not yet", args: []string{"--scheduler", "redis"}, want: "not available yet"},
+		{name: "scheduler redis without a URL", args: []string{"--scheduler", "redis"}, want: "scheduler.redisUrl: required"},
+		{name: "redis cluster seed without a port", args: []string{"--scheduler", "redis", "--redis-cluster", "127.0.0.1"}, want: "scheduler.redisCluster"},
+		{name: "redis cluster on a database", args: []string{"--scheduler", "redis", "--redis", "redis://u:s3cr3t@h/2", "--redis-cluster", "h:1"}, want: "redis://u:xxxxx@h/2"},
 		{name: "scheduler sqlpoll not yet", args: []string{"--scheduler", "sqlpoll"}, want: "--scheduler"},
 		{name: "scheduler unknown", args: []string{"--scheduler", "kafka"}, want: "scheduler.backend"},
 		{name: "mode", args: []string{"--mode", "partial"}, want: "--mode"},
@@ -133,12 +135,13 @@ func TestBadConfigurationWritesNothing(t *testing.T) {
 		{name: "file unknown key", file: `{"retry": {"maxRetrys": 3}}`, want: "retry.maxRetrys"},
 		{name: "file unknown section", file: `{"demo": {"runs": 5}, "sheduler": {}}`, want: "sheduler"},
 		{name: "file bad value", file: `{"demo": {"seed": "abc"}}`, want: "demo.seed"},
-		{name: "file bad scheduler", file: `{"scheduler": {"backend": "redis"}}`, want: "scheduler.backend"},
+		{name: "file bad scheduler", file: `{"scheduler": {"backend": "pigeon"}}`, want: "scheduler.backend"},
+		{name: "file redis without a URL", file: `{"scheduler": {"backend": "redis"}}`, want: "scheduler.redisUrl"},
 		{name: "file not JSON", file: `runs = 5`, want: "config file"},
 		{name: "flag over valid file", file: `{"demo": {"runs": 5}}`, args: []string{"--runs", "-5"}, want: "--runs"},
 		{name: "unknown command", args: []string{"launch"}, want: "launch"},
 		{name: "start bad runs", args: []string{"start", "--runs", "0"}, want: "demo.runs"},
-		{name: "worker bad scheduler", args: []string{"worker", "--scheduler", "redis"}, want: "not available yet"},
+		{name: "worker bad scheduler", args: []string{"worker", "--scheduler", "sqlpoll"}, want: "not available yet"},
 		{name: "worker takes no runs", args: []string{"worker", "--runs", "5"}, want: "-runs"},
 		{name: "start takes no jitter", args: []string{"start", "--jitter", "full"}, want: "-jitter"},
 		{name: "runs list bad status", args: []string{"runs", "list", "--status", "done"}, want: "--status"},
@@ -319,4 +322,36 @@ func mustMarshal(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestRedisPasswordNeverShown: a Redis password given by flag or
+// environment appears in no output: not in --help, not in the error of a
+// server that cannot be reached or refuses it.
+func TestRedisPasswordNeverShown(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cr3t-pw"
+	reach := "redis://u:" + secret + "@127.0.0.1:1/0"
+	refuse := reach
+	if u := os.Getenv("RETRY_TEST_REDIS_URL"); u != "" {
+		refuse = strings.Replace(u, "redis://", "redis://u:"+secret+"@", 1)
+	}
+	for _, tc := range []struct {
+		env  []string
+		args []string
+	}{
+		{[]string{"JRETRY_SCHEDULER_REDIS_URL=" + reach}, []string{"--help"}},
+		{[]string{"JRETRY_SCHEDULER_REDIS_URL=" + reach}, []string{"worker", "--help"}},
+		{nil, []string{"worker", "--scheduler", "redis", "--redis", reach}},
+		{[]string{"JRETRY_SCHEDULER_REDIS_URL=" + refuse}, []string{"worker", "--scheduler", "redis"}},
+		{nil, []string{"--scheduler", "redis", "--redis", refuse, "--runs", "1"}},
+	} {
+		dir := t.TempDir()
+		r := runBin(t, dir, tc.env, append(tc.args, "--store", filepath.Join(dir, "runs.db"))...)
+		if strings.Contains(r.stdout+r.stderr, secret) {
+			t.Errorf("%v %v: the password shows:\n%s%s", tc.env, tc.args, r.stdout, r.stderr)
+		}
+		if !slices.Contains(tc.args, "--help") && r.code == 0 {
+			t.Errorf("%v: exit status 0 with no Redis to reach", tc.args)
+		}
+	}
 }
