@@ -67,6 +67,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -122,6 +124,11 @@ type Config struct {
 	// MaxBatch bounds the writes that share one transaction; 1 disables
 	// group commit. Default [MaxBatchDefault].
 	MaxBatch int `json:"max_batch"`
+	// ReadOnly opens the database for reading only, for tools that only
+	// look: the store changes nothing in it (on SQLite it neither switches
+	// the file to WAL nor accepts a write) and every write fails. A
+	// program's choice, not a setting.
+	ReadOnly bool `json:"-"`
 }
 
 // withDefaults returns c with its zero fields set to their defaults.
@@ -236,6 +243,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		err = s.openPostgres(cfg.DSN, cfg)
 	} else {
 		what = "sqlite " + cfg.DSN
+		if cfg.DSN == ":memory:" {
+			what = "sqlite in memory"
+		}
 		err = s.openSQLite(cfg.DSN, cfg)
 	}
 	if err != nil {
@@ -243,6 +253,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if err := s.db.PingContext(ctx); err != nil {
 		s.closeDBs()
+		if !s.pg {
+			err = sqliteCause(cfg.DSN, err)
+		}
 		return nil, fmt.Errorf("open store: %s: %w", what, err)
 	}
 	// SQLite has one writer; PostgreSQL takes concurrent transactions, and
@@ -273,6 +286,43 @@ func (s *Store) openPostgres(dsn string, cfg Config) error {
 }
 
 // openSQLite opens the writer connection and, for a file, the read pool.
+// sqliteCause replaces the driver's error opening a SQLite file, which
+// says "out of memory (14)" for most causes, with the real one when the
+// file system tells it: a missing or read-only folder, a folder given as
+// the file.
+func sqliteCause(dsn string, err error) error {
+	p := strings.TrimPrefix(dsn, "file:")
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	if p == "" || p == ":memory:" || strings.Contains(dsn, "mode=memory") || strings.Contains(dsn, "vfs=memdb") {
+		return err
+	}
+	dir := filepath.Dir(p)
+	if fi, serr := os.Stat(p); serr == nil && fi.IsDir() {
+		return fmt.Errorf("%s is a folder, not a database file", p)
+	} else if serr == nil {
+		if f, oerr := os.OpenFile(p, os.O_RDWR, 0); oerr != nil {
+			return fmt.Errorf("cannot open the file for writing: %w", oerr)
+		} else {
+			f.Close()
+		}
+	}
+	if fi, serr := os.Stat(dir); serr != nil {
+		return fmt.Errorf("folder %s: %w", dir, serr)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("%s is not a folder", dir)
+	}
+	// SQLite creates the file and its -wal and -shm beside it.
+	if f, cerr := os.CreateTemp(dir, ".journeyretry-probe-*"); cerr != nil {
+		return fmt.Errorf("folder %s is not writable (SQLite keeps its journal beside the database): %w", dir, cerr)
+	} else {
+		f.Close()
+		os.Remove(f.Name())
+	}
+	return err
+}
+
 func (s *Store) openSQLite(dsn string, cfg Config) error {
 	memory := dsn == ":memory:" || strings.Contains(dsn, "mode=memory") || strings.Contains(dsn, "vfs=memdb")
 	if dsn == ":memory:" {
@@ -280,11 +330,13 @@ func (s *Store) openSQLite(dsn string, cfg Config) error {
 		dsn = "file:/journeyretry-" + newToken() + "?vfs=memdb"
 	}
 	pragmas := url.Values{}
-	for _, p := range []string{
-		fmt.Sprintf("busy_timeout(%d)", cfg.BusyTimeout.Milliseconds()),
-		"journal_mode(WAL)",
-		"synchronous(" + cfg.Synchronous + ")",
-	} {
+	set := []string{fmt.Sprintf("busy_timeout(%d)", cfg.BusyTimeout.Milliseconds())}
+	if cfg.ReadOnly {
+		set = append(set, "query_only(1)")
+	} else {
+		set = append(set, "journal_mode(WAL)", "synchronous("+cfg.Synchronous+")")
+	}
+	for _, p := range set {
 		pragmas.Add("_pragma", p)
 	}
 	pragmas.Set("_txlock", "immediate")

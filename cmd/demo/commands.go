@@ -26,6 +26,9 @@ const (
 	// readExisting: the database must exist and be migrated (runs,
 	// stats): a typo in --store must not leave an empty database behind.
 	readExisting openMode = iota
+	// readOnly: readExisting, for commands that only read (stats, runs
+	// list, runs show): the store changes nothing in the database.
+	readOnly
 	// create: create the SQLite file and its data folder if needed
 	// (migrate, which migrates itself).
 	create
@@ -34,7 +37,9 @@ const (
 // openStore opens the configured store. Call it only after the whole
 // configuration is validated: it is the first thing that writes.
 func openStore(ctx context.Context, cfg storage.Config, mode openMode) (*storage.Store, error) {
-	if p := sqlitePath(cfg.DSN); p != "" && mode == readExisting {
+	existing := mode == readExisting || mode == readOnly
+	cfg.ReadOnly = mode == readOnly
+	if p := sqlitePath(cfg.DSN); p != "" && existing {
 		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("database %s does not exist (run the demo, or demo migrate, first)", p)
 		}
@@ -46,7 +51,7 @@ func openStore(ctx context.Context, cfg storage.Config, mode openMode) (*storage
 	if err != nil {
 		return nil, err
 	}
-	if mode == readExisting {
+	if existing {
 		if err := checkMigrated(ctx, s, cfg.DSN); err != nil {
 			s.Close()
 			return nil, err
@@ -163,7 +168,7 @@ func cmdStats(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if err := c.parseNoArgs(args); err != nil {
 		return err
 	}
-	s, err := openStore(ctx, c.cfg.Store, readExisting)
+	s, err := openStore(ctx, c.cfg.Store, readOnly)
 	if err != nil {
 		return err
 	}
@@ -305,7 +310,7 @@ func cmdRunsList(ctx context.Context, args []string, stdout io.Writer) error {
 	if *limit < 0 {
 		return usageError(fmt.Errorf("flag --limit: %d is negative", *limit))
 	}
-	s, err := openStore(ctx, c.cfg.Store, readExisting)
+	s, err := openStore(ctx, c.cfg.Store, readOnly)
 	if err != nil {
 		return err
 	}
@@ -362,7 +367,7 @@ type runDetail struct {
 func cmdRunsShow(ctx context.Context, args []string, stdout io.Writer) error {
 	c := newCommand("runs show", "runs show ID [--json] [flags]\n\nPrints a run and its attempt history: node, worker, start and finish, error\nclass and message, and the policy's decision (strategy, rule, delay).", storeFlags)
 	c.jsonFlag()
-	id, s, err := c.openForRun(ctx, args)
+	id, s, err := c.openForRun(ctx, args, readOnly)
 	if err != nil {
 		return err
 	}
@@ -418,12 +423,12 @@ const timeFmt = "15:04:05.000"
 
 // openForRun parses a command that takes one run id and opens the
 // existing store.
-func (c *command) openForRun(ctx context.Context, args []string) (string, *storage.Store, error) {
+func (c *command) openForRun(ctx context.Context, args []string, mode openMode) (string, *storage.Store, error) {
 	id, err := c.parseWithID(args)
 	if err != nil {
 		return "", nil, err
 	}
-	s, err := openStore(ctx, c.cfg.Store, readExisting)
+	s, err := openStore(ctx, c.cfg.Store, mode)
 	return id, s, err
 }
 
@@ -448,7 +453,7 @@ func (c *command) parseWithID(args []string) (string, error) {
 
 func cmdRunsRetry(ctx context.Context, args []string, stdout io.Writer) error {
 	c := newCommand("runs retry", "runs retry ID [flags]\n\nReplays a failed or failed_max_retries run from the node it failed on: retry count\n0, due now. Workers pick it up through their sweeper.", storeFlags)
-	id, s, err := c.openForRun(ctx, args)
+	id, s, err := c.openForRun(ctx, args, readExisting)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -142,6 +143,37 @@ func TestRunIDsQuoted(t *testing.T) {
 			r := runBin(t, dir, nil, "runs", cmd, bad, "--store", store)
 			if r.code != exitUsage || strings.Count(r.stderr, "\n") != 1 {
 				t.Errorf("runs %s %q: status %d, %q; want 2", cmd, bad, r.code, r.stderr)
+			}
+		}
+	}
+}
+
+// TestReadCommandsChangeNothing: stats, runs list and runs show leave the
+// SQLite file as it was, whether it lacks the schema (they say to migrate)
+// or holds it. (An empty file is a SQLite database without tables.)
+func TestReadCommandsChangeNothing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bare, migrated := filepath.Join(dir, "bare.db"), filepath.Join(dir, "migrated.db")
+	if err := os.WriteFile(bare, nil, 0o644); err != nil { // an empty SQLite database
+		t.Fatal(err)
+	}
+	if r := runBin(t, dir, nil, fastArgs(migrated, 5)...); r.code != 0 {
+		t.Fatalf("demo: %d %s", r.code, r.stderr)
+	}
+	for _, db := range []string{bare, migrated} {
+		before, err := os.ReadFile(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{{"stats"}, {"runs", "list"}, {"runs", "show", "patient-000001"}} {
+			runBin(t, dir, nil, append(args, "--store", db)...)
+			after, err := os.ReadFile(db)
+			if err != nil || !bytes.Equal(after, before) {
+				t.Errorf("%v changed %s", args, filepath.Base(db))
+			}
+			if _, err := os.Stat(db + "-wal"); err == nil && db == bare {
+				t.Errorf("%v switched %s to WAL", args, filepath.Base(db))
 			}
 		}
 	}
