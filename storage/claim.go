@@ -24,10 +24,18 @@ func (s *Store) ClaimRun(ctx context.Context, id, worker string, now time.Time, 
 		return retry.Run{}, fmt.Errorf("claim run %s: %w", id, err)
 	}
 	until := ms(now.Add(lease))
+	// PostgreSQL: a run whose row another transaction holds is being
+	// written (claimed, or recorded by its holder): not claimable now, and
+	// waiting for it could close a cycle of waits (see claim).
+	where := `WHERE id = ? AND ` + claimable
+	if s.pg {
+		where = `FROM (SELECT id AS claim_id FROM journey_runs WHERE id = ? AND ` + claimable + ` FOR UPDATE SKIP LOCKED) c
+WHERE id = c.claim_id`
+	}
 	var run retry.Run
-	err := s.write(ctx, "claim run", func(ctx context.Context, tx queryer) error {
+	err := s.claim(ctx, "claim run", func(ctx context.Context, tx queryer) error {
 		r, ok, err := s.writeRun(ctx, tx, id, `UPDATE journey_runs SET `+claimSet+`
-WHERE id = ? AND `+claimable,
+`+where,
 			newToken()+".", worker, until, until, datetime(now), id, ms(now))
 		if err != nil || ok {
 			run = r
@@ -49,7 +57,7 @@ func (s *Store) ClaimDue(ctx context.Context, worker string, dueBy, now time.Tim
 	until, prefix := ms(now.Add(lease)), newToken()+"."
 	set := []any{prefix, worker, until, until, datetime(now)}
 	var runs []retry.Run
-	err := s.write(ctx, "claim due", func(ctx context.Context, tx queryer) error {
+	err := s.claim(ctx, "claim due", func(ctx context.Context, tx queryer) error {
 		var err error
 		if s.pg {
 			// The status condition is checked outside the ordered scan:
@@ -102,7 +110,7 @@ func (s *Store) ExtendLease(ctx context.Context, c retry.Claim, now time.Time, l
 		return retry.Claim{}, fmt.Errorf("extend lease of %s: %w", c.RunID, err)
 	}
 	until := now.Add(lease).Truncate(time.Millisecond).UTC()
-	err := s.write(ctx, "extend lease", func(ctx context.Context, tx queryer) error {
+	err := s.write(ctx, "extend lease", c.RunID, func(ctx context.Context, tx queryer) error {
 		res, err := tx.ExecContext(ctx, `UPDATE journey_runs SET lease_expires_at = ?, due_at = ?, updated_at = ?
 WHERE `+heldBy, ms(until), ms(until), datetime(now), c.RunID, c.Token, ms(now))
 		if err != nil {
@@ -129,7 +137,7 @@ func (s *Store) Release(ctx context.Context, c retry.Claim, now time.Time) error
 	if err := storecheck.Claim(c, now); err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
-	return s.write(ctx, "release", func(ctx context.Context, tx queryer) error {
+	return s.write(ctx, "release", c.RunID, func(ctx context.Context, tx queryer) error {
 		res, err := tx.ExecContext(ctx, `UPDATE journey_runs SET `+releaseSet+`, due_at = ?, updated_at = ?
 WHERE `+heldBy, ms(now), datetime(now), c.RunID, c.Token, ms(now))
 		if err != nil {

@@ -269,7 +269,7 @@ func (s *Store) Replay(ctx context.Context, id string, now time.Time) (retry.Run
 	}
 	const replayable = `id = ? AND status IN ('failed', 'failed_max_retries')`
 	var run retry.Run
-	err := s.write(ctx, "replay", func(ctx context.Context, tx queryer) error {
+	err := s.write(ctx, "replay", id, func(ctx context.Context, tx queryer) error {
 		// An empty node id records the node the run restarts at.
 		ok, err := s.insertAttempt(ctx, tx, attempt{finished: now, outcome: retry.OutcomeReplayed,
 			statusExpr: `'retrying'`}, replayable, id)

@@ -31,7 +31,7 @@ func (s *Store) CompleteNode(ctx context.Context, c retry.Claim, ns retry.NodeSu
 	args := append([]any{ns.NodeID, output, string(status), datetime(now)}, setArgs...)
 	args = append(args, c.RunID, c.Token, ms(now))
 	var run retry.Run
-	err = s.write(ctx, "complete node", func(ctx context.Context, tx queryer) error {
+	err = s.write(ctx, "complete node", c.RunID, func(ctx context.Context, tx queryer) error {
 		ok, err := s.insertAttempt(ctx, tx, attempt{
 			nodeID: ns.NodeID, started: ns.StartedAt, finished: now,
 			outcome: retry.OutcomeSucceeded, statusExpr: "'" + string(status) + "'",
@@ -109,7 +109,7 @@ func (s *Store) RecordFailure(ctx context.Context, c retry.Claim, f retry.Failur
 		class: class, message: f.Message, decision: f.Decision, shadow: f.Shadow, statusExpr: st,
 	}
 	var run retry.Run
-	err = s.write(ctx, "record failure", func(ctx context.Context, tx queryer) error {
+	err = s.write(ctx, "record failure", c.RunID, func(ctx context.Context, tx queryer) error {
 		if !s.pg {
 			r, err := recordFailureSQLite(ctx, tx, c, a)
 			run = r

@@ -36,7 +36,7 @@ func (s *Store) Create(ctx context.Context, nr retry.NewRun, now time.Time) (ret
 		lease = sql.Null[any]{V: due, Valid: true}
 	}
 	var run retry.Run
-	err = s.write(ctx, "create run", func(ctx context.Context, tx queryer) error {
+	err = s.write(ctx, "create run", id, func(ctx context.Context, tx queryer) error {
 		r, ok, err := s.writeRun(ctx, tx, id, `INSERT INTO journey_runs (id, journey_id, journey_version, status,
 	current_node_id, context, retry_count, max_retries, retry_enabled, last_delay_ms, attempt_count,
 	claim_token, claimed_by, lease_expires_at, due_at, created_at, updated_at)

@@ -42,6 +42,19 @@
 // for a transaction of its own, as it would without batching. On SQLite
 // statements are prepared once on the writer's connection.
 //
+// # Locks (PostgreSQL)
+//
+// Transactions of several writers and processes never wait for each other
+// in a cycle, so PostgreSQL never has a deadlock to break (each costs both
+// transactions deadlock_timeout, a second by default). Every write of a
+// batch writes one run (its row and its attempts), and a batch runs its
+// writes in run id order, so every batch takes its row locks in one order.
+// Claims (ClaimRun, ClaimDue) are kept out of the batches: each runs as
+// statements of its own and skips rows another transaction holds (FOR
+// UPDATE SKIP LOCKED) instead of waiting, since a row being written is not
+// claimable at that moment anyway. ClaimRun therefore reports a run that
+// another transaction is writing as not claimable.
+//
 // # Cancellation
 //
 // A write whose context ends is never misreported. If the context ends

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/uptrace/bun"
@@ -18,6 +20,7 @@ import (
 // the caller gives up on it: never both.
 type writeOp struct {
 	ctx   context.Context // the caller's: once it ends, fn no longer starts
+	key   string          // the run fn writes: a batch runs its ops in key order
 	fn    func(ctx context.Context, tx queryer) error
 	done  chan error
 	state atomic.Int32
@@ -38,8 +41,8 @@ func (w *writeOp) start() bool {
 	return w.ctx.Err() == nil && (w.state.Load() == opStarted || w.state.CompareAndSwap(opQueued, opStarted))
 }
 
-// write queues fn for the writer and waits until its transaction commits
-// (nil) or fn or the commit fails. Other writes share fn's transaction, so
+// write queues fn, which writes run key and no other, for the writer and
+// waits until its transaction commits (nil) or fn or the commit fails. Other writes share fn's transaction, so
 // fn must change nothing when it returns a sentinel it found by reading (a
 // lost claim, a missing run), and must wrap with [dirty] an error it
 // returns after writing.
@@ -50,11 +53,11 @@ func (w *writeOp) start() bool {
 // outcome, however late (the batch runs on a background context and is
 // short). So a caller told ctx.Err() knows nothing was written, and
 // results fn stores are read only after the writer is done with them.
-func (s *Store) write(ctx context.Context, op string, fn func(ctx context.Context, tx queryer) error) error {
+func (s *Store) write(ctx context.Context, op, key string, fn func(ctx context.Context, tx queryer) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	w := &writeOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	w := &writeOp{ctx: ctx, key: key, fn: fn, done: make(chan error, 1)}
 	s.mu.RLock()
 	if s.closed.Load() {
 		s.mu.RUnlock()
@@ -77,6 +80,32 @@ func (s *Store) write(ctx context.Context, op string, fn func(ctx context.Contex
 		err = <-w.done // started: its outcome is the truth
 	}
 	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+// claim runs fn, a claim, and returns its error. On PostgreSQL fn runs
+// outside every batch, each statement its own transaction, and its
+// statements never wait for a locked row (SKIP LOCKED): a claim inside a
+// batch would hold the rows it took until that batch commits, rows of any
+// id, where the batch's other writes take theirs in id order. On SQLite it
+// is a write like any other: one writer, so no transaction waits for a lock.
+// As in a batch, fn runs to its end once started, on a background context,
+// and its outcome is the caller's however late.
+func (s *Store) claim(ctx context.Context, op string, fn func(ctx context.Context, q queryer) error) error {
+	if !s.pg {
+		return s.write(ctx, op, "", fn)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	s.mu.RLock() // Close waits for the claims in flight before closing db
+	defer s.mu.RUnlock()
+	if s.closed.Load() {
+		return fmt.Errorf("%s: %w", op, retry.ErrClosed)
+	}
+	if err := fn(context.Background(), s.db); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return nil
@@ -106,7 +135,8 @@ func (s *Store) writer() {
 }
 
 // runBatch runs batch in one transaction and answers every op after the
-// commit. An op that fails cleanly (it found by reading that it must not
+// commit. The ops run in the order of the runs they write (see Locks in
+// the package doc). An op that fails cleanly (it found by reading that it must not
 // write: a lost claim, a missing run) wrote nothing, so the others go on
 // without it. An op that fails after writing ([dirty]), or with a database
 // error, rolls the transaction back, and then every op of the batch runs
@@ -114,6 +144,7 @@ func (s *Store) writer() {
 // less than a SAVEPOINT around every op, which on SQLite copies each page
 // the op touches to a statement journal.
 func (s *Store) runBatch(batch []*writeOp) {
+	slices.SortStableFunc(batch, func(a, b *writeOp) int { return strings.Compare(a.key, b.key) })
 	errs, err := s.runTx(batch)
 	if errors.Is(err, errReplay) {
 		for _, w := range batch {

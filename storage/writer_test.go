@@ -100,7 +100,7 @@ type block struct {
 func queueBlock(s *Store) *block {
 	b := &block{started: make(chan struct{}), release: make(chan struct{}), done: make(chan error, 1)}
 	go func() {
-		b.done <- s.write(context.Background(), "block", func(context.Context, queryer) error {
+		b.done <- s.write(context.Background(), "block", "", func(context.Context, queryer) error {
 			close(b.started)
 			<-b.release
 			return nil
@@ -152,7 +152,7 @@ func TestWriteCancelledBeforeStart(t *testing.T) {
 		t.Fatalf("RecordFailure after cancel: %v; want context.Canceled", err)
 	}
 	b.finish(t)
-	if err := s.write(ctx, "flush", func(context.Context, queryer) error { return nil }); err != nil {
+	if err := s.write(ctx, "flush", "", func(context.Context, queryer) error { return nil }); err != nil {
 		t.Fatal(err) // queued after the cancelled op: it has had its turn
 	}
 	got, err := s.Get(ctx, run.ID)
