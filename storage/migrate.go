@@ -60,9 +60,9 @@ var retryIndexes = []struct{ name, def string }{
 // Migrate applies every migration not yet applied, in order; on an up to
 // date database it changes nothing. On a fresh database the first creates
 // the legacy journey_runs table, so fresh and upgraded databases end
-// identical. Each migration runs in its own transaction and is itself
-// idempotent, so one interrupted between its commit and its record is
-// simply run again.
+// identical. Every migration and its record run in one transaction (both
+// dialects have transactional DDL): a failed Migrate leaves the database
+// as it was, bookkeeping table included.
 //
 // Migrate does not touch the rows a legacy system left in flight: while it
 // may still be running them (Phase 1 of the rollout), the store must not
@@ -71,9 +71,25 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err := s.checkOpen("migrate"); err != nil {
 		return err
 	}
-	return s.withMigrator(ctx, func(m *migrate.Migrator) error {
-		_, err := m.Migrate(ctx)
-		return err
+	return s.migrateTx(ctx, func(ctx context.Context, tx bun.Tx, applied map[string]*migrate.Migration) error {
+		group := int64(1)
+		for _, m := range applied {
+			group = max(group, m.GroupID+1)
+		}
+		up, _ := s.steps()
+		for _, m := range s.migrations().Sorted() {
+			if applied[m.Name] != nil {
+				continue
+			}
+			if err := up[m.Name](ctx, tx); err != nil {
+				return fmt.Errorf("%s %s: %w", m.Name, m.Comment, err)
+			}
+			rec := &migrate.Migration{Name: m.Name, GroupID: group, MigratedAt: time.Now()}
+			if _, err := tx.NewInsert().Model(rec).ModelTableExpr(migrationsTable).Exec(ctx); err != nil {
+				return fmt.Errorf("record %s: %w", m.Name, err)
+			}
+		}
+		return nil
 	})
 }
 
@@ -176,27 +192,26 @@ func rowsAffected(res sql.Result) (int, error) {
 
 // MigrateDown reverts the retry migration: it drops the attempts table, the
 // retry indexes and the retry columns, leaving the legacy table (and any
-// column the store never heard of) as it was. It refuses, with an error
-// wrapping [ErrDowngradeBlocked] that counts the runs in each unknown
-// status, while any run holds a status outside [retry.LegacyStatuses].
+// column the store never heard of) as it was, in one transaction. It
+// refuses, with an error wrapping [ErrDowngradeBlocked] that counts the
+// runs in each unknown status, while any run holds a status outside
+// [retry.LegacyStatuses].
 func (s *Store) MigrateDown(ctx context.Context) error {
 	if err := s.checkOpen("migrate down"); err != nil {
 		return err
 	}
-	return s.withMigrator(ctx, func(m *migrate.Migrator) error {
-		ms, err := m.MigrationsWithStatus(ctx)
-		if err != nil {
-			return err
-		}
+	return s.migrateTx(ctx, func(ctx context.Context, tx bun.Tx, applied map[string]*migrate.Migration) error {
+		_, down := s.steps()
+		ms := s.migrations().Sorted()
 		for i := len(ms) - 1; i >= 0; i-- {
-			mig := &ms[i]
-			if !mig.IsApplied() || mig.Name == migrationLegacy {
+			rec := applied[ms[i].Name]
+			if rec == nil || down[ms[i].Name] == nil {
 				continue // the legacy table is never dropped
 			}
-			if err := mig.Down(ctx, m, mig); err != nil {
+			if err := down[ms[i].Name](ctx, tx); err != nil {
 				return err
 			}
-			if err := m.MarkUnapplied(ctx, mig); err != nil {
+			if _, err := tx.NewDelete().Model(rec).ModelTableExpr(migrationsTable).Where("id = ?", rec.ID).Exec(ctx); err != nil {
 				return err
 			}
 		}
@@ -204,59 +219,58 @@ func (s *Store) MigrateDown(ctx context.Context) error {
 	})
 }
 
-// withMigrator runs f with the store's migrator, holding (on PostgreSQL) an
-// advisory lock so that processes migrating one schema at once take turns.
-// On SQLite the writer connection and IMMEDIATE transactions serialise them.
-func (s *Store) withMigrator(ctx context.Context, f func(*migrate.Migrator) error) error {
-	m := migrate.NewMigrator(s.db, s.migrations(),
-		migrate.WithTableName("journeyretry_migrations"),
-		migrate.WithLocksTableName("journeyretry_migration_locks"),
-		migrate.WithMarkAppliedOnSuccess(true))
-	if s.pg {
-		conn, err := s.db.Conn(ctx)
-		if err != nil {
-			return fmt.Errorf("migrate: %w", err)
+// migrationsTable records the applied migrations, in the table layout of
+// bun's migrate package (which earlier versions of the store used).
+const migrationsTable = "journeyretry_migrations"
+
+// migrateTx runs f in one transaction with the applied migrations by
+// name, creating the bookkeeping table first if needed. On PostgreSQL a
+// transaction-scoped advisory lock makes processes migrating one schema
+// at once take turns; on SQLite the IMMEDIATE transaction does.
+func (s *Store) migrateTx(ctx context.Context, f func(context.Context, bun.Tx, map[string]*migrate.Migration) error) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if s.pg {
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('journeyretry.migrate.' || current_schema()))`); err != nil {
+				return fmt.Errorf("lock: %w", err)
+			}
 		}
-		defer conn.Close()
-		const lock = `SELECT pg_advisory_lock(hashtext('journeyretry.migrate.' || current_schema()))`
-		if _, err := conn.ExecContext(ctx, lock); err != nil {
-			return fmt.Errorf("migrate: lock: %w", err)
+		if _, err := tx.NewCreateTable().Model((*migrate.Migration)(nil)).ModelTableExpr(migrationsTable).IfNotExists().Exec(ctx); err != nil {
+			return fmt.Errorf("init: %w", err)
 		}
-		defer conn.ExecContext(context.WithoutCancel(ctx), //nolint:errcheck // closing the connection unlocks too
-			`SELECT pg_advisory_unlock(hashtext('journeyretry.migrate.' || current_schema()))`)
-	}
-	if err := m.Init(ctx); err != nil {
-		return fmt.Errorf("migrate: init: %w", err)
-	}
-	if err := f(m); err != nil {
+		var recs []*migrate.Migration
+		if err := tx.NewSelect().ColumnExpr("*").Model(&recs).ModelTableExpr(migrationsTable).Scan(ctx); err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+		applied := map[string]*migrate.Migration{}
+		for _, r := range recs {
+			applied[r.Name] = r
+		}
+		return f(ctx, tx, applied)
+	})
+	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
 }
 
-// migrations lists the store's migrations as Go functions (the SQL differs
-// a little between dialects).
+// migrations lists the store's migrations, by name and comment, for
+// ordering and for PendingMigrations; steps holds what they do.
 func (s *Store) migrations() *migrate.Migrations {
 	ms := migrate.NewMigrations()
-	ms.Add(migrate.Migration{
-		Name:    migrationLegacy,
-		Comment: "legacy_journey_runs",
-		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
-			return s.inTx(ctx, s.createLegacyTable)
-		},
-		Down: func(context.Context, *migrate.Migrator, *migrate.Migration) error { return nil },
-	})
-	ms.Add(migrate.Migration{
-		Name:    migrationRetry,
-		Comment: "retry_columns_and_attempts",
-		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
-			return s.inTx(ctx, s.addRetrySchema)
-		},
-		Down: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
-			return s.inTx(ctx, s.dropRetrySchema)
-		},
-	})
+	ms.Add(migrate.Migration{Name: migrationLegacy, Comment: "legacy_journey_runs"})
+	ms.Add(migrate.Migration{Name: migrationRetry, Comment: "retry_columns_and_attempts"})
 	return ms
+}
+
+// migrationStep is one direction of a migration, inside migrateTx's
+// transaction.
+type migrationStep func(context.Context, bun.Tx) error
+
+// steps returns what each migration does up and down, by name (the legacy
+// table is never dropped).
+func (s *Store) steps() (up, down map[string]migrationStep) {
+	return map[string]migrationStep{migrationLegacy: s.createLegacyTable, migrationRetry: s.addRetrySchema},
+		map[string]migrationStep{migrationRetry: s.dropRetrySchema}
 }
 
 func (s *Store) inTx(ctx context.Context, f func(context.Context, bun.Tx) error) error {

@@ -455,3 +455,39 @@ func TestReplayCounts(t *testing.T) {
 		t.Fatalf("ReplayCounts(nil) = %v, %v; want empty", got, err)
 	}
 }
+
+// TestFailedMigrateChangesNothing: a journey_runs table the retry
+// migration cannot extend (no status column to index) makes Migrate fail
+// and leaves the database as it was: no bookkeeping table, no recorded
+// migration, no added column.
+func TestFailedMigrateChangesNothing(t *testing.T) {
+	for name, newDSN := range dialects {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			s := openRaw(t, newDSN(t))
+			if _, err := s.DB().ExecContext(ctx, `CREATE TABLE journey_runs (id TEXT PRIMARY KEY, payload TEXT)`); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Migrate(ctx); err == nil {
+				t.Fatal("Migrate over a conflicting journey_runs succeeded")
+			}
+			q := `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`
+			if name == "postgres" {
+				q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY table_name`
+			}
+			var tables []string
+			if err := s.DB().NewRaw(q).Scan(ctx, &tables); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(tables, []string{"journey_runs"}) {
+				t.Errorf("tables after a failed Migrate: %v; want journey_runs alone", tables)
+			}
+			if cols := columns(t, s, "journey_runs"); len(cols) != 2 {
+				t.Errorf("journey_runs columns after a failed Migrate: %v", cols)
+			}
+			if n, err := s.PendingMigrations(ctx); err != nil || n != 2 {
+				t.Errorf("PendingMigrations = %d, %v; want 2", n, err)
+			}
+		})
+	}
+}
