@@ -1,36 +1,29 @@
 package executor_test
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/journeyretry/journeyretry/executor"
 	"github.com/journeyretry/journeyretry/policy"
 	"github.com/journeyretry/journeyretry/retry"
+	"github.com/journeyretry/journeyretry/retrytest"
 	"github.com/journeyretry/journeyretry/scheduler/memory"
 	"github.com/journeyretry/journeyretry/storage"
 )
 
-// clock is a stub clock the tests advance by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock is retrytest's clock; the tests' own name for it.
+type clock = retrytest.Clock
 
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)} }
+func newClock() *clock { return retrytest.NewClock() }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
-
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
-
+// harness is the executor's test harness: retrytest's, with the SQLite
+// store typed for the tests that read it as one.
 type harness struct {
+	rt    *retrytest.Harness
 	exec  *executor.Executor
 	store *storage.Store
 	sched *memory.Scheduler
@@ -78,29 +71,9 @@ func newHarness(t testing.TB, cfg executor.Config, pol retry.Policy) *harness {
 // memory scheduler the executor is given (h.sched stays the bare one).
 func newHarnessOn(t testing.TB, store *storage.Store, c *clock, cfg executor.Config, pol retry.Policy, wrap func(*memory.Scheduler) retry.Scheduler) *harness {
 	t.Helper()
-	h := &harness{store: store, clock: c}
-	var err error
-	if h.sched, err = memory.New(memory.Config{Now: h.clock.Now}); err != nil {
-		t.Fatal(err)
-	}
-	var sched retry.Scheduler = h.sched
-	if wrap != nil {
-		sched = wrap(h.sched)
-	}
-	if pol == nil {
-		pol = defaultPolicy(t)
-	}
-	cfg.Now = h.clock.Now
 	cfg.Worker = "test-worker"
-	h.grace = cmp.Or(cfg.SweepGrace, executor.SweepGraceDefault)
-	if h.exec, err = executor.New(cfg, h.store, sched, pol); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		h.exec.Close()
-		h.sched.Close()
-	})
-	return h
+	rt := retrytest.New(t, retrytest.Options{Config: cfg, Policy: pol, Store: store, Clock: c, WrapScheduler: wrap})
+	return &harness{rt: rt, exec: rt.Executor, store: store, sched: rt.Scheduler, clock: rt.Clock, grace: rt.Grace}
 }
 
 // failing returns a handler that fails with err on its first n attempts (all
@@ -118,27 +91,10 @@ func ok(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
 	return json.RawMessage(`{"ok":true}`), nil
 }
 
-// drive advances the clock past each retry's due time and its sweep grace,
-// and sweeps, until run ends, at most 20 rounds.
+// drive runs run id to its end; see retrytest.Harness.Drive.
 func (h *harness) drive(t *testing.T, id string) retry.Run {
 	t.Helper()
-	ctx := context.Background()
-	for range 20 {
-		run, err := h.store.Get(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		at, waiting := run.DueAt()
-		if !waiting {
-			return run
-		}
-		h.clock.Set(at.Add(h.grace))
-		if _, err := h.exec.SweepOnce(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Fatalf("run %s did not end", id)
-	return retry.Run{}
+	return h.rt.Drive(t, id)
 }
 
 // openInspector opens a second handle on a SQLite file for reading reports.
