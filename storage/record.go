@@ -83,6 +83,14 @@ func failedStatus(f retry.FailureRecord) string {
 // RecordFailure records a failed attempt and its decision under c; see
 // [retry.Recorder].
 func (s *Store) RecordFailure(ctx context.Context, c retry.Claim, f retry.FailureRecord) (retry.Run, error) {
+	return s.RecordFailureTx(ctx, c, f, nil)
+}
+
+// RecordFailureTx is RecordFailure that runs then, when not nil, in the
+// transaction that records the failure; see [retry.TxStore]. then may run
+// more than once (a batch that another write rolls back is replayed), each
+// time in a new transaction, and is committed at most once.
+func (s *Store) RecordFailureTx(ctx context.Context, c retry.Claim, f retry.FailureRecord, then retry.TxFunc) (retry.Run, error) {
 	// The failure's free text is stored, never rejected.
 	f, err := storecheck.Failure(c, f)
 	if err != nil {
@@ -113,7 +121,7 @@ func (s *Store) RecordFailure(ctx context.Context, c retry.Claim, f retry.Failur
 		if !s.pg {
 			r, err := recordFailureSQLite(ctx, tx, c, a)
 			run = r
-			return err
+			return joinTx(ctx, tx, r, err, then)
 		}
 		ok, err := s.insertAttempt(ctx, tx, a, heldBy, c.RunID, c.Token, ms(now))
 		if err != nil {
@@ -136,7 +144,7 @@ WHERE `+heldBy,
 			err = dirty(fmt.Errorf("run %s: %w", c.RunID, retry.ErrLostClaim))
 		}
 		run = r
-		return err
+		return joinTx(ctx, tx, r, err, then)
 	})
 	return run, err
 }
