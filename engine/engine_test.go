@@ -134,20 +134,6 @@ func TestValidateNamesEveryBadField(t *testing.T) {
 	}
 }
 
-// Backends accepted by name before they exist are refused, saying so,
-// and Open opens nothing.
-func TestSchedulerNotAvailableYet(t *testing.T) {
-	for _, backend := range []string{engine.SchedulerSQLPoll} {
-		cfg := engine.DefaultConfig()
-		cfg.Store = engineStore(t)
-		cfg.Scheduler.Backend = backend
-		_, err := engine.Open(t.Context(), cfg)
-		if !errors.Is(err, retry.ErrInvalidArgument) || !strings.Contains(err.Error(), "scheduler.backend: \""+backend+"\" is not available yet") {
-			t.Errorf("%s: %v", backend, err)
-		}
-	}
-}
-
 // Package config loads an engine.Config with the keys, environment
 // variables and precedence of the demo's file: a program of its own gets
 // "swap the backend by configuration".

@@ -5,12 +5,14 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/journeyretry/journeyretry/retry"
 	"github.com/journeyretry/journeyretry/scheduler/memory"
 	redisched "github.com/journeyretry/journeyretry/scheduler/redis"
+	"github.com/journeyretry/journeyretry/scheduler/sqlpoll"
 	"github.com/journeyretry/journeyretry/storage"
 )
 
@@ -21,7 +23,9 @@ const (
 	SchedulerMemory = "memory"
 	// SchedulerRedis shares wake-ups between processes through Redis.
 	SchedulerRedis = "redis"
-	// SchedulerSQLPoll polls the store's table for due runs.
+	// SchedulerSQLPoll keeps wake-ups in a table of the store's database
+	// (package sqlpoll): durable, shared by every process on it, and
+	// written in the transaction that records a failure.
 	SchedulerSQLPoll = "sqlpoll"
 )
 
@@ -41,6 +45,9 @@ type SchedulerConfig struct {
 	// application share it, other applications on the same Redis choose
 	// their own. Default redis.PrefixDefault ("jretry").
 	RedisPrefix string `json:"redisPrefix"`
+	// PollInterval (sqlpoll) caps the sleep between two looks at the
+	// table; default [sqlpoll.PollIntervalDefault] (1s).
+	PollInterval time.Duration `json:"pollInterval"`
 }
 
 func (c SchedulerConfig) redisConn() redisched.Conn {
@@ -69,7 +76,21 @@ var schedulerBackends = map[string]openScheduler{
 		}
 		return s, nil
 	},
-	SchedulerSQLPoll: nil,
+	SchedulerSQLPoll: openSQLPoll,
+}
+
+// openSQLPoll migrates the sqlpoll table into the store's database and
+// opens the scheduler on the store's own pool, so that it joins the
+// store's transactions (and, on SQLite, its single writer connection).
+func openSQLPoll(ctx context.Context, c SchedulerConfig, store *storage.Store) (retry.Scheduler, error) {
+	if err := sqlpoll.Migrate(ctx, store.DB()); err != nil {
+		return nil, err
+	}
+	s, err := sqlpoll.New(ctx, store.DB(), sqlpoll.Config{PollInterval: c.PollInterval})
+	if err != nil {
+		return nil, err // not a nil *Scheduler in a non-nil interface
+	}
+	return s, nil
 }
 
 // backendNames lists the accepted names (only the available ones if
@@ -97,6 +118,9 @@ func (c SchedulerConfig) Validate() error {
 		errs = multierror.Append(errs, retry.InvalidField("backend", "%q: want one of %s", c.Backend, backendNames(false)))
 	case open == nil:
 		errs = multierror.Append(errs, retry.InvalidField("backend", "%q is not available yet (%s is): it comes with a later release", c.Backend, backendNames(true)))
+	}
+	if c.PollInterval < 0 {
+		errs = multierror.Append(errs, retry.InvalidField("pollInterval", "%v is negative", c.PollInterval))
 	}
 	if c.RedisURL != "" {
 		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {

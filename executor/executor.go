@@ -47,6 +47,10 @@ type Executor struct {
 	store retry.Store
 	sched retry.Scheduler
 	pol   retry.Policy
+	// On one SQL database (retry.SameDatabase), a failure's wake-up is
+	// written in the transaction that records it; otherwise both are nil.
+	txStore retry.TxStore
+	txSched retry.TxScheduler
 
 	mu       sync.RWMutex
 	journeys map[string]map[int]*Journey // id -> version -> journey
@@ -82,8 +86,9 @@ func New(cfg Config, store retry.Store, sched retry.Scheduler, pol retry.Policy)
 	}
 	cfg = cfg.WithDefaults()
 	hard, cancel := context.WithCancel(context.Background())
+	txStore, txSched, _ := retry.SameDatabase(store, sched)
 	return &Executor{
-		cfg: cfg, store: store, sched: sched, pol: pol,
+		cfg: cfg, store: store, sched: sched, pol: pol, txStore: txStore, txSched: txSched,
 		journeys:  map[string]map[int]*Journey{},
 		latest:    map[string]int{},
 		handlers:  map[string]Handler{},

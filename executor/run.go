@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -246,7 +247,7 @@ func (e *Executor) fail(ctx context.Context, run retry.Run, claim retry.Claim, j
 	rec := retry.FailureRecord{NodeID: n.ID, Class: f.Class, Message: f.Message, StartedAt: started}
 	rec.Decision, rec.Shadow = e.decide(e.policyFor(j, n), f)
 	rec.FinishedAt = e.now()
-	written, werr := e.store.RecordFailure(context.WithoutCancel(ctx), claim, rec)
+	written, scheduled, werr := e.recordFailure(context.WithoutCancel(ctx), claim, rec)
 	if werr != nil {
 		e.writeFailed(failureEvent(run, rec, err, ""), "record failure", werr)
 		return run, false
@@ -255,6 +256,9 @@ func (e *Executor) fail(ctx context.Context, run retry.Run, claim retry.Claim, j
 	switch written.Status {
 	case retry.StatusRetrying:
 		e.stats.retries.Add(1)
+		if scheduled {
+			break
+		}
 		e.schedule(ctx, written.ID, written.NextRetryAt)
 	case retry.StatusInProgress: // a zero delay: retried at once under the kept claim
 		e.stats.retries.Add(1)
@@ -266,6 +270,26 @@ func (e *Executor) fail(ctx context.Context, run retry.Run, claim retry.Claim, j
 		return written, true
 	}
 	return written, false
+}
+
+// recordFailure records rec under claim. With the store and the scheduler
+// on one database, a retry (which waits: a zero delay keeps the claim) is
+// scheduled in the same transaction (scheduled reports it), so no crash
+// between the two writes can leave the run retrying with no wake-up.
+func (e *Executor) recordFailure(ctx context.Context, claim retry.Claim, rec retry.FailureRecord) (written retry.Run, scheduled bool, err error) {
+	if e.txStore == nil {
+		written, err = e.store.RecordFailure(ctx, claim, rec)
+		return written, false, err
+	}
+	written, err = e.txStore.RecordFailureTx(ctx, claim, rec, func(ctx context.Context, tx *sql.Tx, w retry.Run) error {
+		// The store may run this more than once; the last run is committed.
+		scheduled = w.Status == retry.StatusRetrying
+		if !scheduled {
+			return nil
+		}
+		return e.txSched.ScheduleTx(ctx, tx, w.ID, w.NextRetryAt)
+	})
+	return written, scheduled && err == nil, err
 }
 
 // policyFor is the policy of node n of j (nil n: of j).

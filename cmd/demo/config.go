@@ -103,10 +103,11 @@ var (
 		{"store", "store.dsn", "database: a SQLite file path or a postgres:// URL"},
 	}
 	runtimeFlags = []flagBinding{
-		{"scheduler", "scheduler.backend", "scheduler backend: memory or redis (sqlpoll is not available yet)"},
+		{"scheduler", "scheduler.backend", "scheduler backend: memory, redis or sqlpoll"},
 		{"redis", "scheduler.redisUrl", "Redis URL of the redis scheduler: redis://[user:password@]host[:port][/db], rediss:// for TLS"},
 		{"redis-cluster", "scheduler.redisCluster", "Redis Cluster seeds of the redis scheduler, host:port,... (credentials and TLS from --redis)"},
 		{"redis-prefix", "scheduler.redisPrefix", "key prefix of the redis scheduler: one per application sharing a Redis"},
+		{"poll-interval", "scheduler.pollInterval", "longest sleep of the sqlpoll scheduler between two looks at its table, a Go duration (0: 1s)"},
 		{"workers", "executor.workers", "worker pool size (0: the library's default)"},
 		{"lease", "executor.lease", "claim lease, a Go duration (0: the library's default)"},
 		{"sweep", "executor.sweepSpec", "sweeper schedule (a cron spec such as @every 1s)"},

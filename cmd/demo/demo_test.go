@@ -106,7 +106,7 @@ func TestBadConfigurationWritesNothing(t *testing.T) {
 		{name: "scheduler redis without a URL", args: []string{"--scheduler", "redis"}, want: "scheduler.redisUrl: required"},
 		{name: "redis cluster seed without a port", args: []string{"--scheduler", "redis", "--redis-cluster", "127.0.0.1"}, want: "scheduler.redisCluster"},
 		{name: "redis cluster on a database", args: []string{"--scheduler", "redis", "--redis", "redis://u:s3cr3t@h/2", "--redis-cluster", "h:1"}, want: "redis://u:xxxxx@h/2"},
-		{name: "scheduler sqlpoll not yet", args: []string{"--scheduler", "sqlpoll"}, want: "--scheduler"},
+		{name: "poll interval", args: []string{"--scheduler", "sqlpoll", "--poll-interval", "-1s"}, want: "--poll-interval"},
 		{name: "scheduler unknown", args: []string{"--scheduler", "kafka"}, want: "scheduler.backend"},
 		{name: "mode", args: []string{"--mode", "partial"}, want: "--mode"},
 		{name: "workers", args: []string{"--workers", "-1"}, want: "--workers"},
