@@ -13,14 +13,22 @@ import (
 // The table: next_ms is when the entry is next handed out (its due time,
 // or once delivered its lease's end), and the one column claims and polls
 // scan, by its index; token is empty until the entry is delivered.
-var createTable = []string{
-	`CREATE TABLE IF NOT EXISTS ` + Table + ` (
+// On SQLite the table is WITHOUT ROWID, clustered on id: one B-tree
+// fewer for every write to keep.
+func createTable(pg bool) []string {
+	clustered := " WITHOUT ROWID"
+	if pg {
+		clustered = ""
+	}
+	return []string{
+		`CREATE TABLE IF NOT EXISTS ` + Table + ` (
 	id TEXT PRIMARY KEY,
 	due_ms BIGINT NOT NULL,
 	next_ms BIGINT NOT NULL,
 	token TEXT NOT NULL DEFAULT ''
-)`,
-	`CREATE INDEX IF NOT EXISTS idx_` + Table + `_next_ms ON ` + Table + ` (next_ms)`,
+)` + clustered,
+		`CREATE INDEX IF NOT EXISTS idx_` + Table + `_next_ms ON ` + Table + ` (next_ms)`,
+	}
 }
 
 // queries are the scheduler's statements in one dialect's placeholders
@@ -70,13 +78,14 @@ UPDATE ` + Table + ` w SET token = $1, next_ms = $2 FROM c WHERE w.id = c.id RET
 // migrate. It is idempotent, so calling it on every start is fine; on
 // PostgreSQL concurrent calls wait for each other.
 func Migrate(ctx context.Context, db *bun.DB) error {
+	pg := db.Dialect().Name() == dialect.PG
 	ms := migrate.NewMigrations()
 	ms.Add(migrate.Migration{
 		Name:    "20260201000000",
 		Comment: "sqlpoll_wakeups",
 		Up: func(ctx context.Context, _ *migrate.Migrator, _ *migrate.Migration) error {
 			return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-				for _, stmt := range createTable {
+				for _, stmt := range createTable(pg) {
 					if _, err := tx.ExecContext(ctx, stmt); err != nil {
 						return err
 					}
@@ -93,7 +102,7 @@ func Migrate(ctx context.Context, db *bun.DB) error {
 		migrate.WithTableName("sqlpoll_migrations"),
 		migrate.WithLocksTableName("sqlpoll_migration_locks"),
 		migrate.WithMarkAppliedOnSuccess(true))
-	if db.Dialect().Name() == dialect.PG {
+	if pg {
 		conn, err := db.Conn(ctx)
 		if err != nil {
 			return fmt.Errorf("sqlpoll: migrate: %w", err)

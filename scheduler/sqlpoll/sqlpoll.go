@@ -250,10 +250,14 @@ func (s *Scheduler) upsert(ctx context.Context, db execer, op, query, notify str
 	if _, err := db.ExecContext(ctx, query, id, due); err != nil {
 		return fmt.Errorf("%s %q: %w", op, id, err)
 	}
-	if _, inTx := db.(*sql.Tx); inTx && !s.pg {
-		at = latest(at, now.Add(txGrace))
+	switch _, inTx := db.(*sql.Tx); {
+	case inTx && !s.pg:
+		s.nudge(latest(at, now.Add(txGrace)))
+	case !at.After(now) && !inTx:
+		s.signal() // committed and due: no need to wake the poller
+	default:
+		s.nudge(at)
 	}
-	s.nudge(at)
 	return nil
 }
 
