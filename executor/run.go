@@ -256,10 +256,9 @@ func (e *Executor) fail(ctx context.Context, run retry.Run, claim retry.Claim, j
 	switch written.Status {
 	case retry.StatusRetrying:
 		e.stats.retries.Add(1)
-		if scheduled {
-			break
+		if !scheduled { // else its wake-up was committed with the failure
+			e.schedule(ctx, written.ID, written.NextRetryAt)
 		}
-		e.schedule(ctx, written.ID, written.NextRetryAt)
 	case retry.StatusInProgress: // a zero delay: retried at once under the kept claim
 		e.stats.retries.Add(1)
 		if e.stopped() || ctx.Err() != nil {
