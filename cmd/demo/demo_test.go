@@ -141,7 +141,7 @@ func TestBadConfigurationWritesNothing(t *testing.T) {
 		{name: "flag over valid file", file: `{"demo": {"runs": 5}}`, args: []string{"--runs", "-5"}, want: "--runs"},
 		{name: "unknown command", args: []string{"launch"}, want: "launch"},
 		{name: "start bad runs", args: []string{"start", "--runs", "0"}, want: "demo.runs"},
-		{name: "worker bad scheduler", args: []string{"worker", "--scheduler", "sqlpoll"}, want: "not available yet"},
+		{name: "worker bad scheduler", args: []string{"worker", "--scheduler", "kafka"}, want: "scheduler.backend"},
 		{name: "worker takes no runs", args: []string{"worker", "--runs", "5"}, want: "-runs"},
 		{name: "start takes no jitter", args: []string{"start", "--jitter", "full"}, want: "-jitter"},
 		{name: "runs list bad status", args: []string{"runs", "list", "--status", "done"}, want: "--status"},
