@@ -49,11 +49,10 @@ func startLockedOnce(t *testing.T, eng *engine.Engine) (retry.Run, []retry.Attem
 		t.Fatal(err)
 	}
 	// The default policy retries a lock after about 100 ms.
-	for deadline := time.Now().Add(30 * time.Second); !run.Status.Terminal() && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-		if run, err = eng.Store().Get(t.Context(), run.ID); err != nil {
-			t.Fatal(err)
-		}
+	wctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if run, err = eng.Wait(wctx, run.ID); err != nil {
+		t.Fatal(err)
 	}
 	atts, err := eng.Store().Attempts(t.Context(), run.ID)
 	if err != nil {

@@ -74,7 +74,7 @@ func TestStaleWakeupIgnored(t *testing.T) {
 		})))
 		must(t, exec.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "n"}}}))
 		ctx := context.Background()
-		done, err := exec.StartRun(ctx, "j", nil, executor.WithRunID("done"))
+		done, err := exec.StartRunSync(ctx, "j", nil, executor.WithRunID("done"))
 		must(t, err)
 		if done.Status != retry.StatusCompleted {
 			t.Fatalf("run %s", done.Status)
@@ -137,7 +137,7 @@ func TestFailureCommittedBeforeScheduled(t *testing.T) {
 		{ID: "w", Type: executor.NodeTypeDelay, Config: json.RawMessage(`{"delay":"1h"}`), Next: "c"},
 		{ID: "c", Type: "ok"},
 	}}))
-	run, err := h.exec.StartRun(context.Background(), "j", nil)
+	run, err := h.exec.StartRunSync(context.Background(), "j", nil)
 	must(t, err)
 	if run.Status != retry.StatusRetrying {
 		t.Fatalf("run %s, want retrying", run.Status)
@@ -166,7 +166,7 @@ func TestVersionPinning(t *testing.T) {
 		return ok(ctx, in)
 	})))
 	must(t, h.exec.RegisterJourney(executor.Journey{ID: "j", Version: 1, Start: "a", Nodes: []executor.Node{{ID: "a", Type: "v1"}}}))
-	run, err := h.exec.StartRun(ctx, "j", nil)
+	run, err := h.exec.StartRunSync(ctx, "j", nil)
 	must(t, err)
 	if run.Status != retry.StatusRetrying || run.JourneyVersion != 1 {
 		t.Fatalf("run %s on version %d, want retrying on 1", run.Status, run.JourneyVersion)
@@ -176,7 +176,7 @@ func TestVersionPinning(t *testing.T) {
 	if run = h.drive(t, run.ID); run.Status != retry.StatusCompleted || v1.Load() != 2 || v2.Load() != 0 {
 		t.Fatalf("run %s; version 1 ran %d times, version 2 %d: want completed on version 1 (2, 0)", run.Status, v1.Load(), v2.Load())
 	}
-	run, err = h.exec.StartRun(ctx, "j", nil)
+	run, err = h.exec.StartRunSync(ctx, "j", nil)
 	must(t, err)
 	if run.Status != retry.StatusCompleted || run.JourneyVersion != 2 || v2.Load() != 1 {
 		t.Fatalf("new run %s on version %d, version 2 ran %d times", run.Status, run.JourneyVersion, v2.Load())
@@ -197,7 +197,7 @@ func TestModeSwitchKeepsScheduledRetry(t *testing.T) {
 		return h
 	}
 	full := setup(executor.ModeFull)
-	run, err := full.exec.StartRun(context.Background(), "j", nil)
+	run, err := full.exec.StartRunSync(context.Background(), "j", nil)
 	must(t, err)
 	if run.Status != retry.StatusRetrying {
 		t.Fatalf("under full: run %s, want retrying", run.Status)
@@ -271,7 +271,7 @@ func TestWorkerPoolBound(t *testing.T) {
 		const runs = 10
 		var ids []string
 		for range runs {
-			run, err := exec.StartRun(ctx, "j", nil, executor.Deferred()) // due now, told to the scheduler
+			run, err := exec.StartRunSync(ctx, "j", nil, executor.Deferred()) // due now, told to the scheduler
 			must(t, err)
 			ids = append(ids, run.ID)
 		}
@@ -316,7 +316,7 @@ func TestZeroConfigRetries(t *testing.T) {
 	h := newHarness(t, executor.Config{}, nil)
 	must(t, h.exec.Handle("flaky", failing(retry.WithClass(errors.New("connection reset"), retry.ClassNetworkBlip), 1)))
 	must(t, h.exec.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "flaky"}}}))
-	run, err := h.exec.StartRun(context.Background(), "j", nil)
+	run, err := h.exec.StartRunSync(context.Background(), "j", nil)
 	must(t, err)
 	run = h.drive(t, run.ID)
 	atts, err := h.store.Attempts(context.Background(), run.ID)

@@ -53,7 +53,7 @@ func BenchmarkThroughput(b *testing.B) {
 		for range benchWorkers {
 			wg.Go(func() {
 				for n := next.Add(1); n <= runs; n = next.Add(1) {
-					run, err := ex.StartRun(ctx, "j", nil, executor.WithRunID(fmt.Sprintf("%d-%06d", i, n)))
+					run, err := ex.StartRunSync(ctx, "j", nil, executor.WithRunID(fmt.Sprintf("%d-%06d", i, n)))
 					if err != nil || run.Status != retry.StatusCompleted {
 						b.Errorf("run: %v %s", err, run.Status)
 						return
@@ -98,7 +98,7 @@ func BenchmarkLateness(b *testing.B) {
 		for i := range runs {
 			<-tick.C
 			go func() {
-				if _, err := ex.StartRun(context.Background(), "j", nil, executor.WithRunID(fmt.Sprint(i))); err != nil {
+				if _, err := ex.StartRunSync(context.Background(), "j", nil, executor.WithRunID(fmt.Sprint(i))); err != nil {
 					b.Error(err)
 				}
 			}()

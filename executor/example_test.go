@@ -74,7 +74,7 @@ func Example() {
 		log.Fatal(err)
 	}
 
-	run, err := exec.StartRun(ctx, "onboarding", json.RawMessage(`{"patient":"p-1"}`))
+	run, err := exec.StartRunSync(ctx, "onboarding", json.RawMessage(`{"patient":"p-1"}`))
 	if err != nil {
 		log.Fatal(err)
 	}

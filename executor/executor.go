@@ -68,6 +68,10 @@ type Executor struct {
 	hardCtx  context.Context // cancelled when the shutdown grace period ends
 	hardStop context.CancelFunc
 
+	waiters   waiters
+	valuesMu  sync.RWMutex
+	runValues context.Context // Run's context, without its cancellation
+
 	errMu sync.Mutex
 	errs  *multierror.Error // release failures during shutdown
 
@@ -97,6 +101,7 @@ func New(cfg Config, store retry.Store, sched retry.Scheduler, pol retry.Policy)
 		stopping:  make(chan struct{}),
 		hardCtx:   hard,
 		hardStop:  cancel,
+		runValues: context.Background(),
 	}, nil
 }
 
@@ -165,19 +170,66 @@ func WithoutRetry() StartOption { return func(nr *retry.NewRun) { nr.DisableRetr
 func Deferred() StartOption { return func(nr *retry.NewRun) { nr.Lease = 0; nr.Worker = "" } }
 
 // StartRun creates a run of the latest version of journeyID with input and,
-// unless [Deferred], claims it for this worker and executes it in the calling
-// goroutine, taking a worker slot, until it completes, ends, or is parked
-// (a retry with a delay or a delay node, which Run's scheduler loop resumes).
-// It returns the run as last written. Zero-delay retries run at once. A
-// claim the store handed back with less than half the lease left is released
-// instead (see [Stats].ShortClaims) and the run scheduled at once.
+// unless [Deferred], claims it for this worker and hands it to the worker
+// pool, waiting for a free worker if all are busy (or until ctx ends or
+// shutdown begins). It returns the run as created, without waiting for it
+// to execute: [Executor.Wait] waits for its end. The handlers of its first
+// execution get a context carrying ctx's values, not its cancellation (the
+// run outlives the call); Close cancels them. A claim the store handed
+// back with less than half the lease left is released instead (see
+// [Stats].ShortClaims) and the run scheduled at once.
 func (e *Executor) StartRun(ctx context.Context, journeyID string, input []byte, opts ...StartOption) (retry.Run, error) {
+	return e.start(ctx, journeyID, input, opts, false)
+}
+
+// StartRunSync is StartRun executing the run in the calling goroutine, under
+// ctx, taking a worker slot, until it completes, ends, or is parked (a retry
+// with a delay or a delay node, which Run's scheduler loop resumes). It
+// returns the run as last written. Zero-delay retries run at once. A test or
+// a batch step that wants the outcome in line uses it.
+func (e *Executor) StartRunSync(ctx context.Context, journeyID string, input []byte, opts ...StartOption) (retry.Run, error) {
+	return e.start(ctx, journeyID, input, opts, true)
+}
+
+// start is StartRun, or StartRunSync when sync.
+func (e *Executor) start(ctx context.Context, journeyID string, input []byte, opts []StartOption, sync bool) (retry.Run, error) {
+	nr, err := e.newRun(journeyID, input, opts)
+	if err != nil {
+		return retry.Run{}, err
+	}
+	if nr.Lease == 0 {
+		return e.startDeferred(ctx, nr)
+	}
+	if !e.acquire(ctx) {
+		return retry.Run{}, fmt.Errorf("start run: %w", cmpErr(ctx.Err(), retry.ErrClosed))
+	}
+	run, err := e.store.Create(ctx, nr, e.now())
+	if err != nil {
+		e.release()
+		return retry.Run{}, fmt.Errorf("start run: %w", err)
+	}
+	e.stats.started.Add(1)
+	if sync {
+		defer e.release()
+		return e.executeRun(ctx, run), nil
+	}
+	work := e.detach(ctx)
+	go func() {
+		defer e.release()
+		e.executeRun(work, run)
+	}()
+	return run, nil
+}
+
+// newRun is the run StartRun creates: the latest version of journeyID,
+// claimed for this worker unless an option says otherwise.
+func (e *Executor) newRun(journeyID string, input []byte, opts []StartOption) (retry.NewRun, error) {
 	e.mu.RLock()
 	v := e.latest[journeyID]
 	j := e.journeys[journeyID][v]
 	e.mu.RUnlock()
 	if j == nil {
-		return retry.Run{}, fmt.Errorf("start run: %w: %q", ErrUnknownJourney, journeyID)
+		return retry.NewRun{}, fmt.Errorf("start run: %w: %q", ErrUnknownJourney, journeyID)
 	}
 	nr := retry.NewRun{
 		JourneyID: j.ID, JourneyVersion: j.Version, StartNodeID: j.Start, Input: input,
@@ -186,26 +238,29 @@ func (e *Executor) StartRun(ctx context.Context, journeyID string, input []byte,
 	for _, o := range opts {
 		o(&nr)
 	}
-	if nr.Lease == 0 {
-		run, err := e.store.Create(ctx, nr, e.now())
-		if err != nil {
-			return retry.Run{}, fmt.Errorf("start run: %w", err)
-		}
-		if err := e.sched.Schedule(ctx, run.ID, run.CreatedAt); err != nil && !errors.Is(err, retry.ErrClosed) {
-			e.cfg.Logger.Warn("schedule deferred run", "run", run.ID, "err", err)
-		}
-		return run, nil
-	}
-	if !e.acquire(ctx) {
-		return retry.Run{}, fmt.Errorf("start run: %w", cmpErr(ctx.Err(), retry.ErrClosed))
-	}
-	defer e.release()
+	return nr, nil
+}
+
+// startDeferred creates a Deferred run and tells the scheduler it is due.
+func (e *Executor) startDeferred(ctx context.Context, nr retry.NewRun) (retry.Run, error) {
 	run, err := e.store.Create(ctx, nr, e.now())
 	if err != nil {
 		return retry.Run{}, fmt.Errorf("start run: %w", err)
 	}
-	e.stats.started.Add(1)
-	return e.execute(ctx, run), nil
+	if err := e.sched.Schedule(ctx, run.ID, run.CreatedAt); err != nil && !errors.Is(err, retry.ErrClosed) {
+		e.cfg.Logger.Warn("schedule deferred run", "run", run.ID, "err", err)
+	}
+	return run, nil
+}
+
+// executeRun executes a claimed run and wakes the callers of Wait once it
+// has ended.
+func (e *Executor) executeRun(ctx context.Context, run retry.Run) retry.Run {
+	run = e.execute(ctx, run)
+	if run.Status.Terminal() {
+		e.waiters.wake(run.ID)
+	}
+	return run
 }
 
 // maxRetries is the retry limit new runs under p keep: the policy's own
@@ -283,10 +338,15 @@ func (e *Executor) stopped() bool {
 // nodes (then cancels them), releases their claims, and returns every error
 // of these steps combined (github.com/hashicorp/go-multierror). A cancelled
 // ctx is not an error. It closes neither the store nor the scheduler.
+//
+// The handlers of the runs it resumes (wake-ups and sweeps) get a context
+// carrying ctx's values, not its cancellation: a shutdown lets them finish
+// within ShutdownTimeout, then cancels them.
 func (e *Executor) Run(ctx context.Context) error {
 	if !e.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("run: %w: already running", retry.ErrInvalidArgument)
 	}
+	e.setRunValues(ctx) // handlers of the runs it resumes see ctx's values
 	var errs *multierror.Error
 	// A scheduler that cannot be rebuilt (Redis down) is no reason to stop:
 	// the store holds every run, and the sweeper takes what the scheduler
@@ -369,7 +429,7 @@ func (e *Executor) claimWakeups(ctx context.Context) error {
 
 // wake claims the run of one delivery and executes it.
 func (e *Executor) wake(d retry.Delivery) {
-	ctx := e.hardCtx
+	ctx := e.workCtx()
 	run, err := e.store.ClaimRun(ctx, d.ID, e.cfg.Worker, e.now(), e.cfg.Lease)
 	if err != nil && !errors.Is(err, retry.ErrNotFound) && !errors.Is(err, retry.ErrNotClaimable) {
 		e.cfg.Logger.Warn("claim woken run", "run", d.ID, "err", err)
@@ -382,7 +442,7 @@ func (e *Executor) wake(d retry.Delivery) {
 		return
 	}
 	e.stats.resumed.Add(1)
-	e.execute(ctx, run)
+	e.executeRun(ctx, run)
 }
 
 // rebuildOnLoss rebuilds the scheduler each time it reports lost entries
@@ -473,7 +533,7 @@ func (e *Executor) SweepOnce(ctx context.Context) (SweepResult, error) {
 			go func() {
 				defer wg.Done()
 				defer e.release()
-				e.execute(e.hardCtx, run)
+				e.executeRun(e.workCtx(), run)
 			}()
 		}
 		if len(runs) < n {

@@ -83,7 +83,7 @@ func TestEndToEndClasses(t *testing.T) {
 	for _, c := range retry.BuiltinClasses {
 		t.Run(string(c), func(t *testing.T) {
 			pol.take()
-			run, err := h.exec.StartRun(ctx, "j_"+string(c), json.RawMessage(`{"patient":1}`))
+			run, err := h.exec.StartRunSync(ctx, "j_"+string(c), json.RawMessage(`{"patient":1}`))
 			must(t, err)
 			run = h.drive(t, run.ID)
 			asked := pol.take()
@@ -151,7 +151,7 @@ func TestEndToEndClasses(t *testing.T) {
 	t.Run("recovers", func(t *testing.T) {
 		must(t, h.exec.RegisterJourney(executor.Journey{ID: "rec", Start: "a", Nodes: []executor.Node{
 			{ID: "a", Type: "ok", Next: "b"}, {ID: "b", Type: "recovers", Next: "c"}, {ID: "c", Type: "ok"}}}))
-		run, err := h.exec.StartRun(ctx, "rec", nil)
+		run, err := h.exec.StartRunSync(ctx, "rec", nil)
 		must(t, err)
 		run = h.drive(t, run.ID)
 		if run.Status != retry.StatusCompleted || string(run.Context.Outputs["b"]) != `{"ok":true}` {
@@ -208,7 +208,7 @@ func TestModes(t *testing.T) {
 				must(t, h.exec.RegisterJourney(executor.Journey{ID: typ, Start: "n", Nodes: []executor.Node{{ID: "n", Type: typ}}}))
 			}
 			for typ, w := range map[string]want{"blip": tc.blip, "slow": tc.slow} {
-				run, err := h.exec.StartRun(ctx, typ, nil)
+				run, err := h.exec.StartRunSync(ctx, typ, nil)
 				must(t, err)
 				run = h.drive(t, run.ID)
 				atts, _ := h.store.Attempts(ctx, run.ID)
@@ -219,7 +219,7 @@ func TestModes(t *testing.T) {
 					t.Errorf("off: rule %q", atts[0].Decision.Rule)
 				}
 				// retry_enabled false is never retried, in any mode.
-				run, err = h.exec.StartRun(ctx, typ, nil, executor.WithoutRetry())
+				run, err = h.exec.StartRunSync(ctx, typ, nil, executor.WithoutRetry())
 				must(t, err)
 				if run = h.drive(t, run.ID); run.Status != retry.StatusFailed || run.RetryEnabled {
 					t.Errorf("%s without retry: %s", typ, run.Status)
@@ -259,7 +259,7 @@ func TestRegisterJourneyErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := h.exec.StartRun(context.Background(), "j", nil); !errors.Is(err, executor.ErrUnknownJourney) {
+	if _, err := h.exec.StartRunSync(context.Background(), "j", nil); !errors.Is(err, executor.ErrUnknownJourney) {
 		t.Fatalf("a rejected journey was registered: %v", err)
 	}
 }
@@ -271,7 +271,7 @@ func TestNodeTimeoutIsClassifiedTimeout(t *testing.T) {
 		return nil, ctx.Err()
 	})))
 	must(t, h.exec.RegisterJourney(executor.Journey{ID: "j", Start: "a", Nodes: []executor.Node{{ID: "a", Type: "hang", Timeout: 20 * time.Millisecond}}}))
-	run, err := h.exec.StartRun(context.Background(), "j", nil)
+	run, err := h.exec.StartRunSync(context.Background(), "j", nil)
 	must(t, err)
 	if run.Status != retry.StatusRetrying || run.LastErrorClass != retry.ClassTimeout || !strings.Contains(run.LastErrorMessage, "timed out after 20ms") {
 		t.Fatalf("run %s %s %q", run.Status, run.LastErrorClass, run.LastErrorMessage)
@@ -287,7 +287,7 @@ func TestModeOffIsTheLegacyBehaviour(t *testing.T) {
 		return nil, retry.WithClass(errors.New("connection reset"), retry.ClassNetworkBlip)
 	})))
 	must(t, h.exec.RegisterJourney(executor.Journey{ID: "j", Start: "a", Nodes: []executor.Node{{ID: "a", Type: "blip"}}}))
-	run, err := h.exec.StartRun(context.Background(), "j", nil)
+	run, err := h.exec.StartRunSync(context.Background(), "j", nil)
 	must(t, err)
 	as, err := h.store.Attempts(context.Background(), run.ID)
 	must(t, err)
@@ -307,7 +307,7 @@ func TestUnstorableOutputFailsTheNode(t *testing.T) {
 				return json.RawMessage(out), nil
 			})))
 			must(t, h.exec.RegisterJourney(executor.Journey{ID: "j", Start: "a", Nodes: []executor.Node{{ID: "a", Type: "bad"}}}))
-			run, err := h.exec.StartRun(context.Background(), "j", nil)
+			run, err := h.exec.StartRunSync(context.Background(), "j", nil)
 			must(t, err)
 			if run.Status != retry.StatusFailed || run.LastErrorClass != retry.ClassMalformedNode || !strings.Contains(run.LastErrorMessage, "node a: output not stored") {
 				t.Fatalf("run %s %s %q; want failed, malformed_node, naming the output", run.Status, run.LastErrorClass, run.LastErrorMessage)
@@ -355,7 +355,7 @@ func TestDelayAndBranches(t *testing.T) {
 		{ID: "after", Type: "step"},
 		{ID: "no", Type: "step"},
 	}}))
-	run, err := h.exec.StartRun(ctx, "j", nil)
+	run, err := h.exec.StartRunSync(ctx, "j", nil)
 	must(t, err)
 	if run.Status != retry.StatusWaiting || run.CurrentNodeID != "after" || !run.WakeAt.Equal(h.clock.Now().Add(2*time.Hour)) {
 		t.Fatalf("run %s at %s wake %s", run.Status, run.CurrentNodeID, run.WakeAt)

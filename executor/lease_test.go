@@ -153,7 +153,7 @@ func leaseRound(t *testing.T) (lost int64, gap time.Duration) {
 	statuses := make([]retry.Status, n)
 	for i := range n {
 		wg.Go(func() {
-			run, err := ex.StartRun(t.Context(), "j", json.RawMessage(`{}`))
+			run, err := ex.StartRunSync(t.Context(), "j", json.RawMessage(`{}`))
 			must(t, err)
 			statuses[i] = run.Status
 		})

@@ -31,7 +31,7 @@ func TestLostLeaseWritesNothing(t *testing.T) {
 	must(t, h.exec.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "slow"}}}))
 	done := make(chan retry.Run)
 	go func() {
-		run, err := h.exec.StartRun(ctx, "j", nil, executor.WithRunID("r1"))
+		run, err := h.exec.StartRunSync(ctx, "j", nil, executor.WithRunID("r1"))
 		if err != nil {
 			t.Error(err)
 		}
@@ -73,7 +73,7 @@ func TestSweepOnceCatches(t *testing.T) {
 	must(t, h.exec.RegisterJourney(executor.Journey{ID: "j", Start: "a", Nodes: []executor.Node{
 		{ID: "a", Type: "count", Next: "b"}, {ID: "b", Type: "count"}}}))
 	for _, id := range []string{"d1", "d2"} {
-		_, err := h.exec.StartRun(ctx, "j", nil, executor.WithRunID(id), executor.Deferred())
+		_, err := h.exec.StartRunSync(ctx, "j", nil, executor.WithRunID(id), executor.Deferred())
 		must(t, err)
 	}
 	// A crashed worker: completed a, died in b.
@@ -182,7 +182,7 @@ func TestShutdown(t *testing.T) {
 	started := make(chan retry.Run, 2)
 	for _, j := range []string{"polite", "stuck"} {
 		go func() {
-			run, _ := exec.StartRun(context.Background(), j, nil, executor.WithRunID(j))
+			run, _ := exec.StartRunSync(context.Background(), j, nil, executor.WithRunID(j))
 			started <- run
 		}()
 	}
@@ -193,7 +193,7 @@ func TestShutdown(t *testing.T) {
 	must(t, <-errc)
 	<-started
 	<-started
-	if _, err := exec.StartRun(context.Background(), "polite", nil); !errors.Is(err, retry.ErrClosed) {
+	if _, err := exec.StartRunSync(context.Background(), "polite", nil); !errors.Is(err, retry.ErrClosed) {
 		t.Fatalf("StartRun after shutdown: %v, want ErrClosed", err)
 	}
 	// Who opens a resource closes it: both are still open.
@@ -290,7 +290,7 @@ func TestLeaseRenewal(t *testing.T) {
 		must(t, exec.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "long"}}}))
 		done := make(chan retry.Run, 1)
 		go func() {
-			run, _ := exec.StartRun(context.Background(), "j", nil, executor.WithRunID("r"))
+			run, _ := exec.StartRunSync(context.Background(), "j", nil, executor.WithRunID("r"))
 			done <- run
 		}()
 		<-entered
@@ -326,7 +326,7 @@ func TestPolicyOverrides(t *testing.T) {
 		must(t, h.exec.RegisterJourney(j))
 	}
 	for id, want := range map[string]string{"exec": "executor", "journey": "journey", "node": "node"} {
-		run, err := h.exec.StartRun(context.Background(), id, nil)
+		run, err := h.exec.StartRunSync(context.Background(), id, nil)
 		must(t, err)
 		atts, _ := h.store.Attempts(context.Background(), run.ID)
 		if run.Status != retry.StatusFailed || atts[0].Decision.Strategy != want {
@@ -366,7 +366,7 @@ func TestObserver(t *testing.T) {
 	h := newHarness(t, executor.Config{Mode: executor.ModeFull, Observer: obs}, nil)
 	must(t, h.exec.Handle("flaky", failing(retry.WithClass(errors.New("503"), retry.ClassServiceUnavailable), 1)))
 	must(t, h.exec.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "flaky"}}}))
-	run, err := h.exec.StartRun(context.Background(), "j", nil)
+	run, err := h.exec.StartRunSync(context.Background(), "j", nil)
 	must(t, err)
 	h.drive(t, run.ID)
 	if len(obs.events) != 2 || len(obs.swept) != 1 || obs.swept[0] != 1 {
