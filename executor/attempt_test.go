@@ -106,7 +106,7 @@ func TestZeroDelayRetryKeepsClaim(t *testing.T) {
 	var calls atomic.Int64
 	must(t, ex.Handle("flaky", countingHandler(t, h.clock, &calls, 2)))
 	must(t, ex.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "flaky"}}}))
-	run, err := ex.StartRun(context.Background(), "j", nil, executor.WithRunID("r1"))
+	run, err := ex.StartRunSync(context.Background(), "j", nil, executor.WithRunID("r1"))
 	if err != nil || run.Status != retry.StatusCompleted {
 		t.Fatalf("StartRun = %s, %v; want completed", run.Status, err)
 	}
@@ -142,19 +142,19 @@ func TestLateClaimNotExecuted(t *testing.T) {
 			ctx := context.Background()
 			switch path {
 			case "StartRun":
-				run, err := ex.StartRun(ctx, "j", nil, executor.WithRunID("r1"))
+				run, err := ex.StartRunSync(ctx, "j", nil, executor.WithRunID("r1"))
 				must(t, err)
 				if run.Status != retry.StatusInProgress {
 					t.Fatalf("StartRun under a late claim: status %s; want in_progress, handed back", run.Status)
 				}
 			case "SweepOnce":
-				_, err := ex.StartRun(ctx, "j", nil, executor.WithRunID("r1"), executor.Deferred())
+				_, err := ex.StartRunSync(ctx, "j", nil, executor.WithRunID("r1"), executor.Deferred())
 				must(t, err)
 				h.clock.Add(time.Minute) // past the sweep grace
 				_, err = ex.SweepOnce(ctx)
 				must(t, err)
 			case "wake":
-				_, err := ex.StartRun(ctx, "j", nil, executor.WithRunID("r1"), executor.Deferred())
+				_, err := ex.StartRunSync(ctx, "j", nil, executor.WithRunID("r1"), executor.Deferred())
 				must(t, err)
 				rctx, cancel := context.WithCancel(ctx)
 				errc := make(chan error, 1)
@@ -196,7 +196,7 @@ func TestKeptClaimExtendedBeforeNode(t *testing.T) {
 	must(t, ex.Handle("t", countingHandler(t, h.clock, &calls, 0)))
 	must(t, ex.RegisterJourney(executor.Journey{ID: "j", Start: "a", Nodes: []executor.Node{
 		{ID: "a", Type: "slow", Next: "b"}, {ID: "b", Type: "t"}}}))
-	run, err := ex.StartRun(context.Background(), "j", nil, executor.WithRunID("r1"))
+	run, err := ex.StartRunSync(context.Background(), "j", nil, executor.WithRunID("r1"))
 	if err != nil || run.Status != retry.StatusCompleted || calls.Load() != 1 {
 		t.Fatalf("StartRun = %s, %v, %d executions of b; want completed, 1", run.Status, err, calls.Load())
 	}
