@@ -25,6 +25,8 @@ func TestChecksCatchBrokenSchedulers(t *testing.T) {
 		{"ReadyWhenEarlierScheduled", func(s *memory.Scheduler) retry.Scheduler { return newArmedOnce(s) }, time.Minute},
 		{"ReadyUnderConcurrency", func(s *memory.Scheduler) retry.Scheduler { return newArmedOnce(s) }, time.Minute},
 		{"ReadyWhenLeaseRunsOut", func(s *memory.Scheduler) retry.Scheduler { return newNoLeaseSignal(s) }, 100 * time.Millisecond},
+		{"RestoreOnlyWhenAbsent", func(s *memory.Scheduler) retry.Scheduler { return restoreMoves{s} }, time.Minute},
+		{"LostClosedByClose", func(s *memory.Scheduler) retry.Scheduler { return lostNeverClosed{s, make(chan struct{})} }, time.Minute},
 	} {
 		t.Run(tc.check, func(t *testing.T) {
 			t.Parallel()
@@ -158,3 +160,21 @@ func (n *noLeaseSignal) Claim(ctx context.Context, now time.Time, limit int) ([]
 	n.mu.Unlock()
 	return ds, err
 }
+
+// restoreMoves restores by scheduling: it moves a pending entry and makes
+// an outstanding delivery stale.
+type restoreMoves struct{ *memory.Scheduler }
+
+func (restoreMoves) Shared() bool { return true }
+
+func (r restoreMoves) Restore(ctx context.Context, id string, at time.Time) error {
+	return r.Schedule(ctx, id, at)
+}
+
+// lostNeverClosed reports losses on a channel Close leaves open.
+type lostNeverClosed struct {
+	*memory.Scheduler
+	lost chan struct{}
+}
+
+func (l lostNeverClosed) Lost() <-chan struct{} { return l.lost }

@@ -21,6 +21,50 @@
 // entries due at that clock's now ([Backend.Now]) and wait, under a
 // watchdog, for the signal.
 //
+// # Contract coverage
+//
+// Each sentence of the contract in retry/scheduler.go, and the checks that
+// cover it:
+//
+//   - safe for concurrent use: ConcurrentSchedule, ConcurrentClaim,
+//     ReadyUnderConcurrency, CloseDuringClaims
+//   - due entries wait while consumers are busy (back-pressure):
+//     LimitLeavesTheRestWaiting
+//   - an unacknowledged delivery is handed out again after the lease:
+//     RedeliveredAfterLease, SharedVanishedConsumer
+//   - Schedule inserts: NeverEarly, OneEntryPerID; replaces the due time:
+//     RescheduleLater, RescheduleEarlier; and the outstanding delivery:
+//     RescheduleDelivered, StaleAckRemovesNothing
+//   - Cancel removes: CancelPreventsHandOut, CancelDelivered; an absent id
+//     is not an error: CancelAbsent
+//   - Claim hands out up to limit (every Claim), due at or before now, never
+//     after (every Claim, NeverEarly), earliest first (DueOrderAcrossPages,
+//     Thousands), each leased (OnceWhileUnacked)
+//   - Ack removes (OnceThenAcked) unless rescheduled since
+//     (StaleAckRemovesNothing)
+//   - Ready signals when the time came (ReadyWhenDueNow,
+//     ReadyWhenTimeComes), for an earlier entry (ReadyWhenEarlierScheduled),
+//     when a lease ran out (ReadyWhenLeaseRunsOut), over the whole life
+//     (ReadyKeepsComing), under concurrent Schedule and Claim
+//     (ReadyUnderConcurrency), across processes (SharedReady); it is closed
+//     by Close (CloseStopsEverything)
+//   - Close: later calls return ErrClosed (CloseStopsEverything), nothing
+//     handed out after it returns (CloseDuringClaims)
+//   - SharedScheduler: entries seen by every handle (SharedSeesEntries,
+//     SharedConcurrentClaim); Restore inserts only when absent
+//     (RestoreOnlyWhenAbsent)
+//   - LossReporter: Lost is closed by Close (LostClosedByClose)
+//   - bad input changes nothing (the module's rule): BadInputChangesNothing
+//
+// DurableScheduler's Durable and LossReporter's signal on a loss are
+// promises about the world outside the process (a restart, a flushed
+// server), which a backend's own tests check (scheduler/redis kills and
+// flushes a real server); the suite cannot stage them for every backend.
+//
+// The Ready, Restore and Lost checks are also run, in this package's
+// tests, against the memory scheduler broken in the way each exists to
+// catch, and must fail there (broken_test.go).
+//
 // # Watchdog
 //
 // Every wait (a Ready signal, Close, a group of goroutines, a Claim loop
