@@ -140,3 +140,22 @@ func TestWaitPollsForAnotherProcess(t *testing.T) {
 		t.Fatalf("Wait with a zero poll interval: %v, want ErrInvalidArgument", err)
 	}
 }
+
+// TestDuplicateRunID: starting a run with an id the store holds is
+// retry.ErrDuplicateRun, not an invalid argument, and changes nothing.
+func TestDuplicateRunID(t *testing.T) {
+	h := newHarness(t, executor.Config{}, nil)
+	must(t, h.exec.Handle("ok", executor.HandlerFunc(ok)))
+	must(t, h.exec.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "ok"}}}))
+	first, err := h.exec.StartRunSync(context.Background(), "j", nil, executor.WithRunID("order-1"))
+	must(t, err)
+	for _, opts := range [][]executor.StartOption{{executor.WithRunID("order-1")}, {executor.WithRunID("order-1"), executor.Deferred()}} {
+		_, err := h.exec.StartRunSync(context.Background(), "j", nil, opts...)
+		if !errors.Is(err, retry.ErrDuplicateRun) || errors.Is(err, retry.ErrInvalidArgument) {
+			t.Fatalf("second start of order-1: %v, want ErrDuplicateRun alone", err)
+		}
+	}
+	if again, err := h.store.Get(context.Background(), "order-1"); err != nil || again.UpdatedAt != first.UpdatedAt || again.Status != retry.StatusCompleted {
+		t.Fatalf("the run changed: %+v, %v", again, err)
+	}
+}

@@ -36,6 +36,11 @@ var (
 	// accept (an empty id, a negative limit, a zero lease). Nothing changed.
 	ErrInvalidArgument = errors.New("invalid argument")
 
+	// ErrDuplicateRun: Create was given a run id the store already holds.
+	// Nothing changed; the existing run is untouched. A caller that
+	// creates runs with ids of its own (idempotent starts) checks it.
+	ErrDuplicateRun = errors.New("run id already taken")
+
 	// ErrClosed: the store or scheduler was closed.
 	ErrClosed = errors.New("closed")
 )

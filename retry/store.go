@@ -35,7 +35,7 @@ type Runs interface {
 	// Create inserts a run at nr.StartNodeID, StatusInProgress, and returns
 	// it. With nr.Lease > 0 the run is claimed by nr.Worker until now +
 	// Lease; otherwise it is unclaimed and immediately claimable. An id
-	// already taken wraps ErrInvalidArgument.
+	// already taken wraps ErrDuplicateRun.
 	Create(ctx context.Context, nr NewRun, now time.Time) (Run, error)
 	// Get returns the run, or an error wrapping ErrNotFound.
 	Get(ctx context.Context, id string) (Run, error)

@@ -14,7 +14,7 @@ import (
 )
 
 // Create inserts a run; see [retry.Runs]. An id already taken wraps
-// [retry.ErrInvalidArgument].
+// [retry.ErrDuplicateRun].
 func (s *Store) Create(ctx context.Context, nr retry.NewRun, now time.Time) (retry.Run, error) {
 	if err := storecheck.NewRun(nr, now); err != nil {
 		return retry.Run{}, fmt.Errorf("create run: %w", err)
@@ -45,7 +45,7 @@ ON CONFLICT (id) DO NOTHING`,
 			id, nr.JourneyID, nr.JourneyVersion, nr.StartNodeID, string(runCtx), nr.MaxRetries, !nr.DisableRetry,
 			nullable(token), nullable(worker), nullable(lease), due, datetime(now), datetime(now))
 		if err == nil && !ok {
-			err = storecheck.Invalid("run id %q already taken", id)
+			err = fmt.Errorf("%w: %q", retry.ErrDuplicateRun, id)
 		}
 		run = r
 		return err

@@ -148,7 +148,7 @@ func (s *Store) Create(ctx context.Context, nr retry.NewRun, now time.Time) (ret
 	}
 	defer s.data.mu.Unlock()
 	if _, taken := s.data.runs[id]; taken {
-		return retry.Run{}, fmt.Errorf("create run: %w", storecheck.Invalid("run id %q already taken", id))
+		return retry.Run{}, fmt.Errorf("create run: %w: %q", retry.ErrDuplicateRun, id)
 	}
 	s.data.runs[id] = r
 	return copyRun(r.run), nil

@@ -46,7 +46,7 @@ var createChecks = []check{
 		nr := newRun("r1")
 		nr.JourneyID = "other"
 		_, err := h.s.Create(h.ctx, nr, at(1))
-		h.expectErr("Create with a taken id", err, retry.ErrInvalidArgument)
+		h.expectErr("Create with a taken id", err, retry.ErrDuplicateRun)
 		h.unchanged("Create with a taken id", before, 0)
 	}},
 	{"Create/DisableRetry", func(h *harness) {
