@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -202,5 +203,69 @@ func TestKeptClaimExtendedBeforeNode(t *testing.T) {
 	}
 	if n := ls.extends.Load(); n != 1 {
 		t.Fatalf("%d lease extensions; want 1, before node b", n)
+	}
+}
+
+// durable is a memory scheduler that says its entries outlive the process.
+type durable struct {
+	*memory.Scheduler
+	ready chan struct{} // closed at the first Ready: Run is past its rebuild
+	once  sync.Once
+	acked chan string
+}
+
+func (d *durable) Durable() bool { return true }
+
+func (d *durable) Ack(ctx context.Context, dl retry.Delivery) error {
+	defer func() { d.acked <- dl.ID }()
+	return d.Scheduler.Ack(ctx, dl)
+}
+
+func (d *durable) Ready() <-chan struct{} {
+	d.once.Do(func() { close(d.ready) })
+	return d.Scheduler.Ready()
+}
+
+// listCounting counts ListWakeups calls: a rebuild.
+type listCounting struct {
+	retry.Store
+	lists atomic.Int64
+}
+
+func (s *listCounting) ListWakeups(ctx context.Context, afterID string, limit int) ([]retry.Wakeup, error) {
+	s.lists.Add(1)
+	return s.Store.ListWakeups(ctx, afterID, limit)
+}
+
+// A durable scheduler is not rebuilt when Run starts: its entries are
+// already there, and every process rebuilding it would race the others.
+func TestDurableSchedulerNotRebuilt(t *testing.T) {
+	c := newClock()
+	store := &listCounting{Store: openStore(t, "")}
+	r, err := store.Create(context.Background(), retry.NewRun{ID: "r1", JourneyID: "j", StartNodeID: "n", MaxRetries: 3, Worker: "w", Lease: time.Minute}, c.Now())
+	must(t, err)
+	_, err = store.RecordFailure(context.Background(), r.Claim(), retry.FailureRecord{NodeID: "n", FinishedAt: c.Now(),
+		Decision: retry.Decision{Retry: true, Delay: time.Hour}})
+	must(t, err)
+	mem, err := memory.New(memory.Config{Now: c.Now})
+	must(t, err)
+	sched := &durable{Scheduler: mem, ready: make(chan struct{}), acked: make(chan string, 10)}
+	must(t, sched.Schedule(context.Background(), "missing", c.Now())) // a stale entry: its run is gone
+	ex, err := executor.New(executor.Config{Workers: 2, SweepSpec: "@every 1h", Now: c.Now}, store, sched, retryAfter(0))
+	must(t, err)
+	defer ex.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- ex.Run(ctx) }()
+	await(t, sched.ready, "Run to consume")
+	await(t, sched.acked, "the stale entry's delivery")
+	cancel()
+	must(t, <-errc)
+	st := ex.Stats()
+	if n := store.lists.Load(); n != 0 || st.Rebuilt != 0 {
+		t.Fatalf("a durable scheduler was rebuilt: %d ListWakeups calls, Stats.Rebuilt %d; want none", n, st.Rebuilt)
+	}
+	if st.Deliveries != 1 || st.Wasted != 1 {
+		t.Fatalf("Stats %+v; want the stale entry delivered and counted wasted", st)
 	}
 }

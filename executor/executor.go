@@ -330,8 +330,9 @@ func (e *Executor) stopped() bool {
 	}
 }
 
-// Run rebuilds the scheduler from the store (a failure is logged, not
-// fatal: the sweeper covers), starts the sweeper, and executes wake-ups
+// Run rebuilds the scheduler from the store unless it is durable
+// ([retry.DurableScheduler]; a failure is logged, not fatal: the sweeper
+// covers), starts the sweeper, and executes wake-ups
 // until ctx is cancelled, rebuilding the scheduler whenever it reports a
 // loss ([retry.LossReporter]). Then it shuts down gracefully:
 // it takes no new work, waits up to Config.ShutdownTimeout for in-flight
@@ -350,9 +351,12 @@ func (e *Executor) Run(ctx context.Context) error {
 	var errs *multierror.Error
 	// A scheduler that cannot be rebuilt (Redis down) is no reason to stop:
 	// the store holds every run, and the sweeper takes what the scheduler
-	// misses.
-	if err := e.Rebuild(ctx); err != nil && ctx.Err() == nil {
-		e.cfg.Logger.Warn("rebuild scheduler; the sweeper covers what it misses", "err", err)
+	// misses. A durable one keeps its entries across restarts: rebuilding
+	// it on every start would only make other processes' deliveries stale.
+	if ds, ok := e.sched.(retry.DurableScheduler); !ok || !ds.Durable() {
+		if err := e.Rebuild(ctx); err != nil && ctx.Err() == nil {
+			e.cfg.Logger.Warn("rebuild scheduler; the sweeper covers what it misses", "err", err)
+		}
 	}
 	if lr, ok := e.sched.(retry.LossReporter); ok {
 		go e.rebuildOnLoss(ctx, lr.Lost())
@@ -412,6 +416,7 @@ func (e *Executor) claimWakeups(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		e.stats.deliveries.Add(int64(len(ds)))
 		for _, d := range ds {
 			if !e.acquire(ctx) {
 				return nil // undelivered entries are redelivered after the scheduler's lease
@@ -439,6 +444,7 @@ func (e *Executor) wake(d retry.Delivery) {
 		e.cfg.Logger.Warn("ack wake-up", "run", d.ID, "err", err)
 	}
 	if err != nil {
+		e.stats.wasted.Add(1)
 		return
 	}
 	e.stats.resumed.Add(1)
@@ -609,12 +615,17 @@ type Stats struct {
 	// (a store answering late): the node could have outlasted the claim.
 	// Their runs are scheduled again at once.
 	ShortClaims int64
+	// Deliveries counts the wake-ups the scheduler handed out; Wasted
+	// those whose run was no longer there to claim (taken by another
+	// worker or a sweep, or already ended): a stale, duplicate or late
+	// wake-up.
+	Deliveries, Wasted int64
 }
 
 type stats struct {
 	started, resumed, rebuilt, sweeperCaught              atomic.Int64
 	attempts, succeeded, failed, retries, immediate, lost atomic.Int64
-	short                                                 atomic.Int64
+	short, deliveries, wasted                             atomic.Int64
 }
 
 // Stats returns the counters.
@@ -625,5 +636,6 @@ func (e *Executor) Stats() Stats {
 		SweeperCaught: s.sweeperCaught.Load(), Attempts: s.attempts.Load(),
 		Succeeded: s.succeeded.Load(), Failed: s.failed.Load(), Retries: s.retries.Load(),
 		Immediate: s.immediate.Load(), LostClaims: s.lost.Load(), ShortClaims: s.short.Load(),
+		Deliveries: s.deliveries.Load(), Wasted: s.wasted.Load(),
 	}
 }

@@ -153,9 +153,12 @@ func (e *Executor) runNode(ctx context.Context, run retry.Run, claim retry.Claim
 	lost := false
 	done := make(chan struct{})
 	renewerDone := make(chan struct{})
+	// The first renewal is timed now, not whenever the goroutine starts:
+	// by then the node may have moved the clock.
+	first := e.renewIn(claim)
 	go func() { // lease renewal
 		defer close(renewerDone)
-		t := time.NewTimer(e.renewIn(claim))
+		t := time.NewTimer(first)
 		defer t.Stop()
 		for {
 			select {
