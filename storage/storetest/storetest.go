@@ -19,6 +19,61 @@
 // wall clock decides nothing. A lease expires because a later call passes a
 // later now.
 //
+// # Contract coverage
+//
+// Each sentence of the contract in retry/store.go, and the checks that
+// cover it:
+//
+//   - Create: at the start node, in progress (Create/Unclaimed); claimed
+//     with a lease (Create/Claimed) or claimable at once (Create/Unclaimed);
+//     a taken id refused (Create/DuplicateID); a generated id
+//     (Create/GeneratedID); retry disabled (Create/DisableRetry)
+//   - Get and Attempts: ErrNotFound (Get/NotFound); history in attempt
+//     order (CompleteNode/Next, CompleteNode/ResetsRetryCount,
+//     Replay/AfterRetries)
+//   - claimable when retrying and due, waiting and due, or in progress
+//     without a live lease: ClaimRun/NotClaimable, ClaimDue/NewAndWaiting,
+//     Lease/ExpiryMakesClaimable, Park/WaitsUntilWakeAt; two claimers never
+//     get the same run, each claim a new token: ClaimRun/NewTokenEachClaim,
+//     Concurrency/ClaimDueAcrossHandles, Concurrency/ClaimRunOneWinner
+//   - ClaimRun: ErrNotFound (ClaimRun/NotFound), ErrNotClaimable
+//     (ClaimRun/NotClaimable), the claimed run as stored (every claim)
+//   - ClaimDue: earliest due first, up to limit (ClaimDue/EarliestFirst,
+//     Time/DueOrderAcrossDigits), possibly none (ClaimDue/Empty), due by an
+//     earlier time than now (ClaimDue/DueByBeforeNow), each run as stored
+//     (ClaimDue/ReturnsTheStoredRun); dueBy after now refused
+//     (Invalid/Arguments)
+//   - ExtendLease and Release: Lease/Extend, Lease/ExtendAfterExpiry,
+//     Lease/Release, Lease/NotFound
+//   - every write is conditional on the token and a live lease, and a lost
+//     claim changes nothing: Lease/EveryWriteEveryHolder (each of the four
+//     writes under a live, expired, stale and released claim),
+//     Lease/EveryStatusReleases (under the claim a completed, parked,
+//     retrying or failed run gave up), Lease/StaleTokenChangesNothing,
+//     Lease/ExpiredClaimWritesNothing, Concurrency/Writes
+//   - CompleteNode: the output stored and the claim kept (CompleteNode/Next),
+//     completing (CompleteNode/Last), parking (Park/WaitsUntilWakeAt),
+//     RetryCount reset (CompleteNode/ResetsRetryCount)
+//   - RecordFailure: each status it decides (RecordFailure/Outcomes,
+//     RecordFailure/MaxRetriesBoundary, RecordFailure/MaxRetriesZero), the
+//     retry's fields (RecordFailure/Retry), a zero delay keeps the claim
+//     (RecordFailure/ZeroDelay*), the message truncated and free text
+//     stored (RecordFailure/Truncation, RecordFailure/UnstorableText)
+//   - ListWakeups: retrying and waiting runs in id order, paged
+//     (ListWakeups/Paged)
+//   - Close: later calls return ErrClosed (Invalid/Closed)
+//   - text and times every store keeps alike: Invalid/Arguments, Time/*
+//   - Inspector: Inspector/CountByStatus, Inspector/RetryHistogram,
+//     Inspector/TopErrors, Inspector/RetryStats, Inspector/ListRuns;
+//     Replay takes the two failed statuses and refuses the others,
+//     changing nothing (Replay/EveryStatus, Inspector/Replay), gives the
+//     retry budget back and keeps the history (Replay/AfterRetries)
+//
+// The claim, status and replay checks, and those that could pass
+// vacuously or crash on a short result, are also run, in this package's
+// tests, against the in-memory store (storage/memstore) broken in the way
+// each exists to catch, and must fail there (the table in broken_test.go).
+//
 // # Watchdog
 //
 // Every call of the store runs under [Watchdog], and every call gets a
