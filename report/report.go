@@ -105,12 +105,12 @@ func Summarize(ctx context.Context, in retry.Inspector, now time.Time) (Database
 	sum := DatabaseSummary{TopErrors: []TopError{}}
 	var err error
 	if sum.ByStatus, err = in.CountByStatus(ctx); err != nil {
-		return sum, fmt.Errorf("count runs: %w", err)
+		return sum, fmt.Errorf("summary: %w", err)
 	}
 	sum.Runs = Total(sum.ByStatus)
 	st, err := in.RetryStats(ctx)
 	if err != nil {
-		return sum, fmt.Errorf("retry stats: %w", err)
+		return sum, fmt.Errorf("summary: %w", err)
 	}
 	sum.AttemptsPerRun, sum.RetriesByStrategy, sum.RetriesByClass, sum.Replays =
 		st.AttemptsPerRun, st.RetriesByStrategy, st.RetriesByClass, st.Replays
@@ -122,7 +122,7 @@ func Summarize(ctx context.Context, in retry.Inspector, now time.Time) (Database
 	}
 	top, err := in.TopErrors(ctx, time.UnixMilli(0), now.Add(24*time.Hour), TopErrorsLimit)
 	if err != nil {
-		return sum, fmt.Errorf("top errors: %w", err)
+		return sum, fmt.Errorf("summary: %w", err)
 	}
 	for _, e := range top {
 		sum.TopErrors = append(sum.TopErrors, TopError{Class: e.Class, Message: e.Message, Count: e.Count})

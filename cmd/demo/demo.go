@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 
 	"github.com/journeyretry/journeyretry/report"
 	"github.com/journeyretry/journeyretry/retry"
@@ -44,11 +46,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("count runs: %w", err)
 	}
 	resumed := report.Unfinished(counts)
-	var existing retry.Runs
-	if report.Total(counts) > 0 {
-		existing = s
-	}
-	created, err := createRuns(ctx, ex.Executor, cfg.faults(), cfg.Demo.Runs, true, existing)
+	created, err := createRuns(ctx, ex.Executor, cfg.faults(), cfg.Demo.Runs, true, s)
 	if err != nil {
 		ex.Close()
 		if errors.Is(err, errInterrupted) {
@@ -134,10 +132,19 @@ func demoRunID(i int) string { return fmt.Sprintf("patient-%06d", i) }
 // progressEvery is how often the demo polls the store for progress.
 const progressEvery = 100 * time.Millisecond
 
-// waitFinished shows a progress bar on w until every run in the store has
-// reached a terminal status, or ctx ends (errInterrupted).
+// plainEvery is how often the demo prints a progress line when stderr is
+// not a terminal (a log, a pipe), where a bar's carriage-return frames
+// would pile up.
+const plainEvery = 5 * time.Second
+
+// waitFinished shows progress on w until every run in the store has
+// reached a terminal status, or ctx ends (errInterrupted): a bar on a
+// terminal, a plain line every plainEvery otherwise.
 func waitFinished(ctx context.Context, s retry.Inspector, w io.Writer) error {
 	var bar *progressbar.ProgressBar
+	f, isFile := w.(*os.File)
+	terminal := isFile && term.IsTerminal(int(f.Fd()))
+	start, lastLine := time.Now(), time.Now()
 	tick := time.NewTicker(progressEvery)
 	defer tick.Stop()
 	for {
@@ -146,19 +153,31 @@ func waitFinished(ctx context.Context, s retry.Inspector, w io.Writer) error {
 			return fmt.Errorf("count runs: %w", err)
 		}
 		all, left := report.Total(counts), report.Unfinished(counts)
-		if err == nil {
+		switch {
+		case err != nil:
+		case !terminal:
+			if left == 0 {
+				return nil
+			}
+			if now := time.Now(); now.Sub(lastLine) >= plainEvery {
+				fmt.Fprintf(w, "journeys: %d of %d finished\n", all-left, all)
+				lastLine = now
+			}
+		default:
 			if bar == nil {
 				bar = progressbar.NewOptions(all,
 					progressbar.OptionSetWriter(w),
 					progressbar.OptionSetDescription("journeys"),
 					progressbar.OptionShowCount(),
 					progressbar.OptionSetWidth(30),
+					progressbar.OptionSetPredictTime(false), // eta says it, once it means something
 					progressbar.OptionThrottle(progressEvery),
 					progressbar.OptionClearOnFinish(),
 					progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
 				)
 			}
 			bar.ChangeMax(all)
+			bar.Describe("journeys" + eta(time.Since(start), all-left, all))
 			bar.Set(all - left)
 			if left == 0 {
 				bar.Finish()
@@ -167,9 +186,22 @@ func waitFinished(ctx context.Context, s retry.Inspector, w io.Writer) error {
 		}
 		select {
 		case <-ctx.Done():
-			fmt.Fprintln(w)
+			if terminal {
+				fmt.Fprintln(w)
+			}
 			return errInterrupted
 		case <-tick.C:
 		}
 	}
+}
+
+// eta is the bar's estimate of the time left, after elapsed with done of
+// all runs finished: nothing before 5 % of the runs are done or 2 s have
+// passed, when a rate from a handful of runs would be noise.
+func eta(elapsed time.Duration, done, all int) string {
+	if done == 0 || done >= all || (done*20 < all && elapsed < 2*time.Second) {
+		return ""
+	}
+	left := time.Duration(float64(elapsed) * float64(all-done) / float64(done))
+	return fmt.Sprintf(" (about %s left)", left.Round(time.Second))
 }

@@ -9,7 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/journeyretry/journeyretry/report"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -176,5 +178,86 @@ func TestReadCommandsChangeNothing(t *testing.T) {
 				t.Errorf("%v switched %s to WAL", args, filepath.Base(db))
 			}
 		}
+	}
+}
+
+// TestProgressNotATerminal: with stderr not a terminal the demo writes no
+// carriage-return frames.
+func TestProgressNotATerminal(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r := runBin(t, dir, nil, fastArgs(filepath.Join(dir, "p.db"), 40)...)
+	if r.code != 0 || strings.Contains(r.stderr, "\r") || strings.Contains(r.stdout, "\r") {
+		t.Errorf("status %d, carriage returns in the output:\n%q", r.code, r.stderr)
+	}
+}
+
+// TestETA: the bar estimates nothing before 5 % of the runs are done or
+// 2 s have passed.
+func TestETA(t *testing.T) {
+	for _, tc := range []struct {
+		elapsed   time.Duration
+		done, all int
+		want      string
+	}{
+		{100 * time.Millisecond, 2, 300, ""},
+		{1900 * time.Millisecond, 14, 300, ""},
+		{time.Second, 15, 300, " (about 19s left)"},
+		{2 * time.Second, 3, 300, " (about 3m18s left)"},
+		{5 * time.Second, 0, 300, ""},
+		{5 * time.Second, 300, 300, ""},
+	} {
+		if got := eta(tc.elapsed, tc.done, tc.all); got != tc.want {
+			t.Errorf("eta(%s, %d, %d) = %q, want %q", tc.elapsed, tc.done, tc.all, got, tc.want)
+		}
+	}
+}
+
+// TestTwoDemosOnAFreshFile: a second demo started on the fresh file a
+// first one is filling stops with a message saying so, not "run id
+// already taken: invalid argument".
+func TestTwoDemosOnAFreshFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	store := filepath.Join(dir, "two.db")
+	args := []string{"--store", store, "--runs", "3000", "--lease", "2s"}
+	first := demoCmd(t.Context(), dir, nil, args...)
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { first.Process.Kill(); first.Wait() }()
+	waitFor(t, store, 30*time.Second, func(c map[retry.Status]int) bool { return report.Total(c) >= 1 })
+	r := runBin(t, dir, nil, args...)
+	if r.code == 0 {
+		t.Skip("the first demo had created every run before the second started")
+	}
+	if r.code != exitFailure || !strings.Contains(r.stderr, "another demo is running on this database") || strings.Contains(r.stderr, "invalid argument") {
+		t.Errorf("second demo: status %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestErrorPrefixOnce: no layer repeats the prefix of the one below it
+// (stats used to say "retry stats: retry stats: ...").
+func TestErrorPrefixOnce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	store := filepath.Join(dir, "broken.db")
+	if r := runBin(t, dir, nil, "migrate", "--store", store); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	s := openDB(t, store)
+	if _, err := s.DB().ExecContext(t.Context(), `DROP TABLE journey_run_attempts`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	r := runBin(t, dir, nil, "stats", "--store", store)
+	parts := strings.Split(r.stderr, ": ")
+	for i := 1; i < len(parts); i++ {
+		if parts[i] == parts[i-1] {
+			t.Errorf("stats: %q repeated in %q", parts[i], r.stderr)
+		}
+	}
+	if r.code != exitFailure || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("stats: status %d, %q", r.code, r.stderr)
 	}
 }
