@@ -56,3 +56,32 @@ func TestReadmeRolloutConfigurations(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeQuickStart: README's quick start is the body of Example, at
+// most 30 lines, so it compiles and runs with the tests.
+func TestReadmeQuickStart(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)\n## Quick start\n.*?```go\n(.*?)```").FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README has no quick start")
+	}
+	src, err := os.ReadFile("example_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body, _ := strings.Cut(string(src), "func Example() {\n")
+	body, _, _ = strings.Cut(body, "\t// Output:")
+	var lines []string
+	for l := range strings.Lines(body) {
+		lines = append(lines, strings.TrimPrefix(l, "\t"))
+	}
+	if want := strings.Join(lines, ""); string(m[1]) != want {
+		t.Fatalf("README's quick start is not Example's body:\n%s\nwant:\n%s", m[1], want)
+	}
+	if n := strings.Count(string(m[1]), "\n"); n > 30 {
+		t.Fatalf("quick start of %d lines, want at most 30", n)
+	}
+}
