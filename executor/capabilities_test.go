@@ -134,3 +134,4 @@ func TestLossRebuildsAtOnce(t *testing.T) {
 		t.Fatalf("stats %+v; want 2 rebuilt", s)
 	}
 }
+

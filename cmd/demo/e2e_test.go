@@ -463,10 +463,11 @@ type worker struct {
 	out bytes.Buffer
 }
 
-func startWorker(t *testing.T, dir, store string) *worker {
+func startWorker(t *testing.T, dir, store string, extra ...string) *worker {
 	t.Helper()
 	w := &worker{}
-	w.cmd = demoCmd(t.Context(), dir, nil, "worker", "--store", store, "--lease", "2s", "--sweep", "@every 1s", "--workers", "4")
+	args := append([]string{"worker", "--store", store, "--lease", "2s", "--sweep", "@every 1s", "--workers", "4"}, extra...)
+	w.cmd = demoCmd(t.Context(), dir, nil, args...)
 	w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.out
 	if err := w.cmd.Start(); err != nil {
 		t.Fatal(err)

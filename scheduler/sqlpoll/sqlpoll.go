@@ -8,8 +8,8 @@
 // Entries survive a restart of every process: the executor does not
 // rebuild them ([retry.DurableScheduler]), and every process on the same
 // database sees them ([retry.SharedScheduler]). When the scheduler is on
-// the store's own database (opened on [storage.Store.DB], the default of
-// the demo and of package engine), it joins the store's transactions
+// the store's own database (opened on the store's pool, storage's
+// Store.DB, as package engine does), it joins the store's transactions
 // ([retry.TxScheduler]): the executor writes a retry decision and its
 // wake-up in one commit, so no crash can leave a retrying run without it.
 //
@@ -34,11 +34,11 @@
 //
 // # SQLite and "database is locked"
 //
-// Open the database with the store's settings ([storage.Store.DB] or
-// [storage.OpenDB]): writes on one connection per process, transactions
-// that begin IMMEDIATE, and a busy timeout that covers the other processes
-// on the file. Every statement the scheduler runs is a single short write
-// or read, so a second process waits its turn instead of failing.
+// Open the database as the store does (the store's own pool, storage's
+// Store.DB): writes on one connection per process, transactions that begin
+// IMMEDIATE, and a busy timeout that covers the other processes on the
+// file. Every statement the scheduler runs is a single short write or
+// read, so a second process waits its turn instead of failing.
 //
 // # Times
 //
