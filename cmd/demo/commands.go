@@ -252,15 +252,24 @@ func timePtr(t time.Time) *time.Time {
 
 // viewRun is the view of r, whose history holds replays operator replays.
 func viewRun(r retry.Run, replays int) runView {
-	return runView{
+	v := runView{
 		ID: r.ID, JourneyID: r.JourneyID, JourneyVersion: r.JourneyVersion, Status: r.Status,
 		CurrentNodeID: r.CurrentNodeID, RetryCount: r.RetryCount, MaxRetries: r.MaxRetries,
 		RetryEnabled: r.RetryEnabled, AttemptCount: r.AttemptCount - replays, Replays: replays,
 		LastErrorClass: r.LastErrorClass, LastErrorMessage: r.LastErrorMessage,
-		LastErrorAt: timePtr(r.LastErrorAt), NextRetryAt: timePtr(r.NextRetryAt), WakeAt: timePtr(r.WakeAt),
+		LastErrorAt: timePtr(r.LastErrorAt),
 		ClaimedBy: r.ClaimedBy, LeaseExpiresAt: timePtr(r.LeaseExpiresAt),
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
+	// The store keeps the last due and wake times after they pass; they
+	// describe the run only while it waits for them.
+	switch r.Status {
+	case retry.StatusRetrying:
+		v.NextRetryAt = timePtr(r.NextRetryAt)
+	case retry.StatusWaiting:
+		v.WakeAt = timePtr(r.WakeAt)
+	}
+	return v
 }
 
 // attemptView is one attempt as runs show prints it.

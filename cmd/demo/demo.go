@@ -76,13 +76,16 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var d report.DatabaseSummary
 	if waitErr == nil {
 		d, waitErr = report.Summarize(readCtx, s, time.Now())
-	} else if errors.Is(waitErr, errInterrupted) {
-		counts, _ := s.CountByStatus(readCtx)
-		waitErr = fmt.Errorf("%w: %d runs unfinished; run the demo again on the same database to resume them", errInterrupted, report.Unfinished(counts))
 	}
 	stopRun()
 	if runErr := <-done; runErr != nil && waitErr == nil {
 		waitErr = fmt.Errorf("executor: %w", runErr)
+	}
+	if errors.Is(waitErr, errInterrupted) {
+		// Counted once the executor has stopped: the nodes in flight
+		// finished (or were handed back) meanwhile.
+		counts, _ := s.CountByStatus(readCtx)
+		waitErr = fmt.Errorf("%w: %d runs unfinished; run the demo again on the same database to resume them", errInterrupted, report.Unfinished(counts))
 	}
 	if closeErr := ex.Close(); closeErr != nil && waitErr == nil {
 		waitErr = closeErr

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -259,5 +260,50 @@ func TestErrorPrefixOnce(t *testing.T) {
 	}
 	if r.code != exitFailure || strings.Count(r.stderr, "\n") != 1 {
 		t.Errorf("stats: status %d, %q", r.code, r.stderr)
+	}
+}
+
+// TestFinishedRunsCarryNoStaleTimes: a completed run's JSON has no
+// nextRetryAt or wakeAt (every run passed a delay node, and some a retry).
+func TestFinishedRunsCarryNoStaleTimes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	store := filepath.Join(dir, "stale.db")
+	if r := runBin(t, dir, nil, fastArgs(store, 20)...); r.code != 0 {
+		t.Fatalf("demo: %d %s", r.code, r.stderr)
+	}
+	r := runBin(t, dir, nil, "runs", "list", "--status", "completed", "--json", "--store", store)
+	var runs []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &runs); err != nil || len(runs) == 0 {
+		t.Fatalf("runs list: %v\n%s", err, r.stdout)
+	}
+	for _, v := range runs {
+		if v["nextRetryAt"] != nil || v["wakeAt"] != nil {
+			t.Errorf("completed run %v: nextRetryAt %v, wakeAt %v", v["id"], v["nextRetryAt"], v["wakeAt"])
+		}
+	}
+}
+
+// TestInterruptCountsUnfinished: the interrupt message counts the runs the
+// database holds unfinished once the demo has stopped.
+func TestInterruptCountsUnfinished(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	store := filepath.Join(dir, "int.db")
+	cmd := demoCmd(t.Context(), dir, nil, fastArgs(store, 400)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, store, 30*time.Second, func(c map[retry.Status]int) bool { return c[retry.StatusCompleted] >= 20 })
+	cmd.Process.Signal(os.Interrupt)
+	cmd.Wait()
+	m := regexp.MustCompile(`demo: interrupted: (\d+) runs unfinished`).FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Skipf("the demo finished before the interrupt: %s", stderr.String())
+	}
+	if n, _ := strconv.Atoi(m[1]); n != report.Unfinished(countRuns(t, store)) {
+		t.Errorf("said %d runs unfinished; the database holds %d", n, report.Unfinished(countRuns(t, store)))
 	}
 }

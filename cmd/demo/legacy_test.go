@@ -103,6 +103,13 @@ VALUES (?, ?, ?, ?, '2024-05-01 10:00:00', '2024-05-01 10:05:00')`, r.id, r.jour
 		w := startWorker(t, dir, store)
 		waitFor(t, store, 60*time.Second, func(c map[retry.Status]int) bool { return report.Unfinished(c) == 0 })
 		w.stop(t)
+		var recorded int
+		if err := db.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM journey_run_attempts WHERE worker = ?`, w.id()).Scan(&recorded); err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("worker stopped gracefully: %d attempts,", recorded); recorded == 0 || !strings.Contains(w.out.String(), want) {
+			t.Errorf("worker summary, want %q:\n%s", want, w.out.String())
+		}
 
 		after := legacyColumns()
 		for _, f := range finished {

@@ -55,6 +55,8 @@ func cmdWorker(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		return err
 	}
 	st := ex.Stats()
-	fmt.Fprintf(stdout, "worker stopped gracefully: %d attempts, %d retries, its sweeper took over %d runs\n", st.Attempts, st.Retries, st.SweeperCaught)
+	// The attempts the store recorded, as its history (and stats) count
+	// them: a run ended for a missing journey or node ran no node.
+	fmt.Fprintf(stdout, "worker stopped gracefully: %d attempts, %d retries, its sweeper took over %d runs\n", st.Succeeded+st.Failed, st.Retries, st.SweeperCaught)
 	return nil
 }
