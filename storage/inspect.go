@@ -217,7 +217,7 @@ func (s *Store) ReplayCounts(ctx context.Context, ids []string) (map[string]int,
 		return nil, err
 	}
 	rows, err := s.rdb.QueryContext(ctx, `SELECT run_id, COUNT(*) FROM journey_run_attempts
-WHERE outcome = 'replayed' AND run_id IN (?) GROUP BY run_id`, bun.In(ids))
+WHERE outcome = 'replayed' AND run_id IN (?) GROUP BY run_id`, bun.List(ids))
 	if err != nil {
 		return nil, fmt.Errorf("replay counts: %w", err)
 	}

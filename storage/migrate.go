@@ -118,7 +118,7 @@ func (s *Store) PendingMigrations(ctx context.Context) (int, error) {
 		names[i] = m.Name
 	}
 	var applied int
-	if err := s.rdb.NewRaw(`SELECT COUNT(DISTINCT name) FROM journeyretry_migrations WHERE name IN (?)`, bun.In(names)).Scan(ctx, &applied); err != nil {
+	if err := s.rdb.NewRaw(`SELECT COUNT(DISTINCT name) FROM journeyretry_migrations WHERE name IN (?)`, bun.List(names)).Scan(ctx, &applied); err != nil {
 		return 0, fmt.Errorf("pending migrations: %w", err)
 	}
 	return len(all) - applied, nil
