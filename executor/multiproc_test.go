@@ -202,6 +202,15 @@ func mpRound(t *testing.T, base string, lease time.Duration, kill bool) {
 			recorded[fmt.Sprint(a.NodeID, a.NodeAttempt, a.ClaimToken)] = true
 		}
 		es := execs[id]
+		logged := map[string]bool{}
+		for _, e := range es {
+			logged[fmt.Sprint(e.node, e.attempt, e.token)] = true
+		}
+		for _, a := range as { // the log is complete: every recorded attempt is in it
+			if !logged[fmt.Sprint(a.NodeID, a.NodeAttempt, a.ClaimToken)] {
+				t.Errorf("run %s: recorded attempt %d of node %s (token %s) is not in the handlers' log", id, a.NodeAttempt, a.NodeID, a.ClaimToken)
+			}
+		}
 		for j, e := range es {
 			total++
 			if e.start >= e.lease {
