@@ -73,7 +73,7 @@ func ExampleRequireScheduledWithin() {
 	h := retrytest.New(t, retrytest.Options{Config: executor.Config{Mode: executor.ModeFull}, Policy: inTwoSeconds})
 	onboarding(h, 1)
 
-	run, err := h.Executor.StartRun(context.Background(), "onboarding", nil)
+	run, err := h.Executor.StartRunSync(context.Background(), "onboarding", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,11 +118,12 @@ func New(t testing.TB, o Options) *Harness {
 	return h
 }
 
-// Run starts a run of journeyID with input and drives it to its end (see
+// Run starts a run of journeyID with input in the calling goroutine
+// ([executor.Executor.StartRunSync]) and drives it to its end (see
 // [Harness.Drive]), returning it as the store then holds it.
 func (h *Harness) Run(t testing.TB, journeyID string, input json.RawMessage, opts ...executor.StartOption) retry.Run {
 	t.Helper()
-	run, err := h.Executor.StartRun(context.Background(), journeyID, input, opts...)
+	run, err := h.Executor.StartRunSync(context.Background(), journeyID, input, opts...)
 	if err != nil {
 		t.Fatalf("start run of %s: %v", journeyID, err)
 	}

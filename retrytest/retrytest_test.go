@@ -19,7 +19,7 @@ import (
 func TestRequireFailsOnAMismatch(t *testing.T) {
 	h := retrytest.New(t, retrytest.Options{Config: executor.Config{Mode: executor.ModeFull}})
 	onboarding(h, 1)
-	run, err := h.Executor.StartRun(context.Background(), "onboarding", nil)
+	run, err := h.Executor.StartRunSync(context.Background(), "onboarding", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
