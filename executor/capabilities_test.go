@@ -134,4 +134,3 @@ func TestLossRebuildsAtOnce(t *testing.T) {
 		t.Fatalf("stats %+v; want 2 rebuilt", s)
 	}
 }
-
