@@ -48,7 +48,9 @@ func queriesFor(pg bool) queries {
 	q := queries{
 		cancel:   `DELETE FROM ` + Table + ` WHERE id = ?`,
 		ack:      `DELETE FROM ` + Table + ` WHERE id = ? AND token = ?`,
-		earliest: `SELECT MIN(next_ms) FROM ` + Table,
+		// Whether anything is due, and the earliest time after now: a look
+		// that finds due entries still knows when to look again.
+		earliest: `SELECT EXISTS (SELECT 1 FROM ` + Table + ` WHERE next_ms <= ?1), (SELECT MIN(next_ms) FROM ` + Table + ` WHERE next_ms > ?1)`,
 	}
 	if !pg {
 		// SQLite numbers ?NNN placeholders, so the due time is bound once.
@@ -66,6 +68,7 @@ func queriesFor(pg bool) queries {
 	}
 	q.schedule, q.restore = ins+replace, ins+keep
 	q.scheduleNotify, q.restoreNotify = notify(q.schedule), notify(q.restore)
+	q.earliest = strings.ReplaceAll(q.earliest, "?1", "$1")
 	q.cancel = `DELETE FROM ` + Table + ` WHERE id = $1`
 	q.ack = `DELETE FROM ` + Table + ` WHERE id = $1 AND token = $2`
 	q.claim = `WITH c AS (SELECT id FROM ` + Table + ` WHERE next_ms <= $3 ORDER BY next_ms LIMIT $4 FOR UPDATE SKIP LOCKED)

@@ -58,6 +58,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -141,8 +142,12 @@ type Scheduler struct {
 	cfg   Config
 	ready chan struct{}
 
-	mu     sync.RWMutex // held to read closed around every statement; Close takes it
-	closed bool
+	// mu is held for reading around every statement on the scheduler's
+	// own pool, and Close takes it to wait for them. ScheduleTx only
+	// reads closed: its statement runs in a caller's transaction, which
+	// on SQLite may hold the one connection a Claim under mu waits for.
+	mu     sync.RWMutex
+	closed atomic.Bool
 
 	wakeMu sync.Mutex
 	wakeAt time.Time     // when the poller looks next
@@ -238,9 +243,12 @@ func (s *Scheduler) upsert(ctx context.Context, db execer, op, query, notify str
 		return fmt.Errorf("%s %q: at %v outside years 1970 to 9999: %w", op, id, at, retry.ErrInvalidArgument)
 	}
 	due := ceilMs(at)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
+	_, inTx := db.(*sql.Tx)
+	if !inTx {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+	}
+	if s.closed.Load() {
 		return fmt.Errorf("%s %q: %w", op, id, retry.ErrClosed)
 	}
 	now := s.cfg.Now()
@@ -250,7 +258,7 @@ func (s *Scheduler) upsert(ctx context.Context, db execer, op, query, notify str
 	if _, err := db.ExecContext(ctx, query, id, due); err != nil {
 		return fmt.Errorf("%s %q: %w", op, id, err)
 	}
-	switch _, inTx := db.(*sql.Tx); {
+	switch {
 	case inTx && !s.pg:
 		s.nudge(latest(at, now.Add(txGrace)))
 	case !at.After(now) && !inTx:
@@ -288,7 +296,7 @@ func (s *Scheduler) Ack(ctx context.Context, d retry.Delivery) error {
 func (s *Scheduler) exec(ctx context.Context, op, query string, args ...any) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed {
+	if s.closed.Load() {
 		return fmt.Errorf("%s: %w", op, retry.ErrClosed)
 	}
 	if err := s.execLazy(ctx, query, args...); err != nil {
@@ -322,7 +330,7 @@ func (s *Scheduler) Claim(ctx context.Context, now time.Time, limit int) ([]retr
 	token := newToken()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed {
+	if s.closed.Load() {
 		return nil, fmt.Errorf("claim: %w", retry.ErrClosed)
 	}
 	rows, err := s.db.DB.QueryContext(ctx, s.q.claim, token, now.Add(s.cfg.Lease).UnixMilli(), now.UnixMilli(), limit)
@@ -368,11 +376,11 @@ func (s *Scheduler) Ready() <-chan struct{} { return s.ready }
 // [retry.ErrClosed].
 func (s *Scheduler) Close() error {
 	s.mu.Lock()
-	if s.closed {
+	if s.closed.Load() {
 		s.mu.Unlock()
 		return fmt.Errorf("close: %w", retry.ErrClosed)
 	}
-	s.closed = true
+	s.closed.Store(true)
 	s.mu.Unlock()
 	s.stop()
 	<-s.pollerDone
@@ -447,16 +455,19 @@ func (s *Scheduler) poll(ctx context.Context) {
 	for {
 		now := s.cfg.Now()
 		planned := now.Add(s.cfg.PollInterval)
-		next, ok, err := s.earliest(ctx)
+		due, next, ok, err := s.earliest(ctx, now)
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
 			s.cfg.Logger.Warn("sqlpoll: poll", "err", err)
-		case ok && !next.After(now):
-			s.signal()
-		case ok && next.Before(planned):
-			planned = next
+		default:
+			if due {
+				s.signal()
+			}
+			if ok && next.Before(planned) {
+				planned = next
+			}
 		}
 		s.setWake(planned)
 		for looking := false; !looking; {
@@ -496,14 +507,15 @@ func (s *Scheduler) setWake(t time.Time) {
 	s.wakeMu.Unlock()
 }
 
-// earliest returns the earliest time an entry is next handed out at: its
-// due time, or for a delivered one its lease's end.
-func (s *Scheduler) earliest(ctx context.Context) (time.Time, bool, error) {
-	var next sql.NullInt64
-	if err := s.db.DB.QueryRowContext(ctx, s.q.earliest).Scan(&next); err != nil {
-		return time.Time{}, false, err
+// earliest reports whether an entry is due at now, and the earliest time
+// after now an entry is next handed out at (its due time, or for a
+// delivered one its lease's end).
+func (s *Scheduler) earliest(ctx context.Context, now time.Time) (due bool, next time.Time, ok bool, err error) {
+	var n sql.NullInt64
+	if err := s.db.DB.QueryRowContext(ctx, s.q.earliest, now.UnixMilli()).Scan(&due, &n); err != nil {
+		return false, time.Time{}, false, err
 	}
-	return time.UnixMilli(next.Int64), next.Valid, nil
+	return due, time.UnixMilli(n.Int64), n.Valid, nil
 }
 
 func checkID(op, id string) error {
