@@ -46,8 +46,8 @@ func queriesFor(pg bool) queries {
 		selectID = `SELECT id FROM ` + Table + ` WHERE next_ms <= ? ORDER BY next_ms LIMIT ?`
 	)
 	q := queries{
-		cancel:   `DELETE FROM ` + Table + ` WHERE id = ?`,
-		ack:      `DELETE FROM ` + Table + ` WHERE id = ? AND token = ?`,
+		cancel: `DELETE FROM ` + Table + ` WHERE id = ?`,
+		ack:    `DELETE FROM ` + Table + ` WHERE id = ? AND token = ?`,
 		// Whether anything is due, and the earliest time after now: a look
 		// that finds due entries still knows when to look again.
 		earliest: `SELECT EXISTS (SELECT 1 FROM ` + Table + ` WHERE next_ms <= ?1), (SELECT MIN(next_ms) FROM ` + Table + ` WHERE next_ms > ?1)`,
