@@ -77,6 +77,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -285,6 +286,9 @@ type Key struct {
 	Path string
 	// Env is the environment variable that sets it.
 	Env string
+	// Value is what the destination holds (before Load: its defaults), as
+	// JSON, a duration as a Go duration string.
+	Value string
 }
 
 // Keys lists every value of the destination in field order, for help
@@ -295,10 +299,34 @@ func (l *Loader) Keys() []Key {
 		return nil
 	}
 	var keys []Key
-	walkLeaves(root.Type(), "", func(path string, _ []int) {
-		keys = append(keys, Key{Path: path, Env: EnvName(l.EnvPrefix, path)})
+	walkLeaves(root.Type(), "", func(path string, index []int) {
+		keys = append(keys, Key{Path: path, Env: EnvName(l.EnvPrefix, path), Value: show(root.FieldByIndex(index))})
 	})
 	return keys
+}
+
+// show formats a value for Key.Value.
+func show(v reflect.Value) string {
+	if d, ok := v.Interface().(time.Duration); ok {
+		return d.String()
+	}
+	b, err := json.Marshal(v.Interface())
+	if err != nil {
+		return fmt.Sprint(v.Interface())
+	}
+	return string(b)
+}
+
+// SuggestEnv returns the variable of a key whose name is closest to name,
+// a variable that names none (at most 3 edits away), or "".
+func (l *Loader) SuggestEnv(name string) string {
+	best, bestDist := "", 4
+	for _, k := range l.Keys() {
+		if d := editDistance(k.Env, name); d < bestDist {
+			best, bestDist = k.Env, d
+		}
+	}
+	return best
 }
 
 // loadEnv applies the environment to work and records the keys it sets in

@@ -238,8 +238,11 @@ func (c *command) parse(args []string) ([]string, error) {
 		return nil, err
 	}
 	if len(unknown) > 0 {
-		return nil, usageError(fmt.Errorf("environment %s: names no setting (a setting's variable is its key upper-cased: executor.workers is %s)",
-			strings.Join(unknown, ", "), config.EnvName(envPrefix, "executor.workers")))
+		hint := fmt.Sprintf("a setting's variable is its key upper-cased: executor.workers is %s; demo config lists them", config.EnvName(envPrefix, "executor.workers"))
+		if best := c.loader.SuggestEnv(unknown[0]); best != "" {
+			hint = "did you mean " + best + "?"
+		}
+		return nil, usageError(fmt.Errorf("environment %s: names no setting (%s)", strings.Join(unknown, ", "), hint))
 	}
 	return pos, nil
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/journeyretry/journeyretry/config"
 	"github.com/journeyretry/journeyretry/report"
 	"github.com/journeyretry/journeyretry/retry"
 )
@@ -305,5 +306,37 @@ func TestInterruptCountsUnfinished(t *testing.T) {
 	}
 	if n, _ := strconv.Atoi(m[1]); n != report.Unfinished(countRuns(t, store)) {
 		t.Errorf("said %d runs unfinished; the database holds %d", n, report.Unfinished(countRuns(t, store)))
+	}
+}
+
+// TestConfigListsEveryKey: demo config lists every key of the
+// configuration with its variable, value and a meaning.
+func TestConfigListsEveryKey(t *testing.T) {
+	t.Parallel()
+	r := runBin(t, t.TempDir(), nil, "config")
+	if r.code != 0 {
+		t.Fatalf("config: status %d %s", r.code, r.stderr)
+	}
+	cfg := defaultConfig()
+	keys := config.New(&cfg, envPrefix).Keys()
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 1+len(keys) {
+		t.Fatalf("config lists %d lines for %d keys", len(lines), len(keys))
+	}
+	for i, k := range keys {
+		f := strings.Fields(lines[1+i])
+		if len(f) < 4 || f[0] != k.Path || f[1] != k.Env || keyMeaning(k.Path) == "" {
+			t.Errorf("key %s (%s): line %q, meaning %q", k.Path, k.Env, lines[1+i], keyMeaning(k.Path))
+		}
+	}
+}
+
+// TestUnknownVariableSuggests: an unknown JRETRY_ variable gets a "did
+// you mean", as an unknown file key does.
+func TestUnknownVariableSuggests(t *testing.T) {
+	t.Parallel()
+	r := runBin(t, t.TempDir(), []string{"JRETRY_EXECUTOR_WORKRS=3"}, "stats", "--store", "x.db")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "JRETRY_EXECUTOR_WORKRS: names no setting (did you mean JRETRY_EXECUTOR_WORKERS?)") {
+		t.Errorf("status %d, %q", r.code, r.stderr)
 	}
 }

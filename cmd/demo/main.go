@@ -82,6 +82,7 @@ var subcommands = map[string]func(ctx context.Context, args []string, stdout, st
 	"runs":    cmdRuns,
 	"stats":   cmdStats,
 	"explain": cmdExplain,
+	"config":  cmdConfig,
 }
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -93,7 +94,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		case subcommands[name] != nil:
 			return subcommands[name](ctx, args[1:], stdout, stderr)
 		case len(name) > 0 && name[0] != '-':
-			return usageError(fmt.Errorf("unknown command %q (want migrate, start, worker, runs, stats or explain; see demo help)", name))
+			return usageError(fmt.Errorf("unknown command %q (want migrate, start, worker, runs, stats, explain or config; see demo help)", name))
 		}
 	}
 	return cmdDemo(ctx, args, stdout, stderr)
@@ -108,6 +109,7 @@ const overview = `usage: demo [flags]            run patient journeys with reali
        demo runs retry ID      replay a failed or failed_max_retries run
        demo stats [--json]     the summary of any database
        demo explain [--class C | --message M]
+       demo config             every configuration key, its variable, value and meaning
 
 Each command takes --help. Configuration: flags over environment (JRETRY_...)
 over the --config file (JSON) over defaults.

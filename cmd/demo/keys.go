@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/journeyretry/journeyretry/config"
+)
+
+// keyMeanings says what each key without a flag means; a key with a flag
+// means what its flag's usage says. TestConfigListsEveryKey fails for a
+// key with neither, so the listing cannot drift from the configuration.
+var keyMeanings = map[string]string{
+	"store.busy_timeout":       "SQLite: how long to wait for another process's lock",
+	"store.synchronous":        "SQLite: OFF, NORMAL or FULL",
+	"store.read_conns":         "connections serving reads (PostgreSQL: also writer goroutines)",
+	"store.max_batch":          "most writes sharing one transaction (1: no group commit)",
+	"executor.worker":          "this process's name in claims (empty: hostname-pid)",
+	"executor.nodeTimeout":     "bound of one node execution (0: the library's default)",
+	"executor.shutdownTimeout": "how long a stopping worker waits for nodes in flight",
+	"retry.multiplier":         "exponential growth of the default strategy's delay",
+	"retry.routes":             "error class to strategy name (immediate, short, long, none, ...)",
+	"retry.customClasses":      "error classes of your own, beside the built-in ones",
+}
+
+// strategyMeanings say what each key of a named strategy means.
+var strategyMeanings = map[string]string{
+	"baseDelayMs": "first delay, in milliseconds",
+	"maxDelayMs":  "longest delay, in milliseconds",
+	"multiplier":  "growth of the delay from one retry to the next",
+	"jitter":      "jitter kind: none, full, equal or additive",
+	"jitterMs":    "additive jitter bound, in milliseconds",
+}
+
+// keyMeaning is the one line of meaning of key path, "" if none.
+func keyMeaning(path string) string {
+	for _, g := range allFlags {
+		for _, b := range g {
+			if b.key == path {
+				return b.usage + " (--" + b.flag + ")"
+			}
+		}
+	}
+	if m, ok := keyMeanings[path]; ok {
+		return m
+	}
+	if rest, ok := strings.CutPrefix(path, "retry.strategies."); ok {
+		if name, field, ok := strings.Cut(rest, "."); ok && strategyMeanings[field] != "" {
+			return name + " strategy: " + strategyMeanings[field]
+		}
+	}
+	return ""
+}
+
+func cmdConfig(_ context.Context, args []string, stdout, _ io.Writer) error {
+	c := newCommand("config", "config [flags]\n\nLists every configuration key: its environment variable, its value (the demo's\ndefault, or what --config and the environment set) and what it means.")
+	if err := c.parseNoArgs(args); err != nil {
+		return err
+	}
+	cfg := c.cfg
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tENVIRONMENT\tVALUE\tMEANING")
+	for _, k := range config.New(&cfg, envPrefix).Keys() {
+		v := k.Value
+		if len(v) > 40 { // a map or list: the file shows it whole
+			v = v[:37] + "..."
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.Path, k.Env, v, keyMeaning(k.Path))
+	}
+	return tw.Flush()
+}
