@@ -258,7 +258,7 @@ func viewRun(r retry.Run, replays int) runView {
 		RetryEnabled: r.RetryEnabled, AttemptCount: r.AttemptCount - replays, Replays: replays,
 		LastErrorClass: r.LastErrorClass, LastErrorMessage: r.LastErrorMessage,
 		LastErrorAt: timePtr(r.LastErrorAt),
-		ClaimedBy: r.ClaimedBy, LeaseExpiresAt: timePtr(r.LeaseExpiresAt),
+		ClaimedBy:   r.ClaimedBy, LeaseExpiresAt: timePtr(r.LeaseExpiresAt),
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 	// The store keeps the last due and wake times after they pass; they

@@ -120,7 +120,7 @@ func createRuns(ctx context.Context, ex *executor.Executor, f faults, n int, fix
 			return created, fmt.Errorf("patient %d: %w", i, err)
 		}
 		if _, err := ex.StartRun(wctx, journeyID, input, opts...); err != nil {
-			if fixedIDs && errors.Is(err, retry.ErrInvalidArgument) && existing != nil { // taken since the look-up
+			if fixedIDs && errors.Is(err, retry.ErrDuplicateRun) && existing != nil { // taken since the look-up
 				if _, gerr := existing.Get(wctx, demoRunID(i)); gerr == nil {
 					return created, fmt.Errorf("run %s was created meanwhile by another process: another demo is running on this database (let it finish, then run the demo again to see its summary, or use another --store)", quoteID(demoRunID(i)))
 				}

@@ -297,7 +297,7 @@ func TestInterruptCountsUnfinished(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, store, 30*time.Second, func(c map[retry.Status]int) bool { return c[retry.StatusCompleted] >= 20 })
+	waitFor(t, store, 90*time.Second, func(c map[retry.Status]int) bool { return c[retry.StatusCompleted] >= 20 })
 	cmd.Process.Signal(os.Interrupt)
 	cmd.Wait()
 	m := regexp.MustCompile(`demo: interrupted: (\d+) runs unfinished`).FindStringSubmatch(stderr.String())
