@@ -12,14 +12,14 @@ import (
 	"github.com/journeyretry/journeyretry/retry"
 )
 
-// Config is the retry configuration as data: the retry proposal's
+// Config is the retry configuration as data: the design's
 // RetryConfig, with exactly its JSON keys and defaults, plus the jitter
 // kind, the multiplier, the routing table and the parameters of the
 // immediate, short and long strategies. It loads through package config
 // (JSON file, environment, flags); [DefaultConfig] fills the defaults and
 // [Config.Validate] names every bad field by its JSON key.
 //
-// The proposal's delay fields drive the "exponential" strategy, which
+// The design's delay fields drive the "exponential" strategy, which
 // timeout and unknown errors get by default; maxRetries bounds every
 // strategy.
 type Config struct {
@@ -43,7 +43,7 @@ type Config struct {
 	// Multiplier is the exponential strategy's growth per retry. Default 2.
 	Multiplier float64 `json:"multiplier"`
 	// Jitter is the exponential strategy's jitter kind: additive (the
-	// proposal's, the default), full, equal, decorrelated or none.
+	// design's, the default), full, equal, decorrelated or none.
 	Jitter Jitter `json:"jitter"`
 	// Routes maps an error class to a strategy: immediate, short, long,
 	// none or exponential. A class with no route gets exponential. Default
@@ -75,9 +75,9 @@ type StrategyConfig struct {
 	JitterMs int64 `json:"jitterMs"`
 }
 
-// DefaultConfig returns the proposal's defaults (maxRetries 3, baseDelayMs
+// DefaultConfig returns the design's defaults (maxRetries 3, baseDelayMs
 // 1000, maxDelayMs 300000, jitterMs 1000, no rules), multiplier 2, additive
-// jitter, the proposal's routing table and the built-in strategies.
+// jitter, the design's routing table and the built-in strategies.
 func DefaultConfig() Config {
 	d := Default()
 	return Config{

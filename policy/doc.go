@@ -1,5 +1,5 @@
-// Package policy decides when failed journey nodes are retried: the retry
-// proposal's strategies (immediate, short, long, none), an exponential
+// Package policy decides when failed journey nodes are retried: the
+// strategies of docs/design.md (immediate, short, long, none), an exponential
 // backoff with a choice of jitter, eligibility rules on error messages and
 // classes, and a [Router] that picks a strategy by error class.
 //
@@ -9,7 +9,7 @@
 // resumes in another process is treated the same. Randomness is injectable
 // ([Rand]) for deterministic tests.
 //
-// Configuration is data: [Config] is the proposal's RetryConfig plus the
+// Configuration is data: [Config] is the design's RetryConfig plus the
 // routing table, loaded by package config and turned into a Router by
 // [Config.Build]:
 //

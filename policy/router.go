@@ -9,7 +9,7 @@ import (
 	"github.com/journeyretry/journeyretry/retry"
 )
 
-// DefaultRoutes returns the retry proposal's "Retry Strategies" table:
+// DefaultRoutes returns the design's "Retry Strategies" table:
 // which strategy each built-in class gets.
 func DefaultRoutes() map[retry.Class]string {
 	return map[retry.Class]string{

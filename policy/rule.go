@@ -9,7 +9,7 @@ import (
 	"github.com/journeyretry/journeyretry/retry"
 )
 
-// Rule matches failures: the retry proposal's retryableErrors and
+// Rule matches failures: the design's retryableErrors and
 // nonRetryableErrors entries. A Rule is an immutable value, safe for
 // concurrent use.
 //

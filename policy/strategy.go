@@ -93,7 +93,7 @@ func (l *lockedRand) Int64N(n int64) int64 {
 type Jitter string
 
 const (
-	// JitterAdditive is the retry proposal's: v plus a uniform value in
+	// JitterAdditive is the design's: v plus a uniform value in
 	// [0, JitterMax), so a delay is at most MaxDelay + JitterMax.
 	JitterAdditive Jitter = "additive"
 	// JitterFull is AWS's "Full Jitter": uniform in [0, v].
@@ -156,7 +156,7 @@ type Exponential struct {
 	MaxRetries int
 	// Jitter is the randomisation; empty means JitterNone.
 	Jitter Jitter
-	// JitterMax is the additive jitter's bound (the proposal's jitterMs);
+	// JitterMax is the additive jitter's bound (the design's jitterMs);
 	// other kinds ignore it.
 	JitterMax time.Duration
 	// Rand is the jitter's source; nil means math/rand/v2's top-level
@@ -164,7 +164,7 @@ type Exponential struct {
 	Rand Rand
 }
 
-// Default returns the retry proposal's backoff: 1 s base doubling up to
+// Default returns the design's backoff: 1 s base doubling up to
 // 5 minutes, plus up to 1 s of additive jitter, 3 retries.
 func Default() Exponential {
 	return Exponential{
@@ -174,7 +174,7 @@ func Default() Exponential {
 	}
 }
 
-// Immediate returns the proposal's immediate retry (0-1 s) for network
+// Immediate returns the design's immediate retry (0-1 s) for network
 // blips and database locks: full jitter over 100 ms doubling up to 1 s.
 func Immediate() Exponential {
 	return Exponential{
@@ -184,7 +184,7 @@ func Immediate() Exponential {
 	}
 }
 
-// Short returns the proposal's short backoff (1-10 s) for connection
+// Short returns the design's short backoff (1-10 s) for connection
 // problems and services briefly unavailable: equal jitter over 2 s doubling
 // up to 10 s, so retry 1 waits 1-2 s and no retry more than 10 s.
 func Short() Exponential {
@@ -195,7 +195,7 @@ func Short() Exponential {
 	}
 }
 
-// Long returns the proposal's long backoff (minutes) for rate limits and
+// Long returns the design's long backoff (minutes) for rate limits and
 // maintenance: equal jitter over 2 min doubling up to 10 min, so retry 1
 // waits 1-2 min and no retry more than 10 min.
 func Long() Exponential {

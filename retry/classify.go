@@ -17,7 +17,7 @@ import (
 // a custom class declares it so that a typo is caught by validation.
 type Class string
 
-// The built-in classes: the retry proposal's "Retry Strategies" scenarios,
+// The built-in classes: the design's "Retry Strategies" scenarios,
 // plus ClassTimeout and ClassUnknown.
 const (
 	ClassNetworkBlip           Class = "network_blip"
@@ -38,7 +38,7 @@ const (
 	ClassUnknown Class = "unknown"
 )
 
-// BuiltinClasses lists the built-in classes in the proposal's order.
+// BuiltinClasses lists the built-in classes in the design's order.
 var BuiltinClasses = []Class{
 	ClassNetworkBlip, ClassDatabaseLock, ClassDatabaseConnection,
 	ClassServiceUnavailable, ClassResourceContention, ClassRateLimit,

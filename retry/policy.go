@@ -85,7 +85,7 @@ type PolicyFunc func(f Failure) Decision
 func (p PolicyFunc) Decide(f Failure) Decision { return p(f) }
 
 // Eligibility is implemented by policies that carry retryable rules (the
-// proposal's retryableErrors and nonRetryableErrors). The executor's
+// design's retryableErrors and nonRetryableErrors). The executor's
 // selective rollout mode retries only the failures such a policy accepts;
 // a policy without it accepts none in that mode.
 type Eligibility interface {

@@ -111,7 +111,7 @@ type NewRun struct {
 	// StartNodeID is the first node to execute.
 	StartNodeID string
 	Input       json.RawMessage
-	// MaxRetries bounds the retries of each node (the proposal's default is
+	// MaxRetries bounds the retries of each node (the design's default is
 	// 3; the caller passes its configured value).
 	MaxRetries int
 	// DisableRetry creates the run with retry_enabled false.

@@ -4,7 +4,7 @@ import "fmt"
 
 // Status is the lifecycle state of a run, stored in journey_runs.status.
 //
-// The first five values are the retry proposal's, spelled exactly as the
+// The first five values are the design's, spelled exactly as the
 // legacy table stores them; [StatusWaiting] is added so that a run parked on
 // a delay node is never mistaken for a run that is retrying.
 type Status string

@@ -28,7 +28,7 @@ const (
 )
 
 // retryColumns are the columns migration 1 adds to journey_runs, with their
-// SQL types: the proposal's six first (times as Unix milliseconds, see the
+// SQL types: the design's six first (times as Unix milliseconds, see the
 // package comment), then what claims, resumption and history need.
 var retryColumns = []struct{ name, sqlType string }{
 	{"retry_count", "INTEGER DEFAULT 0"},
@@ -49,7 +49,7 @@ var retryColumns = []struct{ name, sqlType string }{
 	{"due_at", "BIGINT"},
 }
 
-// retryIndexes are the indexes migration 1 creates: the proposal's two, and
+// retryIndexes are the indexes migration 1 creates: the design's two, and
 // the one claims use.
 var retryIndexes = []struct{ name, def string }{
 	{"idx_journey_runs_next_retry_at", "journey_runs(next_retry_at)"},
@@ -65,7 +65,7 @@ var retryIndexes = []struct{ name, def string }{
 // as it was, bookkeeping table included.
 //
 // Migrate does not touch the rows a legacy system left in flight: while it
-// may still be running them (Phase 1 of the rollout), the store must not
+// may still be running them (phase 1 of the rollout, docs/design.md), the store must not
 // hand them to workers. [Store.AdoptLegacy] does that, at cutover.
 func (s *Store) Migrate(ctx context.Context) error {
 	if err := s.checkOpen("migrate"); err != nil {
@@ -296,7 +296,7 @@ func (s *Store) createLegacyTable(ctx context.Context, tx bun.Tx) error {
 	return err
 }
 
-// addRetrySchema is the proposal's Phase 1: it adds the columns it lacks
+// addRetrySchema is phase 1 of docs/design.md: it adds the columns it lacks
 // (with their defaults, which existing rows take), the indexes and the
 // attempts table. It touches no column it does not own. Legacy in-flight
 // runs are adopted by [Store.AdoptLegacy] at cutover, not here.

@@ -115,7 +115,7 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 func cmdMigrate(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	c := newCommand("migrate", "migrate [flags]\n\nApplies the schema (the proposal's Phase 1: retry columns with their defaults, their\nindexes, the attempt history) to the database, creating it if needed. A legacy\njourney_runs table keeps every row and column. Running it twice changes nothing.\n\nAt cutover, once every legacy writer has stopped, --adopt-legacy hands the runs the\nlegacy system left in_progress to the workers (before that, they would run twice).", storeFlags)
+	c := newCommand("migrate", "migrate [flags]\n\nApplies the schema (phase 1 of docs/design.md: retry columns with their defaults, their\nindexes, the attempt history) to the database, creating it if needed. A legacy\njourney_runs table keeps every row and column. Running it twice changes nothing.\n\nAt cutover, once every legacy writer has stopped, --adopt-legacy hands the runs the\nlegacy system left in_progress to the workers (before that, they would run twice).", storeFlags)
 	adopt := c.fs.Bool("adopt-legacy", false, "cutover: make the runs the stopped legacy system left in flight claimable")
 	if err := c.parseNoArgs(args); err != nil {
 		return err

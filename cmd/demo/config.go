@@ -54,7 +54,7 @@ func defaultConfig() demoConfig {
 	return cfg
 }
 
-// scaledPolicy is the proposal's policy with every delay divided so that a
+// scaledPolicy is the design's policy with every delay divided so that a
 // demo finishes in seconds: the shape (which class gets which strategy,
 // three retries, jitter kinds) is unchanged.
 func scaledPolicy() policy.Config {
