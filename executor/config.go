@@ -196,35 +196,35 @@ func printable(s string) bool {
 	return retry.StorableText(s) && !strings.ContainsFunc(s, unicode.IsControl)
 }
 
-// Validate reports the first bad field, by its JSON key. Zero values are
-// valid (they mean the defaults).
+// Validate reports the first bad field, by its JSON key, wrapping
+// retry.ErrInvalidArgument. Zero values are valid (they mean the defaults).
 func (c Config) Validate() error {
 	switch {
 	case c.Worker != "" && !printable(c.Worker):
-		return fmt.Errorf("worker: %q: want printable UTF-8 text (no NUL, no control characters)", c.Worker)
+		return retry.InvalidField("worker", "%q: want printable UTF-8 text (no NUL, no control characters)", c.Worker)
 	case c.Workers < 0:
-		return fmt.Errorf("workers: %d: want at least 1 (0 for the default)", c.Workers)
+		return retry.InvalidField("workers", "%d: want at least 1 (0 for the default)", c.Workers)
 	case c.Lease < 0 || c.Lease > 0 && c.Lease < LeaseMin:
-		return fmt.Errorf("lease: %s: want at least %s (0 for the default)", c.Lease, LeaseMin)
+		return retry.InvalidField("lease", "%s: want at least %s (0 for the default)", c.Lease, LeaseMin)
 	case c.NodeTimeout < 0:
-		return fmt.Errorf("nodeTimeout: %s: want > 0 (0 for the default)", c.NodeTimeout)
+		return retry.InvalidField("nodeTimeout", "%s: want > 0 (0 for the default)", c.NodeTimeout)
 	case c.SweepGrace < 0:
-		return fmt.Errorf("sweepGrace: %s: want > 0 (0 for the default)", c.SweepGrace)
+		return retry.InvalidField("sweepGrace", "%s: want > 0 (0 for the default)", c.SweepGrace)
 	case c.ShutdownTimeout < 0:
-		return fmt.Errorf("shutdownTimeout: %s: want > 0 (0 for the default)", c.ShutdownTimeout)
+		return retry.InvalidField("shutdownTimeout", "%s: want > 0 (0 for the default)", c.ShutdownTimeout)
 	}
 	if c.Mode != "" {
 		if _, err := ParseMode(string(c.Mode)); err != nil {
-			return err
+			return retry.InvalidField("mode", "%q: want off, shadow, selective or full", c.Mode)
 		}
 	}
 	if c.SweepSpec != "" {
 		if _, err := cron.ParseStandard(c.SweepSpec); err != nil {
-			return fmt.Errorf("sweepSpec: %q: %w", c.SweepSpec, err)
+			return retry.InvalidField("sweepSpec", "%q: %w", c.SweepSpec, err)
 		}
 		// cron rounds a shorter interval up to a second without a word.
 		if d, err := time.ParseDuration(strings.TrimPrefix(c.SweepSpec, "@every ")); err == nil && d < time.Second {
-			return fmt.Errorf("sweepSpec: %q: the sweeper runs at most once a second: want @every 1s or longer", c.SweepSpec)
+			return retry.InvalidField("sweepSpec", "%q: the sweeper runs at most once a second: want @every 1s or longer", c.SweepSpec)
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package executor_test
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -32,13 +33,16 @@ func TestConfigValidate(t *testing.T) {
 		{executor.Config{SweepGrace: -time.Second}, "sweepGrace"},
 		{executor.Config{NodeTimeout: -1}, "nodeTimeout"},
 		{executor.Config{ShutdownTimeout: -1}, "shutdownTimeout"},
-		{executor.Config{Mode: "sometimes"}, `mode "sometimes"`},
+		{executor.Config{Mode: "sometimes"}, `mode: "sometimes"`},
 		{executor.Config{SweepSpec: "@every soon"}, "sweepSpec"},
 		{executor.Config{SweepSpec: "@every 500ms"}, "sweepSpec"},
 	} {
 		err := tc.cfg.Validate()
 		if (err == nil) != (tc.want == "") || err != nil && !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.want)
+		}
+		if err != nil && (!errors.Is(err, retry.ErrInvalidArgument) || !strings.HasPrefix(err.Error(), strings.Fields(tc.want)[0])) {
+			t.Errorf("%+v: %v does not start with its field and wrap ErrInvalidArgument", tc.cfg, err)
 		}
 	}
 	if _, err := executor.New(executor.Config{Workers: -1}, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "workers") {
