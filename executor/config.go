@@ -131,6 +131,21 @@ type Observer interface {
 	// (at-least-once): a steady rate of these means leases too short for
 	// the nodes, or workers too starved to renew them.
 	LostClaim(AttemptEvent)
+	// Woke reports a scheduler delivery as this worker took it, before
+	// the run is claimed: FiredAt minus At is the wake-up's lateness.
+	Woke(WakeEvent)
+	// BackendError reports a store or scheduler call that failed and was
+	// logged rather than returned (the store or the sweeper recovers the
+	// work): op names the call, as in the log record.
+	BackendError(op string, err error)
+}
+
+// WakeEvent is one scheduler delivery taken by a worker.
+type WakeEvent struct {
+	RunID string
+	// At is the time the wake-up was due; FiredAt the time the worker
+	// claimed it from the scheduler.
+	At, FiredAt time.Time
 }
 
 // AttemptEvent is one recorded node attempt.
@@ -161,6 +176,12 @@ func (NopObserver) Swept(int) {}
 
 // LostClaim does nothing.
 func (NopObserver) LostClaim(AttemptEvent) {}
+
+// Woke does nothing.
+func (NopObserver) Woke(WakeEvent) {}
+
+// BackendError does nothing.
+func (NopObserver) BackendError(string, error) {}
 
 // WithDefaults returns c with every zero field set to its default: the
 // configuration New runs with. A program prints it to say what it runs

@@ -248,7 +248,7 @@ func (e *Executor) startDeferred(ctx context.Context, nr retry.NewRun) (retry.Ru
 		return retry.Run{}, fmt.Errorf("start run: %w", err)
 	}
 	if err := e.sched.Schedule(ctx, run.ID, run.CreatedAt); err != nil && !errors.Is(err, retry.ErrClosed) {
-		e.cfg.Logger.Warn("schedule deferred run", "run", run.ID, "err", err)
+		e.backendError("schedule deferred run", err, "run", run.ID)
 	}
 	return run, nil
 }
@@ -355,7 +355,7 @@ func (e *Executor) Run(ctx context.Context) error {
 	// it on every start would only make other processes' deliveries stale.
 	if ds, ok := e.sched.(retry.DurableScheduler); !ok || !ds.Durable() {
 		if err := e.Rebuild(ctx); err != nil && ctx.Err() == nil {
-			e.cfg.Logger.Warn("rebuild scheduler; the sweeper covers what it misses", "err", err)
+			e.backendError("rebuild scheduler; the sweeper covers what it misses", err)
 		}
 	}
 	if lr, ok := e.sched.(retry.LossReporter); ok {
@@ -366,7 +366,7 @@ func (e *Executor) Run(ctx context.Context) error {
 		// Not ctx: a sweep stops between claims when shutdown begins,
 		// but a store call in flight is not abandoned half way.
 		if _, err := e.SweepOnce(e.hardCtx); err != nil && !e.stopped() {
-			e.cfg.Logger.Warn("sweep", "err", err)
+			e.backendError("sweep", err)
 		}
 	}
 	if _, err := c.AddFunc(e.cfg.SweepSpec, sweep); err != nil {
@@ -392,7 +392,7 @@ func (e *Executor) consume(ctx context.Context) error {
 			if errors.Is(err, retry.ErrClosed) {
 				return fmt.Errorf("scheduler: %w", err)
 			}
-			e.cfg.Logger.Warn("claim wake-ups", "err", err)
+			e.backendError("claim wake-ups", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -412,12 +412,14 @@ func (e *Executor) claimWakeups(ctx context.Context) error {
 		if free <= 0 || ctx.Err() != nil {
 			return nil
 		}
-		ds, err := e.sched.Claim(ctx, e.now(), free)
+		now := e.now()
+		ds, err := e.sched.Claim(ctx, now, free)
 		if err != nil {
 			return err
 		}
 		e.stats.deliveries.Add(int64(len(ds)))
 		for _, d := range ds {
+			e.cfg.Observer.Woke(WakeEvent{RunID: d.ID, At: d.At, FiredAt: now})
 			if !e.acquire(ctx) {
 				return nil // undelivered entries are redelivered after the scheduler's lease
 			}
@@ -437,11 +439,11 @@ func (e *Executor) wake(d retry.Delivery) {
 	ctx := e.workCtx()
 	run, err := e.store.ClaimRun(ctx, d.ID, e.cfg.Worker, e.now(), e.cfg.Lease)
 	if err != nil && !errors.Is(err, retry.ErrNotFound) && !errors.Is(err, retry.ErrNotClaimable) {
-		e.cfg.Logger.Warn("claim woken run", "run", d.ID, "err", err)
+		e.backendError("claim woken run", err, "run", d.ID)
 		return // not acknowledged: the scheduler hands it out again
 	}
 	if err := e.sched.Ack(ctx, d); err != nil && !errors.Is(err, retry.ErrClosed) {
-		e.cfg.Logger.Warn("ack wake-up", "run", d.ID, "err", err)
+		e.backendError("ack wake-up", err, "run", d.ID)
 	}
 	if err != nil {
 		e.stats.wasted.Add(1)
@@ -464,7 +466,7 @@ func (e *Executor) rebuildOnLoss(ctx context.Context, lost <-chan struct{}) {
 			}
 		}
 		if err := e.Rebuild(ctx); err != nil && ctx.Err() == nil {
-			e.cfg.Logger.Warn("rebuild lost scheduler entries; the sweeper covers what it misses", "err", err)
+			e.backendError("rebuild lost scheduler entries; the sweeper covers what it misses", err)
 		}
 	}
 }
@@ -586,6 +588,13 @@ func (e *Executor) Close() error {
 	return nil
 }
 
+// backendError logs a store or scheduler call that failed where the store
+// or the sweeper recovers the work, and tells the Observer.
+func (e *Executor) backendError(op string, err error, args ...any) {
+	e.cfg.Logger.Warn(op, append(args, "err", err)...)
+	e.cfg.Observer.BackendError(op, err)
+}
+
 func (e *Executor) addErr(err error) {
 	e.errMu.Lock()
 	e.errs = multierror.Append(e.errs, err)
@@ -620,12 +629,15 @@ type Stats struct {
 	// worker or a sweep, or already ended): a stale, duplicate or late
 	// wake-up.
 	Deliveries, Wasted int64
+	// InFlight is a gauge, not a counter: the runs executing under a claim
+	// of this executor now.
+	InFlight int64
 }
 
 type stats struct {
 	started, resumed, rebuilt, sweeperCaught              atomic.Int64
 	attempts, succeeded, failed, retries, immediate, lost atomic.Int64
-	short, deliveries, wasted                             atomic.Int64
+	short, deliveries, wasted, inFlight                   atomic.Int64
 }
 
 // Stats returns the counters.
@@ -636,6 +648,6 @@ func (e *Executor) Stats() Stats {
 		SweeperCaught: s.sweeperCaught.Load(), Attempts: s.attempts.Load(),
 		Succeeded: s.succeeded.Load(), Failed: s.failed.Load(), Retries: s.retries.Load(),
 		Immediate: s.immediate.Load(), LostClaims: s.lost.Load(), ShortClaims: s.short.Load(),
-		Deliveries: s.deliveries.Load(), Wasted: s.wasted.Load(),
+		Deliveries: s.deliveries.Load(), Wasted: s.wasted.Load(), InFlight: s.inFlight.Load(),
 	}
 }

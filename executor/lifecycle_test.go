@@ -336,6 +336,7 @@ func TestPolicyOverrides(t *testing.T) {
 }
 
 type recordingObserver struct {
+	executor.NopObserver
 	mu     sync.Mutex
 	events []executor.AttemptEvent
 	swept  []int

@@ -26,6 +26,8 @@ import (
 // computed is written (or found lost) rather than left half way, so the
 // worker always knows what the store holds.
 func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
+	e.stats.inFlight.Add(1)
+	defer e.stats.inFlight.Add(-1)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(e.hardCtx, cancel)
@@ -180,7 +182,7 @@ func (e *Executor) runNode(ctx context.Context, run retry.Run, claim retry.Claim
 				lost = true
 				cancel()
 			default:
-				e.cfg.Logger.Warn("extend lease", "run", run.ID, "err", err)
+				e.backendError("extend lease", err, "run", run.ID)
 			}
 			mu.Unlock()
 			t.Reset(next)
@@ -363,7 +365,7 @@ func (e *Executor) recorded(ev AttemptEvent) {
 func (e *Executor) schedule(ctx context.Context, id string, at time.Time) {
 	if err := e.sched.Schedule(ctx, id, at); err != nil {
 		// The store holds the due time: Rebuild and the sweeper catch it.
-		e.cfg.Logger.Warn("schedule", "run", id, "err", err)
+		e.backendError("schedule", err, "run", id)
 	}
 }
 
@@ -375,7 +377,7 @@ func (e *Executor) writeFailed(ev AttemptEvent, what string, err error) {
 		e.lostClaim(ev)
 		return
 	}
-	e.cfg.Logger.Warn(what, "run", ev.RunID, "err", err)
+	e.backendError(what, err, "run", ev.RunID)
 }
 
 // lostClaim counts an attempt the store did not record because its claim

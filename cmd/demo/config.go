@@ -31,6 +31,8 @@ type demoConfig struct {
 	Executor  executor.Config        `json:"executor"`
 	Retry     policy.Config          `json:"retry"`
 	Demo      demoSettings           `json:"demo"`
+	Log       logConfig              `json:"log"`
+	Metrics   metricsConfig          `json:"metrics"`
 }
 
 // defaultDSN is where the demo keeps its database when --store is not
@@ -50,6 +52,7 @@ func defaultConfig() demoConfig {
 		Executor:  demoExecutorConfig(),
 		Retry:     scaledPolicy(),
 		Demo:      defaultDemoSettings(),
+		Log:       logConfig{Level: "warn", Format: "text"},
 	}
 	return cfg
 }

@@ -18,7 +18,7 @@ import (
 
 // allFlags are the demo's: everything.
 var allFlags = [][]flagBinding{storeFlags, runtimeFlags, modeFlags, retryLimitFlags, delayFlags, ruleFlags,
-	runsFlags, seedFlags, patientFlags, nodeFaultFlags}
+	runsFlags, seedFlags, patientFlags, nodeFaultFlags, logFlags, metricsFlags}
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := newCommand("demo", "[flags]\n\nRuns patient journeys (register -> send reminder SMS -> wait -> call the clinic's API\n-> branch on the answer -> record the outcome) whose handlers fail like real ones\n(network blips, database locks, rate limits with Retry-After, maintenance windows,\ninvalid patient data), then prints a summary. Interrupted and started again on the\nsame database, it resumes the unfinished runs.\n\nSubcommands (see demo help):\n"+strings.SplitN(overview, "\n", 2)[1], allFlags...)
@@ -34,11 +34,21 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	writeBanner(info, cfg)
 
-	start := time.Now()
-	ex, err := openEngine(ctx, cfg)
+	obs, err := newObservability(cfg, stderr)
 	if err != nil {
 		return err
 	}
+	start := time.Now()
+	ex, err := openEngine(ctx, cfg, obs)
+	if err != nil {
+		return err
+	}
+	stop, err := obs.serveMetrics(ctx, cfg.Metrics.Listen, info)
+	if err != nil {
+		ex.Close()
+		return err
+	}
+	defer stop()
 	s := ex.Store()
 	counts, err := s.CountByStatus(ctx)
 	if err != nil {

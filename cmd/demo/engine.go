@@ -53,17 +53,26 @@ func (c demoConfig) faults() faults { return faults{seed: c.Demo.Seed, rates: c.
 // openEngine opens the configured engine (creating the SQLite file and its
 // data folder if needed, and migrating the store) with the demo's handlers
 // and journey registered. The caller closes it; it may read through its
-// store until then.
-func openEngine(ctx context.Context, cfg demoConfig) (*engine.Engine, error) {
+// store until then. obs, when set, receives its logs and metrics.
+func openEngine(ctx context.Context, cfg demoConfig, obs *observability) (*engine.Engine, error) {
 	if err := makeDataDir(cfg.Store.DSN); err != nil {
 		return nil, err
 	}
-	eng, err := engine.Open(ctx, cfg.engine())
+	ec := cfg.engine()
+	if obs != nil {
+		ec.Executor.Logger, ec.Executor.Observer = obs.logger, obs.observer()
+	}
+	eng, err := engine.Open(ctx, ec)
 	if err != nil {
 		return nil, err
 	}
 	if err := registerDemo(eng.Executor, cfg.faults()); err != nil {
 		return nil, multierror.Append(err, eng.Close()).ErrorOrNil()
+	}
+	if obs != nil {
+		if err := obs.watch(eng.Executor, eng.Store()); err != nil {
+			return nil, multierror.Append(err, eng.Close()).ErrorOrNil()
+		}
 	}
 	return eng, nil
 }

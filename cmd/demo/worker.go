@@ -16,7 +16,7 @@ func cmdStart(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if err := c.parseNoArgs(args); err != nil {
 		return err
 	}
-	ex, err := openEngine(ctx, c.cfg)
+	ex, err := openEngine(ctx, c.cfg, nil)
 	if err != nil {
 		return err
 	}
@@ -33,15 +33,25 @@ func cmdStart(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	return nil
 }
 
-func cmdWorker(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	c := newCommand("worker", "worker [flags]\n\nRuns the executor against the store until SIGINT or SIGTERM, then stops taking work,\nwaits for the nodes in flight, releases its claims and exits. Any number of workers\nmay share a PostgreSQL store: the store's claims decide who runs what.", storeFlags, runtimeFlags, modeFlags, retryLimitFlags, delayFlags, ruleFlags, seedFlags, nodeFaultFlags)
+func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newCommand("worker", "worker [flags]\n\nRuns the executor against the store until SIGINT or SIGTERM, then stops taking work,\nwaits for the nodes in flight, releases its claims and exits. Any number of workers\nmay share a PostgreSQL store: the store's claims decide who runs what.", storeFlags, runtimeFlags, modeFlags, retryLimitFlags, delayFlags, ruleFlags, seedFlags, nodeFaultFlags, logFlags, metricsFlags)
 	if err := c.parseNoArgs(args); err != nil {
 		return err
 	}
-	ex, err := openEngine(ctx, c.cfg)
+	obs, err := newObservability(c.cfg, stderr)
 	if err != nil {
 		return err
 	}
+	ex, err := openEngine(ctx, c.cfg, obs)
+	if err != nil {
+		return err
+	}
+	stop, err := obs.serveMetrics(ctx, c.cfg.Metrics.Listen, stdout)
+	if err != nil {
+		ex.Close()
+		return err
+	}
+	defer stop()
 	ec := c.cfg.executorConfig()
 	fmt.Fprintf(stdout, "worker %s: store %s, scheduler %s, mode %s, %d workers; SIGINT or SIGTERM to stop\n",
 		ec.Worker, storeLabel(c.cfg.Store.DSN), c.cfg.Scheduler.Backend, ec.Mode, ec.Workers)

@@ -1,0 +1,254 @@
+package metrics_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/journeyretry/journeyretry/executor"
+	"github.com/journeyretry/journeyretry/metrics"
+	"github.com/journeyretry/journeyretry/retry"
+	"github.com/journeyretry/journeyretry/scheduler/memory"
+	"github.com/journeyretry/journeyretry/storage"
+)
+
+// failingSchedule fails its first Schedule, as a backend outage would.
+type failingSchedule struct {
+	retry.Scheduler
+	failed atomic.Bool
+}
+
+func (s *failingSchedule) Schedule(ctx context.Context, id string, at time.Time) error {
+	if s.failed.CompareAndSwap(false, true) {
+		return errors.New("scheduler down")
+	}
+	return s.Scheduler.Schedule(ctx, id, at)
+}
+
+// TestMetricsAgreeWithStore runs a real executor whose node fails once per
+// run, and checks each metric against what happened and what the store
+// holds.
+func TestMetricsAgreeWithStore(t *testing.T) {
+	ctx := t.Context()
+	s, err := storage.Open(ctx, storage.Config{DSN: filepath.Join(t.TempDir(), "runs.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mem, err := memory.New(memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched := &failingSchedule{Scheduler: mem}
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Config{Scheduler: "memory", StatusTTL: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := retry.PolicyFunc(func(retry.Failure) retry.Decision {
+		return retry.Decision{Retry: true, Delay: 20 * time.Millisecond, Strategy: "short", Rule: "default"}
+	})
+	ex, err := executor.New(executor.Config{Mode: executor.ModeFull, Observer: m, Logger: slog.New(slog.DiscardHandler), SweepSpec: "@every 1s", SweepGrace: 200 * time.Millisecond}, s, sched, pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Watch(ex); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CountRuns(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.Handle("flaky", executor.HandlerFunc(func(_ context.Context, in executor.NodeInput) (json.RawMessage, error) {
+		if in.Attempt == 1 {
+			return nil, retry.WithClass(errors.New("503"), retry.ClassServiceUnavailable)
+		}
+		return json.RawMessage(`{}`), nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "flaky"}}}); err != nil {
+		t.Fatal(err)
+	}
+	const runs = 5
+	for range runs {
+		if _, err := ex.StartRun(ctx, "j", nil, executor.Deferred()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- ex.Run(runCtx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := s.CountByStatus(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c[retry.StatusCompleted] == runs {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("runs did not finish: %v", c)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	counts, err := s.CountByStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range retry.Statuses {
+		if got := testutil.ToFloat64(gauge(t, reg, "journeyretry_runs", "status", string(st))); got != float64(counts[st]) {
+			t.Errorf("runs{status=%s} = %g, store %d", st, got, counts[st])
+		}
+	}
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+
+	want := map[string]float64{
+		`journeyretry_attempts_total{class="",journey="j",node="n",outcome="succeeded"}`:                   runs,
+		`journeyretry_attempts_total{class="service_unavailable",journey="j",node="n",outcome="retrying"}`: runs,
+		`journeyretry_retries_scheduled_total{class="service_unavailable",strategy="short"}`:               runs,
+		`journeyretry_retry_delay_seconds_count{strategy="short"}`:                                         runs,
+		`journeyretry_retry_delay_seconds_sum{strategy="short"}`:                                           runs * 0.02,
+		`journeyretry_backend_errors_total{op="schedule deferred run"}`:                                    1,
+		`journeyretry_lost_claims_total`:                                                                   0,
+		`journeyretry_claims_in_flight`:                                                                    0,
+	}
+	got := scrape(t, reg)
+	for k, v := range want {
+		if g, ok := got[k]; !ok || !near(g, v) {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
+	// The run whose Schedule failed was taken by the sweeper; the others
+	// were delivered by the scheduler, each with its lateness observed.
+	if n := got[`journeyretry_wakeup_lateness_seconds_count{scheduler="memory"}`]; n < runs-1 {
+		t.Errorf("wake-up lateness observed %g times, want at least %d", n, runs-1)
+	}
+	if n := got[`journeyretry_sweeper_caught_total`]; n < 1 {
+		t.Errorf("sweeper caught %g, want the run whose schedule failed", n)
+	}
+}
+
+func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
+
+// scrape gathers reg as "name{labels}" -> value, counters, gauges and
+// histogram counts and sums alike.
+func scrape(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+`="`+l.GetValue()+`"`)
+			}
+			key := func(suffix string) string {
+				if len(labels) == 0 {
+					return mf.GetName() + suffix
+				}
+				return mf.GetName() + suffix + "{" + strings.Join(labels, ",") + "}"
+			}
+			switch {
+			case m.Counter != nil:
+				out[key("")] = m.Counter.GetValue()
+			case m.Gauge != nil:
+				out[key("")] = m.Gauge.GetValue()
+			case m.Histogram != nil:
+				out[key("_count")] = float64(m.Histogram.GetSampleCount())
+				out[key("_sum")] = m.Histogram.GetSampleSum()
+			}
+		}
+	}
+	return out
+}
+
+// gauge is the collector of one labelled series of a registry, for
+// testutil.ToFloat64.
+func gauge(t *testing.T, reg *prometheus.Registry, name, label, value string) prometheus.Collector {
+	t.Helper()
+	v, ok := scrape(t, reg)[name+"{"+label+`="`+value+`"}`]
+	if !ok {
+		t.Fatalf("no %s{%s=%q}", name, label, value)
+	}
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "x"}, func() float64 { return v })
+}
+
+// countingInspector counts CountByStatus calls.
+type countingInspector struct {
+	retry.Inspector
+	calls atomic.Int32
+}
+
+func (c *countingInspector) CountByStatus(context.Context) (map[retry.Status]int, error) {
+	c.calls.Add(1)
+	return map[retry.Status]int{retry.StatusCompleted: 3}, nil
+}
+
+// TestRunsCountCached: scrapes within the TTL reuse one count; a scrape
+// after it counts again.
+func TestRunsCountCached(t *testing.T) {
+	now := time.Unix(1000, 0)
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Config{StatusTTL: 5 * time.Second, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &countingInspector{}
+	if err := m.CountRuns(in); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		if got := scrape(t, reg)[`journeyretry_runs{status="completed"}`]; got != 3 {
+			t.Fatalf("runs completed %g", got)
+		}
+	}
+	if n := in.calls.Load(); n != 1 {
+		t.Errorf("10 scrapes within the TTL counted %d times, want 1", n)
+	}
+	now = now.Add(5 * time.Second)
+	scrape(t, reg)
+	if n := in.calls.Load(); n != 2 {
+		t.Errorf("a scrape after the TTL: %d counts, want 2", n)
+	}
+}
+
+// TestNew: a nil registerer and a negative TTL are refused; two Metrics on
+// one registry collide, as nothing registers globally.
+func TestNew(t *testing.T) {
+	if _, err := metrics.New(nil, metrics.Config{}); !errors.Is(err, retry.ErrInvalidArgument) {
+		t.Errorf("nil registerer: %v", err)
+	}
+	if _, err := metrics.New(prometheus.NewRegistry(), metrics.Config{StatusTTL: -1}); !errors.Is(err, retry.ErrInvalidArgument) || !strings.Contains(err.Error(), "statusTTL") {
+		t.Errorf("negative TTL: %v", err)
+	}
+	reg := prometheus.NewRegistry()
+	if _, err := metrics.New(reg, metrics.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := metrics.New(reg, metrics.Config{}); err == nil {
+		t.Error("second registration on one registry succeeded")
+	}
+	if _, err := metrics.New(prometheus.NewRegistry(), metrics.Config{}); err != nil {
+		t.Errorf("a fresh registry: %v", err)
+	}
+}
