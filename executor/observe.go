@@ -67,7 +67,9 @@ func (o LogObserver) Attempt(ev AttemptEvent) {
 }
 
 // LostClaim logs an attempt the store did not record.
-func (o LogObserver) LostClaim(ev AttemptEvent) { o.log(slog.LevelWarn, "attempt lost its claim", ev, "lost_claim") }
+func (o LogObserver) LostClaim(ev AttemptEvent) {
+	o.log(slog.LevelWarn, "attempt lost its claim", ev, "lost_claim")
+}
 
 func (o LogObserver) log(level slog.Level, msg string, ev AttemptEvent, outcome string) {
 	ctx := context.Background()

@@ -136,6 +136,11 @@ type RunFilter struct {
 	AfterID string
 	// Limit bounds the page; 0 means 100.
 	Limit int
+	// JourneyID, when set, keeps runs of that journey.
+	JourneyID string
+	// ErrorClass, when set, keeps runs whose last error has that class
+	// (the dashboard's dead-letter filter).
+	ErrorClass Class
 }
 
 // ErrorCount is one row of [Inspector.TopErrors].
@@ -201,4 +206,53 @@ type Inspector interface {
 	// OutcomeReplayed attempt appended. ErrNotReplayable for any other
 	// status; ErrNotFound if it does not exist.
 	Replay(ctx context.Context, id string, now time.Time) (Run, error)
+}
+
+// ActivityInspector is an optional [Inspector] capability: attempts over
+// time and retry wake-up lateness, for dashboards. A store implements it
+// when it can answer with bounded, indexed queries; a dashboard finds it
+// with a type assertion and shows what it can without it.
+type ActivityInspector interface {
+	// Activity counts the attempts (replays excluded) finished in
+	// [q.Since, q.Until), per q.Bucket, reading at most q.MaxAttempts of
+	// the latest of them, and samples the lateness of the latest retries.
+	// A window that is empty, a Bucket <= 0 or more than MaxBuckets
+	// buckets wrap ErrInvalidArgument.
+	Activity(ctx context.Context, q ActivityQuery) (Activity, error)
+}
+
+// MaxBuckets bounds the buckets of an [ActivityQuery].
+const MaxBuckets = 1000
+
+// ActivityQuery is the window of [ActivityInspector.Activity].
+type ActivityQuery struct {
+	Since, Until time.Time
+	Bucket       time.Duration
+	// MaxAttempts bounds the attempts read; 0 means 100,000.
+	MaxAttempts int
+	// LatenessSamples bounds the retries sampled; 0 means 2,000.
+	LatenessSamples int
+}
+
+// ActivityBucket counts the attempts that finished in [Start, Start+Bucket).
+type ActivityBucket struct {
+	Start time.Time
+	// Attempts counts node executions; Failures those that failed; Retries
+	// the failures after which the run was StatusRetrying.
+	Attempts, Failures, Retries int
+}
+
+// Activity is the answer of [ActivityInspector.Activity].
+type Activity struct {
+	// Buckets cover the window in order, every bucket present (zeros
+	// included).
+	Buckets []ActivityBucket
+	// Truncated is true when the window held at least MaxAttempts
+	// attempts: the buckets count the latest MaxAttempts only.
+	Truncated bool
+	// RetryLateness holds, for the latest retries that ran in the window,
+	// how late each started: its start minus the failure's finish plus
+	// the chosen delay (a missed wake-up the sweeper caught shows here).
+	// Negative values (clock skew between workers) are kept.
+	RetryLateness []time.Duration
 }

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -236,7 +237,8 @@ WHERE outcome = 'replayed' AND run_id IN (?) GROUP BY run_id`, bun.List(ids))
 	return n, nil
 }
 
-// ListRuns returns a page of runs in id order; see [retry.Inspector].
+// ListRuns returns a page of runs in id order; see [retry.Inspector]. With
+// a status it walks the (status, id) index.
 func (s *Store) ListRuns(ctx context.Context, f retry.RunFilter) ([]retry.Run, error) {
 	limit, err := storecheck.Filter(f)
 	if err != nil {
@@ -248,6 +250,12 @@ func (s *Store) ListRuns(ctx context.Context, f retry.RunFilter) ([]retry.Run, e
 	where, args := `id > ?`, []any{f.AfterID}
 	if f.Status != "" {
 		where, args = where+` AND status = ?`, append(args, string(f.Status))
+	}
+	if f.JourneyID != "" {
+		where, args = where+` AND journey_id = ?`, append(args, f.JourneyID)
+	}
+	if f.ErrorClass != "" {
+		where, args = where+` AND last_error_class = ?`, append(args, string(f.ErrorClass))
 	}
 	runs, err := queryRuns(ctx, s.rdb, `SELECT `+runColumns+` FROM journey_runs WHERE `+where+` ORDER BY id LIMIT ?`,
 		append(args, limit)...)
@@ -286,4 +294,79 @@ WHERE id = ?`, ms(now), ms(now), datetime(now), id)
 		return err
 	})
 	return run, err
+}
+
+// Activity counts attempts over time and samples retry lateness; see
+// [retry.ActivityInspector]. Both queries read the attempts through the
+// finished_at index, newest first, and stop at their bound.
+func (s *Store) Activity(ctx context.Context, q retry.ActivityQuery) (retry.Activity, error) {
+	switch {
+	case !q.Until.After(q.Since):
+		return retry.Activity{}, fmt.Errorf("activity: %w", storecheck.Invalid("window [%s, %s) is empty", q.Since, q.Until))
+	case q.Bucket <= 0 || q.Bucket%time.Millisecond != 0:
+		return retry.Activity{}, fmt.Errorf("activity: %w", storecheck.Invalid("bucket %s is not a positive number of milliseconds", q.Bucket))
+	case q.Until.Sub(q.Since)/q.Bucket >= retry.MaxBuckets:
+		return retry.Activity{}, fmt.Errorf("activity: %w", storecheck.Invalid("more than %d buckets of %s", retry.MaxBuckets, q.Bucket))
+	case q.MaxAttempts < 0 || q.LatenessSamples < 0:
+		return retry.Activity{}, fmt.Errorf("activity: %w", storecheck.Invalid("negative bound"))
+	}
+	if err := s.checkOpen("activity"); err != nil {
+		return retry.Activity{}, err
+	}
+	maxAttempts := cmp.Or(q.MaxAttempts, 100_000)
+	since, bucket := ms(q.Since), q.Bucket.Milliseconds()
+	n := int((ms(q.Until) - since + bucket - 1) / bucket)
+	act := retry.Activity{Buckets: make([]retry.ActivityBucket, n), RetryLateness: []time.Duration{}}
+	for i := range act.Buckets {
+		act.Buckets[i].Start = time.UnixMilli(since + int64(i)*bucket)
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT (finished_at - ?) / ?, COUNT(*),
+SUM(CASE WHEN outcome = 'failed' THEN 1 ELSE 0 END),
+SUM(CASE WHEN outcome = 'failed' AND status_after = 'retrying' THEN 1 ELSE 0 END)
+FROM (SELECT finished_at, outcome, status_after FROM journey_run_attempts
+  WHERE finished_at >= ? AND finished_at < ? AND outcome <> 'replayed'
+  ORDER BY finished_at DESC LIMIT ?) latest
+GROUP BY 1`, since, bucket, since, ms(q.Until), maxAttempts)
+	if err != nil {
+		return retry.Activity{}, fmt.Errorf("activity: %w", err)
+	}
+	total := 0
+	for rows.Next() {
+		var i int64
+		var b retry.ActivityBucket
+		if err := rows.Scan(&i, &b.Attempts, &b.Failures, &b.Retries); err != nil {
+			rows.Close()
+			return retry.Activity{}, fmt.Errorf("activity: %w", err)
+		}
+		if i >= 0 && i < int64(n) {
+			b.Start = act.Buckets[i].Start
+			act.Buckets[i] = b
+		}
+		total += b.Attempts
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return retry.Activity{}, fmt.Errorf("activity: %w", err)
+	}
+	act.Truncated = total >= maxAttempts
+	rows, err = s.rdb.QueryContext(ctx, `SELECT a.started_at - (p.finished_at + p.decision_delay_ms)
+FROM journey_run_attempts a JOIN journey_run_attempts p ON p.run_id = a.run_id AND p.number = a.number - 1
+WHERE a.finished_at >= ? AND a.finished_at < ? AND a.started_at IS NOT NULL AND a.outcome <> 'replayed'
+  AND p.outcome = 'failed' AND p.status_after = 'retrying'
+ORDER BY a.finished_at DESC LIMIT ?`, since, ms(q.Until), cmp.Or(q.LatenessSamples, 2000))
+	if err != nil {
+		return retry.Activity{}, fmt.Errorf("activity: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var late int64
+		if err := rows.Scan(&late); err != nil {
+			return retry.Activity{}, fmt.Errorf("activity: %w", err)
+		}
+		act.RetryLateness = append(act.RetryLateness, time.Duration(late)*time.Millisecond)
+	}
+	if err := rows.Err(); err != nil {
+		return retry.Activity{}, fmt.Errorf("activity: %w", err)
+	}
+	return act, nil
 }

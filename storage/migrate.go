@@ -25,7 +25,16 @@ var ErrDowngradeBlocked = errors.New("downgrade blocked")
 const (
 	migrationLegacy = "20260101000000"
 	migrationRetry  = "20260101000001"
+	migrationReads  = "20260101000002"
 )
+
+// readIndexes are the indexes migration 2 creates for operators' reads:
+// runs by status (counted, and paged in id order by the dashboard's
+// dead-letter list) and attempts by finish time (activity over time).
+var readIndexes = []struct{ name, def string }{
+	{"idx_journey_runs_status_id", "journey_runs(status, id)"},
+	{"idx_journey_run_attempts_finished", "journey_run_attempts(finished_at)"},
+}
 
 // retryColumns are the columns migration 1 adds to journey_runs, with their
 // SQL types: the design's six first (times as Unix milliseconds, see the
@@ -259,6 +268,7 @@ func (s *Store) migrations() *migrate.Migrations {
 	ms := migrate.NewMigrations()
 	ms.Add(migrate.Migration{Name: migrationLegacy, Comment: "legacy_journey_runs"})
 	ms.Add(migrate.Migration{Name: migrationRetry, Comment: "retry_columns_and_attempts"})
+	ms.Add(migrate.Migration{Name: migrationReads, Comment: "read_indexes"})
 	return ms
 }
 
@@ -269,8 +279,28 @@ type migrationStep func(context.Context, bun.Tx) error
 // steps returns what each migration does up and down, by name (the legacy
 // table is never dropped).
 func (s *Store) steps() (up, down map[string]migrationStep) {
-	return map[string]migrationStep{migrationLegacy: s.createLegacyTable, migrationRetry: s.addRetrySchema},
-		map[string]migrationStep{migrationRetry: s.dropRetrySchema}
+	return map[string]migrationStep{migrationLegacy: s.createLegacyTable, migrationRetry: s.addRetrySchema, migrationReads: addReadIndexes},
+		map[string]migrationStep{migrationRetry: s.dropRetrySchema, migrationReads: dropReadIndexes}
+}
+
+// addReadIndexes creates readIndexes.
+func addReadIndexes(ctx context.Context, tx bun.Tx) error {
+	for _, ix := range readIndexes {
+		if _, err := tx.ExecContext(ctx, "CREATE INDEX IF NOT EXISTS "+ix.name+" ON "+ix.def); err != nil {
+			return fmt.Errorf("create index %s: %w", ix.name, err)
+		}
+	}
+	return nil
+}
+
+// dropReadIndexes drops readIndexes.
+func dropReadIndexes(ctx context.Context, tx bun.Tx) error {
+	for _, ix := range readIndexes {
+		if _, err := tx.ExecContext(ctx, "DROP INDEX IF EXISTS "+ix.name); err != nil {
+			return fmt.Errorf("drop index %s: %w", ix.name, err)
+		}
+	}
+	return nil
 }
 
 func (s *Store) inTx(ctx context.Context, f func(context.Context, bun.Tx) error) error {

@@ -102,8 +102,8 @@ func TestMigrateLegacy(t *testing.T) {
 			if err := s.DB().NewRaw(`SELECT COUNT(*) FROM journeyretry_migrations`).Scan(ctx, &applied); err != nil {
 				t.Fatal(err)
 			}
-			if applied != 2 {
-				t.Fatalf("%d migrations recorded after migrating twice; want 2", applied)
+			if applied != 3 {
+				t.Fatalf("%d migrations recorded after migrating twice; want 3", applied)
 			}
 			want := map[string]struct {
 				journey, node string
@@ -403,8 +403,8 @@ func TestPendingMigrations(t *testing.T) {
 			s := openRaw(t, newDSN(t))
 			loadLegacy(t, s, name == "postgres")
 			for range 2 { // asking twice: the first call created nothing
-				if n, err := s.PendingMigrations(t.Context()); err != nil || n != 2 {
-					t.Fatalf("PendingMigrations before Migrate = %d, %v; want 2", n, err)
+				if n, err := s.PendingMigrations(t.Context()); err != nil || n != 3 {
+					t.Fatalf("PendingMigrations before Migrate = %d, %v; want 3", n, err)
 				}
 			}
 			if err := s.Migrate(t.Context()); err != nil {
@@ -485,9 +485,42 @@ func TestFailedMigrateChangesNothing(t *testing.T) {
 			if cols := columns(t, s, "journey_runs"); len(cols) != 2 {
 				t.Errorf("journey_runs columns after a failed Migrate: %v", cols)
 			}
-			if n, err := s.PendingMigrations(ctx); err != nil || n != 2 {
-				t.Errorf("PendingMigrations = %d, %v; want 2", n, err)
+			if n, err := s.PendingMigrations(ctx); err != nil || n != 3 {
+				t.Errorf("PendingMigrations = %d, %v; want 3", n, err)
 			}
 		})
+	}
+}
+// TestReadIndexes: Migrate creates the indexes operators' reads walk (runs
+// by status and id, attempts by finish time), and SQLite's plan for the
+// dashboard's dead-letter page and status count uses them.
+func TestReadIndexes(t *testing.T) {
+	s := openRaw(t, sqliteFile(t))
+	ctx := t.Context()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for q, want := range map[string]string{
+		`SELECT status, COUNT(*) FROM journey_runs GROUP BY status`:                                     "idx_journey_runs_status_id",
+		`SELECT id FROM journey_runs WHERE id > '' AND status = 'failed' ORDER BY id LIMIT 50`:          "idx_journey_runs_status_id",
+		`SELECT finished_at FROM journey_run_attempts WHERE finished_at >= 0 ORDER BY finished_at DESC`: "idx_journey_run_attempts_finished",
+	} {
+		rows, err := s.DB().QueryContext(ctx, "EXPLAIN QUERY PLAN "+q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if !strings.Contains(strings.Join(plan, "; "), want) {
+			t.Errorf("%s: plan %q does not use %s", q, plan, want)
+		}
 	}
 }

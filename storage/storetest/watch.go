@@ -151,3 +151,15 @@ func (w *watched) Replay(ctx context.Context, id string, now time.Time) (retry.R
 		return in.Replay(ctx, id, now)
 	})
 }
+
+// Activity calls the store's optional ActivityInspector under the
+// watchdog.
+func (w *watched) Activity(ctx context.Context, q retry.ActivityQuery) (retry.Activity, error) {
+	return call(w, "Activity", func() (retry.Activity, error) {
+		a, ok := w.s.(retry.ActivityInspector)
+		if !ok {
+			return retry.Activity{}, fmt.Errorf("store does not implement retry.ActivityInspector")
+		}
+		return a.Activity(ctx, q)
+	})
+}
