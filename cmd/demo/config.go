@@ -33,6 +33,7 @@ type demoConfig struct {
 	Demo      demoSettings           `json:"demo"`
 	Log       logConfig              `json:"log"`
 	Metrics   metricsConfig          `json:"metrics"`
+	Serve     serveConfig            `json:"serve"`
 }
 
 // defaultDSN is where the demo keeps its database when --store is not
@@ -53,6 +54,7 @@ func defaultConfig() demoConfig {
 		Retry:     scaledPolicy(),
 		Demo:      defaultDemoSettings(),
 		Log:       logConfig{Level: "warn", Format: "text"},
+		Serve:     serveConfig{Listen: "127.0.0.1:8080"},
 	}
 	return cfg
 }

@@ -661,7 +661,7 @@ func TestReadCommandsNeedAMigratedDatabase(t *testing.T) {
 		}
 		for _, args := range [][]string{{"stats"}, {"runs", "list"}, {"runs", "show", "patient-000001"}, {"runs", "retry", "patient-000001"}} {
 			r := runBin(t, dir, nil, append(args, "--store", store)...)
-			if r.code != exitFailure || !strings.Contains(r.stderr, "no retry schema, 2 migrations pending (run the demo, or demo migrate, first)") ||
+			if r.code != exitFailure || !strings.Contains(r.stderr, "no retry schema, 3 migrations pending (run the demo, or demo migrate, first)") ||
 				strings.Contains(r.stderr, "does not exist") || strings.Contains(r.stderr, "no such table") {
 				t.Errorf("%v: status %d, %s", args, r.code, r.stderr)
 			}

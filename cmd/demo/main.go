@@ -18,6 +18,7 @@
 //	demo runs retry ID        replay a failed run
 //	demo stats                the summary of any database
 //	demo explain              how the policy treats an error class or message
+//	demo serve                the web dashboard and /metrics
 //
 // Configuration: flags over environment (JRETRY_...) over the --config file
 // over defaults. A bad value exits with status 2 before anything is written.
@@ -83,6 +84,7 @@ var subcommands = map[string]func(ctx context.Context, args []string, stdout, st
 	"stats":   cmdStats,
 	"explain": cmdExplain,
 	"config":  cmdConfig,
+	"serve":   cmdServe,
 }
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -94,7 +96,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		case subcommands[name] != nil:
 			return subcommands[name](ctx, args[1:], stdout, stderr)
 		case len(name) > 0 && name[0] != '-':
-			return usageError(fmt.Errorf("unknown command %q (want migrate, start, worker, runs, stats, explain or config; see demo help)", name))
+			return usageError(fmt.Errorf("unknown command %q (want migrate, start, worker, runs, stats, explain, config or serve; see demo help)", name))
 		}
 	}
 	return cmdDemo(ctx, args, stdout, stderr)
@@ -110,6 +112,7 @@ const overview = `usage: demo [flags]            run patient journeys with reali
        demo stats [--json]     the summary of any database
        demo explain [--class C | --message M]
        demo config             every configuration key, its variable, value and meaning
+       demo serve [--listen ADDR] [--enable-replay]   the web dashboard
 
 Each command takes --help. Configuration: flags over environment (JRETRY_...)
 over the --config file (JSON) over defaults.
