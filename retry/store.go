@@ -143,6 +143,13 @@ type RunFilter struct {
 	ErrorClass Class
 }
 
+// Keeps reports whether f's Status, JourneyID and ErrorClass keep r (the
+// page bounds AfterID and Limit aside): for stores that filter in memory.
+func (f RunFilter) Keeps(r Run) bool {
+	return (f.Status == "" || r.Status == f.Status) && (f.JourneyID == "" || r.JourneyID == f.JourneyID) &&
+		(f.ErrorClass == "" || r.LastErrorClass == f.ErrorClass)
+}
+
 // ErrorCount is one row of [Inspector.TopErrors].
 type ErrorCount struct {
 	Class   Class

@@ -566,7 +566,7 @@ func (s *Store) ListRuns(ctx context.Context, f retry.RunFilter) ([]retry.Run, e
 		if len(out) == limit {
 			break
 		}
-		if f.Status == "" || r.run.Status == f.Status {
+		if f.Keeps(r.run) {
 			out = append(out, copyRun(r.run))
 		}
 	}
