@@ -271,4 +271,3 @@ func TestNewValidates(t *testing.T) {
 		}
 	}
 }
-

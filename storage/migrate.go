@@ -29,10 +29,14 @@ const (
 )
 
 // readIndexes are the indexes migration 2 creates for operators' reads:
-// runs by status (counted, and paged in id order by the dashboard's
-// dead-letter list) and attempts by finish time (activity over time).
+// ended runs by status in id order (the dashboard's dead-letter pages) and
+// attempts by finish time (activity over time). The first two are partial,
+// one per failed status: an index over every status would offer claims,
+// whose statements filter on status too, a plan slower than their
+// due-time indexes.
 var readIndexes = []struct{ name, def string }{
-	{"idx_journey_runs_status_id", "journey_runs(status, id)"},
+	{"idx_journey_runs_failed_id", "journey_runs(id) WHERE status = 'failed'"},
+	{"idx_journey_runs_failed_max_retries_id", "journey_runs(id) WHERE status = 'failed_max_retries'"},
 	{"idx_journey_run_attempts_finished", "journey_run_attempts(finished_at)"},
 }
 
