@@ -37,7 +37,7 @@ var strategyMeanings = map[string]string{
 
 // keyMeaning is the one line of meaning of key path, "" if none.
 func keyMeaning(path string) string {
-	for _, g := range allFlags {
+	for _, g := range append(allFlags, serveFlags) {
 		for _, b := range g {
 			if b.key == path {
 				return b.usage + " (--" + b.flag + ")"
