@@ -53,20 +53,7 @@ func TestWorkersShareRedis(t *testing.T) {
 		t.Fatalf("start: status %d\n%s", r.code, r.stderr)
 	}
 	start := func() *worker {
-		w := &worker{}
-		w.cmd = demoCmd(t.Context(), dir, nil, "worker", "--store", dsn, "--lease", "2s", "--sweep", "@every 1s", "--workers", "4",
-			"--scheduler", "redis", "--redis", u, "--redis-prefix", prefix)
-		w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.out
-		if err := w.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if w.cmd.ProcessState == nil {
-				w.cmd.Process.Kill()
-				w.cmd.Wait()
-			}
-		})
-		return w
+		return startWorker(t, dir, dsn, "--scheduler", "redis", "--redis", u, "--redis-prefix", prefix)
 	}
 	ws := []*worker{start(), start(), start(), start()}
 	finished := func(n int) func(map[retry.Status]int) bool {
