@@ -98,13 +98,12 @@ func TestCrashRecovery(t *testing.T) {
 		must(t, cmd.Start())
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
-		// The kill comes a random moment after the child starts
-		// executing (its start-up, slow under the race detector, does not
-		// count), and well within the work: twenty children execute for
-		// 3.5 s in all and end a sixth to a third of the runs (with and
-		// without the race detector), so work never runs out before the
-		// last kill; the checks below make sure the kills hit work.
-		after := time.Duration(50+rng.IntN(250)) * time.Millisecond
+		// The kill comes 100-400 ms after the child starts executing
+		// nodes (its start-up, slow under the race detector, does not
+		// count), well within the work: twenty children end only a few
+		// percent of the runs, so work never runs out before the last
+		// kill; the checks below make sure the kills hit work.
+		after := time.Duration(100+rng.IntN(300)) * time.Millisecond
 		for _, wait := range []<-chan struct{}{ready.ch, afterCh(after)} {
 			select {
 			case err := <-exited:
@@ -309,10 +308,15 @@ func TestHelperProcess(t *testing.T) {
 	must(t, err)
 	_, err = fmt.Fprintln(logf, "boot")
 	must(t, err)
+	// The child says it is executing at its first node start, not when Run
+	// begins: Run's start-up (rebuild, the first sweep's claim) is slow
+	// under the race detector, and a kill during it would hit no work.
+	var executing sync.Once
 	effect := func(what string, in executor.NodeInput) {
 		if _, err := fmt.Fprintf(logf, "%s %s %s %d %s\n", what, in.Run.ID, in.Node.ID, in.Attempt, in.Run.ClaimToken); err != nil {
 			panic(err)
 		}
+		executing.Do(func() { fmt.Println(crashReady) })
 	}
 	store := openStore(t, dbPath)
 	sched, err := memory.New(memory.Config{Lease: time.Second})
@@ -348,7 +352,6 @@ func TestHelperProcess(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- ex.Run(ctx) }()
-	fmt.Println(crashReady)
 	if os.Getenv(crashEnvLast) != "true" {
 		time.Sleep(time.Hour) // until killed, even with no work left
 	}
