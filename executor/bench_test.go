@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/journeyretry/journeyretry/executor"
 	"github.com/journeyretry/journeyretry/retry"
+	"github.com/journeyretry/journeyretry/retrytest"
 	"github.com/journeyretry/journeyretry/scheduler/memory"
 )
 
@@ -44,25 +44,9 @@ func BenchmarkThroughput(b *testing.B) {
 	blip := retry.WithClass(errors.New("connection reset"), retry.ClassNetworkBlip)
 	must(b, ex.Handle("flaky", failing(blip, 2)))
 	must(b, ex.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "flaky"}}}))
-	ctx := context.Background()
 	var total time.Duration
 	for i := range b.N {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		start := time.Now()
-		for range benchWorkers {
-			wg.Go(func() {
-				for n := next.Add(1); n <= runs; n = next.Add(1) {
-					run, err := ex.StartRunSync(ctx, "j", nil, executor.WithRunID(fmt.Sprintf("%d-%06d", i, n)))
-					if err != nil || run.Status != retry.StatusCompleted {
-						b.Errorf("run: %v %s", err, run.Status)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		total += time.Since(start)
+		total += retrytest.CompleteRuns(b, ex, "j", i, benchWorkers, runs)
 	}
 	b.ReportMetric(float64(3*runs*b.N)/total.Seconds(), "attempts/s")
 	b.ReportMetric(0, "ns/op")

@@ -4,12 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +15,7 @@ import (
 	"github.com/journeyretry/journeyretry/executor"
 	"github.com/journeyretry/journeyretry/metrics"
 	"github.com/journeyretry/journeyretry/retry"
+	"github.com/journeyretry/journeyretry/retrytest"
 	"github.com/journeyretry/journeyretry/scheduler/memory"
 	"github.com/journeyretry/journeyretry/storage"
 )
@@ -86,22 +84,7 @@ func benchObservability(b *testing.B, on bool) {
 	}
 	var total time.Duration
 	for i := range b.N {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		start := time.Now()
-		for range workers {
-			wg.Go(func() {
-				for n := next.Add(1); n <= runs; n = next.Add(1) {
-					run, err := ex.StartRunSync(ctx, "j", nil, executor.WithRunID(fmt.Sprintf("%d-%06d", i, n)))
-					if err != nil || run.Status != retry.StatusCompleted {
-						b.Errorf("run: %v %s", err, run.Status)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		total += time.Since(start)
+		total += retrytest.CompleteRuns(b, ex, "j", i, workers, runs)
 	}
 	b.ReportMetric(float64(2*runs*b.N)/total.Seconds(), "attempts/s")
 }

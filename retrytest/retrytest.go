@@ -13,7 +13,9 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -158,4 +160,29 @@ func (h *Harness) Drive(t testing.TB, id string) retry.Run {
 	}
 	t.Fatalf("run %s still waiting after %d rounds", id, MaxRounds)
 	return retry.Run{}
+}
+
+// CompleteRuns starts runs runs of journeyID from workers goroutines, each
+// executed in line (Executor.StartRunSync) under the id "round-NNNNNN", and
+// returns the wall time they took. A run that does not complete fails tb.
+// Benchmarks of a whole executor drive their load with it, so that their
+// figures come from one workload.
+func CompleteRuns(tb testing.TB, ex *executor.Executor, journeyID string, round, workers, runs int) time.Duration {
+	tb.Helper()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for n := next.Add(1); n <= int64(runs); n = next.Add(1) {
+				run, err := ex.StartRunSync(context.Background(), journeyID, nil, executor.WithRunID(fmt.Sprintf("%d-%06d", round, n)))
+				if err != nil || run.Status != retry.StatusCompleted {
+					tb.Errorf("run %d-%06d: %v %s", round, n, err, run.Status)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start)
 }
