@@ -14,15 +14,7 @@ import (
 // openPG opens and migrates a store on a fresh PostgreSQL schema.
 func openPG(t *testing.T) *Store {
 	t.Helper()
-	s, err := Open(t.Context(), Config{DSN: pgtest.DSN(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if err := s.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return openMigrated(t, pgtest.DSN(t))
 }
 
 // TestClaimSkipsLockedRow: a by-id claim of a run whose row another

@@ -79,7 +79,13 @@ func TestBatchIsolation(t *testing.T) {
 // so queued ops run in queue order.
 func openTest(t *testing.T) *Store {
 	t.Helper()
-	s, err := Open(t.Context(), Config{DSN: filepath.Join(t.TempDir(), "runs.db")})
+	return openMigrated(t, filepath.Join(t.TempDir(), "runs.db"))
+}
+
+// openMigrated opens and migrates a store on dsn, closed when t ends.
+func openMigrated(t *testing.T, dsn string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), Config{DSN: dsn})
 	if err != nil {
 		t.Fatal(err)
 	}
