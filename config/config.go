@@ -1,6 +1,12 @@
 // Package config is the one configuration loader of every command of the
 // module: flags over environment over file over defaults.
 //
+// koanf (github.com/knadh/koanf/v2) reads the sources: its file provider
+// with a strict JSON parser, and its environment provider. The typed
+// decoding (keys from json tags, durations, enumerations, lists, maps,
+// errors naming the key) is internal/confvalue's, because koanf's
+// mapstructure decoding cannot keep it (see that package).
+//
 // The caller fills a struct with its defaults (each section a component's
 // Config with json tags), binds the flags it offers, and loads:
 //
@@ -67,18 +73,19 @@
 package config
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"os"
 	"reflect"
 	"regexp"
 	"strings"
-	"time"
-	"unicode/utf8"
+
+	"github.com/agnivade/levenshtein"
+	koanfenv "github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/v2"
+
+	"github.com/journeyretry/journeyretry/internal/confvalue"
 )
 
 // Loader loads one configuration struct from a file, the environment and
@@ -131,10 +138,10 @@ func (l *Loader) FileFlag(fs *flag.FlagSet, name, usage string) {
 func (l *Loader) Flag(fs *flag.FlagSet, name, key, usage string) {
 	fv := &flagValue{name: name, key: key}
 	if root, err := l.target(); err == nil {
-		if v, err := lookup(root, key); err == nil {
+		if v, err := confvalue.Lookup(root, key); err == nil {
 			fv.isBool = v.Kind() == reflect.Bool
 			if !v.IsZero() {
-				fv.def = format(v)
+				fv.def = confvalue.Format(v)
 			}
 		}
 	}
@@ -167,6 +174,12 @@ func (f *flagValue) IsBoolFlag() bool { return f.isBool }
 
 // Load applies the file, the environment and the set flags to the
 // destination, then validates it. On error the destination is unchanged.
+//
+// koanf reads the file (its file provider, with the strict JSON parser of
+// internal/confvalue) and the environment (its env provider) each into its
+// own instance; confvalue applies them, then the flags, in that order, so
+// that each error names its source and a list or map is typed by the
+// field it sets.
 func (l *Loader) Load() error {
 	root, err := l.target()
 	if err != nil {
@@ -179,7 +192,7 @@ func (l *Loader) Load() error {
 	work.Set(root)
 
 	for _, f := range l.flags {
-		if _, err := lookup(work, f.key); err != nil {
+		if _, err := confvalue.Lookup(work, f.key); err != nil {
 			return fmt.Errorf("flag --%s: %w", f.name, err)
 		}
 	}
@@ -195,15 +208,8 @@ func (l *Loader) Load() error {
 	if err := l.loadEnv(work, src); err != nil {
 		return err
 	}
-	for _, f := range l.flags {
-		if !f.set {
-			continue
-		}
-		v, _ := lookup(work, f.key) // checked above
-		if err := setText(v, f.raw); err != nil {
-			return fmt.Errorf("flag --%s: %w", f.name, err)
-		}
-		src[f.key] = "flag --" + f.name
+	if err := l.loadFlags(work, src); err != nil {
+		return err
 	}
 	if errs := validate(work, ""); len(errs) > 0 {
 		out := make([]error, len(errs))
@@ -222,26 +228,32 @@ func (l *Loader) Load() error {
 // loadFile applies the file at path to work and records the keys it sets
 // in src.
 func loadFile(work reflect.Value, path string, src map[string]string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
+	k := koanf.New(".")
+	if err := k.Load(file.Provider(path), confvalue.Parser{}); err != nil {
 		return fmt.Errorf("config file %s: %w", path, err)
 	}
-	doc, err := applyJSON(work, b)
-	if err != nil {
+	doc := k.Raw()
+	if err := confvalue.SetJSON(work, doc, ""); err != nil {
 		return fmt.Errorf("config file %s: %w", path, err)
 	}
 	docKeys(doc, "", func(key string) { src[key] = "config file " + path })
 	return nil
 }
 
-// applyJSON applies a JSON document to the struct work and returns it
-// decoded.
-func applyJSON(work reflect.Value, b []byte) (any, error) {
-	doc, err := decodeJSON(b)
-	if err != nil {
-		return nil, err
+// loadFlags applies the flags set on the command line to work and records
+// the keys they set in src.
+func (l *Loader) loadFlags(work reflect.Value, src map[string]string) error {
+	for _, f := range l.flags {
+		if !f.set {
+			continue
+		}
+		v, _ := confvalue.Lookup(work, f.key) // checked by Load
+		if err := confvalue.SetText(v, f.raw); err != nil {
+			return fmt.Errorf("flag --%s: %w", f.name, err)
+		}
+		src[f.key] = "flag --" + f.name
 	}
-	return doc, setJSON(work, doc, "")
+	return nil
 }
 
 // docKeys calls fn with the dotted path of every value of a decoded JSON
@@ -254,7 +266,7 @@ func docKeys(doc any, path string, fn func(key string)) {
 		return
 	}
 	for k, v := range obj {
-		docKeys(v, join(path, k), fn)
+		docKeys(v, confvalue.Join(path, k), fn)
 	}
 }
 
@@ -299,22 +311,10 @@ func (l *Loader) Keys() []Key {
 		return nil
 	}
 	var keys []Key
-	walkLeaves(root.Type(), "", func(path string, index []int) {
-		keys = append(keys, Key{Path: path, Env: EnvName(l.EnvPrefix, path), Value: show(root.FieldByIndex(index))})
+	confvalue.WalkLeaves(root.Type(), "", func(path string, index []int) {
+		keys = append(keys, Key{Path: path, Env: EnvName(l.EnvPrefix, path), Value: confvalue.Show(root.FieldByIndex(index))})
 	})
 	return keys
-}
-
-// show formats a value for Key.Value.
-func show(v reflect.Value) string {
-	if d, ok := v.Interface().(time.Duration); ok {
-		return d.String()
-	}
-	b, err := json.Marshal(v.Interface())
-	if err != nil {
-		return fmt.Sprint(v.Interface())
-	}
-	return string(b)
 }
 
 // SuggestEnv returns the variable of a key whose name is closest to name,
@@ -322,7 +322,7 @@ func show(v reflect.Value) string {
 func (l *Loader) SuggestEnv(name string) string {
 	best, bestDist := "", 4
 	for _, k := range l.Keys() {
-		if d := editDistance(k.Env, name); d < bestDist {
+		if d := levenshtein.ComputeDistance(k.Env, name); d < bestDist {
 			best, bestDist = k.Env, d
 		}
 	}
@@ -332,33 +332,59 @@ func (l *Loader) SuggestEnv(name string) string {
 // loadEnv applies the environment to work and records the keys it sets in
 // src.
 func (l *Loader) loadEnv(work reflect.Value, src map[string]string) error {
-	lookupEnv := l.LookupEnv
-	if lookupEnv == nil {
-		lookupEnv = os.LookupEnv
+	type leaf struct {
+		path, name string
+		index      []int
 	}
-	seen := map[string]string{}
+	var leaves []leaf
+	pathOf := map[string]string{}
 	var err error
-	walkLeaves(work.Type(), "", func(path string, index []int) {
-		if err != nil {
-			return
-		}
+	confvalue.WalkLeaves(work.Type(), "", func(path string, index []int) {
 		name := EnvName(l.EnvPrefix, path)
-		if other, dup := seen[name]; dup {
+		if other, dup := pathOf[name]; dup && err == nil {
 			err = fmt.Errorf("environment %s: names both %s and %s", name, other, path)
-			return
 		}
-		seen[name] = path
-		s, ok := lookupEnv(name)
-		if !ok {
-			return
-		}
-		if e := setText(work.FieldByIndex(index), s); e != nil {
-			err = fmt.Errorf("environment %s: %w", name, e)
-			return
-		}
-		src[path] = "environment " + name
+		pathOf[name] = path
+		leaves = append(leaves, leaf{path, name, index})
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	opt := koanfenv.Opt{
+		// A variable's key is found by name, not by splitting it: "_"
+		// separates the words of a camelCase key as well as its sections.
+		TransformFunc: func(name, value string) (string, any) { return pathOf[name], value },
+	}
+	if l.EnvPrefix != "" {
+		opt.Prefix = l.EnvPrefix + "_"
+	}
+	if l.LookupEnv != nil {
+		opt.EnvironFunc = func() []string {
+			var environ []string
+			for _, lf := range leaves {
+				if v, ok := l.LookupEnv(lf.name); ok {
+					environ = append(environ, lf.name+"="+v)
+				}
+			}
+			return environ
+		}
+	}
+	k := koanf.New(".")
+	if err := k.Load(koanfenv.Provider(".", opt), nil); err != nil {
+		return fmt.Errorf("environment: %w", err)
+	}
+	set := k.All()
+	for _, lf := range leaves {
+		s, ok := set[lf.path].(string)
+		if !ok {
+			continue
+		}
+		if err := confvalue.SetText(work.FieldByIndex(lf.index), s); err != nil {
+			return fmt.Errorf("environment %s: %w", lf.name, err)
+		}
+		src[lf.path] = "environment " + lf.name
+	}
+	return nil
 }
 
 // UnknownEnv returns the names, in environ's order, of the variables of
@@ -373,7 +399,7 @@ func (l *Loader) UnknownEnv(environ []string) ([]string, error) {
 		return nil, err
 	}
 	known := map[string]bool{}
-	walkLeaves(root.Type(), "", func(path string, _ []int) { known[EnvName(l.EnvPrefix, path)] = true })
+	confvalue.WalkLeaves(root.Type(), "", func(path string, _ []int) { known[EnvName(l.EnvPrefix, path)] = true })
 	prefix := l.EnvPrefix + "_"
 	var unknown []string
 	for _, kv := range environ {
@@ -455,99 +481,17 @@ func validate(v reflect.Value, path string) []invalidValue {
 			if path == "" {
 				out[i] = invalidValue{key, fmt.Errorf("invalid configuration: %w", e)}
 			} else {
-				out[i] = invalidValue{join(path, key), fmt.Errorf("invalid configuration: %s.%w", path, e)}
+				out[i] = invalidValue{confvalue.Join(path, key), fmt.Errorf("invalid configuration: %s.%w", path, e)}
 			}
 		}
 		return out
 	}
-	for _, f := range fields(v.Type()) {
-		if isSection(f.typ) {
-			if errs := validate(v.FieldByIndex(f.index), join(path, f.name)); len(errs) > 0 {
+	for _, f := range confvalue.Fields(v.Type()) {
+		if confvalue.IsSection(f.Type) {
+			if errs := validate(v.FieldByIndex(f.Index), confvalue.Join(path, f.Name)); len(errs) > 0 {
 				return errs
 			}
 		}
 	}
 	return nil
-}
-
-// decodeJSON parses a JSON document, keeping numbers as json.Number so
-// integers keep every digit. A key repeated in an object is an error (the
-// second would silently win); a syntax error reports its line.
-func decodeJSON(b []byte) (any, error) {
-	if len(bytes.TrimSpace(b)) == 0 {
-		return nil, errors.New("empty document (want a JSON object)")
-	}
-	if !utf8.Valid(b) {
-		// encoding/json would read each bad byte as U+FFFD, silently.
-		i := 0
-		for r, n := utf8.DecodeRune(b); r != utf8.RuneError || n != 1; r, n = utf8.DecodeRune(b[i:]) {
-			i += n
-		}
-		return nil, fmt.Errorf("line %d: not valid UTF-8 (byte %#x)", 1+bytes.Count(b[:i], []byte("\n")), b[i])
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	doc, err := decodeValue(dec, "", 0)
-	if err == nil {
-		if _, terr := dec.Token(); terr != io.EOF {
-			err = errors.New("data after the top-level JSON value")
-		}
-	}
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		line := 1 + bytes.Count(b[:min(max(int(se.Offset), 0), len(b))], []byte("\n"))
-		return nil, fmt.Errorf("line %d: %w", line, err)
-	}
-	if errors.Is(err, io.EOF) {
-		return nil, io.ErrUnexpectedEOF
-	}
-	return doc, err
-}
-
-// maxDepth bounds the nesting of a document: configuration is shallow,
-// and the bound keeps a hostile file from exhausting the stack.
-const maxDepth = 64
-
-// decodeValue reads one JSON value from dec, as json.Unmarshal into an any
-// would, at the dotted path (for duplicate-key errors).
-func decodeValue(dec *json.Decoder, path string, depth int) (any, error) {
-	if depth > maxDepth {
-		return nil, fmt.Errorf("document nested deeper than %d levels", maxDepth)
-	}
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	switch tok {
-	case json.Delim('{'):
-		obj := map[string]any{}
-		for dec.More() {
-			kt, err := dec.Token()
-			if err != nil {
-				return nil, err
-			}
-			k, _ := kt.(string) // the decoder only returns string keys
-			p := join(path, k)
-			if _, dup := obj[k]; dup {
-				return nil, fmt.Errorf("%s: key given twice", p)
-			}
-			if obj[k], err = decodeValue(dec, p, depth+1); err != nil {
-				return nil, err
-			}
-		}
-		_, err := dec.Token() // '}'
-		return obj, err
-	case json.Delim('['):
-		arr := []any{}
-		for i := 0; dec.More(); i++ {
-			v, err := decodeValue(dec, fmt.Sprintf("%s[%d]", path, i), depth+1)
-			if err != nil {
-				return nil, err
-			}
-			arr = append(arr, v)
-		}
-		_, err := dec.Token() // ']'
-		return arr, err
-	}
-	return tok, nil
 }

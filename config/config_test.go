@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/journeyretry/journeyretry/internal/confvalue"
 )
 
 // level is an enumeration parsed from text, like policy.Jitter.
@@ -513,18 +515,18 @@ func FuzzSetText(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		for _, key := range []string{"name", "count", "small", "size", "on", "timeout", "tags", "labels", "level", "at", "inner.ratio", "ints"} {
 			cfg := defaults()
-			v, err := lookup(reflect.ValueOf(&cfg.App).Elem(), key)
+			v, err := confvalue.Lookup(reflect.ValueOf(&cfg.App).Elem(), key)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := setText(v, s); err != nil {
+			if err := confvalue.SetText(v, s); err != nil {
 				continue
 			}
 			if v.Kind() == reflect.Map || v.Kind() == reflect.Slice || v.Type() == reflect.TypeFor[time.Time]() {
 				continue // formats lose JSON quoting or precision
 			}
 			again := reflect.New(v.Type()).Elem()
-			if err := setText(again, format(v)); err != nil || !reflect.DeepEqual(again.Interface(), v.Interface()) {
+			if err := confvalue.SetText(again, confvalue.Format(v)); err != nil || !reflect.DeepEqual(again.Interface(), v.Interface()) {
 				if f, ok := v.Interface().(float64); ok && math.IsNaN(f) {
 					t.Fatalf("%s: NaN accepted from %q", key, s)
 				}
@@ -542,7 +544,10 @@ func FuzzLoadFile(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		cfg := defaults()
-		_, err := applyJSON(reflect.ValueOf(&cfg).Elem(), b)
+		doc, err := confvalue.Parser{}.Unmarshal(b)
+		if err == nil {
+			err = confvalue.SetJSON(reflect.ValueOf(&cfg).Elem(), doc, "")
+		}
 		if err == nil && !strings.HasPrefix(strings.TrimLeft(string(b), " \t\r\n"), "{") {
 			t.Fatalf("applied a document that is not an object: %q", b)
 		}

@@ -1,10 +1,11 @@
-package config
+package confvalue
 
 import (
 	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agnivade/levenshtein"
 	"maps"
 	"math"
 	"reflect"
@@ -20,16 +21,17 @@ var (
 	textMarshalerType   = reflect.TypeFor[encoding.TextMarshaler]()
 )
 
-// field is a configurable struct field: exported, not tagged json:"-",
+// Field is a configurable struct field: exported, not tagged json:"-",
 // with fields of untagged embedded structs inlined as encoding/json does.
-type field struct {
-	name  string
-	index []int
-	typ   reflect.Type
+type Field struct {
+	Name  string       // its key: the json tag's name, else the Go name
+	Index []int        // for reflect.Value.FieldByIndex
+	Type  reflect.Type // its Go type
 }
 
-func fields(t reflect.Type) []field {
-	var direct, inlined []field
+// Fields lists the configurable fields of the struct type t.
+func Fields(t reflect.Type) []Field {
+	var direct, inlined []Field
 	for i := 0; i < t.NumField(); i++ {
 		sf := t.Field(i)
 		name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
@@ -37,8 +39,8 @@ func fields(t reflect.Type) []field {
 			continue
 		}
 		if sf.Anonymous && name == "" && sf.Type.Kind() == reflect.Struct {
-			for _, f := range fields(sf.Type) {
-				f.index = append([]int{i}, f.index...)
+			for _, f := range Fields(sf.Type) {
+				f.Index = append([]int{i}, f.Index...)
 				inlined = append(inlined, f)
 			}
 			continue
@@ -46,12 +48,12 @@ func fields(t reflect.Type) []field {
 		if !sf.IsExported() {
 			continue
 		}
-		direct = append(direct, field{name: cmpOr(name, sf.Name), index: []int{i}, typ: sf.Type})
+		direct = append(direct, Field{Name: cmpOr(name, sf.Name), Index: []int{i}, Type: sf.Type})
 	}
 	// As in encoding/json, a direct field hides an inlined one of the same
 	// name.
 	for _, f := range inlined {
-		if !slices.ContainsFunc(direct, func(d field) bool { return d.name == f.name }) {
+		if !slices.ContainsFunc(direct, func(d Field) bool { return d.Name == f.Name }) {
 			direct = append(direct, f)
 		}
 	}
@@ -65,61 +67,61 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// isSection reports whether t is a nested section (a struct that does not
+// IsSection reports whether t is a nested section (a struct that does not
 // parse from text) rather than a value.
-func isSection(t reflect.Type) bool {
+func IsSection(t reflect.Type) bool {
 	return t.Kind() == reflect.Struct && !reflect.PointerTo(t).Implements(textUnmarshalerType)
 }
 
-// walkLeaves calls fn with the path and index of every value under t.
-func walkLeaves(t reflect.Type, path string, fn func(path string, index []int)) {
-	for _, f := range fields(t) {
-		p := join(path, f.name)
-		if isSection(f.typ) {
-			walkLeaves(f.typ, p, func(sub string, idx []int) {
-				fn(sub, append(slices.Clone(f.index), idx...))
+// WalkLeaves calls fn with the path and index of every value under t.
+func WalkLeaves(t reflect.Type, path string, fn func(path string, index []int)) {
+	for _, f := range Fields(t) {
+		p := Join(path, f.Name)
+		if IsSection(f.Type) {
+			WalkLeaves(f.Type, p, func(sub string, idx []int) {
+				fn(sub, append(slices.Clone(f.Index), idx...))
 			})
 			continue
 		}
-		fn(p, f.index)
+		fn(p, f.Index)
 	}
 }
 
-func join(path, name string) string {
+func Join(path, name string) string {
 	if path == "" {
 		return name
 	}
 	return path + "." + name
 }
 
-// lookup returns the value at the dotted path key under the struct v.
-func lookup(v reflect.Value, key string) (reflect.Value, error) {
+// Lookup returns the value at the dotted path key under the struct v.
+func Lookup(v reflect.Value, key string) (reflect.Value, error) {
 	for part := range strings.SplitSeq(key, ".") {
-		if !isSection(v.Type()) {
+		if !IsSection(v.Type()) {
 			return reflect.Value{}, fmt.Errorf("unknown key %q", key)
 		}
 		f, ok := fieldNamed(v.Type(), part)
 		if !ok {
 			return reflect.Value{}, fmt.Errorf("unknown key %q", key)
 		}
-		v = v.FieldByIndex(f.index)
+		v = v.FieldByIndex(f.Index)
 	}
-	if isSection(v.Type()) {
+	if IsSection(v.Type()) {
 		return reflect.Value{}, fmt.Errorf("key %q is a section, not a value", key)
 	}
 	return v, nil
 }
 
-func fieldNamed(t reflect.Type, name string) (field, bool) {
-	for _, f := range fields(t) {
-		if f.name == name {
+func fieldNamed(t reflect.Type, name string) (Field, bool) {
+	for _, f := range Fields(t) {
+		if f.Name == name {
 			return f, true
 		}
 	}
-	return field{}, false
+	return Field{}, false
 }
 
-// unknownKey reports a key that names no field, suggesting the field it
+// unknownKey reports a key that names no Field, suggesting the Field it
 // probably meant (same letters ignoring case, "_" and "-").
 func unknownKey(t reflect.Type, path string) error {
 	dir, name := "", path
@@ -127,57 +129,36 @@ func unknownKey(t reflect.Type, path string) error {
 		dir, name = path[:i], path[i+1:]
 	}
 	best, bestDist := "", 3 // suggest at most 2 edits away
-	for _, f := range fields(t) {
-		if d := editDistance(fold(f.name), fold(name)); d < bestDist {
-			best, bestDist = f.name, d
+	for _, f := range Fields(t) {
+		if d := levenshtein.ComputeDistance(fold(f.Name), fold(name)); d < bestDist {
+			best, bestDist = f.Name, d
 		}
 	}
 	if best != "" {
-		return fmt.Errorf("%s: unknown key (did you mean %s?)", path, join(dir, best))
+		return fmt.Errorf("%s: unknown key (did you mean %s?)", path, Join(dir, best))
 	}
 	return fmt.Errorf("%s: unknown key", path)
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 func fold(s string) string {
 	return strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(s))
 }
 
-// setJSON stores the decoded JSON value j (from decodeJSON) in v.
-func setJSON(v reflect.Value, j any, path string) error {
+// SetJSON stores the decoded JSON value j (from DecodeJSON) in v.
+func SetJSON(v reflect.Value, j any, path string) error {
 	t := v.Type()
-	if isSection(t) {
+	if IsSection(t) {
 		obj, ok := j.(map[string]any)
 		if !ok {
 			return fmt.Errorf("%s: want a JSON object, got %s", pathOr(path), describe(j))
 		}
 		for _, k := range slices.Sorted(maps.Keys(obj)) {
-			p := join(path, k)
+			p := Join(path, k)
 			f, ok := fieldNamed(t, k)
 			if !ok {
 				return unknownKey(t, p)
 			}
-			if err := setJSON(v.FieldByIndex(f.index), obj[k], p); err != nil {
+			if err := SetJSON(v.FieldByIndex(f.Index), obj[k], p); err != nil {
 				return err
 			}
 		}
@@ -198,7 +179,7 @@ func setJSON(v reflect.Value, j any, path string) error {
 		}
 		s := reflect.MakeSlice(t, len(arr), len(arr))
 		for i, e := range arr {
-			if err := setJSON(s.Index(i), e, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			if err := SetJSON(s.Index(i), e, fmt.Sprintf("%s[%d]", path, i)); err != nil {
 				return err
 			}
 		}
@@ -210,7 +191,7 @@ func setJSON(v reflect.Value, j any, path string) error {
 			return fmt.Errorf("%s: want a JSON object, got %s", path, describe(j))
 		}
 		return setMap(v, slices.Sorted(maps.Keys(obj)), func(k string, e reflect.Value) error {
-			return setJSON(e, obj[k], join(path, k))
+			return SetJSON(e, obj[k], Join(path, k))
 		}, path)
 	case reflect.String:
 		s, ok := j.(string)
@@ -300,19 +281,19 @@ func setMap(v reflect.Value, keys []string, set func(k string, e reflect.Value) 
 	return nil
 }
 
-// setText parses s, from the environment or a flag, into v.
-func setText(v reflect.Value, s string) error {
+// SetText parses s, from the environment or a flag, into v.
+func SetText(v reflect.Value, s string) error {
 	t := v.Type()
 	switch {
-	case isText(t) || isSection(t):
+	case isText(t) || IsSection(t):
 		return setScalar(v, s)
 	case t.Kind() == reflect.Slice:
 		if strings.HasPrefix(strings.TrimSpace(s), "[") {
-			j, err := decodeJSON([]byte(s))
+			j, err := DecodeJSON([]byte(s))
 			if err != nil {
 				return err
 			}
-			return setJSON(v, j, "")
+			return SetJSON(v, j, "")
 		}
 		var items []string
 		if strings.TrimSpace(s) != "" {
@@ -328,11 +309,11 @@ func setText(v reflect.Value, s string) error {
 		return nil
 	case t.Kind() == reflect.Map:
 		if strings.HasPrefix(strings.TrimSpace(s), "{") {
-			j, err := decodeJSON([]byte(s))
+			j, err := DecodeJSON([]byte(s))
 			if err != nil {
 				return err
 			}
-			return setJSON(v, j, "")
+			return SetJSON(v, j, "")
 		}
 		vals := map[string]string{}
 		var keys []string
@@ -434,8 +415,8 @@ func parseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// format renders a value as its flag's default.
-func format(v reflect.Value) string {
+// Format renders a value as its flag's default.
+func Format(v reflect.Value) string {
 	if v.Type().Implements(textMarshalerType) {
 		if b, err := v.Interface().(encoding.TextMarshaler).MarshalText(); err == nil {
 			return string(b)
@@ -445,17 +426,30 @@ func format(v reflect.Value) string {
 	case reflect.Slice:
 		parts := make([]string, v.Len())
 		for i := range parts {
-			parts[i] = format(v.Index(i))
+			parts[i] = Format(v.Index(i))
 		}
 		return strings.Join(parts, ",")
 	case reflect.Map:
 		parts := make([]string, 0, v.Len())
 		iter := v.MapRange()
 		for iter.Next() {
-			parts = append(parts, fmt.Sprint(iter.Key().Interface())+"="+format(iter.Value()))
+			parts = append(parts, fmt.Sprint(iter.Key().Interface())+"="+Format(iter.Value()))
 		}
 		slices.Sort(parts)
 		return strings.Join(parts, ",")
 	}
 	return fmt.Sprint(v.Interface())
+}
+
+// Show formats a value for a listing: as JSON, a duration as a Go
+// duration string.
+func Show(v reflect.Value) string {
+	if d, ok := v.Interface().(time.Duration); ok {
+		return d.String()
+	}
+	b, err := json.Marshal(v.Interface())
+	if err != nil {
+		return fmt.Sprint(v.Interface())
+	}
+	return string(b)
 }
