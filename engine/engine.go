@@ -20,6 +20,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"io"
 	"reflect"
 	"sync"
 
@@ -114,9 +115,11 @@ func (c Config) ExecutorConfig() executor.Config {
 // ...) are promoted; Close closes what Open opened.
 type Engine struct {
 	*executor.Executor
-	store  *storage.Store
-	sched  retry.Scheduler
-	policy *policy.Router
+	store *storage.Store
+	sched retry.Scheduler
+	// schedDB is a database opened for the scheduler alone, or nil.
+	schedDB io.Closer
+	policy  *policy.Router
 
 	closeOnce sync.Once
 	closeErr  error
@@ -143,7 +146,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if err := store.Migrate(ctx); err != nil { // its errors say "migrate"
 		return nil, e.closeAfter(err)
 	}
-	if e.sched, err = cfg.Scheduler.open(ctx, store); err != nil {
+	if e.sched, e.schedDB, err = cfg.Scheduler.open(ctx, store); err != nil {
 		return nil, e.closeAfter(fmt.Errorf("scheduler: %w", err))
 	}
 	if e.Executor, err = executor.New(cfg.ExecutorConfig(), store, e.sched, pol); err != nil {
@@ -178,6 +181,11 @@ func (e *Engine) Close() error {
 		if e.sched != nil {
 			if err := e.sched.Close(); err != nil {
 				errs = multierror.Append(errs, fmt.Errorf("close scheduler: %w", err))
+			}
+		}
+		if e.schedDB != nil {
+			if err := e.schedDB.Close(); err != nil {
+				errs = multierror.Append(errs, fmt.Errorf("close scheduler database: %w", err))
 			}
 		}
 		if err := e.store.Close(); err != nil {

@@ -71,6 +71,15 @@ func TestOpenByConfiguration(t *testing.T) {
 		{"sqlite", sqlite, nil},
 		{"postgres", func(t *testing.T) string { return pgtest.DSN(t) }, nil},
 		{"sqlite+redis", sqlite, redisScheduler},
+		{"sqlite+sqlpoll", sqlite, func(*testing.T) engine.SchedulerConfig {
+			return engine.SchedulerConfig{Backend: engine.SchedulerSQLPoll}
+		}},
+		{"postgres+sqlpoll", func(t *testing.T) string { return pgtest.DSN(t) }, func(*testing.T) engine.SchedulerConfig {
+			return engine.SchedulerConfig{Backend: engine.SchedulerSQLPoll}
+		}},
+		{"sqlite+sqlpoll on postgres", sqlite, func(t *testing.T) engine.SchedulerConfig {
+			return engine.SchedulerConfig{Backend: engine.SchedulerSQLPoll, SQLPollDSN: pgtest.DSN(t)}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := engine.DefaultConfig()

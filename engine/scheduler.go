@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/url"
 	"slices"
 	"strings"
@@ -48,6 +50,14 @@ type SchedulerConfig struct {
 	// PollInterval (sqlpoll) caps the sleep between two looks at the
 	// table; default [sqlpoll.PollIntervalDefault] (1s).
 	PollInterval time.Duration `json:"pollInterval"`
+	// SQLPollDSN (sqlpoll) puts the wake-up table in a database of its
+	// own, a SQLite path or a PostgreSQL URL as Store.DSN takes. Default
+	// empty: the store's database, the only place where a wake-up is
+	// written in the transaction that records its retry or wait; in
+	// another database the executor schedules after the store's commit,
+	// as with any other backend, and a crash between the two is repaired
+	// by the sweeper.
+	SQLPollDSN string `json:"sqlpollDsn"`
 }
 
 func (c SchedulerConfig) redisConn() redisched.Conn {
@@ -55,8 +65,10 @@ func (c SchedulerConfig) redisConn() redisched.Conn {
 }
 
 // openScheduler opens one backend from the configuration and the store
-// Open has opened (a backend that polls the store's table needs it).
-type openScheduler func(ctx context.Context, c SchedulerConfig, store *storage.Store) (retry.Scheduler, error)
+// Open has opened (a backend that polls the store's table needs it). db,
+// when not nil, is a database it opened for the scheduler, to close after
+// it.
+type openScheduler func(ctx context.Context, c SchedulerConfig, store *storage.Store) (s retry.Scheduler, db io.Closer, err error)
 
 // schedulerBackends maps each name Backend accepts to its constructor;
 // nil marks a backend accepted by name but not available yet, so that a
@@ -66,15 +78,16 @@ type openScheduler func(ctx context.Context, c SchedulerConfig, store *storage.S
 // Adding a backend: its constant above, its fields in SchedulerConfig
 // (checked in Validate), and its constructor here.
 var schedulerBackends = map[string]openScheduler{
-	SchedulerMemory: func(context.Context, SchedulerConfig, *storage.Store) (retry.Scheduler, error) {
-		return memory.New(memory.Config{})
+	SchedulerMemory: func(context.Context, SchedulerConfig, *storage.Store) (retry.Scheduler, io.Closer, error) {
+		s, err := memory.New(memory.Config{})
+		return s, nil, err
 	},
-	SchedulerRedis: func(ctx context.Context, c SchedulerConfig, _ *storage.Store) (retry.Scheduler, error) {
+	SchedulerRedis: func(ctx context.Context, c SchedulerConfig, _ *storage.Store) (retry.Scheduler, io.Closer, error) {
 		s, err := redisched.Open(ctx, c.redisConn(), redisched.Config{Prefix: c.RedisPrefix})
 		if err != nil {
-			return nil, err // not a nil *Scheduler in a non-nil interface
+			return nil, nil, err // not a nil *Scheduler in a non-nil interface
 		}
-		return s, nil
+		return s, nil, nil
 	},
 	SchedulerSQLPoll: openSQLPoll,
 }
@@ -82,15 +95,35 @@ var schedulerBackends = map[string]openScheduler{
 // openSQLPoll migrates the sqlpoll table into the store's database and
 // opens the scheduler on the store's own pool, so that it joins the
 // store's transactions (and, on SQLite, its single writer connection).
-func openSQLPoll(ctx context.Context, c SchedulerConfig, store *storage.Store) (retry.Scheduler, error) {
+// With SQLPollDSN it does the same on that database, opened as the store
+// opens its own (so SQLite gets the same writer discipline) and returned
+// to be closed after the scheduler.
+func openSQLPoll(ctx context.Context, c SchedulerConfig, store *storage.Store) (retry.Scheduler, io.Closer, error) {
+	var own *storage.Store
+	if c.SQLPollDSN != "" {
+		var err error
+		if own, err = storage.Open(ctx, storage.Config{DSN: c.SQLPollDSN}); err != nil {
+			return nil, nil, fmt.Errorf("sqlpoll database: %w", err)
+		}
+		store = own
+	}
+	fail := func(err error) (retry.Scheduler, io.Closer, error) {
+		if own != nil {
+			err = multierror.Append(&multierror.Error{ErrorFormat: retry.FormatErrors}, err, own.Close()).ErrorOrNil()
+		}
+		return nil, nil, err
+	}
 	if err := sqlpoll.Migrate(ctx, store.DB()); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	s, err := sqlpoll.New(ctx, store.DB(), sqlpoll.Config{PollInterval: c.PollInterval})
 	if err != nil {
-		return nil, err // not a nil *Scheduler in a non-nil interface
+		return fail(err) // not a nil *Scheduler in a non-nil interface
 	}
-	return s, nil
+	if own == nil {
+		return s, nil, nil
+	}
+	return s, own, nil
 }
 
 // backendNames lists the accepted names (only the available ones if
@@ -118,6 +151,11 @@ func (c SchedulerConfig) Validate() error {
 		errs = multierror.Append(errs, retry.InvalidField("backend", "%q: want one of %s", c.Backend, backendNames(false)))
 	case open == nil:
 		errs = multierror.Append(errs, retry.InvalidField("backend", "%q is not available yet (%s is): it comes with a later release", c.Backend, backendNames(true)))
+	}
+	if c.SQLPollDSN != "" {
+		if err := (storage.Config{DSN: c.SQLPollDSN}).Validate(); err != nil {
+			errs = multierror.Append(errs, retry.InvalidField("sqlpollDsn", "%w", err))
+		}
 	}
 	if c.PollInterval < 0 {
 		errs = multierror.Append(errs, retry.InvalidField("pollInterval", "%v is negative", c.PollInterval))
@@ -151,6 +189,6 @@ func (c SchedulerConfig) backend() string {
 }
 
 // open opens the configured backend; c is valid.
-func (c SchedulerConfig) open(ctx context.Context, store *storage.Store) (retry.Scheduler, error) {
+func (c SchedulerConfig) open(ctx context.Context, store *storage.Store) (retry.Scheduler, io.Closer, error) {
 	return schedulerBackends[c.backend()](ctx, c, store)
 }

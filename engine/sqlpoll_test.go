@@ -18,47 +18,56 @@ import (
 	"github.com/journeyretry/journeyretry/storage/pgtest"
 )
 
-// killChildEnv, when set, makes TestSQLPollWakeupInFailureTx the child:
-// it runs one failing run on the engine at that DSN and SIGKILLs itself
-// the moment the failure is recorded.
-const killChildEnv = "ENGINE_TEST_KILL_CHILD_DSN"
+// killChildEnv, when set, makes TestSQLPollWakeupInTx the child: it runs
+// one run on the engine at that DSN and SIGKILLs itself the moment the run
+// is parked; killStatusEnv says how: "retrying" (its only node fails) or
+// "waiting" (its first node is a delay).
+const (
+	killChildEnv  = "ENGINE_TEST_KILL_CHILD_DSN"
+	killStatusEnv = "ENGINE_TEST_KILL_CHILD_STATUS"
+)
 
-// killAtRetry SIGKILLs the process when a failure leaves its run
-// retrying: the executor tells the Observer right after the store
-// recorded it, before anything else it does.
-type killAtRetry struct{ executor.NopObserver }
+// killAt SIGKILLs the process when an attempt leaves its run in the
+// status: the executor tells the Observer right after the store recorded
+// it, before anything else it does.
+type killAt struct {
+	executor.NopObserver
+	status retry.Status
+}
 
-func (killAtRetry) Attempt(ev executor.AttemptEvent) {
-	if ev.Status == retry.StatusRetrying {
+func (k killAt) Attempt(ev executor.AttemptEvent) {
+	if ev.Status == k.status {
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	}
 }
 
-// TestSQLPollWakeupInFailureTx: with the sqlpoll scheduler on the store's
-// database, a retry's wake-up is committed with the failure. A process
-// killed right after the failure is recorded leaves the run retrying and
-// its wake-up entry in the table, due when the run is, with no sweep or
-// rebuild to restore it.
-func TestSQLPollWakeupInFailureTx(t *testing.T) {
+// TestSQLPollWakeupInTx: with the sqlpoll scheduler on the store's
+// database, a retry's wake-up is committed with the failure, and a delay
+// node's with the wait. A process killed right after either is recorded
+// leaves the run parked and its wake-up entry in the table, due when the
+// run is, with no sweep or rebuild to restore it.
+func TestSQLPollWakeupInTx(t *testing.T) {
 	if dsn := os.Getenv(killChildEnv); dsn != "" {
-		runKilledChild(t, dsn)
+		runKilledChild(t, dsn, retry.Status(os.Getenv(killStatusEnv)))
 		return
 	}
-	t.Run("sqlite", func(t *testing.T) {
-		t.Parallel()
-		checkWakeupAfterKill(t, filepath.Join(t.TempDir(), "runs.db"))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		t.Parallel()
-		checkWakeupAfterKill(t, pgtest.DSN(t))
-	})
+	for _, status := range []retry.Status{retry.StatusRetrying, retry.StatusWaiting} {
+		t.Run("sqlite/"+string(status), func(t *testing.T) {
+			t.Parallel()
+			checkWakeupAfterKill(t, filepath.Join(t.TempDir(), "runs.db"), status)
+		})
+		t.Run("postgres/"+string(status), func(t *testing.T) {
+			t.Parallel()
+			checkWakeupAfterKill(t, pgtest.DSN(t), status)
+		})
+	}
 }
 
-func runKilledChild(t *testing.T, dsn string) {
+func runKilledChild(t *testing.T, dsn string, status retry.Status) {
 	cfg := engine.DefaultConfig()
 	cfg.Store.DSN = dsn
 	cfg.Scheduler.Backend = engine.SchedulerSQLPoll
-	cfg.Executor.Observer = killAtRetry{}
+	cfg.Executor.Observer = killAt{status: status}
 	cfg.Executor.Mode = executor.ModeFull
 	eng, err := engine.Open(t.Context(), cfg)
 	if err != nil {
@@ -70,7 +79,13 @@ func runKilledChild(t *testing.T, dsn string) {
 	})); err != nil {
 		t.Fatal(err)
 	}
-	if err := eng.RegisterJourney(executor.Journey{ID: "j", Start: "call", Nodes: []executor.Node{{ID: "call", Type: "call"}}}); err != nil {
+	j := executor.Journey{ID: "j", Start: "call", Nodes: []executor.Node{{ID: "call", Type: "call"}}}
+	if status == retry.StatusWaiting {
+		j.Start = "wait"
+		j.Nodes = append(j.Nodes, executor.Node{ID: "wait", Type: executor.NodeTypeDelay,
+			Config: json.RawMessage(`{"delay":"1h"}`), Next: "call"})
+	}
+	if err := eng.RegisterJourney(j); err != nil {
 		t.Fatal(err)
 	}
 	go eng.Run(t.Context())
@@ -78,12 +93,12 @@ func runKilledChild(t *testing.T, dsn string) {
 		t.Fatal(err)
 	}
 	time.Sleep(30 * time.Second) // the Observer kills the process long before
-	t.Fatal("the run never failed")
+	t.Fatal("the run was never parked")
 }
 
-func checkWakeupAfterKill(t *testing.T, dsn string) {
-	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestSQLPollWakeupInFailureTx$")
-	cmd.Env = append(os.Environ(), killChildEnv+"="+dsn)
+func checkWakeupAfterKill(t *testing.T, dsn string, status retry.Status) {
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestSQLPollWakeupInTx$")
+	cmd.Env = append(os.Environ(), killChildEnv+"="+dsn, killStatusEnv+"="+string(status))
 	out, err := cmd.CombinedOutput()
 	if ee, ok := errors.AsType[*exec.ExitError](err); !ok || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("child: %v, want killed by SIGKILL\n%s", err, out)
@@ -94,14 +109,47 @@ func checkWakeupAfterKill(t *testing.T, dsn string) {
 	}
 	defer st.Close()
 	runs, err := st.ListRuns(t.Context(), retry.RunFilter{})
-	if err != nil || len(runs) != 1 || runs[0].Status != retry.StatusRetrying {
-		t.Fatalf("runs %+v, %v; want one run, retrying", runs, err)
+	if err != nil || len(runs) != 1 || runs[0].Status != status {
+		t.Fatalf("runs %+v, %v; want one run, %s", runs, err, status)
 	}
 	var due int64
 	if err := st.DB().QueryRowContext(t.Context(), `SELECT due_ms FROM journeyretry_wakeups WHERE id = ?`, runs[0].ID).Scan(&due); err != nil {
 		t.Fatalf("the retrying run's wake-up entry: %v", err)
 	}
-	if want := runs[0].NextRetryAt.UnixMilli(); due != want {
-		t.Fatalf("wake-up due at %d; the run retries at %d", due, want)
+	if want, _ := runs[0].DueAt(); due != want.UnixMilli() {
+		t.Fatalf("wake-up due at %d; the run is due at %d", due, want.UnixMilli())
+	}
+}
+
+// TestSQLPollOwnDatabase: with scheduler.sqlpollDsn the wake-up table is
+// in that database, not the store's, and a retry still wakes its run.
+func TestSQLPollOwnDatabase(t *testing.T) {
+	dir := t.TempDir()
+	cfg := engine.DefaultConfig()
+	cfg.Store.DSN = filepath.Join(dir, "runs.db")
+	cfg.Scheduler = engine.SchedulerConfig{Backend: engine.SchedulerSQLPoll, SQLPollDSN: filepath.Join(dir, "wakeups.db")}
+	cfg.Executor.Mode = executor.ModeFull
+	eng, err := engine.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if run, atts := startLockedOnce(t, eng); run.Status != retry.StatusCompleted || len(atts) != 2 {
+		t.Fatalf("run %s after %d attempts, want completed after 2", run.Status, len(atts))
+	}
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]int{"runs.db": 0, "wakeups.db": 1} {
+		st, err := storage.Open(t.Context(), storage.Config{DSN: filepath.Join(dir, file)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		err = st.DB().QueryRowContext(t.Context(), `SELECT count(*) FROM sqlite_master WHERE name = 'journeyretry_wakeups'`).Scan(&n)
+		st.Close()
+		if err != nil || n != want {
+			t.Errorf("%s holds %d wake-up tables (%v), want %d", file, n, err, want)
+		}
 	}
 }

@@ -75,7 +75,7 @@ func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 		if n.Type == NodeTypeDelay {
 			s.WakeAt = s.FinishedAt.Add(n.delay)
 		}
-		written, err := e.store.CompleteNode(context.WithoutCancel(ctx), claim, s)
+		written, scheduled, err := e.completeNode(context.WithoutCancel(ctx), claim, s)
 		if errors.Is(err, retry.ErrInvalidArgument) {
 			// The store refuses the output (not JSON, or JSON it cannot
 			// hold): the handler's fault, and running it again would
@@ -94,7 +94,9 @@ func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 		e.cfg.Observer.Attempt(ev)
 		run = written
 		if run.Status == retry.StatusWaiting {
-			e.schedule(ctx, run.ID, run.WakeAt)
+			if !scheduled { // else its wake-up was committed with the wait
+				e.schedule(ctx, run.ID, run.WakeAt)
+			}
 			return run
 		}
 		if run.Status != retry.StatusInProgress {
@@ -285,15 +287,35 @@ func (e *Executor) recordFailure(ctx context.Context, claim retry.Claim, rec ret
 		written, err = e.store.RecordFailure(ctx, claim, rec)
 		return written, false, err
 	}
-	written, err = e.txStore.RecordFailureTx(ctx, claim, rec, func(ctx context.Context, tx *sql.Tx, w retry.Run) error {
-		// The store may run this more than once; the last run is committed.
-		scheduled = w.Status == retry.StatusRetrying
-		if !scheduled {
+	written, err = e.txStore.RecordFailureTx(ctx, claim, rec, e.scheduleIn(retry.StatusRetrying, &scheduled))
+	return written, scheduled && err == nil, err
+}
+
+// completeNode records s under claim. With the store and the scheduler on
+// one database, a delay node's wait is scheduled in the same transaction
+// (scheduled reports it), as recordFailure does for a retry.
+func (e *Executor) completeNode(ctx context.Context, claim retry.Claim, s retry.NodeSuccess) (written retry.Run, scheduled bool, err error) {
+	if e.txStore == nil {
+		written, err = e.store.CompleteNode(ctx, claim, s)
+		return written, false, err
+	}
+	written, err = e.txStore.CompleteNodeTx(ctx, claim, s, e.scheduleIn(retry.StatusWaiting, &scheduled))
+	return written, scheduled && err == nil, err
+}
+
+// scheduleIn is the TxFunc that schedules the written run's wake-up in the
+// store's transaction when the write left it in status, and sets
+// *scheduled to say whether it did. The store may run it more than once;
+// the last run is the one committed.
+func (e *Executor) scheduleIn(status retry.Status, scheduled *bool) retry.TxFunc {
+	return func(ctx context.Context, tx *sql.Tx, w retry.Run) error {
+		*scheduled = w.Status == status
+		if !*scheduled {
 			return nil
 		}
-		return e.txSched.ScheduleTx(ctx, tx, w.ID, w.NextRetryAt)
-	})
-	return written, scheduled && err == nil, err
+		at, _ := w.DueAt()
+		return e.txSched.ScheduleTx(ctx, tx, w.ID, at)
+	}
 }
 
 // policyFor is the policy of node n of j (nil n: of j).

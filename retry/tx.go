@@ -8,7 +8,8 @@ import (
 
 // Joining a store's transaction. A scheduler that keeps its entries in a
 // table of the store's own database can write a retry's wake-up in the very
-// transaction that records the failure, so that the store and the scheduler
+// transaction that records the failure (and a delay node's in the one that
+// parks the run), so that the store and the scheduler
 // never disagree: no crash between the two writes can leave a retrying run
 // without its wake-up. The two capabilities below say so using only
 // database/sql, so that neither backend imports the other; the executor
@@ -19,8 +20,8 @@ import (
 // whole transaction back: the store's write is not made either.
 type TxFunc func(ctx context.Context, tx *sql.Tx, written Run) error
 
-// TxStore is a [Store] on a SQL database whose failure records others may
-// join.
+// TxStore is a [Store] on a SQL database whose failure records and node
+// completions others may join.
 type TxStore interface {
 	Store
 	// SQLDB returns the database the store writes to.
@@ -30,6 +31,11 @@ type TxStore interface {
 	// transaction with other writes). When then fails, nothing is
 	// recorded and the error returned wraps then's.
 	RecordFailureTx(ctx context.Context, c Claim, f FailureRecord, then TxFunc) (Run, error)
+	// CompleteNodeTx is [Recorder.CompleteNode] that also runs then in the
+	// transaction that records the node, so that a delay node's wake-up
+	// is committed with the wait it ends, as a retry's is with its
+	// failure. The same rules as RecordFailureTx's hold.
+	CompleteNodeTx(ctx context.Context, c Claim, s NodeSuccess, then TxFunc) (Run, error)
 }
 
 // TxScheduler is a [Scheduler] whose entries live in a SQL database, and

@@ -14,6 +14,13 @@ import (
 // output is stored in the run's context under s.NodeID by the database's
 // JSON functions, in the statement that checks the claim.
 func (s *Store) CompleteNode(ctx context.Context, c retry.Claim, ns retry.NodeSuccess) (retry.Run, error) {
+	return s.CompleteNodeTx(ctx, c, ns, nil)
+}
+
+// CompleteNodeTx is CompleteNode that runs then, when not nil, in the
+// transaction that records the node; see [retry.TxStore] and
+// [Store.RecordFailureTx] (then may run more than once).
+func (s *Store) CompleteNodeTx(ctx context.Context, c retry.Claim, ns retry.NodeSuccess, then retry.TxFunc) (retry.Run, error) {
 	out, err := storecheck.Success(c, ns)
 	if err != nil {
 		return retry.Run{}, fmt.Errorf("complete node: %w", err)
@@ -49,7 +56,7 @@ WHERE `+heldBy, args...)
 			err = dirty(fmt.Errorf("run %s: %w", c.RunID, retry.ErrLostClaim))
 		}
 		run = r
-		return err
+		return joinTx(ctx, tx, r, err, then)
 	})
 	return run, err
 }

@@ -113,6 +113,7 @@ var (
 		{"redis-cluster", "scheduler.redisCluster", "Redis Cluster seeds of the redis scheduler, host:port,... (credentials and TLS from --redis)"},
 		{"redis-prefix", "scheduler.redisPrefix", "key prefix of the redis scheduler: one per application sharing a Redis"},
 		{"poll-interval", "scheduler.pollInterval", "longest sleep of the sqlpoll scheduler between two looks at its table, a Go duration (0: 1s)"},
+		{"sqlpoll-db", "scheduler.sqlpollDsn", "database of the sqlpoll scheduler's table, a SQLite path or a postgres:// URL (empty: the store's, which writes wake-ups in the store's transactions)"},
 		{"workers", "executor.workers", "worker pool size (0: the library's default)"},
 		{"lease", "executor.lease", "claim lease, a Go duration (0: the library's default)"},
 		{"sweep", "executor.sweepSpec", "sweeper schedule (a cron spec such as @every 1s)"},

@@ -11,7 +11,8 @@
 // the store's own database (opened on the store's pool, storage's
 // Store.DB, as package engine does), it joins the store's transactions
 // ([retry.TxScheduler]): the executor writes a retry decision and its
-// wake-up in one commit, so no crash can leave a retrying run without it.
+// wake-up in one commit (a delay node's wait and its wake-up too), so no
+// crash can leave a parked run without it.
 //
 // # Claims
 //
