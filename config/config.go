@@ -41,7 +41,7 @@
 //
 // Then the struct is validated: a struct (the whole or a section) with a
 // Validate() error method is validated by it, one without has each of its
-// sections validated. Each error (each of an errors.Join) is reported as
+// sections validated. Each error (each one a go-multierror error combines) is reported as
 // "invalid configuration: " plus the section's path and the error, so a
 // Validate that starts its errors with the field's JSON key gives dotted
 // paths: "invalid configuration: retry.maxDelayMs: ...".
@@ -86,6 +86,7 @@ import (
 	"github.com/knadh/koanf/v2"
 
 	"github.com/journeyretry/journeyretry/internal/confvalue"
+	"github.com/journeyretry/journeyretry/retry"
 )
 
 // Loader loads one configuration struct from a file, the environment and
@@ -219,7 +220,7 @@ func (l *Loader) Load() error {
 				out[i] = fmt.Errorf("%w (%s)", e.err, s)
 			}
 		}
-		return errors.Join(out...)
+		return retry.Combine(out...)
 	}
 	root.Set(work)
 	return nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/journeyretry/journeyretry/internal/confvalue"
+	"github.com/journeyretry/journeyretry/retry"
 )
 
 // level is an enumeration parsed from text, like policy.Jitter.
@@ -291,7 +292,7 @@ func (v validated) Validate() error {
 	if v.Min < 0 {
 		errs = append(errs, errors.New("min: negative"))
 	}
-	return errors.Join(errs...)
+	return retry.Combine(errs...)
 }
 
 func TestValidatesEverySection(t *testing.T) {
@@ -335,7 +336,7 @@ func (l limits) Validate() error {
 			errs = append(errs, fmt.Errorf("routes.%s: negative", k))
 		}
 	}
-	return errors.Join(errs...)
+	return retry.Combine(errs...)
 }
 
 // TestValidationErrorsNameTheSource: a validation error names the file,

@@ -71,11 +71,11 @@ type Config struct {
 func (c Config) Validate() error {
 	switch {
 	case c.Store == nil:
-		return fmt.Errorf("store: nil: %w", retry.ErrInvalidArgument)
+		return retry.InvalidField("Store", "nil")
 	case c.PageSize < 0 || c.PageSize > 500:
-		return fmt.Errorf("pageSize: %d: want 1 to 500 (0 for the default): %w", c.PageSize, retry.ErrInvalidArgument)
+		return retry.InvalidField("PageSize", "%d: want 1 to 500 (0 for the default)", c.PageSize)
 	case c.Refresh < 0:
-		return fmt.Errorf("refresh: %s: want > 0 (0 for the default): %w", c.Refresh, retry.ErrInvalidArgument)
+		return retry.InvalidField("Refresh", "%s: want > 0 (0 for the default)", c.Refresh)
 	}
 	return nil
 }

@@ -265,9 +265,10 @@ func TestNothingFromElsewhere(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	for _, c := range []dashboard.Config{{}, {Store: fill(t, 0), PageSize: 501}, {Store: fill(t, 0), Refresh: -time.Second}} {
-		if _, err := dashboard.New(c); !errors.Is(err, retry.ErrInvalidArgument) {
-			t.Errorf("New(%+v) = %v, want ErrInvalidArgument", c, err)
+	for field, c := range map[string]dashboard.Config{"Store": {}, "PageSize": {Store: fill(t, 0), PageSize: 501}, "Refresh": {Store: fill(t, 0), Refresh: -time.Second}} {
+		_, err := dashboard.New(c)
+		if fe, ok := errors.AsType[*retry.FieldError](err); !ok || fe.Field != field || !errors.Is(err, retry.ErrInvalidArgument) {
+			t.Errorf("New(%+v) = %v, want a retry.FieldError naming %s, wrapping ErrInvalidArgument", c, err, field)
 		}
 	}
 }

@@ -158,7 +158,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 // closeAfter closes what Open opened so far and returns err with the
 // close errors combined.
 func (e *Engine) closeAfter(err error) error {
-	return multierror.Append(&multierror.Error{ErrorFormat: retry.FormatErrors}, err, e.Close()).ErrorOrNil()
+	return retry.Combine(err, e.Close())
 }
 
 // Store is the run store: for reads (retry.Inspector) and operator actions.

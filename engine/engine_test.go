@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-multierror"
+
 	"github.com/journeyretry/journeyretry/config"
 	"github.com/journeyretry/journeyretry/engine"
 	"github.com/journeyretry/journeyretry/executor"
@@ -132,9 +134,14 @@ func TestValidateNamesEveryBadField(t *testing.T) {
 	if !errors.Is(err, retry.ErrInvalidArgument) {
 		t.Fatalf("Validate: %v, want ErrInvalidArgument", err)
 	}
-	for _, want := range []string{"store.dsn: ", "scheduler.backend: ", "executor.workers: ", "retry.maxDelayMs: "} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("Validate: %v: does not name %q", err, want)
+	errs := err.(*multierror.Error).WrappedErrors()
+	for i, want := range []string{"store.dsn", "scheduler.backend", "executor.workers", "retry.maxDelayMs"} {
+		if i >= len(errs) || !strings.HasPrefix(errs[i].Error(), want+": ") {
+			t.Fatalf("Validate: %v: error %d does not name %q", err, i, want)
+		}
+		_, field, _ := strings.Cut(want, ".")
+		if fe, ok := errors.AsType[*retry.FieldError](errs[i]); !ok || fe.Field != field || !errors.Is(errs[i], retry.ErrInvalidArgument) {
+			t.Errorf("Validate: %v is not a retry.FieldError naming %s, wrapping ErrInvalidArgument", errs[i], field)
 		}
 	}
 	if _, err := engine.Open(t.Context(), cfg); !errors.Is(err, retry.ErrInvalidArgument) {

@@ -41,8 +41,12 @@ func TestConfigValidate(t *testing.T) {
 		if (err == nil) != (tc.want == "") || err != nil && !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.want)
 		}
-		if err != nil && (!errors.Is(err, retry.ErrInvalidArgument) || !strings.HasPrefix(err.Error(), strings.Fields(tc.want)[0])) {
-			t.Errorf("%+v: %v does not start with its field and wrap ErrInvalidArgument", tc.cfg, err)
+		if err == nil {
+			continue
+		}
+		field, _, _ := strings.Cut(tc.want, ":")
+		if fe, ok := errors.AsType[*retry.FieldError](err); !ok || fe.Field != field || !errors.Is(err, retry.ErrInvalidArgument) {
+			t.Errorf("%+v: %v is not a retry.FieldError naming %s, wrapping ErrInvalidArgument", tc.cfg, err, field)
 		}
 	}
 	if _, err := executor.New(executor.Config{Workers: -1}, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "workers") {

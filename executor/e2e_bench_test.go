@@ -80,7 +80,7 @@ func benchRaw(b *testing.B, store *storage.Store, clients int, cpu func() time.D
 				tx, err := db.BeginTx(ctx, nil)
 				if err == nil {
 					_, err = tx.ExecContext(ctx, `UPDATE journey_runs SET retry_count = retry_count + 1 WHERE id = ?`, id)
-					err = errors.Join(err, tx.Commit())
+					err = retry.Combine(err, tx.Commit())
 				}
 				if err != nil {
 					b.Error(err)

@@ -54,7 +54,7 @@ type Config struct {
 // Validate names the first bad field.
 func (c Config) Validate() error {
 	if c.StatusTTL < 0 {
-		return fmt.Errorf("metrics: statusTTL: %s: want >= 0 (0 for the default): %w", c.StatusTTL, retry.ErrInvalidArgument)
+		return fmt.Errorf("metrics: %w", retry.InvalidField("StatusTTL", "%s: want >= 0 (0 for the default)", c.StatusTTL))
 	}
 	return nil
 }

@@ -238,8 +238,9 @@ func TestNew(t *testing.T) {
 	if _, err := metrics.New(nil, metrics.Config{}); !errors.Is(err, retry.ErrInvalidArgument) {
 		t.Errorf("nil registerer: %v", err)
 	}
-	if _, err := metrics.New(prometheus.NewRegistry(), metrics.Config{StatusTTL: -1}); !errors.Is(err, retry.ErrInvalidArgument) || !strings.Contains(err.Error(), "statusTTL") {
-		t.Errorf("negative TTL: %v", err)
+	_, err := metrics.New(prometheus.NewRegistry(), metrics.Config{StatusTTL: -1})
+	if fe, ok := errors.AsType[*retry.FieldError](err); !ok || fe.Field != "StatusTTL" || !errors.Is(err, retry.ErrInvalidArgument) {
+		t.Errorf("negative TTL: %v, want a retry.FieldError naming StatusTTL, wrapping ErrInvalidArgument", err)
 	}
 	reg := prometheus.NewRegistry()
 	if _, err := metrics.New(reg, metrics.Config{}); err != nil {

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -111,11 +110,11 @@ var strategyNames = []string{StrategyImmediate, StrategyShort, StrategyLong, Str
 
 // Validate reports every bad field, each error naming it by its JSON path
 // ("maxDelayMs: ...", "routes.rate_limt: ...", "retryableErrors[2]: ...");
-// several are joined with errors.Join. A Config that passes builds.
+// several are combined with [retry.Combine]. A Config that passes builds.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
+		errs = append(errs, retry.InvalidField(field, format, args...))
 	}
 	if c.MaxRetries < 0 {
 		bad("maxRetries", "%d: want >= 0", c.MaxRetries)
@@ -157,7 +156,7 @@ func (c Config) Validate() error {
 	// Maps iterate in random order: sort, so the same config gives the
 	// same error.
 	slices.SortStableFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
-	return errors.Join(errs...)
+	return retry.Combine(errs...)
 }
 
 // exponential is the top-level backoff as a StrategyConfig.

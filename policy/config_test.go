@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"errors"
 	"maps"
 	"math"
 	"slices"
@@ -97,6 +98,9 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.field+": ") {
 			t.Errorf("%s: Validate() = %v, want an error naming it", tc.field, err)
 			continue
+		}
+		if fe, ok := errors.AsType[*retry.FieldError](err); !ok || fe.Field != tc.field || !errors.Is(err, retry.ErrInvalidArgument) {
+			t.Errorf("%s: Validate() = %v, want a retry.FieldError naming it, wrapping ErrInvalidArgument", tc.field, err)
 		}
 		if _, berr := c.Build(); berr == nil {
 			t.Errorf("%s: Build succeeded on an invalid config", tc.field)

@@ -35,9 +35,10 @@ func TestFixedDecide(t *testing.T) {
 	if lo, hi, ok := p.Bounds(7); lo != 250*time.Millisecond || hi != lo || !ok {
 		t.Errorf("Bounds: %s %s %v", lo, hi, ok)
 	}
-	for _, bad := range []policy.Fixed{{Delay: -time.Second}, {Max: -1}, {Delay: policy.MaxDelayLimit + 1}} {
-		if err := bad.Validate(); !errors.Is(err, retry.ErrInvalidArgument) {
-			t.Errorf("Validate(%+v): %v, want ErrInvalidArgument", bad, err)
+	for bad, field := range map[policy.Fixed]string{{Delay: -time.Second}: "delay", {Max: -1}: "max", {Delay: policy.MaxDelayLimit + 1}: "delay"} {
+		err := bad.Validate()
+		if fe, ok := errors.AsType[*retry.FieldError](err); !ok || fe.Field != field || !errors.Is(err, retry.ErrInvalidArgument) {
+			t.Errorf("Validate(%+v): %v, want a retry.FieldError naming %s, wrapping ErrInvalidArgument", bad, err, field)
 		}
 	}
 }

@@ -69,11 +69,11 @@ func TestParseRulesNamesTheIndex(t *testing.T) {
 var errSentinel = errors.New("upstream said no")
 
 // TestRulesMatchThroughWrapping classifies errors wrapped with fmt.Errorf,
-// retry.WithClass and errors.Join, as node code returns them.
+// retry.WithClass and retry.Combine, as node code returns them.
 func TestRulesMatchThroughWrapping(t *testing.T) {
 	base := fmt.Errorf("call clinic: %w", retry.WithClass(fmt.Errorf("POST /slots: %w", errSentinel), retry.ClassRateLimit))
 	wrapped := fmt.Errorf("node call_api: %w", base)
-	joined := errors.Join(errors.New("cleanup failed"), wrapped)
+	joined := retry.Combine(errors.New("cleanup failed"), wrapped)
 	deadline := fmt.Errorf("node call_api: %w", context.DeadlineExceeded)
 
 	rule := func(s string) Rule {

@@ -219,19 +219,19 @@ func (e Exponential) Name() string {
 func (e Exponential) Validate() error {
 	switch {
 	case e.BaseDelay <= 0 || e.BaseDelay > MaxDelayLimit:
-		return fmt.Errorf("base delay %v: want > 0 and <= %v", e.BaseDelay, MaxDelayLimit)
+		return retry.InvalidField("BaseDelay", "%v: want > 0 and <= %v", e.BaseDelay, MaxDelayLimit)
 	case e.MaxDelay < e.BaseDelay || e.MaxDelay > MaxDelayLimit:
-		return fmt.Errorf("max delay %v: want >= base delay %v and <= %v", e.MaxDelay, e.BaseDelay, MaxDelayLimit)
+		return retry.InvalidField("MaxDelay", "%v: want >= BaseDelay %v and <= %v", e.MaxDelay, e.BaseDelay, MaxDelayLimit)
 	case !(e.Multiplier >= 1) || math.IsInf(e.Multiplier, 0):
-		return fmt.Errorf("multiplier %v: want a finite number >= 1", e.Multiplier)
+		return retry.InvalidField("Multiplier", "%v: want a finite number >= 1", e.Multiplier)
 	case e.MaxRetries < 0:
-		return fmt.Errorf("max retries %d: want >= 0", e.MaxRetries)
+		return retry.InvalidField("MaxRetries", "%d: want >= 0", e.MaxRetries)
 	case e.JitterMax < 0 || e.JitterMax > MaxDelayLimit:
-		return fmt.Errorf("jitter max %v: want >= 0 and <= %v", e.JitterMax, MaxDelayLimit)
+		return retry.InvalidField("JitterMax", "%v: want >= 0 and <= %v", e.JitterMax, MaxDelayLimit)
 	}
 	if e.Jitter != "" {
 		if _, err := ParseJitter(string(e.Jitter)); err != nil {
-			return err
+			return retry.InvalidField("Jitter", "%w", err)
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -228,22 +229,26 @@ func TestExponentialValidate(t *testing.T) {
 			t.Errorf("%s: %v", e.Name(), err)
 		}
 	}
-	for name, mutate := range map[string]func(*Exponential){
-		"zero base":          func(e *Exponential) { e.BaseDelay = 0 },
-		"negative base":      func(e *Exponential) { e.BaseDelay = -1 },
-		"max below base":     func(e *Exponential) { e.MaxDelay = e.BaseDelay - 1 },
-		"max above limit":    func(e *Exponential) { e.MaxDelay = MaxDelayLimit + 1 },
-		"multiplier below 1": func(e *Exponential) { e.Multiplier = 0.5 },
-		"NaN multiplier":     func(e *Exponential) { e.Multiplier = math.NaN() },
-		"Inf multiplier":     func(e *Exponential) { e.Multiplier = math.Inf(1) },
-		"negative retries":   func(e *Exponential) { e.MaxRetries = -1 },
-		"negative jitter":    func(e *Exponential) { e.JitterMax = -1 },
-		"unknown jitter":     func(e *Exponential) { e.Jitter = "ful" },
+	for name, tc := range map[string]struct {
+		field  string
+		mutate func(*Exponential)
+	}{
+		"zero base":          {"BaseDelay", func(e *Exponential) { e.BaseDelay = 0 }},
+		"negative base":      {"BaseDelay", func(e *Exponential) { e.BaseDelay = -1 }},
+		"max below base":     {"MaxDelay", func(e *Exponential) { e.MaxDelay = e.BaseDelay - 1 }},
+		"max above limit":    {"MaxDelay", func(e *Exponential) { e.MaxDelay = MaxDelayLimit + 1 }},
+		"multiplier below 1": {"Multiplier", func(e *Exponential) { e.Multiplier = 0.5 }},
+		"NaN multiplier":     {"Multiplier", func(e *Exponential) { e.Multiplier = math.NaN() }},
+		"Inf multiplier":     {"Multiplier", func(e *Exponential) { e.Multiplier = math.Inf(1) }},
+		"negative retries":   {"MaxRetries", func(e *Exponential) { e.MaxRetries = -1 }},
+		"negative jitter":    {"JitterMax", func(e *Exponential) { e.JitterMax = -1 }},
+		"unknown jitter":     {"Jitter", func(e *Exponential) { e.Jitter = "ful" }},
 	} {
 		e := ok
-		mutate(&e)
-		if err := e.Validate(); err == nil {
-			t.Errorf("%s: Validate passed %+v", name, e)
+		tc.mutate(&e)
+		err := e.Validate()
+		if fe, isField := errors.AsType[*retry.FieldError](err); !isField || fe.Field != tc.field || !errors.Is(err, retry.ErrInvalidArgument) {
+			t.Errorf("%s: Validate(%+v) = %v, want a retry.FieldError naming %s, wrapping ErrInvalidArgument", name, e, err, tc.field)
 		}
 	}
 }

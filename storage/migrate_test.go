@@ -366,8 +366,9 @@ func TestConfig(t *testing.T) {
 		{storage.Config{DSN: "postgres://u@127.0.0.1:5432/db?sslmode=bogus"}, "dsn"},
 	} {
 		err := tc.cfg.Validate()
-		if !errors.Is(err, retry.ErrInvalidArgument) || !strings.HasPrefix(err.Error(), tc.field+":") {
-			t.Errorf("Validate(%+v) = %v; want an error naming %s", tc.cfg, err, tc.field)
+		fe, ok := errors.AsType[*retry.FieldError](err)
+		if !ok || fe.Field != tc.field || !errors.Is(err, retry.ErrInvalidArgument) || !strings.HasPrefix(err.Error(), tc.field+":") {
+			t.Errorf("Validate(%+v) = %v; want a retry.FieldError naming %s, wrapping ErrInvalidArgument", tc.cfg, err, tc.field)
 		}
 		if _, err := storage.Open(t.Context(), tc.cfg); err == nil {
 			t.Errorf("Open(%+v) succeeded", tc.cfg)

@@ -77,7 +77,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -158,15 +157,15 @@ func (c Config) Validate() error {
 	c = c.withDefaults()
 	switch {
 	case strings.TrimSpace(c.DSN) == "":
-		return fmt.Errorf("dsn: empty: want a SQLite path, \":memory:\" or a postgres:// URL: %w", retry.ErrInvalidArgument)
+		return retry.InvalidField("dsn", "empty: want a SQLite path, \":memory:\" or a postgres:// URL")
 	case c.BusyTimeout < 0:
-		return fmt.Errorf("busy_timeout: %v is negative: %w", c.BusyTimeout, retry.ErrInvalidArgument)
+		return retry.InvalidField("busy_timeout", "%v is negative", c.BusyTimeout)
 	case c.Synchronous != "OFF" && c.Synchronous != "NORMAL" && c.Synchronous != "FULL":
-		return fmt.Errorf("synchronous: %q: want OFF, NORMAL or FULL: %w", c.Synchronous, retry.ErrInvalidArgument)
+		return retry.InvalidField("synchronous", "%q: want OFF, NORMAL or FULL", c.Synchronous)
 	case c.ReadConns < 0 || c.ReadConns > ReadConnsLimit:
-		return fmt.Errorf("read_conns: %d: want 1 to %d: %w", c.ReadConns, ReadConnsLimit, retry.ErrInvalidArgument)
+		return retry.InvalidField("read_conns", "%d: want 1 to %d", c.ReadConns, ReadConnsLimit)
 	case c.MaxBatch < 0 || c.MaxBatch > MaxBatchLimit:
-		return fmt.Errorf("max_batch: %d: want 1 to %d: %w", c.MaxBatch, MaxBatchLimit, retry.ErrInvalidArgument)
+		return retry.InvalidField("max_batch", "%d: want 1 to %d", c.MaxBatch, MaxBatchLimit)
 	}
 	pg, err := dsnKind(c.DSN)
 	if err == nil && pg {
@@ -181,7 +180,7 @@ func (c Config) Validate() error {
 func pgConnector(dsn string) (c *pgdriver.Connector, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("dsn: %v: %w", p, retry.ErrInvalidArgument)
+			err = retry.InvalidField("dsn", "%v", p)
 		}
 	}()
 	return pgdriver.NewConnector(pgdriver.WithDSN(dsn)), nil
@@ -205,7 +204,7 @@ func dsnKind(dsn string) (pg bool, err error) {
 	case strings.EqualFold(scheme, "postgres") || strings.EqualFold(scheme, "postgresql"):
 		return true, nil
 	}
-	return false, fmt.Errorf("dsn: scheme %q: want a SQLite path, \":memory:\", a file: URI or a postgres:// URL: %w", scheme, retry.ErrInvalidArgument)
+	return false, retry.InvalidField("dsn", "scheme %q: want a SQLite path, \":memory:\", a file: URI or a postgres:// URL", scheme)
 }
 
 // isScheme reports whether s has the shape of a URL scheme (RFC 3986): a
@@ -415,7 +414,7 @@ func (s *Store) Close() error {
 func (s *Store) closeDBs() error {
 	err := s.db.Close()
 	if s.rdb != s.db {
-		err = errors.Join(err, s.rdb.Close())
+		err = retry.Combine(err, s.rdb.Close())
 	}
 	if err != nil {
 		return fmt.Errorf("close store: %w", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/journeyretry/journeyretry/engine"
 	"github.com/journeyretry/journeyretry/executor"
 	"github.com/journeyretry/journeyretry/policy"
+	"github.com/journeyretry/journeyretry/retry"
 	"github.com/journeyretry/journeyretry/storage"
 )
 
@@ -93,7 +94,7 @@ const maxRuns = 1_000_000
 // Validate names the bad field.
 func (d demoSettings) Validate() error {
 	if d.Runs < 1 || d.Runs > maxRuns {
-		return fmt.Errorf("runs: %d: want 1 to %d", d.Runs, maxRuns)
+		return retry.InvalidField("runs", "%d: want 1 to %d", d.Runs, maxRuns)
 	}
 	return d.Faults.validate("faults.")
 }

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hashicorp/go-multierror"
-
 	"github.com/journeyretry/journeyretry/engine"
 	"github.com/journeyretry/journeyretry/executor"
 	"github.com/journeyretry/journeyretry/retry"
@@ -67,11 +65,11 @@ func openEngine(ctx context.Context, cfg demoConfig, obs *observability) (*engin
 		return nil, err
 	}
 	if err := registerDemo(eng.Executor, cfg.faults()); err != nil {
-		return nil, multierror.Append(err, eng.Close()).ErrorOrNil()
+		return nil, retry.Combine(err, eng.Close())
 	}
 	if obs != nil {
 		if err := obs.watch(eng.Executor, eng.Store()); err != nil {
-			return nil, multierror.Append(err, eng.Close()).ErrorOrNil()
+			return nil, retry.Combine(err, eng.Close())
 		}
 	}
 	return eng, nil

@@ -44,7 +44,7 @@ func (f faultRates) validate(prefix string) error {
 		{"maintenance", f.Maintenance}, {"badPatient", f.BadPatient},
 	} {
 		if !(r.v >= 0 && r.v <= 1) { // also rejects NaN
-			return fmt.Errorf("%s%s: %v: want a probability from 0 to 1", prefix, r.key, r.v)
+			return retry.InvalidField(prefix+r.key, "%v: want a probability from 0 to 1", r.v)
 		}
 	}
 	return nil

@@ -139,3 +139,28 @@ func TestFaultClasses(t *testing.T) {
 		t.Errorf("patient %+v: %v", good, err)
 	}
 }
+
+// TestValidateNamesTheField: each of the demo's own sections names its bad
+// field with a retry.FieldError, wrapping retry.ErrInvalidArgument.
+func TestValidateNamesTheField(t *testing.T) {
+	settings := defaultDemoSettings()
+	settings.Runs = 0
+	rates := defaultDemoSettings()
+	rates.Faults.RateLimit = 2
+	for _, tc := range []struct {
+		field string
+		err   error
+	}{
+		{"runs", settings.Validate()},
+		{"faults.rateLimit", rates.Validate()},
+		{"level", logConfig{Level: "loud", Format: "text"}.Validate()},
+		{"format", logConfig{Level: "info", Format: "xml"}.Validate()},
+		{"listen", metricsConfig{Listen: "nowhere"}.Validate()},
+		{"listen", serveConfig{Listen: "nowhere"}.Validate()},
+		{"listen", serveConfig{Listen: "192.0.2.1:80"}.Validate()},
+	} {
+		if fe, ok := errors.AsType[*retry.FieldError](tc.err); !ok || fe.Field != tc.field || !errors.Is(tc.err, retry.ErrInvalidArgument) {
+			t.Errorf("%v: want a retry.FieldError naming %s, wrapping ErrInvalidArgument", tc.err, tc.field)
+		}
+	}
+}

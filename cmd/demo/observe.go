@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,12 +33,12 @@ func (c logConfig) Validate() error {
 	var errs []error
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(c.Level)); err != nil {
-		errs = append(errs, fmt.Errorf("level: %q: want debug, info, warn or error", c.Level))
+		errs = append(errs, retry.InvalidField("level", "%q: want debug, info, warn or error", c.Level))
 	}
 	if c.Format != "text" && c.Format != "json" {
-		errs = append(errs, fmt.Errorf("format: %q: want text or json", c.Format))
+		errs = append(errs, retry.InvalidField("format", "%q: want text or json", c.Format))
 	}
-	return errors.Join(errs...)
+	return retry.Combine(errs...)
 }
 
 // logger returns the configured logger writing to w.
@@ -66,7 +65,7 @@ func (c metricsConfig) Validate() error {
 		return nil
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return fmt.Errorf("listen: %q: want host:port", c.Listen)
+		return retry.InvalidField("listen", "%q: want host:port", c.Listen)
 	}
 	return nil
 }
@@ -102,7 +101,7 @@ func newObservability(cfg demoConfig, stderr io.Writer) (*observability, error) 
 // watch adds the executor's claims in flight and the store's runs by
 // status to the metrics.
 func (o *observability) watch(ex *executor.Executor, in retry.Inspector) error {
-	return errors.Join(o.metrics.Watch(ex), o.metrics.CountRuns(in))
+	return retry.Combine(o.metrics.Watch(ex), o.metrics.CountRuns(in))
 }
 
 // observer is the executor's Observer: metrics and one log record per

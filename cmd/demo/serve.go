@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/journeyretry/journeyretry/dashboard"
+	"github.com/journeyretry/journeyretry/retry"
 )
 
 // serveConfig configures demo serve.
@@ -28,10 +29,10 @@ type serveConfig struct {
 func (c serveConfig) Validate() error {
 	host, _, err := net.SplitHostPort(c.Listen)
 	if err != nil {
-		return fmt.Errorf("listen: %q: want host:port", c.Listen)
+		return retry.InvalidField("listen", "%q: want host:port", c.Listen)
 	}
 	if !c.AllowRemote && !loopback(host) {
-		return fmt.Errorf("listen: %q is not a loopback address, and the dashboard has no login: pass --allow-remote to serve other hosts", c.Listen)
+		return retry.InvalidField("listen", "%q is not a loopback address, and the dashboard has no login: pass --allow-remote to serve other hosts", c.Listen)
 	}
 	return nil
 }

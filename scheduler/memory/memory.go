@@ -56,7 +56,7 @@ func (c Config) withDefaults() Config {
 // Validate reports a field that cannot be used, naming it.
 func (c Config) Validate() error {
 	if c.Lease < 0 {
-		return fmt.Errorf("memory scheduler: Lease %v is negative: %w", c.Lease, retry.ErrInvalidArgument)
+		return fmt.Errorf("memory scheduler: %w", retry.InvalidField("Lease", "%v is negative", c.Lease))
 	}
 	return nil
 }

@@ -216,8 +216,9 @@ func TestCloseStopsTimer(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	if _, err := memory.New(memory.Config{Lease: -time.Second}); !errors.Is(err, retry.ErrInvalidArgument) {
-		t.Fatalf("New with a negative Lease = %v; want ErrInvalidArgument", err)
+	_, err := memory.New(memory.Config{Lease: -time.Second})
+	if fe, ok := errors.AsType[*retry.FieldError](err); !ok || fe.Field != "Lease" || !errors.Is(err, retry.ErrInvalidArgument) {
+		t.Fatalf("New with a negative Lease = %v; want a retry.FieldError naming Lease, wrapping ErrInvalidArgument", err)
 	}
 	synctest.Test(t, func(t *testing.T) {
 		s := newScheduler(t, memory.Config{}) // Lease defaults to LeaseDefault

@@ -277,14 +277,24 @@ func TestNoCredentialInErrors(t *testing.T) {
 
 // TestConnValidate: what a configuration gets wrong is named.
 func TestConnValidate(t *testing.T) {
-	for _, c := range []redisched.Conn{
-		{},
-		{URL: "127.0.0.1:6379"},
-		{URL: "redis://127.0.0.1:6379/1", ClusterAddrs: []string{"127.0.0.1:7000"}},
-		{ClusterAddrs: []string{"127.0.0.1"}},
+	for _, tc := range []struct {
+		c     redisched.Conn
+		field string
+	}{
+		{redisched.Conn{}, "URL"},
+		{redisched.Conn{URL: "127.0.0.1:6379"}, "URL"},
+		{redisched.Conn{URL: "redis://127.0.0.1:6379/1", ClusterAddrs: []string{"127.0.0.1:7000"}}, "URL"},
+		{redisched.Conn{ClusterAddrs: []string{"127.0.0.1"}}, "ClusterAddrs"},
 	} {
-		if err := c.Validate(); !errors.Is(err, retry.ErrInvalidArgument) {
-			t.Errorf("%+v: Validate = %v; want retry.ErrInvalidArgument", c, err)
+		err := tc.c.Validate()
+		if fe, ok := errors.AsType[*retry.FieldError](err); !ok || fe.Field != tc.field || !errors.Is(err, retry.ErrInvalidArgument) {
+			t.Errorf("%+v: Validate = %v; want a retry.FieldError naming %s, wrapping ErrInvalidArgument", tc.c, err, tc.field)
+		}
+	}
+	for field, cfg := range map[string]redisched.Config{"Prefix": {Prefix: "{x}"}, "Lease": {Lease: time.Microsecond}, "Poll": {Poll: time.Millisecond}} {
+		err := cfg.Validate()
+		if fe, ok := errors.AsType[*retry.FieldError](err); !ok || fe.Field != field || !errors.Is(err, retry.ErrInvalidArgument) {
+			t.Errorf("%+v: Validate = %v; want a retry.FieldError naming %s, wrapping ErrInvalidArgument", cfg, err, field)
 		}
 	}
 	for _, c := range []redisched.Conn{

@@ -52,15 +52,15 @@ func (c Conn) Validate() error {
 
 // client returns a client for c without dialling.
 func (c Conn) client() (goredis.UniversalClient, error) {
-	invalid := func(format string, args ...any) error {
-		return fmt.Errorf("redis connection: "+format+": %w", append(args, retry.ErrInvalidArgument)...)
+	invalid := func(field, format string, args ...any) error {
+		return fmt.Errorf("redis connection: %w", retry.InvalidField(field, format, args...))
 	}
 	if c.URL == "" && len(c.ClusterAddrs) == 0 {
-		return nil, invalid("want a URL or cluster addresses")
+		return nil, invalid("URL", "empty: want a URL or cluster addresses")
 	}
 	for _, a := range c.ClusterAddrs {
 		if _, _, err := net.SplitHostPort(a); err != nil {
-			return nil, invalid("cluster address %q: want host:port", a)
+			return nil, invalid("ClusterAddrs", "%q: want host:port", a)
 		}
 	}
 	opts := &goredis.Options{}
@@ -69,17 +69,17 @@ func (c Conn) client() (goredis.UniversalClient, error) {
 		// it here, and name it redacted.
 		u, err := url.Parse(c.URL)
 		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-			return nil, invalid("URL %s: want redis://[user:password@]host[:port][/db] or rediss://", Redact(c.URL))
+			return nil, invalid("URL", "%s: want redis://[user:password@]host[:port][/db] or rediss://", Redact(c.URL))
 		}
 		if opts, err = goredis.ParseURL(c.URL); err != nil {
-			return nil, invalid("URL %s: %s", Redact(c.URL), strings.TrimPrefix(err.Error(), "redis: "))
+			return nil, invalid("URL", "%s: %s", Redact(c.URL), strings.TrimPrefix(err.Error(), "redis: "))
 		}
 	}
 	if len(c.ClusterAddrs) == 0 {
 		return goredis.NewClient(opts), nil
 	}
 	if opts.DB != 0 {
-		return nil, invalid("URL %s: a Cluster has only database 0", Redact(c.URL))
+		return nil, invalid("URL", "%s: a Cluster has only database 0", Redact(c.URL))
 	}
 	addrs := c.ClusterAddrs
 	if opts.Addr != "" {

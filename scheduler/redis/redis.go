@@ -29,7 +29,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -87,18 +86,18 @@ func (c Config) Validate() error {
 	var errs []error
 	for _, r := range c.Prefix {
 		if r == '{' || r == '}' {
-			errs = append(errs, fmt.Errorf("Prefix %q contains a brace (it is used as a hash tag)", c.Prefix))
+			errs = append(errs, retry.InvalidField("Prefix", "%q contains a brace (it is used as a hash tag)", c.Prefix))
 			break
 		}
 	}
 	if c.Lease != 0 && c.Lease < time.Millisecond {
-		errs = append(errs, fmt.Errorf("Lease %v below 1ms", c.Lease))
+		errs = append(errs, retry.InvalidField("Lease", "%v below 1ms", c.Lease))
 	}
 	if c.Poll != 0 && c.Poll < 10*time.Millisecond {
-		errs = append(errs, fmt.Errorf("Poll %v below 10ms", c.Poll))
+		errs = append(errs, retry.InvalidField("Poll", "%v below 10ms", c.Poll))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("redis scheduler: %w: %w", err, retry.ErrInvalidArgument)
+	if err := retry.Combine(errs...); err != nil {
+		return fmt.Errorf("redis scheduler: %w", err)
 	}
 	return nil
 }
@@ -325,7 +324,7 @@ func (s *Scheduler) Close() error {
 	err := s.pubsub.Close()
 	<-s.done
 	if s.ownClient {
-		err = errors.Join(err, s.rdb.Close())
+		err = retry.Combine(err, s.rdb.Close())
 	}
 	if err != nil {
 		return fmt.Errorf("close: %w", err)

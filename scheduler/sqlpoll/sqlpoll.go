@@ -127,9 +127,9 @@ func (c Config) withDefaults() Config {
 func (c Config) Validate() error {
 	switch {
 	case c.Lease < 0:
-		return fmt.Errorf("sqlpoll: Lease %v is negative: %w", c.Lease, retry.ErrInvalidArgument)
+		return fmt.Errorf("sqlpoll: %w", retry.InvalidField("Lease", "%v is negative", c.Lease))
 	case c.PollInterval < 0:
-		return fmt.Errorf("sqlpoll: PollInterval %v is negative: %w", c.PollInterval, retry.ErrInvalidArgument)
+		return fmt.Errorf("sqlpoll: %w", retry.InvalidField("PollInterval", "%v is negative", c.PollInterval))
 	}
 	return nil
 }

@@ -158,11 +158,15 @@ func TestBadInput(t *testing.T) {
 		"nil tx":     s.ScheduleTx(ctx, nil, "a", time.Now()),
 		"cancel NUL": s.Cancel(ctx, "\x00"),
 		"config":     func() error { _, err := sqlpoll.New(ctx, nil, sqlpoll.Config{}); return err }(),
-		"lease":      sqlpoll.Config{Lease: -1}.Validate(),
-		"poll":       sqlpoll.Config{PollInterval: -1}.Validate(),
 	} {
 		if !errors.Is(err, retry.ErrInvalidArgument) {
 			t.Errorf("%s: %v; want retry.ErrInvalidArgument", name, err)
+		}
+	}
+	for field, cfg := range map[string]sqlpoll.Config{"Lease": {Lease: -1}, "PollInterval": {PollInterval: -1}} {
+		err := cfg.Validate()
+		if fe, ok := errors.AsType[*retry.FieldError](err); !ok || fe.Field != field || !errors.Is(err, retry.ErrInvalidArgument) {
+			t.Errorf("Validate(%+v) = %v; want a retry.FieldError naming %s, wrapping ErrInvalidArgument", cfg, err, field)
 		}
 	}
 	if n, err := s.Len(ctx); err != nil || n != 0 {
