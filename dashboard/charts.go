@@ -34,6 +34,7 @@ var funcs = template.FuncMap{
 	"ms":       func(d time.Duration) string { return d.Round(time.Millisecond).String() },
 	"clock":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000") },
 	"dead":     func(st retry.Status) bool { return st == retry.StatusFailed || st == retry.StatusFailedMaxRetries },
+	"limit":    retry.LimitText,
 }
 
 // barChart renders bars as an SVG bar chart with each value written above

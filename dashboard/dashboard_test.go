@@ -187,6 +187,26 @@ func TestRunTimeline(t *testing.T) {
 	}
 }
 
+// TestUnlimitedShown: a run with no retry limit (-1) shows "unlimited"
+// on its page and in the dead-letter list, not "-1".
+func TestUnlimitedShown(t *testing.T) {
+	s := fill(t, 0)
+	r, err := s.Create(t.Context(), retry.NewRun{ID: "u1", JourneyID: "j0", StartNodeID: "a", MaxRetries: retry.Unlimited, Worker: "w", Lease: time.Hour}, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RecordFailure(t.Context(), r.Claim(), retry.FailureRecord{NodeID: "a", Class: retry.ClassValidation, Message: "bad",
+		StartedAt: base, FinishedAt: base.Add(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, dashboard.Config{Store: s})
+	for _, page := range []string{"/runs/u1", "/dead?status=failed"} {
+		if code, body := get(t, srv.URL+page); code != http.StatusOK || !strings.Contains(body, "0/unlimited") || strings.Contains(body, "/-1") {
+			t.Errorf("%s: %d, want 0/unlimited:\n%s", page, code, body)
+		}
+	}
+}
+
 func post(t *testing.T, u string, header map[string]string) int {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, u, nil)

@@ -267,7 +267,7 @@ func (e *Executor) executeRun(ctx context.Context, run retry.Run) retry.Run {
 // (retry.Limit), or MaxRetriesDefault.
 func maxRetries(p retry.Policy) int {
 	if l, ok := p.(retry.Limit); ok {
-		return max(l.MaxRetries(), 0)
+		return max(l.MaxRetries(), retry.Unlimited)
 	}
 	return MaxRetriesDefault
 }

@@ -23,7 +23,8 @@ import (
 // strategy.
 type Config struct {
 	// MaxRetries is the most retries of one node, every strategy
-	// together; 0 disables retries. Default 3.
+	// together; 0 disables retries, -1 ([retry.Unlimited]) sets no bound.
+	// Default 3.
 	MaxRetries int `json:"maxRetries"`
 	// BaseDelayMs is the exponential strategy's first delay. Default 1000.
 	BaseDelayMs int64 `json:"baseDelayMs"`
@@ -116,8 +117,8 @@ func (c Config) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, retry.InvalidField(field, format, args...))
 	}
-	if c.MaxRetries < 0 {
-		bad("maxRetries", "%d: want >= 0", c.MaxRetries)
+	if c.MaxRetries < retry.Unlimited {
+		bad("maxRetries", "%d: want -1 (unlimited), 0 (none) or more", c.MaxRetries)
 	}
 	c.exponential().validate("", bad)
 	for name, s := range c.strategies() {

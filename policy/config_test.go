@@ -70,7 +70,7 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		field  string
 		mutate func(*Config)
 	}{
-		{"maxRetries", func(c *Config) { c.MaxRetries = -1 }},
+		{"maxRetries", func(c *Config) { c.MaxRetries = -2 }},
 		{"baseDelayMs", func(c *Config) { c.BaseDelayMs = 0 }},
 		{"baseDelayMs", func(c *Config) { c.BaseDelayMs = -5; c.MaxDelayMs = 10 }},
 		{"maxDelayMs", func(c *Config) { c.MaxDelayMs = 999 }},
@@ -110,7 +110,7 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 
 func TestConfigValidateReportsEveryField(t *testing.T) {
 	c := DefaultConfig()
-	c.MaxRetries, c.JitterMs = -1, -1
+	c.MaxRetries, c.JitterMs = -2, -1
 	err := c.Validate()
 	var fields []string
 	for line := range strings.SplitSeq(err.Error(), "\n") {
@@ -174,7 +174,7 @@ func FuzzConfigDecide(f *testing.F) {
 			}
 			return
 		}
-		if retryCount >= maxRetries {
+		if retry.Exceeds(retryCount, maxRetries) {
 			t.Fatalf("retry past the limit: count %d, max %d: %+v", retryCount, maxRetries, d)
 		}
 		if x.Strategy == nil || x.Strategy.Name() != d.Strategy {

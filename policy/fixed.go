@@ -18,7 +18,8 @@ const StrategyFixed = "fixed"
 type Fixed struct {
 	// Delay is the wait before every retry; 0 retries at once.
 	Delay time.Duration
-	// Max is the most retries of one node; 0 never retries.
+	// Max is the most retries of one node; 0 never retries,
+	// [retry.Unlimited] (-1) always does.
 	Max int
 }
 
@@ -27,8 +28,8 @@ func (p Fixed) Validate() error {
 	switch {
 	case p.Delay < 0 || p.Delay > MaxDelayLimit:
 		return retry.InvalidField("delay", "%s: want 0 to %s", p.Delay, MaxDelayLimit)
-	case p.Max < 0:
-		return retry.InvalidField("max", "%d: want at least 0", p.Max)
+	case p.Max < retry.Unlimited:
+		return retry.InvalidField("max", "%d: want -1 (unlimited) or more", p.Max)
 	}
 	return nil
 }
@@ -41,7 +42,7 @@ func (p Fixed) Decide(f retry.Failure) retry.Decision {
 	switch {
 	case f.Permanent:
 		return retry.Decision{Strategy: StrategyNone, Rule: RulePermanent}
-	case f.RetryCount >= p.Max:
+	case retry.Exceeds(f.RetryCount, p.Max):
 		return retry.Decision{Strategy: StrategyFixed, Rule: RuleMaxRetries, Exhausted: true}
 	case f.HasRetryAfter:
 		return retry.Decision{Retry: true, Delay: min(max(f.RetryAfter, 0), MaxDelayLimit), Strategy: StrategyFixed, Rule: RuleRetryAfter}
@@ -57,7 +58,7 @@ func (p Fixed) Bounds(int) (lo, hi time.Duration, ok bool) {
 
 // MaxRetries implements [retry.Limit]: new runs under it keep Max as
 // their limit.
-func (p Fixed) MaxRetries() int { return max(p.Max, 0) }
+func (p Fixed) MaxRetries() int { return max(p.Max, retry.Unlimited) }
 
 var (
 	_ Strategy    = Fixed{}

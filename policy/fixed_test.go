@@ -35,7 +35,7 @@ func TestFixedDecide(t *testing.T) {
 	if lo, hi, ok := p.Bounds(7); lo != 250*time.Millisecond || hi != lo || !ok {
 		t.Errorf("Bounds: %s %s %v", lo, hi, ok)
 	}
-	for bad, field := range map[policy.Fixed]string{{Delay: -time.Second}: "delay", {Max: -1}: "max", {Delay: policy.MaxDelayLimit + 1}: "delay"} {
+	for bad, field := range map[policy.Fixed]string{{Delay: -time.Second}: "delay", {Max: -2}: "max", {Delay: policy.MaxDelayLimit + 1}: "delay"} {
 		err := bad.Validate()
 		if fe, ok := errors.AsType[*retry.FieldError](err); !ok || fe.Field != field || !errors.Is(err, retry.ErrInvalidArgument) {
 			t.Errorf("Validate(%+v): %v, want a retry.FieldError naming %s, wrapping ErrInvalidArgument", bad, err, field)

@@ -41,7 +41,7 @@ type RouterOptions struct {
 	// Fallback names the strategy of a class with no route.
 	Fallback string
 	// MaxRetries bounds the retries of a node whatever the strategy
-	// (>= 0). A strategy's own limit applies too.
+	// (>= 0, or [retry.Unlimited]). A strategy's own limit applies too.
 	MaxRetries int
 	// Retryable and NonRetryable are the eligibility rules. A failure
 	// matching a NonRetryable rule is never retried; Retryable rules only
@@ -85,8 +85,8 @@ type route struct {
 
 // NewRouter builds a Router, or reports the first bad option.
 func NewRouter(o RouterOptions) (*Router, error) {
-	if o.MaxRetries < 0 {
-		return nil, fmt.Errorf("max retries %d: want >= 0", o.MaxRetries)
+	if o.MaxRetries < retry.Unlimited {
+		return nil, fmt.Errorf("max retries %d: want -1 (unlimited) or more", o.MaxRetries)
 	}
 	byName := make(map[string]Strategy, len(o.Strategies))
 	for i, s := range o.Strategies {
@@ -152,7 +152,7 @@ func (r *Router) Decide(f retry.Failure) retry.Decision {
 	}
 	rt := r.route(f.Class)
 	d := rt.s.Decide(f)
-	if d.Retry && f.RetryCount >= r.maxRetries {
+	if d.Retry && retry.Exceeds(f.RetryCount, r.maxRetries) {
 		return retry.Decision{Strategy: d.Strategy, Rule: RuleMaxRetries, Exhausted: true}
 	}
 	switch d.Rule {
@@ -197,7 +197,7 @@ func (r *Router) Eligible(f retry.Failure) (ok bool, rule string) {
 	return false, RuleNoMatch
 }
 
-// MaxRetries returns the router's retry limit.
+// MaxRetries returns the router's retry limit ([retry.Unlimited] for none).
 func (r *Router) MaxRetries() int { return r.maxRetries }
 
 // Strategies returns the router's strategies sorted by name.
@@ -215,7 +215,8 @@ type Explanation struct {
 	// "nonretryable:0", "permanent".
 	Rule string
 	// MaxRetries is the router's retry limit: retries 1..MaxRetries can
-	// happen, with delays in Strategy.Bounds(0..MaxRetries-1).
+	// happen, with delays in Strategy.Bounds(0..MaxRetries-1);
+	// [retry.Unlimited] bounds nothing.
 	MaxRetries int
 	// Eligible and EligibleRule are the answer of [Router.Eligible], which
 	// the executor's selective rollout mode requires.

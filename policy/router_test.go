@@ -211,7 +211,7 @@ func TestExplain(t *testing.T) {
 
 func TestNewRouterRejectsBadOptions(t *testing.T) {
 	for name, o := range map[string]RouterOptions{
-		"negative max retries": {Strategies: []Strategy{None()}, Fallback: "none", MaxRetries: -1},
+		"max retries below -1": {Strategies: []Strategy{None()}, Fallback: "none", MaxRetries: -2},
 		"unknown fallback":     {Strategies: []Strategy{None()}, Fallback: "exponential"},
 		"unknown route target": {Strategies: []Strategy{None()}, Fallback: "none", Routes: map[retry.Class]string{"x": "short"}},
 		"duplicate strategy":   {Strategies: []Strategy{None(), None()}, Fallback: "none"},
@@ -244,5 +244,41 @@ func TestRouterDoesNotShareOptions(t *testing.T) {
 	}
 	if !strings.HasPrefix(r.Decide(retry.Failure{Message: "x"}).Rule, "class:") {
 		t.Error("unknown class not routed by its table entry")
+	}
+}
+
+// TestUnlimitedRetries: a limit of -1 (retry.Unlimited) never exhausts a
+// node, in the router, its strategies and Fixed; -2 is refused, naming
+// the field (TestNewRouterRejectsBadOptions and the strategies' Validate
+// tests refuse it too).
+func TestUnlimitedRetries(t *testing.T) {
+	c := DefaultConfig()
+	c.MaxRetries = retry.Unlimited
+	r := mustBuild(t, c)
+	if r.MaxRetries() != retry.Unlimited {
+		t.Errorf("MaxRetries() = %d, want -1", r.MaxRetries())
+	}
+	for _, n := range []int{0, 3, 1000, math.MaxInt32} {
+		if d := r.Decide(classFailure(retry.ClassRateLimit, n)); !d.Retry || d.Exhausted {
+			t.Errorf("router, retry count %d: %+v; want a retry", n, d)
+		}
+		e := Default()
+		e.MaxRetries = retry.Unlimited
+		if d := e.Decide(retry.Failure{RetryCount: n}); !d.Retry || d.Delay > e.MaxDelay+e.JitterMax {
+			t.Errorf("exponential, retry count %d: %+v; want a retry within the max delay", n, d)
+		}
+		if d := (Fixed{Max: retry.Unlimited}).Decide(retry.Failure{RetryCount: n}); !d.Retry {
+			t.Errorf("fixed, retry count %d: %+v; want a retry", n, d)
+		}
+	}
+	if d := r.Decide(retry.Failure{Class: retry.ClassRateLimit, Permanent: true}); d.Retry {
+		t.Errorf("unlimited retried a permanent error: %+v", d)
+	}
+	if got := (Fixed{Max: retry.Unlimited}).MaxRetries(); got != retry.Unlimited {
+		t.Errorf("Fixed{Max: -1}.MaxRetries() = %d", got)
+	}
+	c.MaxRetries = -2
+	if err := c.Validate(); err == nil || err.Error() != "maxRetries: -2: want -1 (unlimited), 0 (none) or more" {
+		t.Errorf("Validate with -2: %v", err)
 	}
 }

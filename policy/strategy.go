@@ -138,7 +138,7 @@ func (j *Jitter) UnmarshalText(b []byte) error {
 // for concurrent use (as long as Rand is).
 //
 // Its decision, in order: a permanent error is not retried (Rule
-// "permanent"); RetryCount >= MaxRetries ends the node (Exhausted, Rule
+// "permanent"); RetryCount >= MaxRetries (unless [retry.Unlimited]) ends the node (Exhausted, Rule
 // "max_retries"); an error that asked for a delay ([retry.RetryAfter]) gets
 // it, capped at MaxDelay, without jitter (Rule "retry_after"); otherwise
 // the jittered backoff (Rule "backoff").
@@ -152,7 +152,8 @@ type Exponential struct {
 	MaxDelay time.Duration
 	// Multiplier is the growth per retry; >= 1.
 	Multiplier float64
-	// MaxRetries is the most retries of one node; 0 never retries.
+	// MaxRetries is the most retries of one node; 0 never retries,
+	// [retry.Unlimited] (-1) always does.
 	MaxRetries int
 	// Jitter is the randomisation; empty means JitterNone.
 	Jitter Jitter
@@ -224,8 +225,8 @@ func (e Exponential) Validate() error {
 		return retry.InvalidField("MaxDelay", "%v: want >= BaseDelay %v and <= %v", e.MaxDelay, e.BaseDelay, MaxDelayLimit)
 	case !(e.Multiplier >= 1) || math.IsInf(e.Multiplier, 0):
 		return retry.InvalidField("Multiplier", "%v: want a finite number >= 1", e.Multiplier)
-	case e.MaxRetries < 0:
-		return retry.InvalidField("MaxRetries", "%d: want >= 0", e.MaxRetries)
+	case e.MaxRetries < retry.Unlimited:
+		return retry.InvalidField("MaxRetries", "%d: want -1 (unlimited) or more", e.MaxRetries)
 	case e.JitterMax < 0 || e.JitterMax > MaxDelayLimit:
 		return retry.InvalidField("JitterMax", "%v: want >= 0 and <= %v", e.JitterMax, MaxDelayLimit)
 	}
@@ -259,7 +260,7 @@ func (e Exponential) Decide(f retry.Failure) retry.Decision {
 	switch {
 	case f.Permanent:
 		return retry.Decision{Strategy: StrategyNone, Rule: RulePermanent}
-	case f.RetryCount >= e.MaxRetries:
+	case retry.Exceeds(f.RetryCount, e.MaxRetries):
 		return retry.Decision{Strategy: e.Name(), Rule: RuleMaxRetries, Exhausted: true}
 	case f.HasRetryAfter:
 		return retry.Decision{Retry: true, Delay: min(max(f.RetryAfter, 0), max(e.MaxDelay, 0)), Strategy: e.Name(), Rule: RuleRetryAfter}

@@ -240,7 +240,7 @@ func TestExponentialValidate(t *testing.T) {
 		"multiplier below 1": {"Multiplier", func(e *Exponential) { e.Multiplier = 0.5 }},
 		"NaN multiplier":     {"Multiplier", func(e *Exponential) { e.Multiplier = math.NaN() }},
 		"Inf multiplier":     {"Multiplier", func(e *Exponential) { e.Multiplier = math.Inf(1) }},
-		"negative retries":   {"MaxRetries", func(e *Exponential) { e.MaxRetries = -1 }},
+		"retries below -1":   {"MaxRetries", func(e *Exponential) { e.MaxRetries = -2 }},
 		"negative jitter":    {"JitterMax", func(e *Exponential) { e.JitterMax = -1 }},
 		"unknown jitter":     {"Jitter", func(e *Exponential) { e.Jitter = "ful" }},
 	} {

@@ -1,6 +1,9 @@
 package retry
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // Failure is what a [Policy] decides from: one failed attempt of one node,
 // with everything the decision needs taken from the persisted run, so the
@@ -72,10 +75,32 @@ type Policy interface {
 // Limit is a [Policy] that bounds the retries of one node. The executor
 // writes the bound into each new run (its MaxRetries), so that the limit
 // the store enforces and shows is the one the policy decides with: 0 means
-// no retry, everywhere.
+// no retry and [Unlimited] no bound, everywhere.
 type Limit interface {
 	Policy
 	MaxRetries() int
+}
+
+// Unlimited is the retry limit that bounds nothing: a MaxRetries of -1
+// (in a policy, its configuration and the store's max_retries column)
+// retries a node for as long as its policy asks. It is explicit because
+// 0 already means "no retry", and a huge number would be a limit someone
+// has to pick and readers have to recognise.
+const Unlimited = -1
+
+// Exceeds reports whether retryCount retries have used up the limit
+// maxRetries: never for [Unlimited] (or any negative limit).
+func Exceeds(retryCount, maxRetries int) bool {
+	return maxRetries >= 0 && retryCount >= maxRetries
+}
+
+// LimitText is the limit maxRetries as people read it: the number, or
+// "unlimited".
+func LimitText(maxRetries int) string {
+	if maxRetries < 0 {
+		return "unlimited"
+	}
+	return strconv.Itoa(maxRetries)
 }
 
 // PolicyFunc adapts a function to [Policy].

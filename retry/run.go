@@ -29,8 +29,8 @@ type Run struct {
 	// when a node completes, so MaxRetries bounds the retries of each node,
 	// not of the whole run; the attempt history keeps every attempt.
 	RetryCount int
-	// MaxRetries is the most retries a node of this run may have. The store
-	// enforces it whatever a policy asks for.
+	// MaxRetries is the most retries a node of this run may have, or
+	// [Unlimited] (-1). The store enforces it whatever a policy asks for.
 	MaxRetries int
 	// RetryEnabled false means every failure ends the run StatusFailed.
 	RetryEnabled bool
@@ -112,7 +112,8 @@ type NewRun struct {
 	StartNodeID string
 	Input       json.RawMessage
 	// MaxRetries bounds the retries of each node (the design's default is
-	// 3; the caller passes its configured value).
+	// 3; the caller passes its configured value): 0 means none, [Unlimited]
+	// no bound.
 	MaxRetries int
 	// DisableRetry creates the run with retry_enabled false.
 	DisableRetry bool

@@ -86,7 +86,8 @@ type Recorder interface {
 	//   - StatusFailed when f.Shadow, !f.Decision.Retry without Exhausted,
 	//     or the run's RetryEnabled is false;
 	//   - StatusFailedMaxRetries when f.Decision.Exhausted, or when a retry
-	//     is asked but RetryCount already equals MaxRetries;
+	//     is asked but RetryCount already equals MaxRetries (never when
+	//     MaxRetries is [Unlimited]);
 	//   - otherwise a retry: RetryCount+1, NextRetryAt = f.FinishedAt +
 	//     f.Decision.Delay, LastDelay = f.Decision.Delay, and the attempt
 	//     records StatusRetrying. With a Delay above zero the run is

@@ -75,7 +75,7 @@ func (s *Store) setOutput() string {
 
 // failedStatus is the SQL expression, over the run row before the write,
 // for the status a failure leaves the run in. The store enforces the run's
-// retry_enabled and max_retries whatever the decision asks.
+// retry_enabled and max_retries (-1: unlimited) whatever the decision asks.
 func failedStatus(f retry.FailureRecord) string {
 	switch d := f.Decision; {
 	case f.Shadow || (!d.Retry && !d.Exhausted):
@@ -84,7 +84,7 @@ func failedStatus(f retry.FailureRecord) string {
 		return `CASE WHEN retry_enabled = false THEN 'failed' ELSE 'failed_max_retries' END`
 	}
 	return `CASE WHEN retry_enabled = false THEN 'failed'
-	WHEN retry_count >= max_retries THEN 'failed_max_retries' ELSE 'retrying' END`
+	WHEN max_retries >= 0 AND retry_count >= max_retries THEN 'failed_max_retries' ELSE 'retrying' END`
 }
 
 // RecordFailure records a failed attempt and its decision under c; see

@@ -227,7 +227,7 @@ type runView struct {
 	Status           retry.Status `json:"status"`
 	CurrentNodeID    string       `json:"currentNodeId,omitempty"`
 	RetryCount       int          `json:"retryCount"`
-	MaxRetries       int          `json:"maxRetries"`
+	MaxRetries       int          `json:"maxRetries"` // -1: unlimited
 	RetryEnabled     bool         `json:"retryEnabled"`
 	AttemptCount     int          `json:"attemptCount"`
 	Replays          int          `json:"replays"`
@@ -355,7 +355,7 @@ func cmdRunsList(ctx context.Context, args []string, stdout io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATUS\tNODE\tRETRIES\tATTEMPTS\tREPLAYS\tLAST ERROR")
 	for _, r := range runs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d\t%d\t%s\n", quoteID(r.ID), r.Status, dash(r.CurrentNodeID), r.RetryCount, r.MaxRetries, r.AttemptCount, r.Replays, dash(oneLine(r.LastErrorMessage)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%s\t%d\t%d\t%s\n", quoteID(r.ID), r.Status, dash(r.CurrentNodeID), r.RetryCount, retry.LimitText(r.MaxRetries), r.AttemptCount, r.Replays, dash(oneLine(r.LastErrorMessage)))
 	}
 	return tw.Flush()
 }
@@ -406,7 +406,7 @@ func cmdRunsShow(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "run %s  journey %s v%d  status %s", quoteID(r.ID), r.JourneyID, r.JourneyVersion, r.Status)
 	if r.CurrentNodeID != "" {
-		fmt.Fprintf(stdout, "  at node %s (retry %d of %d)", r.CurrentNodeID, r.RetryCount, r.MaxRetries)
+		fmt.Fprintf(stdout, "  at node %s (retry %d of %s)", r.CurrentNodeID, r.RetryCount, retry.LimitText(r.MaxRetries))
 	}
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)

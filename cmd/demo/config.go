@@ -126,7 +126,7 @@ var (
 	// retryLimitFlags: the policy's retry limit, which is also the store's
 	// limit for new runs.
 	retryLimitFlags = []flagBinding{
-		{"max-retries", "retry.maxRetries", "most retries of one node"},
+		{"max-retries", "retry.maxRetries", "most retries of one node (0: none, -1: unlimited)"},
 	}
 	delayFlags = []flagBinding{
 		{"base-delay-ms", "retry.baseDelayMs", "exponential strategy's first delay, ms"},

@@ -115,6 +115,8 @@ func TestBadConfigurationWritesNothing(t *testing.T) {
 		{name: "sweep", args: []string{"--sweep", "every now and then"}, want: "--sweep"},
 		{name: "sweep grace", args: []string{"--sweep-grace", "-1s"}, want: "--sweep-grace"},
 		{name: "fault rate", args: []string{"--fault-network", "1.5"}, want: "demo.faults.networkBlip"},
+		{name: "max retries below -1", args: []string{"--max-retries", "-2"}, want: "retry.maxRetries: -2: want -1 (unlimited), 0 (none) or more (flag --max-retries)"},
+		{name: "env max retries below -1", env: []string{"JRETRY_RETRY_MAX_RETRIES=-2"}, want: "retry.maxRetries: -2: want -1 (unlimited), 0 (none) or more (environment JRETRY_RETRY_MAX_RETRIES)"},
 		{name: "max delay below base", args: []string{"--max-delay-ms", "1"}, want: "retry.maxDelayMs"},
 		{name: "jitter", args: []string{"--jitter", "wobbly"}, want: "--jitter"},
 		{name: "bad rule", args: []string{"--retryable", "re:("}, want: "retry.retryableErrors[0]"},

@@ -25,7 +25,11 @@ func explain(w io.Writer, cfg demoConfig, class retry.Class, message string) err
 	mode := string(cfg.Executor.Mode)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if class == "" && message == "" {
-		fmt.Fprintf(w, "Delay range of retries 1-%d per strategy (mode %s; maxRetries %d: later retries do not happen, the run ends failed_max_retries):\n", explainRetries, mode, router.MaxRetries())
+		limit := fmt.Sprintf("maxRetries %d: later retries do not happen, the run ends failed_max_retries", router.MaxRetries())
+		if router.MaxRetries() == retry.Unlimited {
+			limit = "maxRetries -1: unlimited, later retries keep the last range"
+		}
+		fmt.Fprintf(w, "Delay range of retries 1-%d per strategy (mode %s; %s):\n", explainRetries, mode, limit)
 		fmt.Fprint(tw, "  retry\t")
 		for n := range explainRetries {
 			fmt.Fprintf(tw, "%d\t", n+1)
@@ -53,7 +57,11 @@ func explain(w io.Writer, cfg demoConfig, class retry.Class, message string) err
 		fmt.Fprintf(w, "decision: never retried (rule %s): the run ends failed\n", e.Rule)
 		return nil
 	}
-	fmt.Fprintf(w, "strategy: %s (rule %s), at most %d retries\n", e.Strategy.Name(), e.Rule, e.MaxRetries)
+	limit := fmt.Sprintf("at most %d retries", e.MaxRetries)
+	if e.MaxRetries == retry.Unlimited {
+		limit = "unlimited retries"
+	}
+	fmt.Fprintf(w, "strategy: %s (rule %s), %s\n", e.Strategy.Name(), e.Rule, limit)
 	elig := "no"
 	if e.Eligible {
 		elig = "yes"
@@ -63,7 +71,7 @@ func explain(w io.Writer, cfg demoConfig, class retry.Class, message string) err
 	fmt.Fprintln(tw, "  retry\tdelay\t")
 	for n := range explainRetries {
 		note := ""
-		if n >= e.MaxRetries {
+		if retry.Exceeds(n, e.MaxRetries) {
 			note = "beyond maxRetries: the run ends failed_max_retries instead"
 		}
 		fmt.Fprintf(tw, "  %d\t%s\t%s\n", n+1, boundsText(e.Strategy, n), note)

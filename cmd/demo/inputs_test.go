@@ -17,19 +17,28 @@ import (
 	"github.com/journeyretry/journeyretry/retry"
 )
 
+// demoWithMaxRetries runs a demo of 30 runs with --max-retries limit in a
+// temporary directory, checks that the store kept that limit for every
+// run, and returns the directory and the database.
+func demoWithMaxRetries(t *testing.T, limit string) (dir, store string) {
+	t.Helper()
+	dir = t.TempDir()
+	store = filepath.Join(dir, "limit.db")
+	if r := runBin(t, dir, nil, append(fastArgs(store, 30), "--max-retries", limit)...); r.code != 0 {
+		t.Fatalf("demo: status %d\n%s", r.code, r.stderr)
+	}
+	limits := querySQL(t, openDB(t, store).DB(), `SELECT CAST(max_retries AS TEXT), COUNT(*) FROM journey_runs GROUP BY max_retries`)
+	if len(limits) != 1 || limits[limit] != 30 {
+		t.Errorf("max_retries in the store: %v; want %s for all 30 runs", limits, limit)
+	}
+	return dir, store
+}
+
 // TestMaxRetriesZero: --max-retries 0 means no retry: the store keeps 0,
 // runs list and runs show say 0, and no failure was retried.
 func TestMaxRetriesZero(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	store := filepath.Join(dir, "zero.db")
-	if r := runBin(t, dir, nil, append(fastArgs(store, 30), "--max-retries", "0")...); r.code != 0 {
-		t.Fatalf("demo: status %d\n%s", r.code, r.stderr)
-	}
-	limits := querySQL(t, openDB(t, store).DB(), `SELECT CAST(max_retries AS TEXT), COUNT(*) FROM journey_runs GROUP BY max_retries`)
-	if len(limits) != 1 || limits["0"] != 30 {
-		t.Errorf("max_retries in the store: %v; want 0 for all 30 runs", limits)
-	}
+	dir, store := demoWithMaxRetries(t, "0")
 	retried := querySQL(t, openDB(t, store).DB(), `SELECT outcome, COUNT(*) FROM journey_run_attempts WHERE decision_retry GROUP BY outcome`)
 	if len(retried) != 0 {
 		t.Errorf("attempts retried with --max-retries 0: %v", retried)
@@ -53,6 +62,38 @@ func TestMaxRetriesZero(t *testing.T) {
 	}
 	if r := runBin(t, dir, nil, "runs", "show", failed, "--store", store); r.code != 0 || strings.Contains(r.stdout, " of 3)") {
 		t.Errorf("runs show %s: status %d\n%s%s", failed, r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestMaxRetriesUnlimited: --max-retries -1 keeps -1 in the store's
+// max_retries, and runs list, runs show and explain say "unlimited".
+func TestMaxRetriesUnlimited(t *testing.T) {
+	t.Parallel()
+	dir, store := demoWithMaxRetries(t, "-1")
+	exhausted := querySQL(t, openDB(t, store).DB(), `SELECT status, COUNT(*) FROM journey_runs WHERE status = 'failed_max_retries' GROUP BY status`)
+	if len(exhausted) != 0 {
+		t.Errorf("runs exhausted under unlimited retries: %v", exhausted)
+	}
+	r := runBin(t, dir, nil, "runs", "list", "--store", store)
+	if r.code != 0 || strings.Count(r.stdout, "/unlimited") != 30 {
+		t.Errorf("runs list: status %d; want every run's retries out of unlimited\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	var id string
+	for line := range strings.SplitSeq(r.stdout, "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[2] != "-" && f[0] != "ID" {
+			id, _ = strconv.Unquote(f[0])
+			break
+		}
+	}
+	if id == "" {
+		t.Fatal("no run stopped at a node: the default fault rates should fail some for good")
+	}
+	if r := runBin(t, dir, nil, "runs", "show", id, "--store", store); r.code != 0 || !strings.Contains(r.stdout, " of unlimited)") {
+		t.Errorf("runs show %s: status %d\n%s%s", id, r.code, r.stdout, r.stderr)
+	}
+	if r := runBin(t, dir, nil, "explain", "--class", "rate_limit", "--max-retries", "-1"); r.code != 0 || !strings.Contains(r.stdout, "rule class:rate_limit), unlimited retries") ||
+		strings.Contains(r.stdout, "beyond maxRetries") {
+		t.Errorf("explain with --max-retries -1: status %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
 

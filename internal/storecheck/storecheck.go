@@ -116,8 +116,8 @@ func NewRun(nr retry.NewRun, now time.Time) error {
 		return Invalid("empty journey id")
 	case nr.StartNodeID == "":
 		return Invalid("empty start node id")
-	case nr.MaxRetries < 0 || nr.MaxRetries > math.MaxInt32:
-		return Invalid("max retries %d: want 0 to %d", nr.MaxRetries, math.MaxInt32)
+	case nr.MaxRetries < retry.Unlimited || nr.MaxRetries > math.MaxInt32:
+		return Invalid("max retries %d: want -1 (unlimited) to %d", nr.MaxRetries, math.MaxInt32)
 	case nr.JourneyVersion < 0 || nr.JourneyVersion > math.MaxInt32: // an INTEGER column on every dialect
 		return Invalid("journey version %d: want 0 to %d", nr.JourneyVersion, math.MaxInt32)
 	case nr.Lease < 0:

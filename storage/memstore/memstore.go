@@ -377,7 +377,7 @@ func (r *row) failedStatus(f retry.FailureRecord) retry.Status {
 	switch d := f.Decision; {
 	case f.Shadow || (!d.Retry && !d.Exhausted), !r.run.RetryEnabled:
 		return retry.StatusFailed
-	case d.Exhausted, r.run.RetryCount >= r.run.MaxRetries:
+	case d.Exhausted, retry.Exceeds(r.run.RetryCount, r.run.MaxRetries):
 		return retry.StatusFailedMaxRetries
 	}
 	return retry.StatusRetrying

@@ -23,8 +23,8 @@ var invalidChecks = []check{
 				_, err := h.s.Create(h.ctx, bad(func(n *retry.NewRun) { n.StartNodeID = "" }), now)
 				return err
 			},
-			"Create with max retries -1": func() error {
-				_, err := h.s.Create(h.ctx, bad(func(n *retry.NewRun) { n.MaxRetries = -1 }), now)
+			"Create with max retries -2": func() error {
+				_, err := h.s.Create(h.ctx, bad(func(n *retry.NewRun) { n.MaxRetries = -2 }), now)
 				return err
 			},
 			"Create with max retries 2^40": func() error {

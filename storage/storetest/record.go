@@ -220,6 +220,33 @@ var recordChecks = []check{
 			h.t.Fatalf("max retries 0: status %s; want failed_max_retries", got.Status)
 		}
 	}},
+	{"RecordFailure/MaxRetriesUnlimited", func(h *harness) {
+		// -1 bounds nothing: the store retries as long as the decision
+		// asks, and shows the limit as it was created.
+		nr := newRun("r1")
+		nr.MaxRetries = retry.Unlimited
+		if r := h.create(nr, at(0)); r.MaxRetries != retry.Unlimited {
+			h.t.Fatalf("created with max retries -1: MaxRetries %d", r.MaxRetries)
+		}
+		now := at(0)
+		const n = 25
+		for i := range n {
+			r := h.claimRun("r1", now)
+			got := h.fail(r.Claim(), retryAfter("a", now, time.Millisecond))
+			now = now.Add(time.Second)
+			if got.Status != retry.StatusRetrying || got.RetryCount != i+1 || got.MaxRetries != retry.Unlimited {
+				h.t.Fatalf("failure %d with unlimited retries: status %s, retry count %d, max %d; want retrying, %d, -1",
+					i+1, got.Status, got.RetryCount, got.MaxRetries, i+1)
+			}
+		}
+		// Only the decision ends it.
+		r := h.claimRun("r1", now)
+		f := retryAfter("a", now, 0)
+		f.Decision = retry.Decision{Exhausted: true, Rule: "max_elapsed"}
+		if got := h.fail(r.Claim(), f); got.Status != retry.StatusFailedMaxRetries || got.RetryCount != n {
+			h.t.Fatalf("exhausted by the decision: status %s, retry count %d; want failed_max_retries, %d", got.Status, got.RetryCount, n)
+		}
+	}},
 	{"RecordFailure/Truncation", func(h *harness) {
 		r := h.createClaimed("r1", at(0))
 		msg := "x" + strings.Repeat("é", retry.MaxErrorMessageLen) // 2-byte runes: the limit falls mid-rune

@@ -55,7 +55,8 @@
 //     completing (CompleteNode/Last), parking (Park/WaitsUntilWakeAt),
 //     RetryCount reset (CompleteNode/ResetsRetryCount)
 //   - RecordFailure: each status it decides (RecordFailure/Outcomes,
-//     RecordFailure/MaxRetriesBoundary, RecordFailure/MaxRetriesZero), the
+//     RecordFailure/MaxRetriesBoundary, RecordFailure/MaxRetriesZero,
+//     RecordFailure/MaxRetriesUnlimited), the
 //     retry's fields (RecordFailure/Retry), a zero delay keeps the claim
 //     (RecordFailure/ZeroDelay*), the message truncated and free text
 //     stored (RecordFailure/Truncation, RecordFailure/UnstorableText)
