@@ -27,8 +27,19 @@ var (
 	ErrNotClaimable = errors.New("run not claimable")
 
 	// ErrNotReplayable: a manual replay was asked of a run that has not ended
-	// in failure.
+	// in failure or been cancelled.
 	ErrNotReplayable = errors.New("run not replayable")
+
+	// ErrNotCancellable: a cancel was asked of a run that has already
+	// ended (completed, failed or cancelled). Nothing changed.
+	ErrNotCancellable = errors.New("run not cancellable")
+
+	// ErrCancelled: an operator cancelled the run. A write under a claim
+	// the cancel voided returns it together with [ErrLostClaim] (the claim
+	// is gone), so that code that abandons a lost run does the right thing
+	// and code that wants to tell a cancel apart can: the executor cancels
+	// the node's context when its lease renewal gets it.
+	ErrCancelled = errors.New("run cancelled")
 
 	// ErrInvalidStatus: a status string that is not one of [Statuses], from
 	// user input or found in a stored row.

@@ -118,3 +118,15 @@ type Eligibility interface {
 	// non-retryable one, and names the rule that decided.
 	Eligible(f Failure) (ok bool, rule string)
 }
+
+// Overridable is a [Policy] that can decide under a run's
+// [PolicyOverride] (an operator's replay with another strategy or retry
+// limit). The executor asks it for the policy of each failure of a run
+// that carries an override; a policy without it decides as it always
+// does (the store still enforces the run's MaxRetries).
+type Overridable interface {
+	Policy
+	// Override returns the policy under o, or an error naming what it
+	// cannot apply (an unknown strategy).
+	Override(o PolicyOverride) (Policy, error)
+}

@@ -34,6 +34,10 @@ type Run struct {
 	MaxRetries int
 	// RetryEnabled false means every failure ends the run StatusFailed.
 	RetryEnabled bool
+	// Override is what the operator's last replay changed in how the
+	// run's failures are decided ([ReplayOptions]); zero for none. It lasts
+	// until the run ends or is replayed again.
+	Override PolicyOverride
 
 	LastErrorMessage string
 	LastErrorClass   Class
@@ -167,7 +171,42 @@ const (
 	// OutcomeReplayed: an operator replayed the ended run; not a node
 	// execution.
 	OutcomeReplayed Outcome = "replayed"
+	// OutcomeCancelled: an operator cancelled the run; not a node
+	// execution. A node in flight at that moment is not recorded: its
+	// result is never written.
+	OutcomeCancelled Outcome = "cancelled"
 )
+
+// PolicyOverride changes, for one run, how its failures are decided: what
+// an operator asks of a replay ([ReplayOptions]). The executor applies it
+// through the policy's [Overridable]; the store enforces MaxRetries as it
+// enforces every run's limit.
+type PolicyOverride struct {
+	// Strategy, when set, names the strategy that decides every failure
+	// of the run (a policy's rules that refuse a retry still apply).
+	Strategy string `json:"strategy,omitempty"`
+	// MaxRetries, when not nil, replaces the retry limit of each node.
+	MaxRetries *int `json:"maxRetries,omitempty"`
+}
+
+// IsZero reports whether o changes nothing.
+func (o PolicyOverride) IsZero() bool { return o.Strategy == "" && o.MaxRetries == nil }
+
+// OperatorAct is what an operator did, kept with the attempt that records
+// it (OutcomeReplayed, OutcomeCancelled): who, from where and with what.
+type OperatorAct struct {
+	// By names who acted (an operator, a tool), as the caller said.
+	By string `json:"by,omitempty"`
+	// From is the node a replay restarted at.
+	From string `json:"from,omitempty"`
+	// Override is the replay's [PolicyOverride].
+	Override PolicyOverride `json:"override,omitzero"`
+	// Moved holds the outputs a replay from a node took out of the run's
+	// context (that node's and those of the nodes completed after it), so
+	// that the replay runs them again instead of reusing them, and nothing
+	// they held is lost.
+	Moved map[string]json.RawMessage `json:"moved,omitempty"`
+}
 
 // Attempt is one row of the attempt history: one execution of one node (or
 // an operator's replay), successes and failures alike.
@@ -194,6 +233,10 @@ type Attempt struct {
 	// was recorded but not acted on.
 	Decision Decision
 	Shadow   bool
+	// Act is the operator's act an OutcomeReplayed or OutcomeCancelled
+	// attempt records; nil for a node execution (and for replays recorded
+	// before operators' acts were kept).
+	Act *OperatorAct
 	// Status is the run's status after this attempt, except that a failure
 	// retried at once under the same claim (a zero delay) records
 	// StatusRetrying while the run stays StatusInProgress: the attempt says

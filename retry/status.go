@@ -5,8 +5,11 @@ import "fmt"
 // Status is the lifecycle state of a run, stored in journey_runs.status.
 //
 // The first five values are the design's, spelled exactly as the
-// legacy table stores them; [StatusWaiting] is added so that a run parked on
-// a delay node is never mistaken for a run that is retrying.
+// legacy table stores them. Two are added: [StatusWaiting], so that a run
+// parked on a delay node is never mistaken for a run that is retrying, and
+// [StatusCancelled], so that a run an operator stopped is never mistaken
+// for one that failed (a schema downgrade maps it to StatusFailed, which
+// the legacy system knows).
 type Status string
 
 const (
@@ -26,13 +29,17 @@ const (
 	StatusFailedMaxRetries Status = "failed_max_retries"
 	// StatusWaiting: parked on a delay node until WakeAt.
 	StatusWaiting Status = "waiting"
+	// StatusCancelled: an operator cancelled the run ([Operator.Cancel])
+	// while it was in progress, waiting or retrying. Terminal (but see
+	// manual replay): no node of it runs afterwards.
+	StatusCancelled Status = "cancelled"
 )
 
 // Statuses lists every valid status, in lifecycle order. Reports use it to
 // print every status, including those with no runs.
 var Statuses = []Status{
 	StatusInProgress, StatusWaiting, StatusRetrying,
-	StatusCompleted, StatusFailed, StatusFailedMaxRetries,
+	StatusCompleted, StatusFailed, StatusFailedMaxRetries, StatusCancelled,
 }
 
 // LegacyStatuses are the statuses the pre-retry schema knew. A schema
@@ -46,7 +53,7 @@ var LegacyStatuses = []Status{StatusInProgress, StatusCompleted, StatusFailed}
 func ParseStatus(s string) (Status, error) {
 	switch st := Status(s); st {
 	case StatusInProgress, StatusCompleted, StatusFailed,
-		StatusRetrying, StatusFailedMaxRetries, StatusWaiting:
+		StatusRetrying, StatusFailedMaxRetries, StatusWaiting, StatusCancelled:
 		return st, nil
 	}
 	return "", fmt.Errorf("%w: %q", ErrInvalidStatus, s)
@@ -61,13 +68,20 @@ func (s Status) Valid() bool {
 // Terminal reports whether a run in status s has ended and will not run
 // again unless an operator replays it.
 func (s Status) Terminal() bool {
-	return s == StatusCompleted || s == StatusFailed || s == StatusFailedMaxRetries
+	return s == StatusCompleted || s.Replayable()
 }
 
 // Replayable reports whether a run in status s may be replayed by an
-// operator: only runs that ended in failure.
+// operator: runs that ended in failure, and cancelled runs (a cancel made
+// by mistake is undone by a replay).
 func (s Status) Replayable() bool {
-	return s == StatusFailed || s == StatusFailedMaxRetries
+	return s == StatusFailed || s == StatusFailedMaxRetries || s == StatusCancelled
+}
+
+// Cancellable reports whether a run in status s may be cancelled: any run
+// that has not ended.
+func (s Status) Cancellable() bool {
+	return s == StatusInProgress || s == StatusWaiting || s == StatusRetrying
 }
 
 func (s Status) String() string { return string(s) }

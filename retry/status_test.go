@@ -16,8 +16,8 @@ func TestParseStatus(t *testing.T) {
 			t.Errorf("%q not Valid", s)
 		}
 	}
-	// The proposal's five spellings, plus waiting.
-	for _, s := range []string{"in_progress", "completed", "failed", "retrying", "failed_max_retries", "waiting"} {
+	// The proposal's five spellings, plus waiting and cancelled.
+	for _, s := range []string{"in_progress", "completed", "failed", "retrying", "failed_max_retries", "waiting", "cancelled"} {
 		if _, err := ParseStatus(s); err != nil {
 			t.Errorf("ParseStatus(%q): %v", s, err)
 		}
@@ -35,26 +35,28 @@ func TestParseStatus(t *testing.T) {
 
 func TestTerminalAndReplayable(t *testing.T) {
 	for _, tc := range []struct {
-		s                    Status
-		terminal, replayable bool
+		s                                 Status
+		terminal, replayable, cancellable bool
 	}{
-		{StatusInProgress, false, false},
-		{StatusWaiting, false, false},
-		{StatusRetrying, false, false},
-		{StatusCompleted, true, false},
-		{StatusFailed, true, true},
-		{StatusFailedMaxRetries, true, true},
-		{Status("bogus"), false, false},
+		{StatusInProgress, false, false, true},
+		{StatusWaiting, false, false, true},
+		{StatusRetrying, false, false, true},
+		{StatusCompleted, true, false, false},
+		{StatusFailed, true, true, false},
+		{StatusFailedMaxRetries, true, true, false},
+		{StatusCancelled, true, true, false},
+		{Status("bogus"), false, false, false},
 	} {
-		if tc.s.Terminal() != tc.terminal || tc.s.Replayable() != tc.replayable {
-			t.Errorf("%q: Terminal %v Replayable %v, want %v %v", tc.s, tc.s.Terminal(), tc.s.Replayable(), tc.terminal, tc.replayable)
+		if tc.s.Terminal() != tc.terminal || tc.s.Replayable() != tc.replayable || tc.s.Cancellable() != tc.cancellable {
+			t.Errorf("%q: Terminal %v Replayable %v Cancellable %v, want %v %v %v", tc.s, tc.s.Terminal(), tc.s.Replayable(), tc.s.Cancellable(),
+				tc.terminal, tc.replayable, tc.cancellable)
 		}
 	}
 }
 
 func TestStatusLists(t *testing.T) {
-	if len(Statuses) != 6 {
-		t.Errorf("Statuses = %v, want 6", Statuses)
+	if len(Statuses) != 7 {
+		t.Errorf("Statuses = %v, want 7", Statuses)
 	}
 	for _, s := range LegacyStatuses {
 		if !slices.Contains(Statuses, s) {

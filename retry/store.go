@@ -142,13 +142,22 @@ type RunFilter struct {
 	// ErrorClass, when set, keeps runs whose last error has that class
 	// (the dashboard's dead-letter filter).
 	ErrorClass Class
+	// NodeID, when set, keeps runs whose current node it is (where a
+	// failed run failed).
+	NodeID string
+	// FailedSince and FailedUntil, when set, keep runs whose last failure
+	// (LastErrorAt) is in [FailedSince, FailedUntil): bulk replay's time
+	// window. A run that never failed is outside every window.
+	FailedSince, FailedUntil time.Time
 }
 
-// Keeps reports whether f's Status, JourneyID and ErrorClass keep r (the
-// page bounds AfterID and Limit aside): for stores that filter in memory.
+// Keeps reports whether f's conditions keep r (the page bounds AfterID and
+// Limit aside): for stores that filter in memory.
 func (f RunFilter) Keeps(r Run) bool {
 	return (f.Status == "" || r.Status == f.Status) && (f.JourneyID == "" || r.JourneyID == f.JourneyID) &&
-		(f.ErrorClass == "" || r.LastErrorClass == f.ErrorClass)
+		(f.ErrorClass == "" || r.LastErrorClass == f.ErrorClass) && (f.NodeID == "" || r.CurrentNodeID == f.NodeID) &&
+		(f.FailedSince.IsZero() || (!r.LastErrorAt.IsZero() && !r.LastErrorAt.Before(f.FailedSince))) &&
+		(f.FailedUntil.IsZero() || (!r.LastErrorAt.IsZero() && r.LastErrorAt.Before(f.FailedUntil)))
 }
 
 // ErrorCount is one row of [Inspector.TopErrors].
@@ -209,11 +218,49 @@ type Inspector interface {
 	RetryStats(ctx context.Context) (RetryStats, error)
 	// ListRuns returns runs matching f.
 	ListRuns(ctx context.Context, f RunFilter) ([]Run, error)
-	// Replay restarts a StatusFailed or StatusFailedMaxRetries run at its
+	// Replay restarts a replayable run ([Status.Replayable]) at its
 	// current node: RetryCount 0, StatusRetrying due at now, an
 	// OutcomeReplayed attempt appended. ErrNotReplayable for any other
-	// status; ErrNotFound if it does not exist.
+	// status; ErrNotFound if it does not exist. A store that implements
+	// [Operator] replays as ReplayWith with no options.
 	Replay(ctx context.Context, id string, now time.Time) (Run, error)
+}
+
+// ReplayOptions are what an operator may ask of a replay beyond
+// [Inspector.Replay].
+type ReplayOptions struct {
+	// By names who replays; it is kept in the history.
+	By string
+	// From, when set, is the node the run restarts at instead of its
+	// current node. It must be one the run reached: its current node, or
+	// a node whose output its context holds (ErrInvalidArgument
+	// otherwise). The outputs of From and of every node completed after
+	// it are moved out of the context into the replay's history row
+	// ([OperatorAct].Moved), so those nodes run again.
+	From string
+	// Override applies to the rest of the run: Override.MaxRetries
+	// becomes the run's MaxRetries, and both are kept in Run.Override. A
+	// replay without one clears an earlier replay's.
+	Override PolicyOverride
+}
+
+// Operator is an optional store capability: the operator's controls over
+// single runs beyond [Inspector]. The demo's runs commands and the
+// dashboard find it with a type assertion. Both methods append an attempt
+// recording the act ([Attempt].Act) in the write that changes the run.
+type Operator interface {
+	// Cancel ends a StatusInProgress, StatusWaiting or StatusRetrying run
+	// StatusCancelled at now, unclaimed and never due, whoever holds it:
+	// every later write under a claim taken before the cancel returns an
+	// error wrapping both ErrCancelled and ErrLostClaim and changes
+	// nothing, so a worker running one of its nodes learns of it at its
+	// next lease renewal, within a lease. ErrNotCancellable for a run that
+	// has ended; ErrNotFound if it does not exist.
+	Cancel(ctx context.Context, id, by string, now time.Time) (Run, error)
+	// ReplayWith is [Inspector.Replay] with options: the run restarts at
+	// o.From (or its current node) with RetryCount 0, StatusRetrying due
+	// at now, under o.Override. ErrNotReplayable, ErrNotFound as Replay.
+	ReplayWith(ctx context.Context, id string, o ReplayOptions, now time.Time) (Run, error)
 }
 
 // ActivityInspector is an optional [Inspector] capability: attempts over

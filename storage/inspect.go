@@ -3,6 +3,7 @@ package storage
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -257,6 +258,15 @@ func (s *Store) ListRuns(ctx context.Context, f retry.RunFilter) ([]retry.Run, e
 	if f.ErrorClass != "" {
 		where, args = where+` AND last_error_class = ?`, append(args, string(f.ErrorClass))
 	}
+	if f.NodeID != "" {
+		where, args = where+` AND current_node_id = ?`, append(args, f.NodeID)
+	}
+	if !f.FailedSince.IsZero() {
+		where, args = where+` AND last_error_timestamp >= ?`, append(args, ms(f.FailedSince))
+	}
+	if !f.FailedUntil.IsZero() {
+		where, args = where+` AND last_error_timestamp < ?`, append(args, ms(f.FailedUntil))
+	}
 	runs, err := queryRuns(ctx, s.rdb, `SELECT `+runColumns+` FROM journey_runs WHERE `+where+` ORDER BY id LIMIT ?`,
 		append(args, limit)...)
 	if err != nil {
@@ -265,31 +275,121 @@ func (s *Store) ListRuns(ctx context.Context, f retry.RunFilter) ([]retry.Run, e
 	return runs, nil
 }
 
-// Replay restarts a failed run at its current node, due at now; see
+// Replay restarts a replayable run at its current node, due at now; see
 // [retry.Inspector].
 func (s *Store) Replay(ctx context.Context, id string, now time.Time) (retry.Run, error) {
-	if err := storecheck.RunID(id); err != nil {
+	return s.ReplayWith(ctx, id, retry.ReplayOptions{}, now)
+}
+
+var _ retry.Operator = (*Store)(nil)
+
+// ReplayWith restarts a replayable run at o.From (or its current node),
+// due at now, under o.Override; see [retry.Operator]. It reads the run and
+// its completed nodes in the write's transaction (on PostgreSQL with the
+// row locked), so the context it writes back is the one it read.
+func (s *Store) ReplayWith(ctx context.Context, id string, o retry.ReplayOptions, now time.Time) (retry.Run, error) {
+	if err := storecheck.Replay(id, o, now); err != nil {
 		return retry.Run{}, fmt.Errorf("replay: %w", err)
 	}
-	switch {
-	case now.IsZero():
-		return retry.Run{}, fmt.Errorf("replay %s: %w", id, storecheck.Invalid("zero time"))
+	var override any
+	if !o.Override.IsZero() {
+		b, err := json.Marshal(o.Override)
+		if err != nil {
+			return retry.Run{}, fmt.Errorf("replay %s: %w", id, err)
+		}
+		override = string(b)
 	}
-	const replayable = `id = ? AND status IN ('failed', 'failed_max_retries')`
+	var maxRetries any
+	if o.Override.MaxRetries != nil {
+		maxRetries = *o.Override.MaxRetries
+	}
 	var run retry.Run
 	err := s.write(ctx, "replay", id, func(ctx context.Context, tx queryer) error {
-		// An empty node id records the node the run restarts at.
-		ok, err := s.insertAttempt(ctx, tx, attempt{finished: now, outcome: retry.OutcomeReplayed,
-			statusExpr: `'retrying'`}, replayable, id)
+		lock := ""
+		if s.pg {
+			lock = " FOR UPDATE"
+		}
+		r, ok, err := queryRun(ctx, tx, `SELECT `+runColumns+` FROM journey_runs WHERE id = ?`+lock, id)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			return fmt.Errorf("run %s: %w", id, retry.ErrNotFound)
+		case !r.Status.Replayable():
+			return fmt.Errorf("run %s is %s: %w", id, r.Status, retry.ErrNotReplayable)
+		}
+		last, err := lastSuccesses(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		node, kept, moved, err := storecheck.ReplayFrom(r, o, last)
+		if err != nil {
+			return err
+		}
+		runCtx, err := json.Marshal(kept)
+		if err != nil {
+			return err
+		}
+		a := attempt{nodeID: node, finished: now, outcome: retry.OutcomeReplayed,
+			act: &retry.OperatorAct{By: o.By, From: o.From, Override: o.Override, Moved: moved}}
+		act, err := a.actValue()
+		if err != nil {
+			return err
+		}
+		if err := insertAttemptRow(ctx, tx, []any{id, r.AttemptCount + 1, node, r.RetryCount + 1, r.ClaimedBy, r.ClaimToken},
+			a.values(), string(retry.StatusRetrying), act); err != nil {
+			return err
+		}
+		r, _, err = s.writeRun(ctx, tx, id, `UPDATE journey_runs SET status = 'retrying', current_node_id = ?, context = ?,
+	retry_count = 0, max_retries = COALESCE(?, max_retries), policy_override = ?,
+	next_retry_at = ?, due_at = ?, last_delay_ms = 0, attempt_count = attempt_count + 1, updated_at = ?, `+releaseSet+`
+WHERE id = ?`, node, string(runCtx), maxRetries, override, ms(now), ms(now), datetime(now), id)
+		run = r
+		return err
+	})
+	return run, err
+}
+
+// lastSuccesses maps each node of run id that completed to the number of
+// its last succeeded attempt.
+func lastSuccesses(ctx context.Context, tx queryer, id string) (map[string]int, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT node_id, MAX(number) FROM journey_run_attempts
+WHERE run_id = ? AND outcome = 'succeeded' GROUP BY node_id`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	last := map[string]int{}
+	for rows.Next() {
+		var node string
+		var n int
+		if err := rows.Scan(&node, &n); err != nil {
+			return nil, err
+		}
+		last[node] = n
+	}
+	return last, rows.Err()
+}
+
+// Cancel ends a run that has not ended, whoever holds it; see
+// [retry.Operator].
+func (s *Store) Cancel(ctx context.Context, id, by string, now time.Time) (retry.Run, error) {
+	if err := storecheck.Cancel(id, by, now); err != nil {
+		return retry.Run{}, fmt.Errorf("cancel: %w", err)
+	}
+	a := attempt{finished: now, outcome: retry.OutcomeCancelled, statusExpr: `'cancelled'`, act: &retry.OperatorAct{By: by}}
+	var run retry.Run
+	err := s.write(ctx, "cancel", id, func(ctx context.Context, tx queryer) error {
+		ok, err := s.insertAttempt(ctx, tx, a, `id = ? AND `+claimableStatus, id)
 		if err != nil {
 			return err
 		}
 		if !ok {
-			return refused(ctx, tx, id, retry.ErrNotReplayable)
+			return refused(ctx, tx, id, retry.ErrNotCancellable)
 		}
-		r, _, err := s.writeRun(ctx, tx, id, `UPDATE journey_runs SET status = 'retrying', retry_count = 0,
-	next_retry_at = ?, due_at = ?, last_delay_ms = 0, attempt_count = attempt_count + 1, updated_at = ?, `+releaseSet+`
-WHERE id = ?`, ms(now), ms(now), datetime(now), id)
+		r, _, err := s.writeRun(ctx, tx, id, `UPDATE journey_runs SET status = 'cancelled', due_at = NULL,
+	attempt_count = attempt_count + 1, updated_at = ?, `+releaseSet+`
+WHERE id = ?`, datetime(now), id)
 		run = r
 		return err
 	})

@@ -26,7 +26,17 @@ const (
 	migrationLegacy = "20260101000000"
 	migrationRetry  = "20260101000001"
 	migrationReads  = "20260101000002"
+	migrationOps    = "20260101000003"
 )
+
+// operatorColumns are the columns migration 3 adds for operators'
+// controls: a run's policy override (JSON, set by a replay with options)
+// and the operator act an attempt row records (JSON: who replayed or
+// cancelled, from where, with what, and the outputs a replay moved aside).
+var operatorColumns = []struct{ table, name string }{
+	{"journey_runs", "policy_override"},
+	{"journey_run_attempts", "operator_act"},
+}
 
 // readIndexes are the indexes migration 2 creates for operators' reads:
 // ended runs by status in id order (the dashboard's dead-letter pages) and
@@ -171,7 +181,7 @@ func (s *Store) AdoptLegacy(ctx context.Context, now time.Time) (LegacyAdoption,
 	const reason = "legacy run has no current node: nothing to resume"
 	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO journey_run_attempts (`+attemptColumns+`)
-SELECT id, attempt_count + 1, '', retry_count + 1, NULL, NULL, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+SELECT id, attempt_count + 1, '', retry_count + 1, NULL, NULL, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL
 FROM journey_runs WHERE `+legacyInFlight+` AND `+noCurrentNode,
 			ms(now), string(retry.OutcomeFailed), string(retry.ClassMalformedNode), reason,
 			false, 0, "none", "malformed_node", false, false, string(retry.StatusFailed)); err != nil {
@@ -208,7 +218,8 @@ func rowsAffected(res sql.Result) (int, error) {
 // column the store never heard of) as it was, in one transaction. It
 // refuses, with an error wrapping [ErrDowngradeBlocked] that counts the
 // runs in each unknown status, while any run holds a status outside
-// [retry.LegacyStatuses].
+// [retry.LegacyStatuses], except [retry.StatusCancelled], which it maps to
+// [retry.StatusFailed].
 func (s *Store) MigrateDown(ctx context.Context) error {
 	if err := s.checkOpen("migrate down"); err != nil {
 		return err
@@ -273,6 +284,7 @@ func (s *Store) migrations() *migrate.Migrations {
 	ms.Add(migrate.Migration{Name: migrationLegacy, Comment: "legacy_journey_runs"})
 	ms.Add(migrate.Migration{Name: migrationRetry, Comment: "retry_columns_and_attempts"})
 	ms.Add(migrate.Migration{Name: migrationReads, Comment: "read_indexes"})
+	ms.Add(migrate.Migration{Name: migrationOps, Comment: "operator_controls"})
 	return ms
 }
 
@@ -283,8 +295,29 @@ type migrationStep func(context.Context, bun.Tx) error
 // steps returns what each migration does up and down, by name (the legacy
 // table is never dropped).
 func (s *Store) steps() (up, down map[string]migrationStep) {
-	return map[string]migrationStep{migrationLegacy: s.createLegacyTable, migrationRetry: s.addRetrySchema, migrationReads: addReadIndexes},
-		map[string]migrationStep{migrationRetry: s.dropRetrySchema, migrationReads: dropReadIndexes}
+	return map[string]migrationStep{migrationLegacy: s.createLegacyTable, migrationRetry: s.addRetrySchema, migrationReads: addReadIndexes,
+			migrationOps: addOperatorColumns},
+		map[string]migrationStep{migrationRetry: s.dropRetrySchema, migrationReads: dropReadIndexes, migrationOps: dropOperatorColumns}
+}
+
+// addOperatorColumns adds operatorColumns.
+func addOperatorColumns(ctx context.Context, tx bun.Tx) error {
+	for _, c := range operatorColumns {
+		if _, err := tx.ExecContext(ctx, "ALTER TABLE "+c.table+" ADD COLUMN "+c.name+" TEXT"); err != nil {
+			return fmt.Errorf("add column %s.%s: %w", c.table, c.name, err)
+		}
+	}
+	return nil
+}
+
+// dropOperatorColumns drops operatorColumns.
+func dropOperatorColumns(ctx context.Context, tx bun.Tx) error {
+	for _, c := range operatorColumns {
+		if _, err := tx.ExecContext(ctx, "ALTER TABLE "+c.table+" DROP COLUMN "+c.name); err != nil {
+			return fmt.Errorf("drop column %s.%s: %w", c.table, c.name, err)
+		}
+	}
+	return nil
 }
 
 // addReadIndexes creates readIndexes.
@@ -383,8 +416,14 @@ func (s *Store) addRetrySchema(ctx context.Context, tx bun.Tx) error {
 }
 
 // dropRetrySchema reverts addRetrySchema, refusing while runs hold
-// statuses the legacy schema does not know.
+// statuses the legacy schema does not know. Cancelled runs become failed
+// first: they have ended without completing, which is what the legacy
+// system's failed means, and nothing is left to run for them.
 func (s *Store) dropRetrySchema(ctx context.Context, tx bun.Tx) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE journey_runs SET status = ? WHERE status = ?`,
+		string(retry.StatusFailed), string(retry.StatusCancelled)); err != nil {
+		return fmt.Errorf("map cancelled runs to failed: %w", err)
+	}
 	legacy := make([]string, len(retry.LegacyStatuses))
 	for i, st := range retry.LegacyStatuses {
 		legacy[i] = string(st)

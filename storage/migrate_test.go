@@ -102,8 +102,8 @@ func TestMigrateLegacy(t *testing.T) {
 			if err := s.DB().NewRaw(`SELECT COUNT(*) FROM journeyretry_migrations`).Scan(ctx, &applied); err != nil {
 				t.Fatal(err)
 			}
-			if applied != 3 {
-				t.Fatalf("%d migrations recorded after migrating twice; want 3", applied)
+			if applied != 4 {
+				t.Fatalf("%d migrations recorded after migrating twice; want 4", applied)
 			}
 			want := map[string]struct {
 				journey, node string
@@ -279,6 +279,13 @@ func TestMigrateDown(t *testing.T) {
 			if _, err := s.RecordFailure(ctx, r.Claim(), f); err != nil {
 				t.Fatal(err)
 			}
+			// A cancelled run does not block the downgrade: it becomes failed.
+			if _, err := s.Create(ctx, retry.NewRun{ID: "cancelled", JourneyID: "j", StartNodeID: "a", MaxRetries: 3}, now); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Cancel(ctx, "cancelled", "ops", now); err != nil {
+				t.Fatal(err)
+			}
 			before := columns(t, s, "journey_runs")
 			err = s.MigrateDown(ctx)
 			if !errors.Is(err, storage.ErrDowngradeBlocked) || !strings.Contains(err.Error(), `1 "retrying"`) {
@@ -309,6 +316,10 @@ func TestMigrateDown(t *testing.T) {
 			var n int
 			if err := s.DB().NewRaw(`SELECT COUNT(*) FROM journey_runs WHERE patient_ref IN ('p-1', 'p-2')`).Scan(ctx, &n); err != nil || n != 2 {
 				t.Fatalf("legacy rows after MigrateDown: %d, %v; want 2", n, err)
+			}
+			var st string
+			if err := s.DB().NewRaw(`SELECT status FROM journey_runs WHERE id = 'cancelled'`).Scan(ctx, &st); err != nil || st != "failed" {
+				t.Fatalf("the cancelled run after MigrateDown: status %q, %v; want failed", st, err)
 			}
 			// And up again.
 			if err := s.Migrate(ctx); err != nil {
@@ -404,8 +415,8 @@ func TestPendingMigrations(t *testing.T) {
 			s := openRaw(t, newDSN(t))
 			loadLegacy(t, s, name == "postgres")
 			for range 2 { // asking twice: the first call created nothing
-				if n, err := s.PendingMigrations(t.Context()); err != nil || n != 3 {
-					t.Fatalf("PendingMigrations before Migrate = %d, %v; want 3", n, err)
+				if n, err := s.PendingMigrations(t.Context()); err != nil || n != 4 {
+					t.Fatalf("PendingMigrations before Migrate = %d, %v; want 4", n, err)
 				}
 			}
 			if err := s.Migrate(t.Context()); err != nil {
@@ -486,8 +497,8 @@ func TestFailedMigrateChangesNothing(t *testing.T) {
 			if cols := columns(t, s, "journey_runs"); len(cols) != 2 {
 				t.Errorf("journey_runs columns after a failed Migrate: %v", cols)
 			}
-			if n, err := s.PendingMigrations(ctx); err != nil || n != 3 {
-				t.Errorf("PendingMigrations = %d, %v; want 3", n, err)
+			if n, err := s.PendingMigrations(ctx); err != nil || n != 4 {
+				t.Errorf("PendingMigrations = %d, %v; want 4", n, err)
 			}
 		})
 	}

@@ -191,7 +191,7 @@ func recordFailureSQLite(ctx context.Context, tx queryer, c retry.Claim, a attem
 		node = r.CurrentNodeID
 	}
 	if err := insertAttemptRow(ctx, tx, []any{r.ID, r.AttemptCount + 1, node, r.RetryCount + 1, r.ClaimedBy, r.ClaimToken},
-		a.values(), status); err != nil {
+		a.values(), status, nil); err != nil {
 		return retry.Run{}, err
 	}
 	var due any // NULL: the run is due again only when it retries

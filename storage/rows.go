@@ -11,6 +11,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/journeyretry/journeyretry/internal/storecheck"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -28,7 +29,7 @@ const runColumns = unclaimedColumns + `,
 const unclaimedColumns = `id, journey_id, journey_version, current_node_id, context,
 	retry_count, max_retries, retry_enabled, last_error_message, last_error_class,
 	last_error_timestamp, last_delay_ms, next_retry_at, wake_at, attempt_count,
-	CAST(created_at AS TEXT)`
+	CAST(created_at AS TEXT), policy_override`
 
 // claimable is the SQL condition for a run a claimer may take at the
 // argument's time: due_at is maintained for every claimable state (the
@@ -100,7 +101,7 @@ func queryRun(ctx context.Context, q queryer, query string, args ...any) (r retr
 // row.
 type runDest struct {
 	journeyVersion, node, ctxJSON, retryCount, maxRetries, enabled, msg, class,
-	errorAt, lastDelay, nextRetry, wake, attempts, created any
+	errorAt, lastDelay, nextRetry, wake, attempts, created, override any
 	status                        string
 	token, worker, lease, updated any
 }
@@ -109,7 +110,7 @@ type runDest struct {
 func (d *runDest) unclaimed(r *retry.Run) []any {
 	return []any{&r.ID, &r.JourneyID, &d.journeyVersion, &d.node, &d.ctxJSON,
 		&d.retryCount, &d.maxRetries, &d.enabled, &d.msg, &d.class,
-		&d.errorAt, &d.lastDelay, &d.nextRetry, &d.wake, &d.attempts, &d.created}
+		&d.errorAt, &d.lastDelay, &d.nextRetry, &d.wake, &d.attempts, &d.created, &d.override}
 }
 
 // scanRun scans a row of runColumns, followed by the columns of extra.
@@ -169,6 +170,7 @@ func scanClaimed(claimed retry.Run) func(*sql.Rows) (retry.Run, error) {
 // the first conversion error, c's included.
 func (d *runDest) convert(r *retry.Run, c *converter) error {
 	d.ctxJSON = null[string](c, d.ctxJSON).V
+	d.override = null[string](c, d.override).V
 	r.JourneyVersion = int(null[int64](c, d.journeyVersion).V)
 	r.CurrentNodeID = null[string](c, d.node).V
 	r.RetryCount, r.MaxRetries, r.AttemptCount = int(null[int64](c, d.retryCount).V), int(null[int64](c, d.maxRetries).V), int(null[int64](c, d.attempts).V)
@@ -183,11 +185,16 @@ func (d *runDest) convert(r *retry.Run, c *converter) error {
 	return nil
 }
 
-// decode reads the scanned context and created_at into r.
+// decode reads the scanned context, policy override and created_at into r.
 func (d *runDest) decode(r *retry.Run) error {
 	if ctxJSON := d.ctxJSON.(string); ctxJSON != "" {
 		if err := json.Unmarshal([]byte(ctxJSON), &r.Context); err != nil {
 			return fmt.Errorf("run %s: context: %w", r.ID, err)
+		}
+	}
+	if o := d.override.(string); o != "" {
+		if err := json.Unmarshal([]byte(o), &r.Override); err != nil {
+			return fmt.Errorf("run %s: policy override: %w", r.ID, err)
 		}
 	}
 	var err error
@@ -296,16 +303,22 @@ func parseOwnDatetime(v string) (t time.Time, ok bool) {
 func newToken() string { return rand.Text() }
 
 // lostOrMissing tells why a write under c changed nothing: the run does not
-// exist, or the claim is no longer held.
+// exist, or the claim is no longer held (because an operator cancelled the
+// run, when it is cancelled).
 func lostOrMissing(ctx context.Context, q queryer, c retry.Claim) error {
-	found, err := exists(ctx, q, c.RunID)
-	switch {
-	case err != nil:
+	rows, err := q.QueryContext(ctx, `SELECT status FROM journey_runs WHERE id = ?`, c.RunID)
+	if err != nil {
 		return err
-	case !found:
-		return fmt.Errorf("run %s: %w", c.RunID, retry.ErrNotFound)
 	}
-	return fmt.Errorf("run %s: %w", c.RunID, retry.ErrLostClaim)
+	defer rows.Close()
+	if !rows.Next() {
+		return cmpErr(rows.Err(), fmt.Errorf("run %s: %w", c.RunID, retry.ErrNotFound))
+	}
+	var status string
+	if err := rows.Scan(&status); err != nil {
+		return err
+	}
+	return storecheck.Lost(c.RunID, retry.Status(status))
 }
 
 // refused tells why a write conditional on run id's status changed

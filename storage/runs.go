@@ -82,7 +82,7 @@ func (s *Store) Get(ctx context.Context, id string) (retry.Run, error) {
 // attemptColumns are the columns of journey_run_attempts in scan order.
 const attemptColumns = `run_id, number, node_id, node_attempt, worker, claim_token, started_at,
 	finished_at, outcome, error_class, error_message, decision_retry, decision_delay_ms,
-	decision_strategy, decision_rule, decision_exhausted, shadow, status_after`
+	decision_strategy, decision_rule, decision_exhausted, shadow, status_after, operator_act`
 
 // Attempts returns the run's attempt history in attempt order.
 func (s *Store) Attempts(ctx context.Context, runID string) ([]retry.Attempt, error) {
@@ -104,11 +104,18 @@ func (s *Store) Attempts(ctx context.Context, runID string) ([]retry.Attempt, er
 			worker, token, class, msg, strat, rule sql.NullString
 			started, finished, delay               sql.Null[int64]
 			outcome, status                        string
+			act                                    sql.NullString
 		)
 		if err := rows.Scan(&a.RunID, &a.Number, &a.NodeID, &a.NodeAttempt, &worker, &token, &started,
 			&finished, &outcome, &class, &msg, &a.Decision.Retry, &delay,
-			&strat, &rule, &a.Decision.Exhausted, &a.Shadow, &status); err != nil {
+			&strat, &rule, &a.Decision.Exhausted, &a.Shadow, &status, &act); err != nil {
 			return nil, fmt.Errorf("attempts: %w", err)
+		}
+		if act.Valid {
+			a.Act = new(retry.OperatorAct)
+			if err := json.Unmarshal([]byte(act.String), a.Act); err != nil {
+				return nil, fmt.Errorf("attempts of %s: attempt %d: operator act: %w", runID, a.Number, err)
+			}
 		}
 		if a.Status, err = retry.ParseStatus(status); err != nil {
 			return nil, fmt.Errorf("attempts of %s: attempt %d: %w", runID, a.Number, err)
@@ -147,6 +154,19 @@ type attempt struct {
 	decision          retry.Decision
 	shadow            bool
 	statusExpr        string // SQL over the run row: the status after
+	act               *retry.OperatorAct
+}
+
+// actValue is a's operator act as its column holds it: JSON, or NULL.
+func (a attempt) actValue() (any, error) {
+	if a.act == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(a.act)
+	if err != nil {
+		return nil, fmt.Errorf("operator act: %w", err)
+	}
+	return string(b), nil
 }
 
 // values returns a's own columns of the attempt row, from started_at to
@@ -178,12 +198,16 @@ func (a attempt) values() []any {
 // exist or the condition (the claim) does not hold, and nothing changed.
 func (s *Store) insertAttempt(ctx context.Context, tx queryer, a attempt, cond string, condArgs ...any) (bool, error) {
 	values := a.values()
+	act, err := a.actValue()
+	if err != nil {
+		return false, err
+	}
 	// The run's part: its id, attempt numbers, worker, token and status after.
 	const fromRun = `id, attempt_count + 1, COALESCE(NULLIF(?, ''), current_node_id, ''), retry_count + 1, claimed_by, claim_token`
 	if s.pg {
 		res, err := tx.ExecContext(ctx, `INSERT INTO journey_run_attempts (`+attemptColumns+`)
-SELECT `+fromRun+`, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, `+a.statusExpr+` FROM journey_runs WHERE `+cond,
-			append(append([]any{a.nodeID}, values...), condArgs...)...)
+SELECT `+fromRun+`, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, `+a.statusExpr+`, ? FROM journey_runs WHERE `+cond,
+			append(append(append([]any{a.nodeID}, values...), act), condArgs...)...)
 		if err != nil {
 			return false, fmt.Errorf("append attempt: %w", err)
 		}
@@ -210,15 +234,15 @@ SELECT `+fromRun+`, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, `+a.statusExpr+` FROM journ
 	if err != nil || !found {
 		return false, err
 	}
-	return true, insertAttemptRow(ctx, tx, run[:6:6], values, run[6])
+	return true, insertAttemptRow(ctx, tx, run[:6:6], values, run[6], act)
 }
 
 // insertAttemptRow inserts one attempt row: the run's part (its id, the
-// attempt numbers, worker and token), the attempt's values and the status
-// after.
-func insertAttemptRow(ctx context.Context, tx queryer, run, values []any, status any) error {
+// attempt numbers, worker and token), the attempt's values, the status
+// after and the operator act (nil for none).
+func insertAttemptRow(ctx context.Context, tx queryer, run, values []any, status, act any) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO journey_run_attempts (`+attemptColumns+`)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, append(append(run, values...), status)...); err != nil {
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, append(append(run, values...), status, act)...); err != nil {
 		return fmt.Errorf("append attempt: %w", err)
 	}
 	return nil

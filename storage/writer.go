@@ -175,7 +175,7 @@ func clean(err error) bool {
 	if _, ok := errors.AsType[dirtyError](err); ok {
 		return false
 	}
-	for _, e := range []error{retry.ErrLostClaim, retry.ErrNotFound, retry.ErrNotClaimable, retry.ErrNotReplayable, retry.ErrInvalidArgument, retry.ErrDuplicateRun} {
+	for _, e := range []error{retry.ErrLostClaim, retry.ErrNotFound, retry.ErrNotClaimable, retry.ErrNotReplayable, retry.ErrNotCancellable, retry.ErrInvalidArgument, retry.ErrDuplicateRun} {
 		if errors.Is(err, e) {
 			return true
 		}

@@ -198,6 +198,8 @@ func Filter(f retry.RunFilter) (int, error) {
 		return 0, Invalid("limit %d is negative", f.Limit)
 	case f.Status != "" && !f.Status.Valid():
 		return 0, fmt.Errorf("%w: %q", retry.ErrInvalidStatus, f.Status)
+	case !f.FailedSince.IsZero() && !f.FailedUntil.IsZero() && !f.FailedUntil.After(f.FailedSince):
+		return 0, Invalid("failure window [%s, %s) is empty", f.FailedSince, f.FailedUntil)
 	}
 	return cmp.Or(f.Limit, 100), nil
 }
@@ -206,4 +208,66 @@ func Filter(f retry.RunFilter) (int, error) {
 func NewStats() retry.RetryStats {
 	return retry.RetryStats{AttemptsPerRun: map[int]int{}, RetriesByStrategy: map[string]int{}, RetriesByClass: map[retry.Class]int{},
 		ShadowRetriesByStrategy: map[string]int{}, ShadowRetriesByClass: map[retry.Class]int{}}
+}
+
+// Cancel validates the arguments of [retry.Operator.Cancel].
+func Cancel(id, by string, now time.Time) error {
+	if err := RunID(id); err != nil {
+		return err
+	}
+	if now.IsZero() {
+		return Invalid("cancel %s: zero time", id)
+	}
+	return CheckIDs("by", by)
+}
+
+// Replay validates the arguments of [retry.Operator.ReplayWith].
+func Replay(id string, o retry.ReplayOptions, now time.Time) error {
+	if err := RunID(id); err != nil {
+		return err
+	}
+	switch {
+	case now.IsZero():
+		return Invalid("replay %s: zero time", id)
+	case o.Override.MaxRetries != nil && *o.Override.MaxRetries < 0:
+		return Invalid("replay %s: max retries %d is negative", id, *o.Override.MaxRetries)
+	}
+	return CheckIDs("by", o.By, "from node", o.From, "strategy", o.Override.Strategy)
+}
+
+// ReplayFrom is what a replay with o does to run r's context: the node it
+// restarts at (o.From, or the current node), the context it leaves and
+// the outputs it moves aside (nil when none). lastSuccess maps each node
+// to the number of its last succeeded attempt: the outputs moved are
+// From's and those of the nodes that completed after it. From must be the
+// current node or hold an output (an error wrapping
+// [retry.ErrInvalidArgument] otherwise).
+func ReplayFrom(r retry.Run, o retry.ReplayOptions, lastSuccess map[string]int) (string, retry.RunContext, map[string]json.RawMessage, error) {
+	if o.From == "" || o.From == r.CurrentNodeID {
+		return r.CurrentNodeID, r.Context, nil, nil
+	}
+	if _, ok := r.Context.Outputs[o.From]; !ok {
+		return "", retry.RunContext{}, nil, Invalid("replay %s from node %q: the run never reached it (its current node is %q)", r.ID, o.From, r.CurrentNodeID)
+	}
+	from := lastSuccess[o.From]
+	kept := retry.RunContext{Input: r.Context.Input, Outputs: map[string]json.RawMessage{}}
+	moved := map[string]json.RawMessage{}
+	for node, out := range r.Context.Outputs {
+		if node == o.From || (lastSuccess[node] > from) {
+			moved[node] = out
+		} else {
+			kept.Outputs[node] = out
+		}
+	}
+	return o.From, kept, moved, nil
+}
+
+// Lost is the error of a write under a claim on run id, now in status,
+// that is no longer held: it wraps [retry.ErrLostClaim], and
+// [retry.ErrCancelled] too when an operator cancelled the run.
+func Lost(id string, status retry.Status) error {
+	if status == retry.StatusCancelled {
+		return fmt.Errorf("run %s: %w: %w", id, retry.ErrCancelled, retry.ErrLostClaim)
+	}
+	return fmt.Errorf("run %s: %w", id, retry.ErrLostClaim)
 }

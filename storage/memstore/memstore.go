@@ -121,7 +121,30 @@ func copyRun(r retry.Run) retry.Run {
 		}
 		r.Context.Outputs = out
 	}
+	r.Override = copyOverride(r.Override)
 	return r
+}
+
+// copyOverride returns o with its own copy of MaxRetries.
+func copyOverride(o retry.PolicyOverride) retry.PolicyOverride {
+	if o.MaxRetries != nil {
+		n := *o.MaxRetries
+		o.MaxRetries = &n
+	}
+	return o
+}
+
+// copyAttempts returns as with their own copies of the operator acts.
+func copyAttempts(as []retry.Attempt) []retry.Attempt {
+	as = slices.Clone(as)
+	for i, a := range as {
+		if a.Act != nil {
+			act := *a.Act
+			act.Override, act.Moved = copyOverride(act.Override), maps.Clone(act.Moved)
+			as[i].Act = &act
+		}
+	}
+	return as
 }
 
 // Create inserts a run; see [retry.Runs].
@@ -183,7 +206,7 @@ func (s *Store) Attempts(ctx context.Context, runID string) ([]retry.Attempt, er
 	if !ok {
 		return nil, fmt.Errorf("attempts of %s: %w", runID, retry.ErrNotFound)
 	}
-	return slices.Clone(r.attempts), nil
+	return copyAttempts(r.attempts), nil
 }
 
 // claimable reports whether r may be claimed by a claimer of what was due
@@ -272,7 +295,7 @@ func (s *Store) held(c retry.Claim, now time.Time) (*row, error) {
 	case !ok:
 		return nil, fmt.Errorf("run %s: %w", c.RunID, retry.ErrNotFound)
 	case r.run.ClaimToken == "" || r.run.ClaimToken != c.Token || !r.run.LeaseExpiresAt.After(ms(now)):
-		return nil, fmt.Errorf("run %s: %w", c.RunID, retry.ErrLostClaim)
+		return nil, storecheck.Lost(c.RunID, r.run.Status)
 	}
 	return r, nil
 }
@@ -573,14 +596,19 @@ func (s *Store) ListRuns(ctx context.Context, f retry.RunFilter) ([]retry.Run, e
 	return out, nil
 }
 
-// Replay restarts a failed run at its current node, due at now; see
+// Replay restarts a replayable run at its current node, due at now; see
 // [retry.Inspector].
 func (s *Store) Replay(ctx context.Context, id string, now time.Time) (retry.Run, error) {
-	if err := storecheck.RunID(id); err != nil {
+	return s.ReplayWith(ctx, id, retry.ReplayOptions{}, now)
+}
+
+var _ retry.Operator = (*Store)(nil)
+
+// ReplayWith restarts a replayable run at o.From (or its current node),
+// due at now, under o.Override; see [retry.Operator].
+func (s *Store) ReplayWith(ctx context.Context, id string, o retry.ReplayOptions, now time.Time) (retry.Run, error) {
+	if err := storecheck.Replay(id, o, now); err != nil {
 		return retry.Run{}, fmt.Errorf("replay: %w", err)
-	}
-	if now.IsZero() {
-		return retry.Run{}, fmt.Errorf("replay %s: %w", id, storecheck.Invalid("zero time"))
 	}
 	now = ms(now)
 	if err := s.lock(ctx, "replay"); err != nil {
@@ -591,9 +619,48 @@ func (s *Store) Replay(ctx context.Context, id string, now time.Time) (retry.Run
 	if !ok || !r.run.Status.Replayable() {
 		return retry.Run{}, fmt.Errorf("replay: %w", s.refused(id, retry.ErrNotReplayable))
 	}
-	r.appendAttempt(retry.Attempt{NodeID: r.run.CurrentNodeID, FinishedAt: now, Outcome: retry.OutcomeReplayed, Status: retry.StatusRetrying})
-	r.run.Status, r.run.RetryCount, r.run.NextRetryAt, r.run.LastDelay, r.run.UpdatedAt = retry.StatusRetrying, 0, now, 0, now
+	last := map[string]int{}
+	for _, a := range r.attempts {
+		if a.Outcome == retry.OutcomeSucceeded {
+			last[a.NodeID] = a.Number
+		}
+	}
+	node, kept, moved, err := storecheck.ReplayFrom(copyRun(r.run), o, last)
+	if err != nil {
+		return retry.Run{}, fmt.Errorf("replay: %w", err)
+	}
+	o.Override = copyOverride(o.Override)
+	r.appendAttempt(retry.Attempt{NodeID: node, FinishedAt: now, Outcome: retry.OutcomeReplayed, Status: retry.StatusRetrying,
+		Act: &retry.OperatorAct{By: o.By, From: o.From, Override: o.Override, Moved: moved}})
+	r.run.Status, r.run.CurrentNodeID, r.run.Context = retry.StatusRetrying, node, kept
+	r.run.RetryCount, r.run.NextRetryAt, r.run.LastDelay, r.run.UpdatedAt = 0, now, 0, now
+	r.run.Override = copyOverride(o.Override)
+	if o.Override.MaxRetries != nil {
+		r.run.MaxRetries = *o.Override.MaxRetries
+	}
 	r.due = now
+	r.release()
+	return copyRun(r.run), nil
+}
+
+// Cancel ends a run that has not ended, whoever holds it; see
+// [retry.Operator].
+func (s *Store) Cancel(ctx context.Context, id, by string, now time.Time) (retry.Run, error) {
+	if err := storecheck.Cancel(id, by, now); err != nil {
+		return retry.Run{}, fmt.Errorf("cancel: %w", err)
+	}
+	now = ms(now)
+	if err := s.lock(ctx, "cancel"); err != nil {
+		return retry.Run{}, err
+	}
+	defer s.data.mu.Unlock()
+	r, ok := s.data.runs[id]
+	if !ok || !r.run.Status.Cancellable() {
+		return retry.Run{}, fmt.Errorf("cancel: %w", s.refused(id, retry.ErrNotCancellable))
+	}
+	r.appendAttempt(retry.Attempt{NodeID: r.run.CurrentNodeID, FinishedAt: now, Outcome: retry.OutcomeCancelled,
+		Status: retry.StatusCancelled, Act: &retry.OperatorAct{By: by}})
+	r.run.Status, r.run.UpdatedAt, r.due = retry.StatusCancelled, now, time.Time{}
 	r.release()
 	return copyRun(r.run), nil
 }

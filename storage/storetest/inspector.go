@@ -30,7 +30,7 @@ var inspectorChecks = []check{
 			h.t.Fatalf("CountByStatus: %v", err)
 		}
 		want := map[retry.Status]int{retry.StatusInProgress: 1, retry.StatusRetrying: 1, retry.StatusCompleted: 1,
-			retry.StatusWaiting: 0, retry.StatusFailed: 0, retry.StatusFailedMaxRetries: 0}
+			retry.StatusWaiting: 0, retry.StatusFailed: 0, retry.StatusFailedMaxRetries: 0, retry.StatusCancelled: 0}
 		if fmt.Sprint(counts) != fmt.Sprint(want) {
 			h.t.Fatalf("CountByStatus = %v; want %v", counts, want)
 		}

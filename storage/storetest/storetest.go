@@ -69,6 +69,17 @@
 //     Replay takes the two failed statuses and refuses the others,
 //     changing nothing (Replay/EveryStatus, Inspector/Replay), gives the
 //     retry budget back and keeps the history (Replay/AfterRetries)
+//   - Operator: Cancel takes the three statuses of a run that has not
+//     ended, whoever holds it, and refuses the others, changing nothing
+//     (Cancel/EveryStatus); every write under a claim it voided returns
+//     ErrCancelled and ErrLostClaim and changes nothing, a claim lost
+//     otherwise only ErrLostClaim (Cancel/HolderLearns); a cancelled run
+//     is replayable (Cancel/Replayable); ReplayWith restarts at a node the
+//     run reached, moving that node's and later outputs into the history
+//     with who replayed and the override, which the run keeps
+//     (ReplayWith/FromNode), refuses a node it never reached
+//     (ReplayWith/NotReached); ListRuns' node and failure-window filters
+//     (Inspector/ListRunsFailureWindow)
 //
 // The claim, status and replay checks, and those that could pass
 // vacuously or crash on a short result, are also run, in this package's
@@ -133,7 +144,7 @@ type check struct {
 // groups are the suite's checks, one group per behaviour area.
 var groups = [][]check{
 	createChecks, claimChecks, leaseChecks, holderChecks, recordChecks, parkChecks,
-	wakeupChecks, inspectorChecks, replayChecks, dashboardChecks, concurrencyChecks, timeChecks, invalidChecks,
+	wakeupChecks, inspectorChecks, replayChecks, dashboardChecks, operatorChecks, concurrencyChecks, timeChecks, invalidChecks,
 }
 
 // Run runs every conformance check against fresh backends from newBackend,
@@ -205,6 +216,15 @@ func (h *harness) inspector() retry.Inspector {
 	h.t.Helper()
 	if h.s.in == nil {
 		h.t.Skip("store does not implement retry.Inspector")
+	}
+	return h.s
+}
+
+// operator returns the store's Operator, or skips the check.
+func (h *harness) operator() retry.Operator {
+	h.t.Helper()
+	if _, ok := h.s.s.(retry.Operator); !ok {
+		h.t.Skip("store does not implement retry.Operator")
 	}
 	return h.s
 }

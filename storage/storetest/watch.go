@@ -163,3 +163,33 @@ func (w *watched) Activity(ctx context.Context, q retry.ActivityQuery) (retry.Ac
 		return a.Activity(ctx, q)
 	})
 }
+
+// operator returns the store's Operator, or an error for a store without
+// one: the suite asks for it only after checking that the store has one.
+func (w *watched) operator(op string) (retry.Operator, error) {
+	o, ok := w.s.(retry.Operator)
+	if !ok {
+		return nil, fmt.Errorf("%s: the store does not implement retry.Operator", op)
+	}
+	return o, nil
+}
+
+func (w *watched) Cancel(ctx context.Context, id, by string, now time.Time) (retry.Run, error) {
+	return call(w, "Cancel", func() (retry.Run, error) {
+		o, err := w.operator("Cancel")
+		if err != nil {
+			return retry.Run{}, err
+		}
+		return o.Cancel(ctx, id, by, now)
+	})
+}
+
+func (w *watched) ReplayWith(ctx context.Context, id string, opts retry.ReplayOptions, now time.Time) (retry.Run, error) {
+	return call(w, "ReplayWith", func() (retry.Run, error) {
+		o, err := w.operator("ReplayWith")
+		if err != nil {
+			return retry.Run{}, err
+		}
+		return o.ReplayWith(ctx, id, opts, now)
+	})
+}
