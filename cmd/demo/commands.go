@@ -198,21 +198,17 @@ func cmdExplain(_ context.Context, args []string, stdout, _ io.Writer) error {
 	return explain(stdout, c.cfg, cl, *message)
 }
 
-func cmdRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
-		fmt.Fprint(stdout, "usage: demo runs list [--status S] [--json]\n       demo runs show ID [--json]\n       demo runs retry ID\n")
-		if len(args) == 0 {
-			return usageError(errors.New("runs: want a subcommand: list, show or retry"))
-		}
+// cmdRuns is "demo runs" without one of its subcommands (which dispatch
+// finds): its usage for --help, else a usage error.
+func cmdRuns(args []string, stdout io.Writer) error {
+	const usage = "usage: demo runs list [--status S] [--json]\n       demo runs show ID [--json]\n       demo runs retry ID\n"
+	switch {
+	case len(args) == 0:
+		fmt.Fprint(stdout, usage)
+		return usageError(errors.New("runs: want a subcommand: list, show or retry"))
+	case args[0] == "-h" || args[0] == "--help" || args[0] == "-help":
+		fmt.Fprint(stdout, usage)
 		return nil
-	}
-	switch args[0] {
-	case "list":
-		return cmdRunsList(ctx, args[1:], stdout)
-	case "show":
-		return cmdRunsShow(ctx, args[1:], stdout)
-	case "retry":
-		return cmdRunsRetry(ctx, args[1:], stdout)
 	}
 	return usageError(fmt.Errorf("runs: unknown subcommand %q (want list, show or retry)", args[0]))
 }

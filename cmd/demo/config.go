@@ -8,7 +8,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+
+	"github.com/spf13/pflag"
 
 	"github.com/journeyretry/journeyretry/config"
 	"github.com/journeyretry/journeyretry/engine"
@@ -101,6 +104,24 @@ func (d demoSettings) Validate() error {
 
 // flagBinding ties a flag to the dotted key it sets.
 type flagBinding struct{ flag, key, usage string }
+
+// singleDash turns each -name of args that names a flag of fs (or help)
+// into --name, as the standard library's flag package (whose usage format
+// the help shows) accepts both, where pflag reads -name as shorthands.
+// Everything after "--" is left as it is.
+func singleDash(fs *pflag.FlagSet, args []string) []string {
+	out := slices.Clone(args)
+	for i, a := range out {
+		if a == "--" {
+			break
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "=")
+		if len(a) > 2 && a[0] == '-' && a[1] != '-' && (name == "help" || fs.Lookup(name) != nil) {
+			out[i] = "-" + a
+		}
+	}
+	return out
+}
 
 // Flag groups; each command binds the groups whose values it uses, so that
 // its --help offers no flag it would ignore.
@@ -207,33 +228,32 @@ func (e usageErr) Is(target error) bool { return target == errUsage }
 // usageError wraps err (already one line) as a usage error.
 func usageError(err error) error { return usageErr{err} }
 
-// parse parses args, flags and positional arguments in any order, and
-// loads the configuration: flags over environment over file over defaults.
-// It returns the positional arguments (all of those after "--"). Every
-// error is one line naming the flag, variable or key, and wraps errUsage.
+// helpRequest is what a command returns for --help: run prints its usage
+// to standard output and exits 0.
+type helpRequest struct{ usage string }
+
+func (h helpRequest) Error() string        { return "help requested" }
+func (h helpRequest) Is(target error) bool { return target == flag.ErrHelp }
+
+// parse parses args with pflag, cobra's flag library (flags and positional
+// arguments in any order, "--" ending the flags, a bool flag without a
+// value), and loads the configuration: flags over environment over file
+// over defaults. It returns the positional arguments. Every error is one
+// line naming the flag, variable or key, and wraps errUsage.
 func (c *command) parse(args []string) ([]string, error) {
-	// Parse errors are reported in one line by the caller, not followed
-	// by the whole usage; --help prints it.
-	c.fs.SetOutput(io.Discard)
-	var pos []string
-	for {
-		if err := c.fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				c.fs.SetOutput(os.Stdout)
-				c.fs.Usage()
-			}
-			return nil, usageError(err)
+	fs := pflag.NewFlagSet(c.name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are reported in one line by run
+	fs.AddGoFlagSet(c.fs)
+	if err := fs.Parse(singleDash(fs, args)); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			var usage strings.Builder
+			c.fs.SetOutput(&usage)
+			c.fs.Usage()
+			return nil, helpRequest{usage.String()}
 		}
-		rest := c.fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			pos = append(pos, rest...)
-			break
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
+		return nil, usageError(err)
 	}
+	pos := fs.Args()
 	if err := c.loader.Load(); err != nil {
 		// The loader joins several errors with newlines.
 		return nil, usageError(errors.New(strings.ReplaceAll(err.Error(), "\n", "; ")))

@@ -27,12 +27,14 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
 )
 
 // Exit statuses.
@@ -60,8 +62,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// A signal cut a store call short: an interrupt all the same.
 		err = fmt.Errorf("%w: %w", errInterrupted, err)
 	}
+	var help helpRequest
 	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &help):
+		fmt.Fprint(stdout, help.usage)
+		return exitOK
+	case err == nil:
 		return exitOK
 	}
 	// One line, whatever the error quotes (a run id, a message).
@@ -75,31 +81,81 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitFailure
 }
 
-// subcommands maps each subcommand to its function.
-var subcommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
-	"migrate": cmdMigrate,
-	"start":   cmdStart,
-	"worker":  cmdWorker,
-	"runs":    cmdRuns,
-	"stats":   cmdStats,
-	"explain": cmdExplain,
-	"config":  cmdConfig,
-	"serve":   cmdServe,
-}
+// commandFunc is a subcommand: it parses its own flags (see
+// command.parse) and runs.
+type commandFunc func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
+// dispatch finds the subcommand of args with cobra and runs it. Cobra is
+// chosen over kong because each command's flags are built at run time
+// from the configuration's flag groups (a flag.FlagSet bound to the
+// loader, which pflag, cobra's flag library, adopts as it is), where kong
+// wants one tagged struct field per flag per command; cobra also brings
+// the "unknown command" suggestions. Each command keeps its own flag
+// parsing (DisableFlagParsing), so that a flag error is reported in the
+// program's one-line form and the help is the command's usage.
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 {
-		switch name := args[0]; {
-		case name == "help":
-			fmt.Fprint(stdout, overview)
-			return nil
-		case subcommands[name] != nil:
-			return subcommands[name](ctx, args[1:], stdout, stderr)
-		case len(name) > 0 && name[0] != '-':
-			return usageError(fmt.Errorf("unknown command %q (want migrate, start, worker, runs, stats, explain, config or serve; see demo help)", name))
+	leaf := func(name, short string, run commandFunc) *cobra.Command {
+		return &cobra.Command{
+			Use: name, Short: short, DisableFlagParsing: true,
+			RunE: func(_ *cobra.Command, args []string) error { return run(ctx, args, stdout, stderr) },
 		}
 	}
-	return cmdDemo(ctx, args, stdout, stderr)
+	root := &cobra.Command{
+		Use: "demo", Args: cobra.ArbitraryArgs, DisableFlagParsing: true,
+		SilenceErrors: true, SilenceUsage: true,
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.RunE = func(_ *cobra.Command, args []string) error {
+		if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+			hint := "want " + commandList(root) + "; see demo help"
+			if s := root.SuggestionsFor(args[0]); len(s) > 0 {
+				hint = "did you mean " + s[0] + "? " + hint
+			}
+			return usageError(fmt.Errorf("unknown command %q (%s)", args[0], hint))
+		}
+		return cmdDemo(ctx, args, stdout, stderr)
+	}
+	root.SetHelpCommand(&cobra.Command{
+		Use: "help", Short: "this overview",
+		Run: func(*cobra.Command, []string) { fmt.Fprint(stdout, overview) },
+	})
+	runs := &cobra.Command{
+		Use: "runs", Short: "list, show, retry runs", DisableFlagParsing: true,
+		RunE: func(_ *cobra.Command, args []string) error { return cmdRuns(args, stdout) },
+	}
+	runs.AddCommand(
+		leaf("list", "list runs", func(ctx context.Context, args []string, stdout, _ io.Writer) error { return cmdRunsList(ctx, args, stdout) }),
+		leaf("show", "a run's attempt history", func(ctx context.Context, args []string, stdout, _ io.Writer) error { return cmdRunsShow(ctx, args, stdout) }),
+		leaf("retry", "replay a failed run", func(ctx context.Context, args []string, stdout, _ io.Writer) error { return cmdRunsRetry(ctx, args, stdout) }),
+	)
+	root.AddCommand(
+		leaf("migrate", "apply the schema", cmdMigrate),
+		leaf("start", "create runs for workers", cmdStart),
+		leaf("worker", "run the executor", cmdWorker),
+		runs,
+		leaf("stats", "the summary of a database", cmdStats),
+		leaf("explain", "how the policy treats a failure", cmdExplain),
+		leaf("config", "every configuration key", cmdConfig),
+		leaf("serve", "the web dashboard", cmdServe),
+	)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return root.ExecuteContext(ctx)
+}
+
+// commandList names the subcommands of c: "a, b or c".
+func commandList(c *cobra.Command) string {
+	var names []string
+	for _, sub := range c.Commands() {
+		if sub.Name() != "help" {
+			names = append(names, sub.Name())
+		}
+	}
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 const overview = `usage: demo [flags]            run patient journeys with realistic faults
