@@ -490,7 +490,7 @@ func (e *Executor) Rebuild(ctx context.Context) error {
 		}
 		for _, w := range ws {
 			if err := put(ctx, w.RunID, w.At); err != nil {
-				return fmt.Errorf("rebuild scheduler: schedule %s: %w", w.RunID, err)
+				return fmt.Errorf("rebuild scheduler: schedule %s: %w", retry.QuoteID(w.RunID), err)
 			}
 		}
 		e.stats.rebuilt.Add(int64(len(ws)))

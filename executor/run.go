@@ -351,11 +351,11 @@ func (e *Executor) decide(p retry.Policy, f retry.Failure) (retry.Decision, bool
 // class missing_journey or malformed_node, never retried.
 func (e *Executor) endMissing(ctx context.Context, run retry.Run, claim retry.Claim, noJourney bool) retry.Run {
 	rec := retry.FailureRecord{NodeID: run.CurrentNodeID, Class: retry.ClassMalformedNode,
-		Message:  fmt.Sprintf("journey %s version %d has no node %q", run.JourneyID, run.JourneyVersion, run.CurrentNodeID),
+		Message:  fmt.Sprintf("journey %s version %d has no node %s", retry.QuoteID(run.JourneyID), run.JourneyVersion, retry.QuoteID(run.CurrentNodeID)),
 		Decision: retry.Decision{Strategy: "none", Rule: "malformed_node"}}
 	if noJourney {
 		rec.Class = retry.ClassMissingJourney
-		rec.Message = fmt.Sprintf("journey %s version %d is not registered", run.JourneyID, run.JourneyVersion)
+		rec.Message = fmt.Sprintf("journey %s version %d is not registered", retry.QuoteID(run.JourneyID), run.JourneyVersion)
 		rec.Decision.Rule = "missing_journey"
 	}
 	rec.StartedAt = e.now()
@@ -416,6 +416,6 @@ func (e *Executor) releaseClaim(c retry.Claim) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := e.store.Release(ctx, c, e.now()); err != nil && !errors.Is(err, retry.ErrLostClaim) {
-		e.addErr(fmt.Errorf("release %s: %w", c.RunID, err))
+		e.addErr(fmt.Errorf("release %s: %w", retry.QuoteID(c.RunID), err))
 	}
 }

@@ -34,7 +34,7 @@ func (e *Executor) Wait(ctx context.Context, runID string, opts ...WaitOption) (
 		opt(&o)
 	}
 	if o.poll <= 0 {
-		return retry.Run{}, fmt.Errorf("wait %s: %w: poll interval %s: want > 0", runID, retry.ErrInvalidArgument, o.poll)
+		return retry.Run{}, fmt.Errorf("wait %s: %w: poll interval %s: want > 0", retry.QuoteID(runID), retry.ErrInvalidArgument, o.poll)
 	}
 	tick := time.NewTicker(o.poll)
 	defer tick.Stop()
@@ -45,14 +45,14 @@ func (e *Executor) Wait(ctx context.Context, runID string, opts ...WaitOption) (
 		if err != nil || run.Status.Terminal() {
 			cancel()
 			if err != nil {
-				return run, fmt.Errorf("wait %s: %w", runID, err)
+				return run, fmt.Errorf("wait %s: %w", retry.QuoteID(runID), err)
 			}
 			return run, nil
 		}
 		select {
 		case <-ctx.Done():
 			cancel()
-			return run, fmt.Errorf("wait %s: %w", runID, ctx.Err())
+			return run, fmt.Errorf("wait %s: %w", retry.QuoteID(runID), ctx.Err())
 		case <-woken:
 		case <-tick.C:
 		}

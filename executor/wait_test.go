@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,5 +158,28 @@ func TestDuplicateRunID(t *testing.T) {
 	}
 	if again, err := h.store.Get(context.Background(), "order-1"); err != nil || again.UpdatedAt != first.UpdatedAt || again.Status != retry.StatusCompleted {
 		t.Fatalf("the run changed: %+v, %v", again, err)
+	}
+}
+
+// TestIDsQuotedInErrors: the executor's errors and recorded messages name
+// a run or node id as retry.QuoteID prints it (quoted, cut to 200 bytes),
+// so an id holding a newline, an escape or 1 KB cannot split, recolour or
+// flood a line.
+func TestIDsQuotedInErrors(t *testing.T) {
+	hostile := "a\nb\x1b[31m" + strings.Repeat("x", 1024)
+	ex := realExecutor(t, openStore(t, ""), time.Hour)
+	ctx := context.Background()
+	oneLine := func(what, msg string, ids int) {
+		t.Helper()
+		if strings.ContainsAny(msg, "\n\x1b") || !strings.Contains(msg, retry.QuoteID(hostile)) || len(msg) > ids*(retry.MaxIDInError+20)+100 {
+			t.Errorf("%s: %d bytes, %.300q; want one line quoting the id cut to %d bytes", what, len(msg), msg, retry.MaxIDInError)
+		}
+	}
+	_, err := ex.Wait(ctx, hostile, executor.WaitPoll(-1))
+	oneLine("Wait with a bad poll", err.Error(), 1)
+	_, err = ex.Wait(ctx, hostile)
+	oneLine("Wait of a missing run", err.Error(), 2) // Wait's context and the store's
+	if !errors.Is(err, retry.ErrNotFound) {
+		t.Fatalf("Wait of a missing run: %v; want ErrNotFound", err)
 	}
 }

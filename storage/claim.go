@@ -21,7 +21,7 @@ func (s *Store) ClaimRun(ctx context.Context, id, worker string, now time.Time, 
 		return retry.Run{}, fmt.Errorf("claim run: %w", err)
 	}
 	if err := storecheck.Lease(now, lease); err != nil {
-		return retry.Run{}, fmt.Errorf("claim run %s: %w", id, err)
+		return retry.Run{}, fmt.Errorf("claim run %s: %w", retry.QuoteID(id), err)
 	}
 	until := ms(now.Add(lease))
 	// PostgreSQL: a run whose row another transaction holds is being
@@ -107,7 +107,7 @@ func (s *Store) ExtendLease(ctx context.Context, c retry.Claim, now time.Time, l
 		return retry.Claim{}, fmt.Errorf("extend lease: %w", err)
 	}
 	if err := storecheck.Lease(now, lease); err != nil {
-		return retry.Claim{}, fmt.Errorf("extend lease of %s: %w", c.RunID, err)
+		return retry.Claim{}, fmt.Errorf("extend lease of %s: %w", retry.QuoteID(c.RunID), err)
 	}
 	until := now.Add(lease).Truncate(time.Millisecond).UTC()
 	err := s.write(ctx, "extend lease", c.RunID, func(ctx context.Context, tx queryer) error {

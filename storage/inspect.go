@@ -295,7 +295,7 @@ func (s *Store) ReplayWith(ctx context.Context, id string, o retry.ReplayOptions
 	if !o.Override.IsZero() {
 		b, err := json.Marshal(o.Override)
 		if err != nil {
-			return retry.Run{}, fmt.Errorf("replay %s: %w", id, err)
+			return retry.Run{}, fmt.Errorf("replay %s: %w", retry.QuoteID(id), err)
 		}
 		override = string(b)
 	}
@@ -314,9 +314,9 @@ func (s *Store) ReplayWith(ctx context.Context, id string, o retry.ReplayOptions
 		case err != nil:
 			return err
 		case !ok:
-			return fmt.Errorf("run %s: %w", id, retry.ErrNotFound)
+			return fmt.Errorf("run %s: %w", retry.QuoteID(id), retry.ErrNotFound)
 		case !r.Status.Replayable():
-			return fmt.Errorf("run %s is %s: %w", id, r.Status, retry.ErrNotReplayable)
+			return fmt.Errorf("run %s is %s: %w", retry.QuoteID(id), r.Status, retry.ErrNotReplayable)
 		}
 		last, err := lastSuccesses(ctx, tx, id)
 		if err != nil {

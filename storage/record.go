@@ -53,7 +53,7 @@ func (s *Store) CompleteNodeTx(ctx context.Context, c retry.Claim, ns retry.Node
 	status = ?, retry_count = 0, last_delay_ms = 0, attempt_count = attempt_count + 1, updated_at = ?, `+set+`
 WHERE `+heldBy, args...)
 		if err == nil && !ok { // the claim was lost between the two statements (PostgreSQL)
-			err = dirty(fmt.Errorf("run %s: %w", c.RunID, retry.ErrLostClaim))
+			err = dirty(fmt.Errorf("run %s: %w", retry.QuoteID(c.RunID), retry.ErrLostClaim))
 		}
 		run = r
 		return joinTx(ctx, tx, r, err, then)
@@ -148,7 +148,7 @@ WHERE `+heldBy,
 			slices.Concat([]any{next, f.Decision.Delay.Milliseconds()}, dueArgs,
 				[]any{f.Message, string(class), ms(now), datetime(now), c.RunID, c.Token, ms(now)})...)
 		if err == nil && !ok { // the claim was lost between the two statements (PostgreSQL)
-			err = dirty(fmt.Errorf("run %s: %w", c.RunID, retry.ErrLostClaim))
+			err = dirty(fmt.Errorf("run %s: %w", retry.QuoteID(c.RunID), retry.ErrLostClaim))
 		}
 		run = r
 		return joinTx(ctx, tx, r, err, then)
@@ -227,7 +227,7 @@ WHERE `+heldBy, string(r.Status), r.RetryCount, nullTime(r.NextRetryAt), r.LastD
 		return retry.Run{}, err
 	}
 	if ok, err := affected(res); err != nil || !ok {
-		return retry.Run{}, dirty(cmpErr(err, fmt.Errorf("run %s: %w", c.RunID, retry.ErrLostClaim)))
+		return retry.Run{}, dirty(cmpErr(err, fmt.Errorf("run %s: %w", retry.QuoteID(c.RunID), retry.ErrLostClaim)))
 	}
 	return r, nil
 }

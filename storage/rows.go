@@ -128,14 +128,14 @@ func scanRun(rows *sql.Rows, extra ...any) (retry.Run, error) {
 	}
 	st, err := retry.ParseStatus(d.status)
 	if err != nil {
-		return retry.Run{}, fmt.Errorf("run %s: %w", r.ID, err)
+		return retry.Run{}, fmt.Errorf("run %s: %w", retry.QuoteID(r.ID), err)
 	}
 	r.Status = st
 	if err := d.decode(&r); err != nil {
 		return retry.Run{}, err
 	}
 	if r.UpdatedAt, err = parseDatetime(d.updated); err != nil {
-		return retry.Run{}, fmt.Errorf("run %s: updated_at: %w", r.ID, err)
+		return retry.Run{}, fmt.Errorf("run %s: updated_at: %w", retry.QuoteID(r.ID), err)
 	}
 	return r, nil
 }
@@ -180,7 +180,7 @@ func (d *runDest) convert(r *retry.Run, c *converter) error {
 	r.LastErrorAt, r.NextRetryAt, r.WakeAt = fromMS(null[int64](c, d.errorAt)), fromMS(null[int64](c, d.nextRetry)), fromMS(null[int64](c, d.wake))
 	r.LastDelay = time.Duration(null[int64](c, d.lastDelay).V) * time.Millisecond
 	if c.err != nil {
-		return fmt.Errorf("scan run %s: %w", r.ID, c.err)
+		return fmt.Errorf("scan run %s: %w", retry.QuoteID(r.ID), c.err)
 	}
 	return nil
 }
@@ -189,17 +189,17 @@ func (d *runDest) convert(r *retry.Run, c *converter) error {
 func (d *runDest) decode(r *retry.Run) error {
 	if ctxJSON := d.ctxJSON.(string); ctxJSON != "" {
 		if err := json.Unmarshal([]byte(ctxJSON), &r.Context); err != nil {
-			return fmt.Errorf("run %s: context: %w", r.ID, err)
+			return fmt.Errorf("run %s: context: %w", retry.QuoteID(r.ID), err)
 		}
 	}
 	if o := d.override.(string); o != "" {
 		if err := json.Unmarshal([]byte(o), &r.Override); err != nil {
-			return fmt.Errorf("run %s: policy override: %w", r.ID, err)
+			return fmt.Errorf("run %s: policy override: %w", retry.QuoteID(r.ID), err)
 		}
 	}
 	var err error
 	if r.CreatedAt, err = parseDatetime(d.created); err != nil {
-		return fmt.Errorf("run %s: created_at: %w", r.ID, err)
+		return fmt.Errorf("run %s: created_at: %w", retry.QuoteID(r.ID), err)
 	}
 	return nil
 }
@@ -312,7 +312,7 @@ func lostOrMissing(ctx context.Context, q queryer, c retry.Claim) error {
 	}
 	defer rows.Close()
 	if !rows.Next() {
-		return cmpErr(rows.Err(), fmt.Errorf("run %s: %w", c.RunID, retry.ErrNotFound))
+		return cmpErr(rows.Err(), fmt.Errorf("run %s: %w", retry.QuoteID(c.RunID), retry.ErrNotFound))
 	}
 	var status string
 	if err := rows.Scan(&status); err != nil {
@@ -332,13 +332,13 @@ func refused(ctx context.Context, q queryer, id string, sentinel error) error {
 	}
 	defer rows.Close()
 	if !rows.Next() {
-		return cmpErr(rows.Err(), fmt.Errorf("run %s: %w", id, retry.ErrNotFound))
+		return cmpErr(rows.Err(), fmt.Errorf("run %s: %w", retry.QuoteID(id), retry.ErrNotFound))
 	}
 	var status string
 	if err := rows.Scan(&status); err != nil {
 		return err
 	}
-	return fmt.Errorf("run %s is %s: %w", id, status, sentinel)
+	return fmt.Errorf("run %s is %s: %w", retry.QuoteID(id), status, sentinel)
 }
 
 // exists reports whether run id exists.

@@ -45,7 +45,7 @@ ON CONFLICT (id) DO NOTHING`,
 			id, nr.JourneyID, nr.JourneyVersion, nr.StartNodeID, string(runCtx), nr.MaxRetries, !nr.DisableRetry,
 			nullable(token), nullable(worker), nullable(lease), due, datetime(now), datetime(now))
 		if err == nil && !ok {
-			err = fmt.Errorf("%w: %q", retry.ErrDuplicateRun, id)
+			err = fmt.Errorf("%w: %s", retry.ErrDuplicateRun, retry.QuoteID(id))
 		}
 		run = r
 		return err
@@ -74,7 +74,7 @@ func (s *Store) Get(ctx context.Context, id string) (retry.Run, error) {
 	case err != nil:
 		return retry.Run{}, fmt.Errorf("get run: %w", err)
 	case !ok:
-		return retry.Run{}, fmt.Errorf("get run %s: %w", id, retry.ErrNotFound)
+		return retry.Run{}, fmt.Errorf("get run %s: %w", retry.QuoteID(id), retry.ErrNotFound)
 	}
 	return r, nil
 }
@@ -114,11 +114,11 @@ func (s *Store) Attempts(ctx context.Context, runID string) ([]retry.Attempt, er
 		if act.Valid {
 			a.Act = new(retry.OperatorAct)
 			if err := json.Unmarshal([]byte(act.String), a.Act); err != nil {
-				return nil, fmt.Errorf("attempts of %s: attempt %d: operator act: %w", runID, a.Number, err)
+				return nil, fmt.Errorf("attempts of %s: attempt %d: operator act: %w", retry.QuoteID(runID), a.Number, err)
 			}
 		}
 		if a.Status, err = retry.ParseStatus(status); err != nil {
-			return nil, fmt.Errorf("attempts of %s: attempt %d: %w", runID, a.Number, err)
+			return nil, fmt.Errorf("attempts of %s: attempt %d: %w", retry.QuoteID(runID), a.Number, err)
 		}
 		a.Worker, a.ClaimToken, a.ErrorClass, a.ErrorMessage = worker.String, token.String, retry.Class(class.String), msg.String
 		a.StartedAt, a.FinishedAt = fromMS(started), fromMS(finished)
@@ -136,7 +136,7 @@ func (s *Store) Attempts(ctx context.Context, runID string) ([]retry.Attempt, er
 			return nil, fmt.Errorf("attempts: %w", err)
 		}
 		if !found {
-			return nil, fmt.Errorf("attempts of %s: %w", runID, retry.ErrNotFound)
+			return nil, fmt.Errorf("attempts of %s: %w", retry.QuoteID(runID), retry.ErrNotFound)
 		}
 	}
 	return out, nil

@@ -379,7 +379,7 @@ func cmdRunsShow(ctx context.Context, args []string, stdout io.Writer) error {
 	defer s.Close()
 	r, err := s.Get(ctx, id)
 	if errors.Is(err, retry.ErrNotFound) {
-		return fmt.Errorf("run %s: %w", errID(id), retry.ErrNotFound) // the store's error quotes all of it
+		return fmt.Errorf("run %s: %w", retry.QuoteID(id), retry.ErrNotFound) // the store's error quotes all of it
 	}
 	if err != nil {
 		return err
@@ -447,11 +447,11 @@ func (c *command) parseWithID(args []string) (string, error) {
 	case len(pos) == 0:
 		return "", usageError(fmt.Errorf("%s: want a run id", c.name))
 	case len(pos) > 1:
-		return "", usageError(fmt.Errorf("%s: unexpected argument %s", c.name, errID(pos[1])))
+		return "", usageError(fmt.Errorf("%s: unexpected argument %s", c.name, retry.QuoteID(pos[1])))
 	case pos[0] == "":
 		return "", usageError(fmt.Errorf("%s: empty run id", c.name))
 	case !retry.StorableText(pos[0]):
-		return "", usageError(fmt.Errorf("%s: run id %s: want UTF-8 text without NUL", c.name, errID(pos[0])))
+		return "", usageError(fmt.Errorf("%s: run id %s: want UTF-8 text without NUL", c.name, retry.QuoteID(pos[0])))
 	}
 	return pos[0], nil
 }
@@ -465,7 +465,7 @@ func cmdRunsRetry(ctx context.Context, args []string, stdout io.Writer) error {
 	defer s.Close()
 	r, err := s.Replay(ctx, id, time.Now())
 	if errors.Is(err, retry.ErrNotFound) {
-		return fmt.Errorf("run %s: %w", errID(id), retry.ErrNotFound)
+		return fmt.Errorf("run %s: %w", retry.QuoteID(id), retry.ErrNotFound)
 	}
 	if errors.Is(err, retry.ErrNotReplayable) {
 		return fmt.Errorf("%w (only failed and failed_max_retries runs are)", err) // the store's error names the status

@@ -117,7 +117,7 @@ func createRuns(ctx context.Context, ex *executor.Executor, f faults, n int, fix
 				if _, err := existing.Get(wctx, id); err == nil {
 					continue
 				} else if !errors.Is(err, retry.ErrNotFound) {
-					return created, fmt.Errorf("look up run %s: %w", id, err)
+					return created, fmt.Errorf("look up run %s: %w", retry.QuoteID(id), err)
 				}
 			}
 			opts = append(opts, executor.WithRunID(id))
@@ -129,7 +129,7 @@ func createRuns(ctx context.Context, ex *executor.Executor, f faults, n int, fix
 		if _, err := ex.StartRun(wctx, journeyID, input, opts...); err != nil {
 			if fixedIDs && errors.Is(err, retry.ErrDuplicateRun) && existing != nil { // taken since the look-up
 				if _, gerr := existing.Get(wctx, demoRunID(i)); gerr == nil {
-					return created, fmt.Errorf("run %s was created meanwhile by another process: another demo is running on this database (let it finish, then run the demo again to see its summary, or use another --store)", quoteID(demoRunID(i)))
+					return created, fmt.Errorf("run %s was created meanwhile by another process: another demo is running on this database (let it finish, then run the demo again to see its summary, or use another --store)", retry.QuoteID(demoRunID(i)))
 				}
 			}
 			return created, err // it says "start run"

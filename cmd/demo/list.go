@@ -38,27 +38,10 @@ func eachPage(ctx context.Context, s retry.Inspector, st retry.Status, fn func([
 // oneLine keeps a message on one line for tables.
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// maxIDInError is the most bytes of a run id an error line quotes: a
-// legacy id may be as long as the store accepts.
-const maxIDInError = 200
-
-// quoteID is a run id as tables and messages print it: Go-quoted, so that
-// no id (a legacy one may hold anything the store accepts) splits or
-// recolours a line.
+// quoteID is a run id as tables print it: Go-quoted, so that no id (a
+// legacy one may hold anything the store accepts) splits or recolours a
+// line. Error lines cut it too: [retry.QuoteID].
 func quoteID(id string) string { return strconv.Quote(id) }
-
-// errID is quoteID for an error line: cut to maxIDInError bytes, at a
-// UTF-8 boundary, with "..." after the quote when cut.
-func errID(id string) string {
-	if len(id) <= maxIDInError {
-		return quoteID(id)
-	}
-	n := maxIDInError
-	for n > 0 && !utf8.RuneStart(id[n]) {
-		n--
-	}
-	return quoteID(id[:n]) + "..."
-}
 
 // lineSafe escapes what would split or recolour an error line: control
 // characters and invalid UTF-8, as Go escapes them in a quoted string.

@@ -46,7 +46,7 @@ func Truncate(msg string) string {
 func CheckIDs(fields ...string) error {
 	for i := 0; i+1 < len(fields); i += 2 {
 		if v := fields[i+1]; !retry.StorableText(v) {
-			return fmt.Errorf("%s %q holds a NUL byte or invalid UTF-8: %w", fields[i], v, retry.ErrInvalidArgument)
+			return fmt.Errorf("%s %s holds a NUL byte or invalid UTF-8: %w", fields[i], retry.QuoteID(v), retry.ErrInvalidArgument)
 		}
 	}
 	return nil
@@ -102,9 +102,9 @@ func Claim(c retry.Claim, now time.Time) error {
 	}
 	switch {
 	case c.Token == "":
-		return Invalid("run %s: empty claim token", c.RunID)
+		return Invalid("run %s: empty claim token", retry.QuoteID(c.RunID))
 	case now.IsZero():
-		return Invalid("run %s: zero time", c.RunID)
+		return Invalid("run %s: zero time", retry.QuoteID(c.RunID))
 	}
 	return CheckIDs("claim token", c.Token)
 }
@@ -155,16 +155,16 @@ func Success(c retry.Claim, ns retry.NodeSuccess) (json.RawMessage, error) {
 		return nil, err
 	}
 	if ns.NodeID == "" {
-		return nil, Invalid("run %s: empty node id", c.RunID)
+		return nil, Invalid("run %s: empty node id", retry.QuoteID(c.RunID))
 	}
 	if err := CheckIDs("node id", ns.NodeID, "next node id", ns.NextNodeID); err != nil {
-		return nil, fmt.Errorf("run %s: %w", c.RunID, err)
+		return nil, fmt.Errorf("run %s: %w", retry.QuoteID(c.RunID), err)
 	}
 	if len(ns.Output) == 0 {
 		return json.RawMessage("null"), nil
 	}
 	if err := CheckJSON("output", ns.Output); err != nil {
-		return nil, fmt.Errorf("node %s of %s: %w", ns.NodeID, c.RunID, err)
+		return nil, fmt.Errorf("node %s of %s: %w", retry.QuoteID(ns.NodeID), retry.QuoteID(c.RunID), err)
 	}
 	return ns.Output, nil
 }
@@ -178,12 +178,12 @@ func Failure(c retry.Claim, f retry.FailureRecord) (retry.FailureRecord, error) 
 	}
 	switch {
 	case f.NodeID == "":
-		return f, Invalid("run %s: empty node id", c.RunID)
+		return f, Invalid("run %s: empty node id", retry.QuoteID(c.RunID))
 	case f.Decision.Delay < 0:
-		return f, Invalid("run %s: delay %v is negative", c.RunID, f.Decision.Delay)
+		return f, Invalid("run %s: delay %v is negative", retry.QuoteID(c.RunID), f.Decision.Delay)
 	}
 	if err := CheckIDs("node id", f.NodeID); err != nil {
-		return f, fmt.Errorf("run %s: %w", c.RunID, err)
+		return f, fmt.Errorf("run %s: %w", retry.QuoteID(c.RunID), err)
 	}
 	f.Message = Truncate(f.Message)
 	f.Decision.Strategy, f.Decision.Rule = Storable(f.Decision.Strategy), Storable(f.Decision.Rule)
@@ -216,7 +216,7 @@ func Cancel(id, by string, now time.Time) error {
 		return err
 	}
 	if now.IsZero() {
-		return Invalid("cancel %s: zero time", id)
+		return Invalid("cancel %s: zero time", retry.QuoteID(id))
 	}
 	return CheckIDs("by", by)
 }
@@ -228,9 +228,9 @@ func Replay(id string, o retry.ReplayOptions, now time.Time) error {
 	}
 	switch {
 	case now.IsZero():
-		return Invalid("replay %s: zero time", id)
+		return Invalid("replay %s: zero time", retry.QuoteID(id))
 	case o.Override.MaxRetries != nil && *o.Override.MaxRetries < 0:
-		return Invalid("replay %s: max retries %d is negative", id, *o.Override.MaxRetries)
+		return Invalid("replay %s: max retries %d is negative", retry.QuoteID(id), *o.Override.MaxRetries)
 	}
 	return CheckIDs("by", o.By, "from node", o.From, "strategy", o.Override.Strategy)
 }
@@ -247,7 +247,7 @@ func ReplayFrom(r retry.Run, o retry.ReplayOptions, lastSuccess map[string]int) 
 		return r.CurrentNodeID, r.Context, nil, nil
 	}
 	if _, ok := r.Context.Outputs[o.From]; !ok {
-		return "", retry.RunContext{}, nil, Invalid("replay %s from node %q: the run never reached it (its current node is %q)", r.ID, o.From, r.CurrentNodeID)
+		return "", retry.RunContext{}, nil, Invalid("replay %s from node %s: the run never reached it (its current node is %s)", retry.QuoteID(r.ID), retry.QuoteID(o.From), retry.QuoteID(r.CurrentNodeID))
 	}
 	from := lastSuccess[o.From]
 	kept := retry.RunContext{Input: r.Context.Input, Outputs: map[string]json.RawMessage{}}
@@ -267,7 +267,7 @@ func ReplayFrom(r retry.Run, o retry.ReplayOptions, lastSuccess map[string]int) 
 // [retry.ErrCancelled] too when an operator cancelled the run.
 func Lost(id string, status retry.Status) error {
 	if status == retry.StatusCancelled {
-		return fmt.Errorf("run %s: %w: %w", id, retry.ErrCancelled, retry.ErrLostClaim)
+		return fmt.Errorf("run %s: %w: %w", retry.QuoteID(id), retry.ErrCancelled, retry.ErrLostClaim)
 	}
-	return fmt.Errorf("run %s: %w", id, retry.ErrLostClaim)
+	return fmt.Errorf("run %s: %w", retry.QuoteID(id), retry.ErrLostClaim)
 }

@@ -171,7 +171,7 @@ func (s *Store) Create(ctx context.Context, nr retry.NewRun, now time.Time) (ret
 	}
 	defer s.data.mu.Unlock()
 	if _, taken := s.data.runs[id]; taken {
-		return retry.Run{}, fmt.Errorf("create run: %w: %q", retry.ErrDuplicateRun, id)
+		return retry.Run{}, fmt.Errorf("create run: %w: %s", retry.ErrDuplicateRun, retry.QuoteID(id))
 	}
 	s.data.runs[id] = r
 	return copyRun(r.run), nil
@@ -188,7 +188,7 @@ func (s *Store) Get(ctx context.Context, id string) (retry.Run, error) {
 	defer s.data.mu.Unlock()
 	r, ok := s.data.runs[id]
 	if !ok {
-		return retry.Run{}, fmt.Errorf("get run %s: %w", id, retry.ErrNotFound)
+		return retry.Run{}, fmt.Errorf("get run %s: %w", retry.QuoteID(id), retry.ErrNotFound)
 	}
 	return copyRun(r.run), nil
 }
@@ -204,7 +204,7 @@ func (s *Store) Attempts(ctx context.Context, runID string) ([]retry.Attempt, er
 	defer s.data.mu.Unlock()
 	r, ok := s.data.runs[runID]
 	if !ok {
-		return nil, fmt.Errorf("attempts of %s: %w", runID, retry.ErrNotFound)
+		return nil, fmt.Errorf("attempts of %s: %w", retry.QuoteID(runID), retry.ErrNotFound)
 	}
 	return copyAttempts(r.attempts), nil
 }
@@ -236,9 +236,9 @@ func (r *row) release() {
 func (s *Store) refused(id string, sentinel error) error {
 	r, ok := s.data.runs[id]
 	if !ok {
-		return fmt.Errorf("run %s: %w", id, retry.ErrNotFound)
+		return fmt.Errorf("run %s: %w", retry.QuoteID(id), retry.ErrNotFound)
 	}
-	return fmt.Errorf("run %s is %s: %w", id, r.run.Status, sentinel)
+	return fmt.Errorf("run %s is %s: %w", retry.QuoteID(id), r.run.Status, sentinel)
 }
 
 // ClaimRun claims run id; see [retry.Claimer].
@@ -247,7 +247,7 @@ func (s *Store) ClaimRun(ctx context.Context, id, worker string, now time.Time, 
 		return retry.Run{}, fmt.Errorf("claim run: %w", err)
 	}
 	if err := storecheck.Lease(now, lease); err != nil {
-		return retry.Run{}, fmt.Errorf("claim run %s: %w", id, err)
+		return retry.Run{}, fmt.Errorf("claim run %s: %w", retry.QuoteID(id), err)
 	}
 	if err := s.lock(ctx, "claim run"); err != nil {
 		return retry.Run{}, err
@@ -293,7 +293,7 @@ func (s *Store) held(c retry.Claim, now time.Time) (*row, error) {
 	r, ok := s.data.runs[c.RunID]
 	switch {
 	case !ok:
-		return nil, fmt.Errorf("run %s: %w", c.RunID, retry.ErrNotFound)
+		return nil, fmt.Errorf("run %s: %w", retry.QuoteID(c.RunID), retry.ErrNotFound)
 	case r.run.ClaimToken == "" || r.run.ClaimToken != c.Token || !r.run.LeaseExpiresAt.After(ms(now)):
 		return nil, storecheck.Lost(c.RunID, r.run.Status)
 	}
@@ -306,7 +306,7 @@ func (s *Store) ExtendLease(ctx context.Context, c retry.Claim, now time.Time, l
 		return retry.Claim{}, fmt.Errorf("extend lease: %w", err)
 	}
 	if err := storecheck.Lease(now, lease); err != nil {
-		return retry.Claim{}, fmt.Errorf("extend lease of %s: %w", c.RunID, err)
+		return retry.Claim{}, fmt.Errorf("extend lease of %s: %w", retry.QuoteID(c.RunID), err)
 	}
 	if err := s.lock(ctx, "extend lease"); err != nil {
 		return retry.Claim{}, err

@@ -144,7 +144,7 @@ type check struct {
 // groups are the suite's checks, one group per behaviour area.
 var groups = [][]check{
 	createChecks, claimChecks, leaseChecks, holderChecks, recordChecks, parkChecks,
-	wakeupChecks, inspectorChecks, replayChecks, dashboardChecks, operatorChecks, concurrencyChecks, timeChecks, invalidChecks,
+	wakeupChecks, inspectorChecks, replayChecks, dashboardChecks, operatorChecks, concurrencyChecks, timeChecks, invalidChecks, idChecks,
 }
 
 // Run runs every conformance check against fresh backends from newBackend,
