@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -175,6 +176,12 @@ func TestVersionPinning(t *testing.T) {
 	must(t, h.exec.RegisterJourney(executor.Journey{ID: "j", Version: 2, Start: "a", Nodes: []executor.Node{{ID: "a", Type: "v2"}}}))
 	if run = h.drive(t, run.ID); run.Status != retry.StatusCompleted || v1.Load() != 2 || v2.Load() != 0 {
 		t.Fatalf("run %s; version 1 ran %d times, version 2 %d: want completed on version 1 (2, 0)", run.Status, v1.Load(), v2.Load())
+	}
+	// Versions is what a cutover pins legacy rows to: the latest of
+	// each (an unset version is 1).
+	must(t, h.exec.RegisterJourney(executor.Journey{ID: "k", Start: "a", Nodes: []executor.Node{{ID: "a", Type: "v2"}}}))
+	if got, want := h.exec.Versions(), map[string]int{"j": 2, "k": 1}; !maps.Equal(got, want) {
+		t.Fatalf("Versions() = %v, want %v", got, want)
 	}
 	run, err = h.exec.StartRunSync(ctx, "j", nil)
 	must(t, err)

@@ -26,6 +26,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -144,15 +145,22 @@ func (e *Executor) RegisterJourney(j Journey) error {
 	return nil
 }
 
-// journey returns the definition a run of id at version executes: version
-// 0 (a legacy row, which has none) is the latest registered.
+// journey returns the definition a run of id at version executes, nil
+// when none is registered.
 func (e *Executor) journey(id string, version int) *Journey {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	if version == 0 {
-		version = e.latest[id]
-	}
 	return e.journeys[id][version]
+}
+
+// Versions returns the latest registered version of each journey id, the
+// one StartRun uses. A program adopting legacy runs at cutover passes it to
+// storage's Store.AdoptLegacy once it has registered the journeys its
+// workers run, so each adopted row pins that version like any new run.
+func (e *Executor) Versions() map[string]int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return maps.Clone(e.latest)
 }
 
 // StartOption modifies StartRun.

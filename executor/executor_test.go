@@ -319,19 +319,33 @@ func TestUnstorableOutputFailsTheNode(t *testing.T) {
 	}
 }
 
-// TestMissingJourneyOnResume: a run whose definition is gone when it resumes
-// ends failed with class missing_journey.
+// TestMissingJourneyOnResume: a run whose definition is gone when it
+// resumes ends failed with class missing_journey; so does a run at version
+// 0 (a legacy row nobody adopted), which no definition has: the executor
+// does not guess a version for it (storage's AdoptLegacy pins one).
 func TestMissingJourneyOnResume(t *testing.T) {
 	h := newHarness(t, executor.Config{}, nil)
 	ctx := context.Background()
-	_, err := h.store.Create(ctx, retry.NewRun{ID: "orphan", JourneyID: "gone", JourneyVersion: 1, StartNodeID: "a", MaxRetries: 3}, h.clock.Now())
-	must(t, err)
+	must(t, h.exec.Handle("step", executor.HandlerFunc(ok)))
+	must(t, h.exec.RegisterJourney(executor.Journey{ID: "here", Start: "a", Nodes: []executor.Node{{ID: "a", Type: "step"}}}))
+	for _, nr := range []retry.NewRun{
+		{ID: "orphan", JourneyID: "gone", JourneyVersion: 1, StartNodeID: "a", MaxRetries: 3},
+		{ID: "unpinned", JourneyID: "here", JourneyVersion: 0, StartNodeID: "a", MaxRetries: 3},
+	} {
+		_, err := h.store.Create(ctx, nr, h.clock.Now())
+		must(t, err)
+	}
 	h.clock.Add(h.grace)
 	res, err := h.exec.SweepOnce(ctx)
 	must(t, err)
-	run, _ := h.store.Get(ctx, "orphan")
-	if res.Caught != 1 || run.Status != retry.StatusFailed || run.LastErrorClass != retry.ClassMissingJourney {
-		t.Fatalf("caught %d, run %s %s", res.Caught, run.Status, run.LastErrorClass)
+	for _, id := range []string{"orphan", "unpinned"} {
+		run, _ := h.store.Get(ctx, id)
+		if run.Status != retry.StatusFailed || run.LastErrorClass != retry.ClassMissingJourney || run.ClaimToken != "" {
+			t.Fatalf("%s: run %s %s, claim %q; want failed, missing_journey, unclaimed", id, run.Status, run.LastErrorClass, run.ClaimToken)
+		}
+	}
+	if res.Caught != 2 {
+		t.Fatalf("caught %d, want 2", res.Caught)
 	}
 }
 

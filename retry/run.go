@@ -14,8 +14,9 @@ type Run struct {
 	JourneyID string
 	// JourneyVersion pins the definition the run started with, so a run
 	// resumes on the definition it began, not on a newer one. A legacy row
-	// (from before the retry schema) has none, 0: it runs under the latest
-	// version of its journey the worker registered.
+	// (from before the retry schema) has none, 0, which no definition has,
+	// until the cutover's adoption (storage's Store.AdoptLegacy) writes the
+	// latest registered version of its journey into it.
 	JourneyVersion int
 	Status         Status
 	// CurrentNodeID is the node the run executes next (or is executing, or

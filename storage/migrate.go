@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/migrate"
 
+	"github.com/journeyretry/journeyretry/internal/storecheck"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -149,13 +151,19 @@ func (s *Store) PendingMigrations(ctx context.Context) (int, error) {
 
 // LegacyAdoption counts what [Store.AdoptLegacy] did.
 type LegacyAdoption struct {
-	// Adopted runs are claimable at once; workers resume them at their
-	// current node, under the latest registered version of their journey
-	// (a legacy row has none: journey_version 0, see [retry.Run]).
+	// Adopted runs are claimable at once, journey_version set to the
+	// latest registered version of their journey: workers resume them at
+	// their current node under that definition.
 	Adopted int
-	// Malformed runs had no current node: nothing can resume them, so they
-	// ended failed, class malformed_node, with the reason in their history.
+	// Malformed runs had no current node, or one no store can hold as an
+	// identifier (NUL or invalid UTF-8, which SQLite lets a legacy writer
+	// store): nothing can resume them, so they ended failed, class
+	// malformed_node, with the reason in their history.
 	Malformed int
+	// Unregistered runs were of a journey the given registry lacks: no
+	// worker runs them, so they ended failed, class missing_journey, with
+	// the reason in their history.
+	Unregistered int
 }
 
 // legacyInFlight selects the rows a legacy system left in flight: in
@@ -163,49 +171,127 @@ type LegacyAdoption struct {
 // writes.
 const legacyInFlight = `status = 'in_progress' AND due_at IS NULL AND claim_token IS NULL`
 
-// noCurrentNode selects rows no node can resume.
-const noCurrentNode = `(current_node_id IS NULL OR current_node_id = '')`
-
 // AdoptLegacy makes the runs a legacy system left in flight claimable at
 // once. It is the cutover step of a phased rollout, the operator's
 // explicit act once every legacy writer has stopped (the demo's "migrate
 // --adopt-legacy"); adopting while a legacy writer still runs a row would
-// execute it twice. A row with no current node is not adopted but ended
-// (see [LegacyAdoption]), at now, in the same transaction. It is
-// idempotent: a second call finds nothing to adopt. Call it after Migrate.
-func (s *Store) AdoptLegacy(ctx context.Context, now time.Time) (LegacyAdoption, error) {
+// execute it twice. Call it after Migrate.
+//
+// A legacy row has no journey version (journey_version 0, which no
+// definition has). versions is the registry of the program that adopts:
+// the latest registered version of each journey id (what
+// [executor.Executor.Versions] returns once the journeys the workers run
+// are registered). Each adopted row gets the version of its journey, the
+// one deployed at the cutover, so workers resume it like any run that
+// pinned a version. A row of a journey versions lacks, or with no usable
+// current node, is not adopted but ended (see [LegacyAdoption]), at now,
+// all in one transaction. It is idempotent: a second call finds nothing
+// to adopt. A version below 1 wraps [retry.ErrInvalidArgument].
+//
+// [executor.Executor.Versions]: https://pkg.go.dev/github.com/journeyretry/journeyretry/executor#Executor.Versions
+func (s *Store) AdoptLegacy(ctx context.Context, now time.Time, versions map[string]int) (LegacyAdoption, error) {
 	var a LegacyAdoption
 	if err := s.checkOpen("adopt legacy runs"); err != nil {
 		return a, err
 	}
-	const reason = "legacy run has no current node: nothing to resume"
+	for id, v := range versions {
+		if v < 1 || v > math.MaxInt32 {
+			return a, fmt.Errorf("adopt legacy runs: journey %q version %d: want 1 to %d: %w", id, v, math.MaxInt32, retry.ErrInvalidArgument)
+		}
+	}
 	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO journey_run_attempts (`+attemptColumns+`)
-SELECT id, attempt_count + 1, '', retry_count + 1, NULL, NULL, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL
-FROM journey_runs WHERE `+legacyInFlight+` AND `+noCurrentNode,
-			ms(now), string(retry.OutcomeFailed), string(retry.ClassMalformedNode), reason,
-			false, 0, "none", "malformed_node", false, false, string(retry.StatusFailed)); err != nil {
-			return fmt.Errorf("record malformed: %w", err)
-		}
-		res, err := tx.ExecContext(ctx, `UPDATE journey_runs SET status = ?, last_error_class = ?,
-	last_error_message = ?, last_error_timestamp = ?, attempt_count = attempt_count + 1, updated_at = ?
-WHERE `+legacyInFlight+` AND `+noCurrentNode,
-			string(retry.StatusFailed), string(retry.ClassMalformedNode), reason, ms(now), datetime(now))
-		if err == nil {
-			a.Malformed, err = rowsAffected(res)
-		}
+		ends, err := legacyEnds(ctx, tx, versions)
 		if err != nil {
-			return fmt.Errorf("end malformed: %w", err)
+			return err
 		}
-		if res, err = tx.ExecContext(ctx, `UPDATE journey_runs SET due_at = 0 WHERE `+legacyInFlight); err == nil {
-			a.Adopted, err = rowsAffected(res)
+		for _, e := range ends {
+			if err := endLegacy(ctx, tx, e, now); err != nil {
+				return fmt.Errorf("end run %s: %w", retry.QuoteID(e.id), err)
+			}
+			if e.class == retry.ClassMissingJourney {
+				a.Unregistered++
+			} else {
+				a.Malformed++
+			}
 		}
-		return err
+		for id, v := range versions {
+			res, err := tx.ExecContext(ctx, `UPDATE journey_runs SET due_at = 0, journey_version = ? WHERE `+legacyInFlight+` AND journey_id = ?`, v, id)
+			var n int
+			if err == nil {
+				n, err = rowsAffected(res)
+			}
+			if err != nil {
+				return fmt.Errorf("adopt journey %q: %w", id, err)
+			}
+			a.Adopted += n
+		}
+		return nil
 	})
 	if err != nil {
 		return LegacyAdoption{}, fmt.Errorf("adopt legacy runs: %w", err)
 	}
 	return a, nil
+}
+
+// legacyEnd is a legacy in-flight row that cannot be adopted.
+type legacyEnd struct {
+	id, node string
+	class    retry.Class
+	reason   string
+}
+
+// legacyEnds reads the legacy in-flight rows and returns those adoption
+// ends: no current node, a current node that is not storable text, or a
+// journey versions lacks. Identifiers are checked here, in Go, because
+// SQL cannot tell invalid UTF-8 on SQLite.
+func legacyEnds(ctx context.Context, tx bun.Tx, versions map[string]int) ([]legacyEnd, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, journey_id, current_node_id FROM journey_runs WHERE `+legacyInFlight)
+	if err != nil {
+		return nil, fmt.Errorf("read legacy runs: %w", err)
+	}
+	defer rows.Close()
+	var ends []legacyEnd
+	for rows.Next() {
+		var id, journey string
+		var node sql.NullString
+		if err := rows.Scan(&id, &journey, &node); err != nil {
+			return nil, fmt.Errorf("read legacy runs: %w", err)
+		}
+		e := legacyEnd{id: id, class: retry.ClassMalformedNode}
+		switch {
+		case node.String == "":
+			e.reason = "legacy run has no current node: nothing to resume"
+		case !retry.StorableText(node.String):
+			e.node = storecheck.Storable(node.String)
+			e.reason = fmt.Sprintf("legacy run's current node %s holds a NUL byte or invalid UTF-8: nothing to resume", retry.QuoteID(node.String))
+		case versions[journey] == 0:
+			e.node, e.class = node.String, retry.ClassMissingJourney
+			e.reason = fmt.Sprintf("journey %s is not registered where the legacy run was adopted: no worker runs it", retry.QuoteID(journey))
+		default:
+			continue
+		}
+		ends = append(ends, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read legacy runs: %w", err)
+	}
+	return ends, nil
+}
+
+// endLegacy ends legacy row e failed, with one attempt saying why.
+func endLegacy(ctx context.Context, tx bun.Tx, e legacyEnd, now time.Time) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO journey_run_attempts (`+attemptColumns+`)
+SELECT id, attempt_count + 1, ?, retry_count + 1, NULL, NULL, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL
+FROM journey_runs WHERE id = ?`,
+		e.node, ms(now), string(retry.OutcomeFailed), string(e.class), e.reason,
+		false, 0, "none", string(e.class), false, false, string(retry.StatusFailed), e.id); err != nil {
+		return fmt.Errorf("record attempt: %w", err)
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE journey_runs SET status = ?, last_error_class = ?,
+	last_error_message = ?, last_error_timestamp = ?, attempt_count = attempt_count + 1, updated_at = ?
+WHERE id = ?`,
+		string(retry.StatusFailed), string(e.class), e.reason, ms(now), datetime(now), e.id)
+	return err
 }
 
 func rowsAffected(res sql.Result) (int, error) {

@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/journeyretry/journeyretry/retry"
 	"github.com/journeyretry/journeyretry/storage"
@@ -160,12 +162,12 @@ func TestMigrateLegacy(t *testing.T) {
 			if runs, err := s.ClaimDue(ctx, "w", now, now, time.Minute, 10); err != nil || len(runs) != 0 {
 				t.Fatalf("ClaimDue after migration, before adoption = %v, %v; want nothing", runs, err)
 			}
-			if a, err := s.AdoptLegacy(ctx, time.Now()); err != nil || a.Adopted != 1 {
+			if a, err := s.AdoptLegacy(ctx, time.Now(), onboarding); err != nil || a.Adopted != 1 {
 				t.Fatalf("AdoptLegacy = %+v, %v; want 1", a, err)
 			}
 			runs, err := s.ClaimDue(ctx, "w", now, now, time.Minute, 10)
-			if err != nil || len(runs) != 1 || runs[0].ID != "legacy-1" || runs[0].CurrentNodeID != "send_email" {
-				t.Fatalf("ClaimDue after adoption = %v, %v; want legacy-1 at send_email", runs, err)
+			if err != nil || len(runs) != 1 || runs[0].ID != "legacy-1" || runs[0].CurrentNodeID != "send_email" || runs[0].JourneyVersion != 3 {
+				t.Fatalf("ClaimDue after adoption = %+v, %v; want legacy-1 at send_email, version 3", runs, err)
 			}
 			// A fresh database ends with the same schema, but for patient_ref.
 			fresh := open(t, newDSN(t))
@@ -194,7 +196,7 @@ VALUES ('late', 'onboarding', 'in_progress', 'send_email', '2024-06-01 08:00:00'
 			if _, err := s.ClaimRun(ctx, "late", "w", now, time.Minute); !errors.Is(err, retry.ErrNotClaimable) {
 				t.Fatalf("ClaimRun of a late legacy row before the cutover: %v; want ErrNotClaimable", err)
 			}
-			if a, err := s.AdoptLegacy(ctx, time.Now()); err != nil || a.Adopted != 2 {
+			if a, err := s.AdoptLegacy(ctx, time.Now(), onboarding); err != nil || a.Adopted != 2 {
 				t.Fatalf("AdoptLegacy = %+v, %v; want 2", a, err)
 			}
 			runs, err := s.ClaimDue(ctx, "w", now, now, time.Minute, 10)
@@ -209,7 +211,7 @@ VALUES ('late', 'onboarding', 'in_progress', 'send_email', '2024-06-01 08:00:00'
 			// With claimed, completed and failed rows, adopting or
 			// migrating again is a no-op.
 			before := dump(t, s)
-			if a, err := s.AdoptLegacy(ctx, time.Now()); err != nil || a.Adopted != 0 {
+			if a, err := s.AdoptLegacy(ctx, time.Now(), onboarding); err != nil || a != (storage.LegacyAdoption{}) {
 				t.Fatalf("AdoptLegacy again = %+v, %v; want 0", a, err)
 			}
 			if err := s.Migrate(ctx); err != nil {
@@ -217,6 +219,81 @@ VALUES ('late', 'onboarding', 'in_progress', 'send_email', '2024-06-01 08:00:00'
 			}
 			if after := dump(t, s); !slices.Equal(after, before) {
 				t.Fatalf("AdoptLegacy or Migrate changed rows:\n%v\nwant\n%v", after, before)
+			}
+		})
+	}
+}
+
+// onboarding is the registry the legacy tests adopt with: the legacy rows'
+// journey at version 3.
+var onboarding = map[string]int{"onboarding": 3}
+
+// TestAdoptLegacyEndsWhatNoWorkerResumes: the cutover pins the registry's
+// version in every row it adopts, and ends, once, failed with the reason
+// in the history and no claim, each row no worker can resume: no current
+// node, an empty one, one holding NUL or invalid UTF-8 (SQLite stores
+// them), or a journey the registry lacks. A version below 1 is refused.
+func TestAdoptLegacyEndsWhatNoWorkerResumes(t *testing.T) {
+	for name, newDSN := range dialects {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			s := migratedLegacy(t, name, newDSN) // legacy-1: onboarding at send_email
+			type end struct {
+				journey string
+				node    any // current_node_id; nil is NULL
+				class   retry.Class
+			}
+			ends := map[string]end{
+				"no-node":    {"onboarding", nil, retry.ClassMalformedNode},
+				"empty-node": {"onboarding", "", retry.ClassMalformedNode},
+				"other":      {"billing", "charge", retry.ClassMissingJourney},
+			}
+			if name == "sqlite" { // PostgreSQL's text holds neither
+				ends["nul-node"] = end{"onboarding", "send\x00email", retry.ClassMalformedNode}
+				ends["bad-utf8-node"] = end{"onboarding", "send\xffemail", retry.ClassMalformedNode}
+			}
+			// bun inlines arguments, and would refuse the NUL and the bad
+			// byte: on SQLite the driver binds them.
+			exec := s.DB().ExecContext
+			if name == "sqlite" {
+				exec = s.DB().DB.ExecContext
+			}
+			for id, e := range ends {
+				if _, err := exec(ctx, `INSERT INTO journey_runs (id, journey_id, status, current_node_id, created_at, updated_at)
+VALUES (?, ?, 'in_progress', ?, '2024-06-01 08:00:00', '2024-06-01 08:00:00')`, id, e.journey, e.node); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := s.AdoptLegacy(ctx, time.Now(), map[string]int{"onboarding": 0}); !errors.Is(err, retry.ErrInvalidArgument) {
+				t.Fatalf("AdoptLegacy with version 0: %v; want ErrInvalidArgument", err)
+			}
+			a, err := s.AdoptLegacy(ctx, time.Now(), onboarding)
+			if want := (storage.LegacyAdoption{Adopted: 1, Malformed: len(ends) - 1, Unregistered: 1}); err != nil || a != want {
+				t.Fatalf("AdoptLegacy = %+v, %v; want %+v", a, err, want)
+			}
+			now := time.Now()
+			runs, err := s.ClaimDue(ctx, "w", now, now, time.Minute, 10)
+			if err != nil || len(runs) != 1 || runs[0].ID != "legacy-1" || runs[0].JourneyVersion != 3 {
+				t.Fatalf("ClaimDue after adoption = %+v, %v; want legacy-1 alone, version 3", runs, err)
+			}
+			for id, e := range ends {
+				var status, class, msg string
+				var claim sql.NullString
+				var attempts int
+				if err := s.DB().QueryRowContext(ctx, `SELECT status, last_error_class, last_error_message, claim_token, attempt_count
+FROM journey_runs WHERE id = ?`, id).Scan(&status, &class, &msg, &claim, &attempts); err != nil {
+					t.Fatal(err)
+				}
+				if status != string(retry.StatusFailed) || class != string(e.class) || msg == "" || claim.Valid || attempts != 1 {
+					t.Errorf("%s: %s, class %s, %q, claim %v, %d attempts; want failed once, class %s, unclaimed", id, status, class, msg, claim, attempts, e.class)
+				}
+				as, err := s.Attempts(ctx, id)
+				if err != nil || len(as) != 1 || as[0].ErrorClass != e.class || as[0].ErrorMessage != msg || !utf8.ValidString(as[0].NodeID) {
+					t.Errorf("%s: attempts %+v, %v; want one, class %s, saying %q", id, as, err, e.class, msg)
+				}
+			}
+			if a, err := s.AdoptLegacy(ctx, time.Now(), onboarding); err != nil || a != (storage.LegacyAdoption{}) {
+				t.Fatalf("AdoptLegacy again = %+v, %v; want nothing", a, err)
 			}
 		})
 	}

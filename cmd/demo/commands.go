@@ -138,13 +138,18 @@ func cmdMigrate(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		fmt.Fprintf(stdout, "migrated %s\n", storeLabel(c.cfg.Store.DSN))
 	}
 	if *adopt {
-		a, err := s.AdoptLegacy(ctx, time.Now())
+		// The demo's workers register one journey: its legacy runs pin
+		// that version; the runs of any other journey end.
+		a, err := s.AdoptLegacy(ctx, time.Now(), map[string]int{journeyID: journeyVersion})
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "adopted %d legacy runs left in flight: workers resume them\n", a.Adopted)
+		fmt.Fprintf(stdout, "adopted %d legacy runs left in flight: workers resume them under %s version %d\n", a.Adopted, journeyID, journeyVersion)
 		if a.Malformed > 0 {
-			fmt.Fprintf(stdout, "ended %d legacy runs with no current node: failed, class %s\n", a.Malformed, retry.ClassMalformedNode)
+			fmt.Fprintf(stdout, "ended %d legacy runs with no usable current node: failed, class %s\n", a.Malformed, retry.ClassMalformedNode)
+		}
+		if a.Unregistered > 0 {
+			fmt.Fprintf(stdout, "ended %d legacy runs of journeys the demo does not run: failed, class %s\n", a.Unregistered, retry.ClassMissingJourney)
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"database/sql"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,10 +26,12 @@ func strp(s string) *string { return &s }
 // TestLegacyCutover: a legacy database built in plain SQL (runs of the
 // demo's journey in flight at several nodes, one with no current node, one
 // at a node the journey lacks, one of a journey no worker registers, and
-// finished rows in every legacy status) goes through migrate, migrate
+// finished rows in every legacy status; on SQLite also current nodes
+// holding NUL or invalid UTF-8) goes through migrate, migrate
 // --adopt-legacy and a worker process: each adopted run of the journey
-// resumes at its current node and finishes through its handlers, each
-// malformed run ends once with its class, and the finished rows are
+// pins the journey's version, resumes at its current node and finishes
+// through its handlers, each malformed run ends once with its class, the
+// reason in its history and no claim, and the finished rows are
 // untouched.
 func TestLegacyCutover(t *testing.T) {
 	t.Parallel()
@@ -39,10 +42,11 @@ func TestLegacyCutover(t *testing.T) {
 		{"legacy-clinic", journeyID, "in_progress", strp(nodeCallClinic)},
 		{"legacy-record", journeyID, "in_progress", strp(nodeConfirmed)},
 	}
-	malformed := map[string]struct {
+	type malformedRow struct {
 		row   legacyRow
 		class retry.Class
-	}{
+	}
+	everywhere := map[string]malformedRow{
 		"legacy-no-node":      {legacyRow{"legacy-no-node", journeyID, "in_progress", nil}, retry.ClassMalformedNode},
 		"legacy-unknown-node": {legacyRow{"legacy-unknown-node", journeyID, "in_progress", strp("gone")}, retry.ClassMalformedNode},
 		"legacy-onboarding":   {legacyRow{"legacy-onboarding", "onboarding", "in_progress", strp("send_email")}, retry.ClassMissingJourney},
@@ -51,26 +55,43 @@ func TestLegacyCutover(t *testing.T) {
 		{"legacy-completed", journeyID, "completed", nil},
 		{"legacy-failed", journeyID, "failed", strp(nodeCallClinic)},
 	}
-	rows := slices.Concat(inFlight, finished)
-	for _, m := range malformed {
-		rows = append(rows, m.row)
-	}
 	backends(t, func(t *testing.T, dir, store string) {
+		malformed := maps.Clone(everywhere)
+		rows := slices.Concat(inFlight, finished)
+		for _, m := range malformed {
+			rows = append(rows, m.row)
+		}
 		dt := "TEXT"
-		if p := sqlitePath(store); p != "" {
+		p := sqlitePath(store)
+		if p != "" {
 			dt = "DATETIME"
 			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 				t.Fatal(err)
 			}
 		}
 		db := openDB(t, store).DB()
-		if _, err := db.ExecContext(t.Context(), `CREATE TABLE journey_runs (id TEXT PRIMARY KEY, journey_id TEXT NOT NULL,
+		exec := db.ExecContext
+		wantMalformed := 1
+		if p != "" {
+			// SQLite stores what PostgreSQL's text refuses. bun would
+			// inline the arguments; the driver binds them.
+			exec = db.DB.ExecContext
+			for _, l := range []legacyRow{
+				{"legacy-nul-node", journeyID, "in_progress", strp(nodeSendReminder + "\x00")},
+				{"legacy-bad-utf8-node", journeyID, "in_progress", strp("\xff" + nodeWait)},
+			} {
+				rows = append(rows, l)
+				malformed[l.id] = malformedRow{l, retry.ClassMalformedNode}
+				wantMalformed++
+			}
+		}
+		if _, err := exec(t.Context(), `CREATE TABLE journey_runs (id TEXT PRIMARY KEY, journey_id TEXT NOT NULL,
 	status TEXT NOT NULL, current_node_id TEXT, created_at `+dt+` DEFAULT CURRENT_TIMESTAMP,
 	updated_at `+dt+` DEFAULT CURRENT_TIMESTAMP)`); err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range rows {
-			if _, err := db.ExecContext(t.Context(), `INSERT INTO journey_runs (id, journey_id, status, current_node_id, created_at, updated_at)
+			if _, err := exec(t.Context(), `INSERT INTO journey_runs (id, journey_id, status, current_node_id, created_at, updated_at)
 VALUES (?, ?, ?, ?, '2024-05-01 10:00:00', '2024-05-01 10:05:00')`, r.id, r.journey, r.status, r.node); err != nil {
 				t.Fatal(err)
 			}
@@ -97,8 +118,14 @@ VALUES (?, ?, ?, ?, '2024-05-01 10:00:00', '2024-05-01 10:05:00')`, r.id, r.jour
 			t.Fatalf("migrate: status %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
 		r := runBin(t, dir, nil, "migrate", "--adopt-legacy", "--store", store)
-		if r.code != 0 || !strings.Contains(r.stdout, "adopted 7 legacy runs") || !strings.Contains(r.stdout, "ended 1 legacy runs with no current node") {
-			t.Fatalf("migrate --adopt-legacy: status %d\n%s%s", r.code, r.stdout, r.stderr)
+		for _, want := range []string{
+			fmt.Sprintf("adopted %d legacy runs left in flight: workers resume them under %s version %d", len(inFlight)+1, journeyID, journeyVersion),
+			fmt.Sprintf("ended %d legacy runs with no usable current node: failed, class malformed_node", wantMalformed),
+			"ended 1 legacy runs of journeys the demo does not run: failed, class missing_journey",
+		} {
+			if r.code != 0 || !strings.Contains(r.stdout, want) {
+				t.Fatalf("migrate --adopt-legacy: status %d, want %q\n%s%s", r.code, want, r.stdout, r.stderr)
+			}
 		}
 		w := startWorker(t, dir, store)
 		waitFor(t, store, 60*time.Second, func(c map[retry.Status]int) bool { return report.Unfinished(c) == 0 })
@@ -132,8 +159,9 @@ VALUES (?, ?, ?, ?, '2024-05-01 10:00:00', '2024-05-01 10:05:00')`, r.id, r.jour
 			if err != nil || len(as) == 0 {
 				t.Fatalf("%s: attempts %v, %v", l.id, as, err)
 			}
-			if !run.Status.Terminal() || run.ClaimToken != "" || as[0].NodeID != *l.node {
-				t.Errorf("%s: status %s, claim %q, first attempt at %q; want finished, unclaimed, resumed at %s", l.id, run.Status, run.ClaimToken, as[0].NodeID, *l.node)
+			if !run.Status.Terminal() || run.ClaimToken != "" || as[0].NodeID != *l.node || run.JourneyVersion != journeyVersion {
+				t.Errorf("%s: status %s, claim %q, first attempt at %q, version %d; want finished, unclaimed, resumed at %s, version %d",
+					l.id, run.Status, run.ClaimToken, as[0].NodeID, run.JourneyVersion, *l.node, journeyVersion)
 			}
 			for _, a := range as {
 				if a.ErrorClass == retry.ClassMissingJourney || a.ErrorClass == retry.ClassMalformedNode {
