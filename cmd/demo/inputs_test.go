@@ -224,14 +224,24 @@ func TestReadCommandsChangeNothing(t *testing.T) {
 	}
 }
 
-// TestProgressNotATerminal: with stderr not a terminal the demo writes no
-// carriage-return frames.
+// TestProgressNotATerminal: with stderr a pipe the demo writes no
+// carriage-return frames, only a plain progress line every 5 s: the demo
+// lasts longer than that (every clinic call meets a maintenance window,
+// retried up to 7 times, 0.5 s to 2 s apart).
 func TestProgressNotATerminal(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	r := runBin(t, dir, nil, fastArgs(filepath.Join(dir, "p.db"), 40)...)
-	if r.code != 0 || strings.Contains(r.stderr, "\r") || strings.Contains(r.stdout, "\r") {
-		t.Errorf("status %d, carriage returns in the output:\n%q", r.code, r.stderr)
+	r := runBin(t, dir, nil, append(fastArgs(filepath.Join(dir, "p.db"), 40),
+		"--fault-maintenance", "1", "--max-retries", "7", "--log-level", "error")...)
+	plain := regexp.MustCompile(`^journeys: \d+ of 40 finished$`)
+	lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+	if r.code != 0 || strings.Contains(r.stderr, "\r") || strings.Contains(r.stdout, "\r") || !plain.MatchString(lines[0]) {
+		t.Errorf("status %d, stderr:\n%q\nwant plain progress lines, no carriage returns (stdout:\n%q)", r.code, r.stderr, r.stdout)
+	}
+	for _, l := range lines {
+		if !plain.MatchString(l) {
+			t.Errorf("stderr line %q; want only progress lines", l)
+		}
 	}
 }
 
