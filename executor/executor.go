@@ -627,6 +627,10 @@ type Stats struct {
 	Retries, Immediate int64
 	// LostClaims counts runs abandoned because their claim was lost.
 	LostClaims int64
+	// Cancelled counts runs abandoned because an operator cancelled them
+	// ([retry.Operator.Cancel]) while this executor held them: the node in
+	// flight was stopped and nothing of it recorded.
+	Cancelled int64
 	// ShortClaims counts claims released unused because the store handed
 	// them back with less than half the lease left by the executor's clock
 	// (a store answering late): the node could have outlasted the claim.
@@ -645,7 +649,7 @@ type Stats struct {
 type stats struct {
 	started, resumed, rebuilt, sweeperCaught              atomic.Int64
 	attempts, succeeded, failed, retries, immediate, lost atomic.Int64
-	short, deliveries, wasted, inFlight                   atomic.Int64
+	short, deliveries, wasted, inFlight, cancelled        atomic.Int64
 }
 
 // Stats returns the counters.
@@ -655,7 +659,7 @@ func (e *Executor) Stats() Stats {
 		Started: s.started.Load(), Resumed: s.resumed.Load(), Rebuilt: s.rebuilt.Load(),
 		SweeperCaught: s.sweeperCaught.Load(), Attempts: s.attempts.Load(),
 		Succeeded: s.succeeded.Load(), Failed: s.failed.Load(), Retries: s.retries.Load(),
-		Immediate: s.immediate.Load(), LostClaims: s.lost.Load(), ShortClaims: s.short.Load(),
+		Immediate: s.immediate.Load(), LostClaims: s.lost.Load(), Cancelled: s.cancelled.Load(), ShortClaims: s.short.Load(),
 		Deliveries: s.deliveries.Load(), Wasted: s.wasted.Load(), InFlight: s.inFlight.Load(),
 	}
 }

@@ -52,7 +52,7 @@ func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 		claim = renewed
 		if errors.Is(err, retry.ErrLostClaim) {
 			e.lostClaim(AttemptEvent{RunID: run.ID, JourneyID: run.JourneyID, NodeID: n.ID,
-				NodeAttempt: run.RetryCount + 1, Duration: e.now().Sub(started), Err: err})
+				NodeAttempt: run.RetryCount + 1, Duration: e.now().Sub(started), Err: err}, err)
 			return run
 		}
 		if err != nil && ctx.Err() != nil {
@@ -154,7 +154,7 @@ func (e *Executor) runNode(ctx context.Context, run retry.Run, claim retry.Claim
 
 	run.LeaseExpiresAt = claim.LeaseExpiresAt // as extended before the node
 	var mu sync.Mutex
-	lost := false
+	var lost error // the renewal's ErrLostClaim (and ErrCancelled, for a cancelled run)
 	done := make(chan struct{})
 	renewerDone := make(chan struct{})
 	// The first renewal is timed now, not whenever the goroutine starts:
@@ -181,7 +181,7 @@ func (e *Executor) runNode(ctx context.Context, run retry.Run, claim retry.Claim
 				claim = c
 				next = e.renewIn(c)
 			case errors.Is(err, retry.ErrLostClaim):
-				lost = true
+				lost = err
 				cancel()
 			default:
 				e.backendError("extend lease", err, "run", run.ID)
@@ -222,8 +222,8 @@ func (e *Executor) runNode(ctx context.Context, run retry.Run, claim retry.Claim
 	mu.Lock()
 	defer mu.Unlock()
 	switch {
-	case lost:
-		return nil, claim, fmt.Errorf("node %s: %w", n.ID, retry.ErrLostClaim)
+	case lost != nil:
+		return nil, claim, fmt.Errorf("node %s: %w", n.ID, lost)
 	case ctx.Err() != nil && !(returned && r.err == nil):
 		// Stopped: the node did not finish. A success that came back
 		// just as ctx ended is kept (below), so the node is not run again.
@@ -252,7 +252,7 @@ func (e *Executor) renewIn(c retry.Claim) time.Duration {
 func (e *Executor) fail(ctx context.Context, run retry.Run, claim retry.Claim, j *Journey, n *Node, err error, started time.Time) (retry.Run, bool) {
 	f := retry.NewFailure(err, run.RetryCount, run.LastDelay)
 	rec := retry.FailureRecord{NodeID: n.ID, Class: f.Class, Message: f.Message, StartedAt: started}
-	rec.Decision, rec.Shadow = e.decide(e.policyFor(j, n), f)
+	rec.Decision, rec.Shadow = e.decide(e.runPolicy(run, j, n), f)
 	rec.FinishedAt = e.now()
 	written, scheduled, werr := e.recordFailure(context.WithoutCancel(ctx), claim, rec)
 	if werr != nil {
@@ -329,6 +329,28 @@ func (e *Executor) policyFor(j *Journey, n *Node) retry.Policy {
 	return e.pol
 }
 
+// runPolicy is the policy that decides run's failures at node n of j: the
+// node's (see policyFor) under the run's override, when it carries one
+// and the policy takes it ([retry.Overridable]). A policy that cannot
+// take it decides as usual, logged: the store still enforces the run's
+// MaxRetries.
+func (e *Executor) runPolicy(run retry.Run, j *Journey, n *Node) retry.Policy {
+	p := e.policyFor(j, n)
+	if run.Override.IsZero() {
+		return p
+	}
+	if o, ok := p.(retry.Overridable); ok {
+		op, err := o.Override(run.Override)
+		if err == nil {
+			return op
+		}
+		e.cfg.Logger.Warn("policy override not applied", "run", run.ID, "node", n.ID, "err", err)
+		return p
+	}
+	e.cfg.Logger.Warn("policy override not applied: the policy does not implement retry.Overridable", "run", run.ID, "node", n.ID)
+	return p
+}
+
 // decide applies the rollout mode to the policy's decision.
 func (e *Executor) decide(p retry.Policy, f retry.Failure) (retry.Decision, bool) {
 	switch e.cfg.Mode {
@@ -396,16 +418,24 @@ func (e *Executor) schedule(ctx context.Context, id string, at time.Time) {
 // sweeper once the lease expires.
 func (e *Executor) writeFailed(ev AttemptEvent, what string, err error) {
 	if errors.Is(err, retry.ErrLostClaim) {
-		e.lostClaim(ev)
+		e.lostClaim(ev, err)
 		return
 	}
 	e.backendError(what, err, "run", ev.RunID)
 }
 
 // lostClaim counts an attempt the store did not record because its claim
-// was lost, and tells the Observer.
-func (e *Executor) lostClaim(ev AttemptEvent) {
+// was lost (err, wrapping retry.ErrLostClaim), and tells the Observer. A
+// claim an operator's cancel voided (retry.ErrCancelled) is counted apart
+// and logged: nothing was lost that the operator did not ask for.
+func (e *Executor) lostClaim(ev AttemptEvent, err error) {
 	ev.Status = ""
+	if errors.Is(err, retry.ErrCancelled) {
+		e.stats.cancelled.Add(1)
+		e.cfg.Logger.Info("run cancelled by an operator: node stopped, its result not recorded", "run", ev.RunID, "node", ev.NodeID)
+		e.waiters.wake(ev.RunID)
+		return
+	}
 	e.stats.lost.Add(1)
 	e.cfg.Observer.LostClaim(ev)
 }

@@ -23,8 +23,8 @@ type waitOptions struct{ poll time.Duration }
 // at once whatever the interval.
 func WaitPoll(d time.Duration) WaitOption { return func(o *waitOptions) { o.poll = d } }
 
-// Wait returns the run once it is terminal (completed, failed or
-// failed_max_retries), as the store holds it. A run this executor ends
+// Wait returns the run once it is terminal (completed, failed,
+// failed_max_retries or cancelled), as the store holds it. A run this executor ends
 // wakes it at once; a run another process ends is seen within the poll
 // interval ([WaitPoll]). When ctx ends first it returns the run as last
 // read and ctx's error. A missing run is retry.ErrNotFound.

@@ -229,8 +229,8 @@ func Replay(id string, o retry.ReplayOptions, now time.Time) error {
 	switch {
 	case now.IsZero():
 		return Invalid("replay %s: zero time", retry.QuoteID(id))
-	case o.Override.MaxRetries != nil && *o.Override.MaxRetries < 0:
-		return Invalid("replay %s: max retries %d is negative", retry.QuoteID(id), *o.Override.MaxRetries)
+	case o.Override.MaxRetries != nil && (*o.Override.MaxRetries < retry.Unlimited || *o.Override.MaxRetries > math.MaxInt32):
+		return Invalid("replay %s: max retries %d: want %d (unlimited) or more", retry.QuoteID(id), *o.Override.MaxRetries, retry.Unlimited)
 	}
 	return CheckIDs("by", o.By, "from node", o.From, "strategy", o.Override.Strategy)
 }
