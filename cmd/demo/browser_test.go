@@ -37,7 +37,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	store := filepath.Join(dir, "b.db")
-	if r := runBin(t, dir, nil, append(fastArgs(store, 120), "--fault-bad-patient", "0.1")...); r.code != 0 {
+	if r := runDemo(t, dir, nil, append(fastArgs(store, 120), "--fault-bad-patient", "0.1")...); r.code != 0 {
 		t.Fatalf("demo: %d\n%s", r.code, r.stderr)
 	}
 	_, base := startListening(t, dir, "serve", "--store", store, "--listen", "127.0.0.1:0", "--enable-replay")

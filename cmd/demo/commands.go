@@ -115,7 +115,7 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 func cmdMigrate(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	c := newCommand("migrate", "migrate [flags]\n\nApplies the schema (phase 1 of docs/design.md: retry columns with their defaults, their\nindexes, the attempt history) to the database, creating it if needed. A legacy\njourney_runs table keeps every row and column. Running it twice changes nothing.\n\nAt cutover, once every legacy writer has stopped, --adopt-legacy hands the runs the\nlegacy system left in_progress to the workers (before that, they would run twice).", storeFlags)
+	c := newCommand(ctx, "migrate", "migrate [flags]\n\nApplies the schema (phase 1 of docs/design.md: retry columns with their defaults, their\nindexes, the attempt history) to the database, creating it if needed. A legacy\njourney_runs table keeps every row and column. Running it twice changes nothing.\n\nAt cutover, once every legacy writer has stopped, --adopt-legacy hands the runs the\nlegacy system left in_progress to the workers (before that, they would run twice).", storeFlags)
 	adopt := c.fs.Bool("adopt-legacy", false, "cutover: make the runs the stopped legacy system left in flight claimable")
 	if err := c.parseNoArgs(args); err != nil {
 		return err
@@ -168,7 +168,7 @@ func (c *command) parseNoArgs(args []string) error {
 }
 
 func cmdStats(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	c := newCommand("stats", "stats [--json] [flags]\n\nPrints the summary of an existing database: runs by status, attempts per run,\nretries by strategy and error class, top errors.", storeFlags)
+	c := newCommand(ctx, "stats", "stats [--json] [flags]\n\nPrints the summary of an existing database: runs by status, attempts per run,\nretries by strategy and error class, top errors.", storeFlags)
 	c.jsonFlag()
 	if err := c.parseNoArgs(args); err != nil {
 		return err
@@ -189,8 +189,8 @@ func cmdStats(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	return nil
 }
 
-func cmdExplain(_ context.Context, args []string, stdout, _ io.Writer) error {
-	c := newCommand("explain", "explain [--class C] [--message M] [flags]\n\nPrints how the configured policy treats a failure: the strategy, the rule that\nchose it, what the rollout mode does, and the delay range of retries 1-10. With\nneither --class nor --message, the delay ranges of every strategy.", retryLimitFlags, delayFlags, ruleFlags, modeFlags)
+func cmdExplain(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	c := newCommand(ctx, "explain", "explain [--class C] [--message M] [flags]\n\nPrints how the configured policy treats a failure: the strategy, the rule that\nchose it, what the rollout mode does, and the delay range of retries 1-10. With\nneither --class nor --message, the delay ranges of every strategy.", retryLimitFlags, delayFlags, ruleFlags, modeFlags)
 	class := c.fs.String("class", "", "error class (network_blip, rate_limit, validation, ... or one of retry.customClasses)")
 	message := c.fs.String("message", "", "error message, matched by the retryable and non-retryable rules")
 	if err := c.parseNoArgs(args); err != nil {
@@ -303,7 +303,7 @@ func viewAttempt(a retry.Attempt) attemptView {
 }
 
 func cmdRunsList(ctx context.Context, args []string, stdout io.Writer) error {
-	c := newCommand("runs list", "runs list [--status S] [--limit N] [--json] [flags]\n\nLists runs in id order, optionally only those in one status.", storeFlags)
+	c := newCommand(ctx, "runs list", "runs list [--status S] [--limit N] [--json] [flags]\n\nLists runs in id order, optionally only those in one status.", storeFlags)
 	c.jsonFlag()
 	status := c.fs.String("status", "", "only runs in this status: in_progress, waiting, retrying, completed, failed, failed_max_retries")
 	limit := c.fs.Int("limit", 0, "list at most this many runs (0: all)")
@@ -375,7 +375,7 @@ type runDetail struct {
 }
 
 func cmdRunsShow(ctx context.Context, args []string, stdout io.Writer) error {
-	c := newCommand("runs show", "runs show ID [--json] [flags]\n\nPrints a run and its attempt history: node, worker, start and finish, error\nclass and message, and the policy's decision (strategy, rule, delay).", storeFlags)
+	c := newCommand(ctx, "runs show", "runs show ID [--json] [flags]\n\nPrints a run and its attempt history: node, worker, start and finish, error\nclass and message, and the policy's decision (strategy, rule, delay).", storeFlags)
 	c.jsonFlag()
 	id, s, err := c.openForRun(ctx, args, readOnly)
 	if err != nil {
@@ -462,7 +462,7 @@ func (c *command) parseWithID(args []string) (string, error) {
 }
 
 func cmdRunsRetry(ctx context.Context, args []string, stdout io.Writer) error {
-	c := newCommand("runs retry", "runs retry ID [flags]\n\nReplays a failed or failed_max_retries run from the node it failed on: retry count\n0, due now. Workers pick it up through their sweeper.", storeFlags)
+	c := newCommand(ctx, "runs retry", "runs retry ID [flags]\n\nReplays a failed or failed_max_retries run from the node it failed on: retry count\n0, due now. Workers pick it up through their sweeper.", storeFlags)
 	id, s, err := c.openForRun(ctx, args, readExisting)
 	if err != nil {
 		return err

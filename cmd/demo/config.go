@@ -1,12 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -187,14 +187,23 @@ type command struct {
 	cfg         demoConfig
 	loader      *config.Loader
 	jsonOut     bool
+	sur         surroundings
 }
 
 // newCommand returns a command whose flag set binds the given groups to the
-// configuration. usage is the one-line synopsis printed by --help.
-func newCommand(name, usage string, groups ...[]flagBinding) *command {
-	c := &command{name: name, usage: usage, cfg: defaultConfig()}
+// configuration, read in the surroundings of ctx (see run). usage is the
+// one-line synopsis printed by --help.
+func newCommand(ctx context.Context, name, usage string, groups ...[]flagBinding) *command {
+	c := &command{name: name, usage: usage, cfg: defaultConfig(), sur: surroundingsOf(ctx)}
 	c.fs = flag.NewFlagSet(name, flag.ContinueOnError)
 	c.loader = config.New(&c.cfg, envPrefix)
+	env := map[string]string{}
+	for _, kv := range c.sur.environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	c.loader.LookupEnv = func(name string) (string, bool) { v, ok := env[name]; return v, ok }
 	c.loader.FileFlag(c.fs, "config", "configuration file (JSON; unknown keys are errors)")
 	for _, g := range groups {
 		for _, b := range g {
@@ -254,13 +263,14 @@ func (c *command) parse(args []string) ([]string, error) {
 		return nil, usageError(err)
 	}
 	pos := fs.Args()
+	c.loader.File = c.underDir(c.loader.File)
 	if err := c.loader.Load(); err != nil {
 		// The loader joins several errors with newlines.
 		return nil, usageError(errors.New(strings.ReplaceAll(err.Error(), "\n", "; ")))
 	}
 	// Every command reads the same settings, so a variable with the
 	// prefix that names none is a typo, refused as a file's unknown key is.
-	unknown, err := c.loader.UnknownEnv(os.Environ())
+	unknown, err := c.loader.UnknownEnv(c.sur.environ)
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +281,20 @@ func (c *command) parse(args []string) ([]string, error) {
 		}
 		return nil, usageError(fmt.Errorf("environment %s: names no setting (%s)", strings.Join(unknown, ", "), hint))
 	}
+	if p := sqlitePath(c.cfg.Store.DSN); p != "" && p != ":memory:" {
+		c.cfg.Store.DSN = strings.Replace(c.cfg.Store.DSN, p, c.underDir(p), 1)
+	}
 	return pos, nil
+}
+
+// underDir returns the relative path p under the invocation's working
+// directory; an absolute or empty path, or any path when the directory is
+// the process's, as it is.
+func (c *command) underDir(p string) string {
+	if p == "" || c.sur.dir == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.sur.dir, p)
 }
 
 // engine is the library's part of the configuration: what engine.Open

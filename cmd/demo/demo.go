@@ -21,7 +21,7 @@ var allFlags = [][]flagBinding{storeFlags, runtimeFlags, modeFlags, retryLimitFl
 	runsFlags, seedFlags, patientFlags, nodeFaultFlags, logFlags, metricsFlags}
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c := newCommand("demo", "[flags]\n\nRuns patient journeys (register -> send reminder SMS -> wait -> call the clinic's API\n-> branch on the answer -> record the outcome) whose handlers fail like real ones\n(network blips, database locks, rate limits with Retry-After, maintenance windows,\ninvalid patient data), then prints a summary. Interrupted and started again on the\nsame database, it resumes the unfinished runs.\n\nSubcommands (see demo help):\n"+strings.SplitN(overview, "\n", 2)[1], allFlags...)
+	c := newCommand(ctx, "demo", "[flags]\n\nRuns patient journeys (register -> send reminder SMS -> wait -> call the clinic's API\n-> branch on the answer -> record the outcome) whose handlers fail like real ones\n(network blips, database locks, rate limits with Retry-After, maintenance windows,\ninvalid patient data), then prints a summary. Interrupted and started again on the\nsame database, it resumes the unfinished runs.\n\nSubcommands (see demo help):\n"+strings.SplitN(overview, "\n", 2)[1], allFlags...)
 	c.jsonFlag()
 	if err := c.parseNoArgs(args); err != nil {
 		return err

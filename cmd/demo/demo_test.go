@@ -12,33 +12,49 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
-// demoBin is the demo binary, built once by TestMain.
-var demoBin string
+// demoBin is the demo binary, built once by demoBinary for the tests that
+// need processes of their own (signals, SIGKILL, several workers, a real
+// pipe), in a folder TestMain removes.
+var (
+	demoBin     string
+	demoBinErr  error
+	demoBinOnce sync.Once
+	demoBinDir  string
+)
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "demo-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	demoBin = filepath.Join(dir, "demo")
-	args := []string{"build", "-o", demoBin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if demoBinDir != "" {
+		os.RemoveAll(demoBinDir)
+	}
 	os.Exit(code)
+}
+
+// demoBinary builds the binary the first time a test needs it. A build
+// that fails panics: no test of a process can run.
+func demoBinary() string {
+	demoBinOnce.Do(func() {
+		if demoBinDir, demoBinErr = os.MkdirTemp("", "demo-bin-"); demoBinErr != nil {
+			return
+		}
+		demoBin = filepath.Join(demoBinDir, "demo")
+		args := []string{"build", "-o", demoBin}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
+			demoBinErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if demoBinErr != nil {
+		panic(demoBinErr)
+	}
+	return demoBin
 }
 
 // result is what one run of the binary gave.
@@ -61,10 +77,22 @@ func cleanEnv(extra ...string) []string {
 
 // demoCmd returns the binary's command in dir.
 func demoCmd(ctx context.Context, dir string, env []string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, demoBin, args...)
+	cmd := exec.CommandContext(ctx, demoBinary(), args...)
 	cmd.Dir = dir
 	cmd.Env = cleanEnv(env...)
 	return cmd
+}
+
+// runDemo runs the command in-process as runBin runs the binary: in dir
+// (the default database and relative paths are under it), with cleanEnv's
+// environment.
+func runDemo(t *testing.T, dir string, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, args, &stdout, &stderr, surroundings{environ: cleanEnv(env...), dir: dir})
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
 
 // runBin runs the binary in dir as a user would and waits for it.
@@ -170,7 +198,7 @@ func TestBadConfigurationWritesNothing(t *testing.T) {
 					args = append(append([]string{tt.args[0]}, "--config", path), tt.args[1:]...)
 				}
 			}
-			r := runBin(t, dir, tt.env, args...)
+			r := runDemo(t, dir, tt.env, args...)
 			if r.code != exitUsage {
 				t.Errorf("exit status %d, want %d; stderr:\n%s", r.code, exitUsage, r.stderr)
 			}
@@ -216,7 +244,7 @@ func TestHelp(t *testing.T) {
 		{args: []string{"explain", "--help"}, want: []string{"-class", "-mode", "-jitter"}, avoid: []string{"-runs", "-store", "-workers"}},
 	}
 	for _, tt := range tests {
-		r := runBin(t, t.TempDir(), nil, tt.args...)
+		r := runDemo(t, t.TempDir(), nil, tt.args...)
 		if r.code != 0 || !strings.Contains(r.stdout, "usage: demo") {
 			t.Errorf("%v: status %d, stdout %q, stderr %q", tt.args, r.code, r.stdout, r.stderr)
 		}
@@ -255,7 +283,7 @@ func TestExplain(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			r := runBin(t, t.TempDir(), nil, append([]string{"explain"}, tt.args...)...)
+			r := runDemo(t, t.TempDir(), nil, append([]string{"explain"}, tt.args...)...)
 			if r.code != 0 {
 				t.Fatalf("status %d\n%s", r.code, r.stderr)
 			}
@@ -293,7 +321,7 @@ func TestBanner(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newCommand("demo", "", allFlags...)
+			c := newCommand(t.Context(), "demo", "", allFlags...)
 			c.loader.LookupEnv = func(string) (string, bool) { return "", false }
 			if err := c.parseNoArgs(tt.args); err != nil {
 				t.Fatal(err)
@@ -354,7 +382,7 @@ func TestRedisPasswordNeverShown(t *testing.T) {
 		{nil, []string{"--scheduler", "redis", "--redis", refuse, "--runs", "1"}},
 	} {
 		dir := t.TempDir()
-		r := runBin(t, dir, tc.env, append(tc.args, "--store", filepath.Join(dir, "runs.db"))...)
+		r := runDemo(t, dir, tc.env, append(tc.args, "--store", filepath.Join(dir, "runs.db"))...)
 		if strings.Contains(r.stdout+r.stderr, secret) {
 			t.Errorf("%v %v: the password shows:\n%s%s", tc.env, tc.args, r.stdout, r.stderr)
 		}

@@ -189,7 +189,7 @@ func checkSummary(t *testing.T, dsn string, s jsonSummary) {
 func TestDemoSummaryMatchesDatabase(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, dir, store string) {
-		r := runBin(t, dir, nil, append(fastArgs(store, 60), "--json")...)
+		r := runDemo(t, dir, nil, append(fastArgs(store, 60), "--json")...)
 		if r.code != 0 {
 			t.Fatalf("demo: status %d\n%s", r.code, r.stderr)
 		}
@@ -211,7 +211,7 @@ func TestDemoSummaryMatchesDatabase(t *testing.T) {
 		checkSummary(t, store, s)
 
 		// stats --json reads the same numbers back from the database.
-		st := runBin(t, dir, nil, "stats", "--json", "--store", store)
+		st := runDemo(t, dir, nil, "stats", "--json", "--store", store)
 		var s2 jsonSummary
 		if err := json.Unmarshal([]byte(st.stdout), &s2); err != nil || st.code != 0 {
 			t.Fatalf("stats --json: status %d, %v\n%s%s", st.code, err, st.stdout, st.stderr)
@@ -221,7 +221,7 @@ func TestDemoSummaryMatchesDatabase(t *testing.T) {
 		}
 
 		// The human summary prints the same numbers as --json.
-		human := runBin(t, dir, nil, "stats", "--store", store)
+		human := runDemo(t, dir, nil, "stats", "--store", store)
 		if human.code != 0 {
 			t.Fatalf("stats: status %d\n%s", human.code, human.stderr)
 		}
@@ -233,7 +233,7 @@ func TestDemoSummaryMatchesDatabase(t *testing.T) {
 		if storage.IsPostgres(store) {
 			hint = "use a fresh database or schema"
 		}
-		again := runBin(t, dir, nil, fastArgs(store, 60)...)
+		again := runDemo(t, dir, nil, fastArgs(store, 60)...)
 		if want := "nothing to resume (pass a larger --runs, or " + hint + ", for new runs)"; again.code != 0 || !strings.Contains(again.stdout, want) {
 			t.Errorf("demo again: status %d, want %q in:\n%s%s", again.code, want, again.stdout, again.stderr)
 		}
@@ -246,7 +246,7 @@ func TestDemoSummaryMatchesDatabase(t *testing.T) {
 func TestShadowModeSummary(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, dir, store string) {
-		r := runBin(t, dir, nil, append(fastArgs(store, 60), "--mode", "shadow", "--json")...)
+		r := runDemo(t, dir, nil, append(fastArgs(store, 60), "--mode", "shadow", "--json")...)
 		if r.code != 0 {
 			t.Fatalf("demo: status %d\n%s", r.code, r.stderr)
 		}
@@ -258,7 +258,7 @@ func TestShadowModeSummary(t *testing.T) {
 			t.Errorf("shadow mode: %d retries, shadow decisions %+v", s.Database.Retries, sh)
 		}
 		checkSummary(t, store, s)
-		human := runBin(t, dir, nil, "stats", "--store", store)
+		human := runDemo(t, dir, nil, "stats", "--store", store)
 		if human.code != 0 {
 			t.Fatalf("stats: status %d\n%s", human.code, human.stderr)
 		}
@@ -316,10 +316,10 @@ func TestOperatorCommands(t *testing.T) {
 	dir := t.TempDir()
 	store := filepath.Join(dir, "ops.db")
 	args := append(fastArgs(store, 40), "--fault-bad-patient", "0.2")
-	if r := runBin(t, dir, nil, args...); r.code != 0 {
+	if r := runDemo(t, dir, nil, args...); r.code != 0 {
 		t.Fatalf("demo: status %d\n%s", r.code, r.stderr)
 	}
-	r := runBin(t, dir, nil, "runs", "list", "--store", store, "--status", "failed", "--json")
+	r := runDemo(t, dir, nil, "runs", "list", "--store", store, "--status", "failed", "--json")
 	var failed []runView
 	if err := json.Unmarshal([]byte(r.stdout), &failed); err != nil || r.code != 0 {
 		t.Fatalf("runs list: status %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
@@ -328,7 +328,7 @@ func TestOperatorCommands(t *testing.T) {
 		t.Fatal("no failed runs with 20% invalid patients")
 	}
 	id := failed[0].ID
-	r = runBin(t, dir, nil, "runs", "show", "--store", store, id, "--json") // flags before and after the id
+	r = runDemo(t, dir, nil, "runs", "show", "--store", store, id, "--json") // flags before and after the id
 	var d runDetail
 	if err := json.Unmarshal([]byte(r.stdout), &d); err != nil || r.code != 0 {
 		t.Fatalf("runs show: status %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
@@ -337,26 +337,26 @@ func TestOperatorCommands(t *testing.T) {
 	if d.Run.Status != retry.StatusFailed || last.Outcome != retry.OutcomeFailed || last.ErrorClass == "" || last.Strategy == "" || last.Worker == "" {
 		t.Errorf("runs show %s: %+v", id, d)
 	}
-	if r := runBin(t, dir, nil, "runs", "show", id, "--store", store); r.code != 0 || !strings.Contains(r.stdout, last.ErrorMessage) {
+	if r := runDemo(t, dir, nil, "runs", "show", id, "--store", store); r.code != 0 || !strings.Contains(r.stdout, last.ErrorMessage) {
 		t.Errorf("runs show (text): status %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	r = runBin(t, dir, nil, "runs", "retry", id, "--store", store)
+	r = runDemo(t, dir, nil, "runs", "retry", id, "--store", store)
 	if r.code != 0 || !strings.Contains(r.stdout, "replayed") {
 		t.Fatalf("runs retry: status %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if r := runBin(t, dir, nil, "runs", "retry", id, "--store", store); r.code != exitFailure || !strings.Contains(r.stderr, "is retrying: run not replayable") {
+	if r := runDemo(t, dir, nil, "runs", "retry", id, "--store", store); r.code != exitFailure || !strings.Contains(r.stderr, "is retrying: run not replayable") {
 		t.Errorf("second runs retry: status %d, %s", r.code, r.stderr)
 	}
-	r = runBin(t, dir, nil, "runs", "list", "--status", "completed", "--limit", "1", "--json", "--store", store)
+	r = runDemo(t, dir, nil, "runs", "list", "--status", "completed", "--limit", "1", "--json", "--store", store)
 	var done []runView
 	if err := json.Unmarshal([]byte(r.stdout), &done); err != nil || len(done) != 1 {
 		t.Fatalf("runs list completed: status %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
 	}
-	if r := runBin(t, dir, nil, "runs", "retry", done[0].ID, "--store", store); r.code != exitFailure || !strings.Contains(r.stderr, "is completed: run not replayable") {
+	if r := runDemo(t, dir, nil, "runs", "retry", done[0].ID, "--store", store); r.code != exitFailure || !strings.Contains(r.stderr, "is completed: run not replayable") {
 		t.Errorf("runs retry of a completed run: status %d, %s", r.code, r.stderr)
 	}
 	// stats counts the replay, and not as an attempt.
-	r = runBin(t, dir, nil, "stats", "--json", "--store", store)
+	r = runDemo(t, dir, nil, "stats", "--json", "--store", store)
 	var s jsonSummary
 	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil || r.code != 0 {
 		t.Fatalf("stats --json: status %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
@@ -366,7 +366,7 @@ func TestOperatorCommands(t *testing.T) {
 	}
 	checkSummary(t, store, s)
 	// runs list counts executions, as stats does: the replay apart.
-	r = runBin(t, dir, nil, "runs", "list", "--json", "--store", store)
+	r = runDemo(t, dir, nil, "runs", "list", "--json", "--store", store)
 	var all []runView
 	if err := json.Unmarshal([]byte(r.stdout), &all); err != nil || r.code != 0 {
 		t.Fatalf("runs list: status %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
@@ -381,13 +381,13 @@ func TestOperatorCommands(t *testing.T) {
 	if listed != s.Database.Attempts {
 		t.Errorf("runs list counts %d attempts, stats %d", listed, s.Database.Attempts)
 	}
-	if r := runBin(t, dir, nil, "runs", "list", "--store", store); !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(strconv.Quote(id)) + ` +retrying +\S+ +0/3 +` + strconv.Itoa(len(d.Attempts)) + ` +1 `).MatchString(r.stdout) {
+	if r := runDemo(t, dir, nil, "runs", "list", "--store", store); !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(strconv.Quote(id)) + ` +retrying +\S+ +0/3 +` + strconv.Itoa(len(d.Attempts)) + ` +1 `).MatchString(r.stdout) {
 		t.Errorf("runs list (text) does not show %s with %d attempts and 1 replay:\n%s", id, len(d.Attempts), r.stdout)
 	}
-	if r := runBin(t, dir, nil, "runs", "show", "no-such-run", "--store", store); r.code != exitFailure || !strings.Contains(r.stderr, "not found") {
+	if r := runDemo(t, dir, nil, "runs", "show", "no-such-run", "--store", store); r.code != exitFailure || !strings.Contains(r.stderr, "not found") {
 		t.Errorf("runs show unknown: status %d, %s", r.code, r.stderr)
 	}
-	if r := runBin(t, dir, nil, "stats", "--store", filepath.Join(dir, "typo.db")); r.code != exitFailure || !strings.Contains(r.stderr, "does not exist") {
+	if r := runDemo(t, dir, nil, "stats", "--store", filepath.Join(dir, "typo.db")); r.code != exitFailure || !strings.Contains(r.stderr, "does not exist") {
 		t.Errorf("stats on a missing database: status %d, %s", r.code, r.stderr)
 	}
 }
@@ -411,7 +411,7 @@ func TestDemoResumesAfterKill(t *testing.T) {
 	if left == 0 {
 		t.Skip("the demo finished before it was killed")
 	}
-	r := runBin(t, dir, nil, append(args, "--json")...)
+	r := runDemo(t, dir, nil, append(args, "--json")...)
 	if r.code != 0 {
 		t.Fatalf("demo again: status %d\n%s", r.code, r.stderr)
 	}
@@ -549,7 +549,7 @@ func TestTwoWorkersShareAStore(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	dir := t.TempDir()
 	start := func(n int) {
-		if r := runBin(t, dir, nil, "start", "--store", dsn, "--runs", strconv.Itoa(n)); r.code != 0 {
+		if r := runDemo(t, dir, nil, "start", "--store", dsn, "--runs", strconv.Itoa(n)); r.code != 0 {
 			t.Fatalf("start: status %d\n%s", r.code, r.stderr)
 		}
 	}
@@ -612,15 +612,15 @@ func TestMigrateLegacyDatabase(t *testing.T) {
 		}
 	}
 	s.Close()
-	if r := runBin(t, dir, nil, "stats", "--store", path); r.code != exitFailure || !strings.Contains(r.stderr, "run the demo, or demo migrate, first") {
+	if r := runDemo(t, dir, nil, "stats", "--store", path); r.code != exitFailure || !strings.Contains(r.stderr, "run the demo, or demo migrate, first") {
 		t.Errorf("stats before migrate: status %d, %s", r.code, r.stderr)
 	}
 	for _, want := range []string{"migrated sqlite " + path, "schema already up to date"} { // the second run changes nothing
-		if r := runBin(t, dir, nil, "migrate", "--store", path); r.code != 0 || !strings.Contains(r.stdout, want) {
+		if r := runDemo(t, dir, nil, "migrate", "--store", path); r.code != 0 || !strings.Contains(r.stdout, want) {
 			t.Fatalf("migrate: status %d, want %q\n%s%s", r.code, want, r.stdout, r.stderr)
 		}
 	}
-	r := runBin(t, dir, nil, "runs", "list", "--store", path, "--json")
+	r := runDemo(t, dir, nil, "runs", "list", "--store", path, "--json")
 	var runs []runView
 	if err := json.Unmarshal([]byte(r.stdout), &runs); err != nil || r.code != 0 {
 		t.Fatalf("runs list: status %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
@@ -635,7 +635,7 @@ func TestMigrateLegacyDatabase(t *testing.T) {
 	}
 	// The cutover adopts the legacy run left in flight, once.
 	for _, want := range []string{"adopted 1 legacy runs", "adopted 0 legacy runs"} {
-		if r := runBin(t, dir, nil, "migrate", "--adopt-legacy", "--store", path); r.code != 0 || !strings.Contains(r.stdout, want) {
+		if r := runDemo(t, dir, nil, "migrate", "--adopt-legacy", "--store", path); r.code != 0 || !strings.Contains(r.stdout, want) {
 			t.Fatalf("migrate --adopt-legacy: status %d, want %q\n%s%s", r.code, want, r.stdout, r.stderr)
 		}
 	}
@@ -660,7 +660,7 @@ func TestReadCommandsNeedAMigratedDatabase(t *testing.T) {
 			}
 		}
 		for _, args := range [][]string{{"stats"}, {"runs", "list"}, {"runs", "show", "patient-000001"}, {"runs", "retry", "patient-000001"}} {
-			r := runBin(t, dir, nil, append(args, "--store", store)...)
+			r := runDemo(t, dir, nil, append(args, "--store", store)...)
 			if r.code != exitFailure || !strings.Contains(r.stderr, "no retry schema, 3 migrations pending (run the demo, or demo migrate, first)") ||
 				strings.Contains(r.stderr, "does not exist") || strings.Contains(r.stderr, "no such table") {
 				t.Errorf("%v: status %d, %s", args, r.code, r.stderr)
@@ -724,7 +724,7 @@ func TestErrorsSayItOnce(t *testing.T) {
 		{[]string{"start", "--runs", "1", "--store", unreachable}, "open store: "},
 	}
 	for _, tt := range tests {
-		r := runBin(t, t.TempDir(), nil, tt.args...)
+		r := runDemo(t, t.TempDir(), nil, tt.args...)
 		if r.code != exitFailure || strings.Count(r.stderr, tt.once) != 1 {
 			t.Errorf("%v: status %d, want %q once in %s", tt.args, r.code, tt.once, r.stderr)
 		}

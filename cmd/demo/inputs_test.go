@@ -24,7 +24,7 @@ func demoWithMaxRetries(t *testing.T, limit string) (dir, store string) {
 	t.Helper()
 	dir = t.TempDir()
 	store = filepath.Join(dir, "limit.db")
-	if r := runBin(t, dir, nil, append(fastArgs(store, 30), "--max-retries", limit)...); r.code != 0 {
+	if r := runDemo(t, dir, nil, append(fastArgs(store, 30), "--max-retries", limit)...); r.code != 0 {
 		t.Fatalf("demo: status %d\n%s", r.code, r.stderr)
 	}
 	limits := querySQL(t, openDB(t, store).DB(), `SELECT CAST(max_retries AS TEXT), COUNT(*) FROM journey_runs GROUP BY max_retries`)
@@ -43,7 +43,7 @@ func TestMaxRetriesZero(t *testing.T) {
 	if len(retried) != 0 {
 		t.Errorf("attempts retried with --max-retries 0: %v", retried)
 	}
-	r := runBin(t, dir, nil, "runs", "list", "--store", store, "--json")
+	r := runDemo(t, dir, nil, "runs", "list", "--store", store, "--json")
 	var runs []runView
 	if err := json.Unmarshal([]byte(r.stdout), &runs); err != nil || r.code != 0 {
 		t.Fatalf("runs list: status %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
@@ -60,7 +60,7 @@ func TestMaxRetriesZero(t *testing.T) {
 	if failed == "" {
 		t.Fatal("no run failed: the default fault rates should fail some")
 	}
-	if r := runBin(t, dir, nil, "runs", "show", failed, "--store", store); r.code != 0 || strings.Contains(r.stdout, " of 3)") {
+	if r := runDemo(t, dir, nil, "runs", "show", failed, "--store", store); r.code != 0 || strings.Contains(r.stdout, " of 3)") {
 		t.Errorf("runs show %s: status %d\n%s%s", failed, r.code, r.stdout, r.stderr)
 	}
 }
@@ -74,7 +74,7 @@ func TestMaxRetriesUnlimited(t *testing.T) {
 	if len(exhausted) != 0 {
 		t.Errorf("runs exhausted under unlimited retries: %v", exhausted)
 	}
-	r := runBin(t, dir, nil, "runs", "list", "--store", store)
+	r := runDemo(t, dir, nil, "runs", "list", "--store", store)
 	if r.code != 0 || strings.Count(r.stdout, "/unlimited") != 30 {
 		t.Errorf("runs list: status %d; want every run's retries out of unlimited\n%s%s", r.code, r.stdout, r.stderr)
 	}
@@ -88,10 +88,10 @@ func TestMaxRetriesUnlimited(t *testing.T) {
 	if id == "" {
 		t.Fatal("no run stopped at a node: the default fault rates should fail some for good")
 	}
-	if r := runBin(t, dir, nil, "runs", "show", id, "--store", store); r.code != 0 || !strings.Contains(r.stdout, " of unlimited)") {
+	if r := runDemo(t, dir, nil, "runs", "show", id, "--store", store); r.code != 0 || !strings.Contains(r.stdout, " of unlimited)") {
 		t.Errorf("runs show %s: status %d\n%s%s", id, r.code, r.stdout, r.stderr)
 	}
-	if r := runBin(t, dir, nil, "explain", "--class", "rate_limit", "--max-retries", "-1"); r.code != 0 || !strings.Contains(r.stdout, "rule class:rate_limit), unlimited retries") ||
+	if r := runDemo(t, dir, nil, "explain", "--class", "rate_limit", "--max-retries", "-1"); r.code != 0 || !strings.Contains(r.stdout, "rule class:rate_limit), unlimited retries") ||
 		strings.Contains(r.stdout, "beyond maxRetries") {
 		t.Errorf("explain with --max-retries -1: status %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
@@ -104,7 +104,7 @@ func TestShortLeaseRefused(t *testing.T) {
 	dir := t.TempDir()
 	store := filepath.Join(dir, "data", "lease.db")
 	for _, args := range [][]string{{"--lease", "1ms"}, {"worker", "--lease", "99ms"}, {"worker", "--lease", "50ms"}} {
-		r := runBin(t, dir, nil, append(args, "--store", store)...)
+		r := runDemo(t, dir, nil, append(args, "--store", store)...)
 		if r.code != exitUsage || !strings.Contains(r.stderr, "want at least 100ms") || strings.Count(r.stderr, "\n") != 1 {
 			t.Errorf("%v: status %d, %q", args, r.code, r.stderr)
 		}
@@ -136,7 +136,7 @@ func TestBadWorkerNameRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for _, cmd := range [][]string{{}, {"worker"}} {
-			r := runBin(t, dir, tt.env, slices.Concat(cmd, tt.args, []string{"--store", store})...)
+			r := runDemo(t, dir, tt.env, slices.Concat(cmd, tt.args, []string{"--store", store})...)
 			if r.code != exitUsage || !strings.Contains(r.stderr, tt.want) || strings.Count(r.stderr, "\n") != 1 {
 				t.Errorf("%s %v: status %d, %q; want status 2, one line with %q", tt.name, cmd, r.code, r.stderr, tt.want)
 			}
@@ -155,7 +155,7 @@ func TestRunIDsQuoted(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	store := filepath.Join(dir, "ids.db")
-	if r := runBin(t, dir, nil, "migrate", "--store", store); r.code != 0 {
+	if r := runDemo(t, dir, nil, "migrate", "--store", store); r.code != 0 {
 		t.Fatalf("migrate: %d %s", r.code, r.stderr)
 	}
 	ids := []string{"two\nlines", "\x1b[31mred", "tab\there"}
@@ -165,7 +165,7 @@ func TestRunIDsQuoted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := runBin(t, dir, nil, "runs", "list", "--store", store)
+	r := runDemo(t, dir, nil, "runs", "list", "--store", store)
 	if r.code != 0 || strings.Count(r.stdout, "\n") != 1+len(ids) || strings.ContainsAny(r.stdout, "\x1b\t") {
 		t.Errorf("runs list: status %d\n%q", r.code, r.stdout)
 	}
@@ -173,19 +173,19 @@ func TestRunIDsQuoted(t *testing.T) {
 		if !strings.Contains(r.stdout, strconv.Quote(id)) {
 			t.Errorf("runs list does not quote %q:\n%s", id, r.stdout)
 		}
-		s := runBin(t, dir, nil, "runs", "show", id, "--store", store)
+		s := runDemo(t, dir, nil, "runs", "show", id, "--store", store)
 		if first, _, _ := strings.Cut(s.stdout, "\n"); s.code != 0 || !strings.HasPrefix(first, "run "+strconv.Quote(id)+" ") {
 			t.Errorf("runs show %q: status %d\n%q", id, s.code, s.stdout)
 		}
 	}
 	long := strings.Repeat("x", 5000) + "\n"
 	for _, cmd := range []string{"show", "retry"} {
-		r := runBin(t, dir, nil, "runs", cmd, long, "--store", store)
+		r := runDemo(t, dir, nil, "runs", cmd, long, "--store", store)
 		if r.code != exitFailure || strings.Count(r.stderr, "\n") != 1 || len(r.stderr) > 300 || !strings.Contains(r.stderr, `xxx"...: run not found`) {
 			t.Errorf("runs %s of a long missing id: status %d, %d bytes: %.400q", cmd, r.code, len(r.stderr), r.stderr)
 		}
 		for _, bad := range []string{"", "a\xffb"} {
-			r := runBin(t, dir, nil, "runs", cmd, bad, "--store", store)
+			r := runDemo(t, dir, nil, "runs", cmd, bad, "--store", store)
 			if r.code != exitUsage || strings.Count(r.stderr, "\n") != 1 {
 				t.Errorf("runs %s %q: status %d, %q; want 2", cmd, bad, r.code, r.stderr)
 			}
@@ -203,7 +203,7 @@ func TestReadCommandsChangeNothing(t *testing.T) {
 	if err := os.WriteFile(bare, nil, 0o644); err != nil { // an empty SQLite database
 		t.Fatal(err)
 	}
-	if r := runBin(t, dir, nil, fastArgs(migrated, 5)...); r.code != 0 {
+	if r := runDemo(t, dir, nil, fastArgs(migrated, 5)...); r.code != 0 {
 		t.Fatalf("demo: %d %s", r.code, r.stderr)
 	}
 	for _, db := range []string{bare, migrated} {
@@ -212,7 +212,7 @@ func TestReadCommandsChangeNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, args := range [][]string{{"stats"}, {"runs", "list"}, {"runs", "show", "patient-000001"}} {
-			runBin(t, dir, nil, append(args, "--store", db)...)
+			runDemo(t, dir, nil, append(args, "--store", db)...)
 			after, err := os.ReadFile(db)
 			if err != nil || !bytes.Equal(after, before) {
 				t.Errorf("%v changed %s", args, filepath.Base(db))
@@ -295,7 +295,7 @@ func TestErrorPrefixOnce(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	store := filepath.Join(dir, "broken.db")
-	if r := runBin(t, dir, nil, "migrate", "--store", store); r.code != 0 {
+	if r := runDemo(t, dir, nil, "migrate", "--store", store); r.code != 0 {
 		t.Fatal(r.stderr)
 	}
 	s := openDB(t, store)
@@ -303,7 +303,7 @@ func TestErrorPrefixOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	r := runBin(t, dir, nil, "stats", "--store", store)
+	r := runDemo(t, dir, nil, "stats", "--store", store)
 	parts := strings.Split(r.stderr, ": ")
 	for i := 1; i < len(parts); i++ {
 		if parts[i] == parts[i-1] {
@@ -321,10 +321,10 @@ func TestFinishedRunsCarryNoStaleTimes(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	store := filepath.Join(dir, "stale.db")
-	if r := runBin(t, dir, nil, fastArgs(store, 20)...); r.code != 0 {
+	if r := runDemo(t, dir, nil, fastArgs(store, 20)...); r.code != 0 {
 		t.Fatalf("demo: %d %s", r.code, r.stderr)
 	}
-	r := runBin(t, dir, nil, "runs", "list", "--status", "completed", "--json", "--store", store)
+	r := runDemo(t, dir, nil, "runs", "list", "--status", "completed", "--json", "--store", store)
 	var runs []map[string]any
 	if err := json.Unmarshal([]byte(r.stdout), &runs); err != nil || len(runs) == 0 {
 		t.Fatalf("runs list: %v\n%s", err, r.stdout)
@@ -364,7 +364,7 @@ func TestInterruptCountsUnfinished(t *testing.T) {
 // configuration with its variable, value and a meaning.
 func TestConfigListsEveryKey(t *testing.T) {
 	t.Parallel()
-	r := runBin(t, t.TempDir(), nil, "config")
+	r := runDemo(t, t.TempDir(), nil, "config")
 	if r.code != 0 {
 		t.Fatalf("config: status %d %s", r.code, r.stderr)
 	}
@@ -386,7 +386,7 @@ func TestConfigListsEveryKey(t *testing.T) {
 // you mean", as an unknown file key does.
 func TestUnknownVariableSuggests(t *testing.T) {
 	t.Parallel()
-	r := runBin(t, t.TempDir(), []string{"JRETRY_EXECUTOR_WORKRS=3"}, "stats", "--store", "x.db")
+	r := runDemo(t, t.TempDir(), []string{"JRETRY_EXECUTOR_WORKRS=3"}, "stats", "--store", "x.db")
 	if r.code != exitUsage || !strings.Contains(r.stderr, "JRETRY_EXECUTOR_WORKRS: names no setting (did you mean JRETRY_EXECUTOR_WORKERS?)") {
 		t.Errorf("status %d, %q", r.code, r.stderr)
 	}

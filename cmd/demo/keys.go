@@ -55,8 +55,8 @@ func keyMeaning(path string) string {
 	return ""
 }
 
-func cmdConfig(_ context.Context, args []string, stdout, _ io.Writer) error {
-	c := newCommand("config", "config [flags]\n\nLists every configuration key: its environment variable, its value (the demo's\ndefault, or what --config and the environment set) and what it means.")
+func cmdConfig(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	c := newCommand(ctx, "config", "config [flags]\n\nLists every configuration key: its environment variable, its value (the demo's\ndefault, or what --config and the environment set) and what it means.")
 	if err := c.parseNoArgs(args); err != nil {
 		return err
 	}

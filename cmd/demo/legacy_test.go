@@ -114,10 +114,10 @@ VALUES (?, ?, ?, ?, '2024-05-01 10:00:00', '2024-05-01 10:05:00')`, r.id, r.jour
 		}
 		before := legacyColumns()
 
-		if r := runBin(t, dir, nil, "migrate", "--store", store); r.code != 0 {
+		if r := runDemo(t, dir, nil, "migrate", "--store", store); r.code != 0 {
 			t.Fatalf("migrate: status %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
-		r := runBin(t, dir, nil, "migrate", "--adopt-legacy", "--store", store)
+		r := runDemo(t, dir, nil, "migrate", "--adopt-legacy", "--store", store)
 		for _, want := range []string{
 			fmt.Sprintf("adopted %d legacy runs left in flight: workers resume them under %s version %d", len(inFlight)+1, journeyID, journeyVersion),
 			fmt.Sprintf("ended %d legacy runs with no usable current node: failed, class malformed_node", wantMalformed),

@@ -52,11 +52,38 @@ var errInterrupted = errors.New("interrupted")
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, surroundings{environ: os.Environ()}))
 }
 
-// run runs the command line args and returns the exit status.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// surroundings are what an invocation reads besides its arguments: main
+// gives the process's, a test its own, so that a command runs in-process
+// as it would in a process of its own.
+type surroundings struct {
+	// environ is the environment, "NAME=value" entries as os.Environ
+	// gives them.
+	environ []string
+	// dir is the working directory that relative SQLite paths and the
+	// --config file are under; "" is the process's.
+	dir string
+}
+
+// surroundingsKey is the context key of an invocation's surroundings.
+type surroundingsKey struct{}
+
+// surroundingsOf returns the surroundings run put in ctx: a command reads
+// its environment where it reads its deadline, in the one value every
+// command is given.
+func surroundingsOf(ctx context.Context) surroundings {
+	if s, ok := ctx.Value(surroundingsKey{}).(surroundings); ok {
+		return s
+	}
+	return surroundings{environ: os.Environ()}
+}
+
+// run runs the command line args in the surroundings sur and returns the
+// exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, sur surroundings) int {
+	ctx = context.WithValue(ctx, surroundingsKey{}, sur)
 	err := dispatch(ctx, args, stdout, stderr)
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) && !errors.Is(err, errInterrupted) {
 		// A signal cut a store call short: an interrupt all the same.
@@ -124,9 +151,15 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		RunE: func(_ *cobra.Command, args []string) error { return cmdRuns(args, stdout) },
 	}
 	runs.AddCommand(
-		leaf("list", "list runs", func(ctx context.Context, args []string, stdout, _ io.Writer) error { return cmdRunsList(ctx, args, stdout) }),
-		leaf("show", "a run's attempt history", func(ctx context.Context, args []string, stdout, _ io.Writer) error { return cmdRunsShow(ctx, args, stdout) }),
-		leaf("retry", "replay a failed run", func(ctx context.Context, args []string, stdout, _ io.Writer) error { return cmdRunsRetry(ctx, args, stdout) }),
+		leaf("list", "list runs", func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+			return cmdRunsList(ctx, args, stdout)
+		}),
+		leaf("show", "a run's attempt history", func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+			return cmdRunsShow(ctx, args, stdout)
+		}),
+		leaf("retry", "replay a failed run", func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+			return cmdRunsRetry(ctx, args, stdout)
+		}),
 	)
 	root.AddCommand(
 		leaf("migrate", "apply the schema", cmdMigrate),

@@ -95,7 +95,7 @@ func TestWorkerMetricsAgreeWithStore(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	store := dir + "/w.db"
-	if r := runBin(t, dir, nil, "start", "--store", store, "--runs", "40"); r.code != 0 {
+	if r := runDemo(t, dir, nil, "start", "--store", store, "--runs", "40"); r.code != 0 {
 		t.Fatalf("start: %d\n%s", r.code, r.stderr)
 	}
 	w, base := startListening(t, dir, "worker", "--store", store, "--lease", "2s", "--sweep", "@every 1s",
@@ -130,7 +130,7 @@ func TestWorkerMetricsAgreeWithStore(t *testing.T) {
 		}
 	}
 	var s jsonSummary
-	r := runBin(t, dir, nil, "stats", "--json", "--store", store)
+	r := runDemo(t, dir, nil, "stats", "--json", "--store", store)
 	if r.code != 0 {
 		t.Fatalf("stats: %d\n%s", r.code, r.stderr)
 	}

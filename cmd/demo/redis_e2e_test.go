@@ -49,7 +49,7 @@ func TestWorkersShareRedis(t *testing.T) {
 	}
 	t.Cleanup(flush)
 	const runs = 200
-	if r := runBin(t, dir, nil, "start", "--store", dsn, "--runs", strconv.Itoa(runs)); r.code != 0 {
+	if r := runDemo(t, dir, nil, "start", "--store", dsn, "--runs", strconv.Itoa(runs)); r.code != 0 {
 		t.Fatalf("start: status %d\n%s", r.code, r.stderr)
 	}
 	start := func() *worker {

@@ -54,7 +54,7 @@ var serveFlags = []flagBinding{
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c := newCommand("serve", "serve [flags]\n\nServes a web dashboard of the database: runs by status, attempts and retries over time,\nerror patterns, retry counts, wake-up lateness, the dead-letter list and each run's\nattempt timeline, refreshed live, and Prometheus /metrics. Read-only unless\n--enable-replay.", storeFlags, serveFlags, logFlags)
+	c := newCommand(ctx, "serve", "serve [flags]\n\nServes a web dashboard of the database: runs by status, attempts and retries over time,\nerror patterns, retry counts, wake-up lateness, the dead-letter list and each run's\nattempt timeline, refreshed live, and Prometheus /metrics. Read-only unless\n--enable-replay.", storeFlags, serveFlags, logFlags)
 	if err := c.parseNoArgs(args); err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ func TestSQLPollWorkers(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	dir := t.TempDir()
 	const runs = 150
-	if r := runBin(t, dir, nil, "start", "--store", dsn, "--runs", strconv.Itoa(runs)); r.code != 0 {
+	if r := runDemo(t, dir, nil, "start", "--store", dsn, "--runs", strconv.Itoa(runs)); r.code != 0 {
 		t.Fatalf("start: status %d\n%s", r.code, r.stderr)
 	}
 	sqlpoll := []string{"--scheduler", "sqlpoll"}

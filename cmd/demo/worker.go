@@ -10,7 +10,7 @@ import (
 )
 
 func cmdStart(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	c := newCommand("start", "start [flags]\n\nCreates --runs runs of the patient journey, unclaimed and due now, without executing\nthem: the work that worker processes pick up.", storeFlags, retryLimitFlags, runsFlags, seedFlags, patientFlags)
+	c := newCommand(ctx, "start", "start [flags]\n\nCreates --runs runs of the patient journey, unclaimed and due now, without executing\nthem: the work that worker processes pick up.", storeFlags, retryLimitFlags, runsFlags, seedFlags, patientFlags)
 	if err := c.parseNoArgs(args); err != nil {
 		return err
 	}
@@ -32,7 +32,7 @@ func cmdStart(ctx context.Context, args []string, stdout, _ io.Writer) error {
 }
 
 func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c := newCommand("worker", "worker [flags]\n\nRuns the executor against the store until SIGINT or SIGTERM, then stops taking work,\nwaits for the nodes in flight, releases its claims and exits. Any number of workers\nmay share a PostgreSQL store: the store's claims decide who runs what.", storeFlags, runtimeFlags, modeFlags, retryLimitFlags, delayFlags, ruleFlags, seedFlags, nodeFaultFlags, logFlags, metricsFlags)
+	c := newCommand(ctx, "worker", "worker [flags]\n\nRuns the executor against the store until SIGINT or SIGTERM, then stops taking work,\nwaits for the nodes in flight, releases its claims and exits. Any number of workers\nmay share a PostgreSQL store: the store's claims decide who runs what.", storeFlags, runtimeFlags, modeFlags, retryLimitFlags, delayFlags, ruleFlags, seedFlags, nodeFaultFlags, logFlags, metricsFlags)
 	if err := c.parseNoArgs(args); err != nil {
 		return err
 	}
