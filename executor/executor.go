@@ -203,7 +203,7 @@ func (e *Executor) StartRunSync(ctx context.Context, journeyID string, input []b
 func (e *Executor) start(ctx context.Context, journeyID string, input []byte, opts []StartOption, sync bool) (retry.Run, error) {
 	nr, err := e.newRun(journeyID, input, opts)
 	if err != nil {
-		return retry.Run{}, err
+		return retry.Run{}, fmt.Errorf("start run: %w", err)
 	}
 	if nr.Lease == 0 {
 		return e.startDeferred(ctx, nr)
@@ -237,7 +237,7 @@ func (e *Executor) newRun(journeyID string, input []byte, opts []StartOption) (r
 	j := e.journeys[journeyID][v]
 	e.mu.RUnlock()
 	if j == nil {
-		return retry.NewRun{}, fmt.Errorf("start run: %w: %q", ErrUnknownJourney, journeyID)
+		return retry.NewRun{}, fmt.Errorf("%w: %q", ErrUnknownJourney, journeyID)
 	}
 	nr := retry.NewRun{
 		JourneyID: j.ID, JourneyVersion: j.Version, StartNodeID: j.Start, Input: input,
@@ -255,10 +255,84 @@ func (e *Executor) startDeferred(ctx context.Context, nr retry.NewRun) (retry.Ru
 	if err != nil {
 		return retry.Run{}, fmt.Errorf("start run: %w", err)
 	}
-	if err := e.sched.Schedule(ctx, run.ID, run.CreatedAt); err != nil && !errors.Is(err, retry.ErrClosed) {
+	e.scheduleDeferred(ctx, run)
+	return run, nil
+}
+
+// scheduleDeferred tells the scheduler that run, just created Deferred, is
+// due. A failure is logged: the sweeper finds the run anyway.
+func (e *Executor) scheduleDeferred(ctx context.Context, run retry.Run) {
+	if err := e.sched.Schedule(context.WithoutCancel(ctx), run.ID, run.CreatedAt); err != nil && !errors.Is(err, retry.ErrClosed) {
 		e.backendError("schedule deferred run", err, "run", run.ID)
 	}
-	return run, nil
+}
+
+// StartManyBatch is how many runs [Executor.StartMany] writes in one
+// transaction: enough that the commit's cost is shared by many runs, few
+// enough that one transaction does not hold a SQLite store's single
+// writer, which other workers' writes wait for, for long.
+const StartManyBatch = 1000
+
+// Start is one run for [Executor.StartMany].
+type Start struct {
+	JourneyID string
+	Input     []byte
+	// Options are StartRun's; StartMany creates the run [Deferred]
+	// whatever they say.
+	Options []StartOption
+}
+
+// StartMany creates the runs of starts, each as StartRun with [Deferred]
+// does (unclaimed, due now, the scheduler told), and returns them in
+// order. A batch job starting thousands of runs uses it: on a store that
+// is a [retry.BatchCreator] it writes [StartManyBatch] runs per
+// transaction, where StartRun costs a transaction (and a round trip) per
+// run; on any other store it creates them one at a time.
+//
+// An unknown journey fails before anything is written. Otherwise a
+// failure stops it, and it returns the runs created until then with the
+// error: the batches before the failing one stay created, the failing
+// batch writes none of its runs (on a store without batches, the runs
+// before the failing one stay created), and the later ones are not tried.
+// A duplicate id wraps [retry.ErrDuplicateRun] and names the id. When ctx
+// ends, it stops between two batches (a batch the store has begun writing
+// is written and returned).
+func (e *Executor) StartMany(ctx context.Context, starts []Start) ([]retry.Run, error) {
+	nrs := make([]retry.NewRun, len(starts))
+	for i, s := range starts {
+		nr, err := e.newRun(s.JourneyID, s.Input, append(s.Options[:len(s.Options):len(s.Options)], Deferred()))
+		if err != nil {
+			return nil, fmt.Errorf("start runs: run %d: %w", i, err)
+		}
+		nrs[i] = nr
+	}
+	bc, batched := e.store.(retry.BatchCreator)
+	runs := make([]retry.Run, 0, len(nrs))
+	for len(nrs) > 0 {
+		n := min(len(nrs), StartManyBatch)
+		var batch []retry.Run
+		var err error
+		if batched {
+			batch, err = bc.CreateMany(ctx, nrs[:n], e.now())
+		} else {
+			for _, nr := range nrs[:n] {
+				var run retry.Run
+				if run, err = e.store.Create(ctx, nr, e.now()); err != nil {
+					break
+				}
+				batch = append(batch, run)
+			}
+		}
+		for _, run := range batch {
+			e.scheduleDeferred(ctx, run)
+		}
+		runs = append(runs, batch...)
+		if err != nil {
+			return runs, fmt.Errorf("start runs: %w", err)
+		}
+		nrs = nrs[n:]
+	}
+	return runs, nil
 }
 
 // executeRun executes a claimed run and wakes the callers of Wait once it

@@ -44,6 +44,24 @@ type Runs interface {
 	Attempts(ctx context.Context, runID string) ([]Attempt, error)
 }
 
+// BatchCreator is an optional [Store] capability: many runs created in one
+// transaction, so that a batch job's thousands of starts cost a round trip
+// and a commit per batch, not per run. The executor finds it with a type
+// assertion (Executor.StartMany) and creates the runs one at a time on a
+// store without it.
+type BatchCreator interface {
+	// CreateMany creates each of nrs as [Runs.Create] would, all at now,
+	// in one transaction, and returns them in the order of nrs (nil for
+	// none). It writes all or nothing: a NewRun Create would refuse wraps
+	// ErrInvalidArgument naming its index; an id that nrs holds twice, or
+	// that the store already holds, wraps ErrDuplicateRun naming it (the
+	// least in byte order of those nrs repeats if any, else of those the
+	// store holds). Either way no run of nrs is written, and the existing
+	// runs are untouched. The caller bounds len(nrs): one transaction
+	// holds them all.
+	CreateMany(ctx context.Context, nrs []NewRun, now time.Time) ([]Run, error)
+}
+
 // Claimer hands out exclusive claims. A run is claimable at now when it is
 // StatusRetrying with NextRetryAt <= now, StatusWaiting with WakeAt <= now,
 // or StatusInProgress with no lease or a lease that expired at or before now

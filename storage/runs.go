@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -16,12 +18,112 @@ import (
 // Create inserts a run; see [retry.Runs]. An id already taken wraps
 // [retry.ErrDuplicateRun].
 func (s *Store) Create(ctx context.Context, nr retry.NewRun, now time.Time) (retry.Run, error) {
-	if err := storecheck.NewRun(nr, now); err != nil {
+	id, args, err := newRunRow(nr, now)
+	if err != nil {
 		return retry.Run{}, fmt.Errorf("create run: %w", err)
+	}
+	var run retry.Run
+	err = s.write(ctx, "create run", id, func(ctx context.Context, tx queryer) error {
+		r, ok, err := s.writeRun(ctx, tx, id, insertRuns[1]+` ON CONFLICT (id) DO NOTHING`, args...)
+		if err == nil && !ok {
+			err = fmt.Errorf("%w: %s", retry.ErrDuplicateRun, retry.QuoteID(id))
+		}
+		run = r
+		return err
+	})
+	return run, err
+}
+
+// CreateMany inserts runs in one transaction; see [retry.BatchCreator].
+// Its rows go in id order, as every batch takes its locks, a hundred to a
+// statement.
+func (s *Store) CreateMany(ctx context.Context, nrs []retry.NewRun, now time.Time) ([]retry.Run, error) {
+	rows := make([]runRow, len(nrs))
+	for i, nr := range nrs {
+		id, args, err := newRunRow(nr, now)
+		if err != nil {
+			return nil, fmt.Errorf("create runs: run %d: %w", i, err)
+		}
+		rows[i] = runRow{id, args}
+	}
+	if len(rows) == 0 {
+		return nil, s.checkOpen("create runs")
+	}
+	byID := slices.Clone(rows)
+	slices.SortFunc(byID, func(a, b runRow) int { return strings.Compare(a.id, b.id) })
+	for i := 1; i < len(byID); i++ {
+		if byID[i].id == byID[i-1].id {
+			return nil, fmt.Errorf("create runs: %w: %s given twice", retry.ErrDuplicateRun, retry.QuoteID(byID[i].id))
+		}
+	}
+	created := make(map[string]retry.Run, len(rows))
+	err := s.write(ctx, "create runs", byID[0].id, func(ctx context.Context, tx queryer) error {
+		clear(created)
+		for rest := byID; len(rest) > 0; {
+			n := len(insertRuns) - 1
+			if len(rest) < n {
+				n = 1 // the rest one at a time: two statements to prepare, not one per length
+			}
+			args := make([]any, 0, n*len(rest[0].args))
+			for _, r := range rest[:n] {
+				args = append(args, r.args...)
+			}
+			runs, err := queryRuns(ctx, tx, insertRuns[n]+` ON CONFLICT (id) DO NOTHING RETURNING `+runColumns, args...)
+			if err != nil {
+				return dirty(err)
+			}
+			for _, r := range runs {
+				created[r.ID] = r
+			}
+			rest = rest[n:]
+		}
+		for _, r := range byID {
+			if _, ok := created[r.id]; !ok {
+				return dirty(fmt.Errorf("%w: %s", retry.ErrDuplicateRun, retry.QuoteID(r.id)))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]retry.Run, len(rows))
+	for i, r := range rows {
+		out[i] = created[r.id]
+	}
+	return out, nil
+}
+
+// runRow is a new run's id and the arguments of its row in insertRuns.
+type runRow struct {
+	id   string
+	args []any
+}
+
+// insertRuns[n] inserts n runs, each of the arguments newRunRow returns;
+// CreateMany uses n = 1 and n = len(insertRuns)-1 (100 rows, 1,300
+// arguments: far below either database's limit).
+var insertRuns = func() [101]string {
+	var stmts [101]string
+	row := `(?, ?, ?, 'in_progress', ?, ?, 0, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?)`
+	for _, n := range []int{1, len(stmts) - 1} {
+		stmts[n] = `INSERT INTO journey_runs (id, journey_id, journey_version, status,
+	current_node_id, context, retry_count, max_retries, retry_enabled, last_delay_ms, attempt_count,
+	claim_token, claimed_by, lease_expires_at, due_at, created_at, updated_at)
+VALUES ` + strings.Repeat(row+", ", n-1) + row
+	}
+	return stmts
+}()
+
+// newRunRow checks nr and returns its id (generated when nr has none) and
+// the arguments of its row in insertRuns.
+func newRunRow(nr retry.NewRun, now time.Time) (string, []any, error) {
+	if err := storecheck.NewRun(nr, now); err != nil {
+		return "", nil, err
 	}
 	runCtx, err := json.Marshal(retry.RunContext{Input: nr.Input})
 	if err != nil {
-		return retry.Run{}, fmt.Errorf("create run: %w", storecheck.Invalid("input: %v", err))
+		return "", nil, storecheck.Invalid("input: %v", err)
 	}
 	id := nr.ID
 	if id == "" {
@@ -35,22 +137,8 @@ func (s *Store) Create(ctx context.Context, nr retry.NewRun, now time.Time) (ret
 		worker = sql.Null[any]{V: nr.Worker, Valid: true}
 		lease = sql.Null[any]{V: due, Valid: true}
 	}
-	var run retry.Run
-	err = s.write(ctx, "create run", id, func(ctx context.Context, tx queryer) error {
-		r, ok, err := s.writeRun(ctx, tx, id, `INSERT INTO journey_runs (id, journey_id, journey_version, status,
-	current_node_id, context, retry_count, max_retries, retry_enabled, last_delay_ms, attempt_count,
-	claim_token, claimed_by, lease_expires_at, due_at, created_at, updated_at)
-VALUES (?, ?, ?, 'in_progress', ?, ?, 0, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (id) DO NOTHING`,
-			id, nr.JourneyID, nr.JourneyVersion, nr.StartNodeID, string(runCtx), nr.MaxRetries, !nr.DisableRetry,
-			nullable(token), nullable(worker), nullable(lease), due, datetime(now), datetime(now))
-		if err == nil && !ok {
-			err = fmt.Errorf("%w: %s", retry.ErrDuplicateRun, retry.QuoteID(id))
-		}
-		run = r
-		return err
-	})
-	return run, err
+	return id, []any{id, nr.JourneyID, nr.JourneyVersion, nr.StartNodeID, string(runCtx), nr.MaxRetries, !nr.DisableRetry,
+		nullable(token), nullable(worker), nullable(lease), due, datetime(now), datetime(now)}, nil
 }
 
 // nullable turns an unset sql.Null into a nil argument.

@@ -237,8 +237,9 @@ type Store struct {
 }
 
 var (
-	_ retry.Store     = (*Store)(nil)
-	_ retry.Inspector = (*Store)(nil)
+	_ retry.Store        = (*Store)(nil)
+	_ retry.Inspector    = (*Store)(nil)
+	_ retry.BatchCreator = (*Store)(nil)
 )
 
 // Open connects to the database cfg names and starts the writer. It does

@@ -93,48 +93,57 @@ func registerDemo(ex *executor.Executor, f faults) error {
 }
 
 // createRuns creates the runs of patients 1..n, unclaimed and due now, for
-// any worker to pick up, and returns how many it created. Without fixedIDs
-// the store chooses the run ids, so that several calls add up; with it run
-// i has the id demoRunID(i), and those that existing (nil: none) already
-// holds are skipped, so that a demo interrupted while creating creates
-// only the missing ones when it starts again.
+// any worker to pick up, and returns how many it created. It writes them
+// executor.StartManyBatch to a transaction (Executor.StartMany). Without
+// fixedIDs the store chooses the run ids, so that several calls add up;
+// with it run i has the id demoRunID(i), and those that existing (nil:
+// none) already holds are skipped, so that a demo interrupted while
+// creating creates only the missing ones when it starts again.
 //
-// When ctx ends it stops between two runs, each created whole, and returns
-// an error wrapping errInterrupted: an interrupt is not a failure, and a
-// create is not cut in half (the store would refuse it, and the scheduler
-// would log the wake-up it could not take).
+// When ctx ends it stops between two batches, each created whole or not
+// at all, and returns an error wrapping errInterrupted: an interrupt is
+// not a failure.
 func createRuns(ctx context.Context, ex *executor.Executor, f faults, n int, fixedIDs bool, existing retry.Runs) (int, error) {
 	wctx := context.WithoutCancel(ctx)
 	created := 0
-	for i := 1; i <= n; i++ {
-		if ctx.Err() != nil {
-			return created, fmt.Errorf("%w while creating runs: %d of %d created", errInterrupted, created, n)
-		}
-		opts := []executor.StartOption{executor.Deferred()}
-		if fixedIDs {
-			id := demoRunID(i)
-			if existing != nil {
-				if _, err := existing.Get(wctx, id); err == nil {
-					continue
-				} else if !errors.Is(err, retry.ErrNotFound) {
-					return created, fmt.Errorf("look up run %s: %w", retry.QuoteID(id), err)
-				}
+	interrupted := func() (int, error) {
+		return created, fmt.Errorf("%w while creating runs: %d of %d created", errInterrupted, created, n)
+	}
+	for first := 1; first <= n; first += executor.StartManyBatch {
+		var starts []executor.Start
+		for i := first; i < first+executor.StartManyBatch && i <= n; i++ {
+			if ctx.Err() != nil {
+				return interrupted()
 			}
-			opts = append(opts, executor.WithRunID(id))
-		}
-		input, err := json.Marshal(f.newPatient(i))
-		if err != nil {
-			return created, fmt.Errorf("patient %d: %w", i, err)
-		}
-		if _, err := ex.StartRun(wctx, journeyID, input, opts...); err != nil {
-			if fixedIDs && errors.Is(err, retry.ErrDuplicateRun) && existing != nil { // taken since the look-up
-				if _, gerr := existing.Get(wctx, demoRunID(i)); gerr == nil {
-					return created, fmt.Errorf("run %s was created meanwhile by another process: another demo is running on this database (let it finish, then run the demo again to see its summary, or use another --store)", retry.QuoteID(demoRunID(i)))
+			s := executor.Start{JourneyID: journeyID}
+			if fixedIDs {
+				id := demoRunID(i)
+				if existing != nil {
+					if _, err := existing.Get(wctx, id); err == nil {
+						continue
+					} else if !errors.Is(err, retry.ErrNotFound) {
+						return created, fmt.Errorf("look up run %s: %w", retry.QuoteID(id), err)
+					}
 				}
+				s.Options = []executor.StartOption{executor.WithRunID(id)}
 			}
-			return created, err // it says "start run"
+			input, err := json.Marshal(f.newPatient(i))
+			if err != nil {
+				return created, fmt.Errorf("patient %d: %w", i, err)
+			}
+			s.Input = input
+			starts = append(starts, s)
 		}
-		created++
+		runs, err := ex.StartMany(ctx, starts)
+		created += len(runs)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return interrupted()
+		case err != nil && fixedIDs && errors.Is(err, retry.ErrDuplicateRun) && existing != nil: // taken since the look-up
+			return created, fmt.Errorf("%w: another demo is running on this database (let it finish, then run the demo again to see its summary, or use another --store)", err)
+		case err != nil:
+			return created, err // it says "start runs"
+		}
 	}
 	return created, nil
 }

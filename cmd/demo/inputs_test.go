@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -389,5 +391,43 @@ func TestUnknownVariableSuggests(t *testing.T) {
 	r := runDemo(t, t.TempDir(), []string{"JRETRY_EXECUTOR_WORKRS=3"}, "stats", "--store", "x.db")
 	if r.code != exitUsage || !strings.Contains(r.stderr, "JRETRY_EXECUTOR_WORKRS: names no setting (did you mean JRETRY_EXECUTOR_WORKERS?)") {
 		t.Errorf("status %d, %q", r.code, r.stderr)
+	}
+}
+
+// lookupMisses answers every Get with ErrNotFound: each run id looks free
+// to createRuns, as to a demo whose look-up ran before another demo
+// created the run.
+type lookupMisses struct{ retry.Runs }
+
+func (lookupMisses) Get(context.Context, string) (retry.Run, error) {
+	return retry.Run{}, retry.ErrNotFound
+}
+
+// TestRunTakenSinceLookUp: a run id another demo took after createRuns
+// looked it up stops createRuns with a message saying so, and the batch it
+// was in is not created.
+func TestRunTakenSinceLookUp(t *testing.T) {
+	t.Parallel()
+	cfg := defaultConfig()
+	cfg.Store.DSN = filepath.Join(t.TempDir(), "taken.db")
+	eng, err := openEngine(t.Context(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if err := eng.Store().Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Store().Create(t.Context(), retry.NewRun{ID: demoRunID(2), JourneyID: journeyID, StartNodeID: "x"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	n, err := createRuns(t.Context(), eng.Executor, cfg.faults(), 3, true, lookupMisses{eng.Store()})
+	if n != 0 || !errors.Is(err, retry.ErrDuplicateRun) || !strings.Contains(err.Error(), strconv.Quote(demoRunID(2))) || !strings.Contains(err.Error(), "another demo is running on this database") {
+		t.Fatalf("createRuns = %d, %v; want 0 and the taken id named, another demo said", n, err)
+	}
+	for _, i := range []int{1, 3} {
+		if _, err := eng.Store().Get(t.Context(), demoRunID(i)); !errors.Is(err, retry.ErrNotFound) {
+			t.Errorf("run %s: %v; want none created", demoRunID(i), err)
+		}
 	}
 }

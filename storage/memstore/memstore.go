@@ -58,8 +58,9 @@ type row struct {
 }
 
 var (
-	_ retry.Store     = (*Store)(nil)
-	_ retry.Inspector = (*Store)(nil)
+	_ retry.Store        = (*Store)(nil)
+	_ retry.Inspector    = (*Store)(nil)
+	_ retry.BatchCreator = (*Store)(nil)
 )
 
 // New returns an empty store.
@@ -149,8 +150,65 @@ func copyAttempts(as []retry.Attempt) []retry.Attempt {
 
 // Create inserts a run; see [retry.Runs].
 func (s *Store) Create(ctx context.Context, nr retry.NewRun, now time.Time) (retry.Run, error) {
-	if err := storecheck.NewRun(nr, now); err != nil {
+	r, err := newRow(nr, now)
+	if err != nil {
 		return retry.Run{}, fmt.Errorf("create run: %w", err)
+	}
+	if err := s.lock(ctx, "create run"); err != nil {
+		return retry.Run{}, err
+	}
+	defer s.data.mu.Unlock()
+	if _, taken := s.data.runs[r.run.ID]; taken {
+		return retry.Run{}, fmt.Errorf("create run: %w: %s", retry.ErrDuplicateRun, retry.QuoteID(r.run.ID))
+	}
+	s.data.runs[r.run.ID] = r
+	return copyRun(r.run), nil
+}
+
+// CreateMany inserts runs all or nothing; see [retry.BatchCreator].
+func (s *Store) CreateMany(ctx context.Context, nrs []retry.NewRun, now time.Time) ([]retry.Run, error) {
+	rows := make([]*row, len(nrs))
+	for i, nr := range nrs {
+		r, err := newRow(nr, now)
+		if err != nil {
+			return nil, fmt.Errorf("create runs: run %d: %w", i, err)
+		}
+		rows[i] = r
+	}
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.run.ID
+	}
+	slices.Sort(ids)
+	for i := 1; i < len(ids); i++ {
+		if ids[i] == ids[i-1] {
+			return nil, fmt.Errorf("create runs: %w: %s given twice", retry.ErrDuplicateRun, retry.QuoteID(ids[i]))
+		}
+	}
+	if err := s.lock(ctx, "create runs"); err != nil {
+		return nil, err
+	}
+	defer s.data.mu.Unlock()
+	for _, id := range ids {
+		if _, taken := s.data.runs[id]; taken {
+			return nil, fmt.Errorf("create runs: %w: %s", retry.ErrDuplicateRun, retry.QuoteID(id))
+		}
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	out := make([]retry.Run, len(rows))
+	for i, r := range rows {
+		s.data.runs[r.run.ID] = r
+		out[i] = copyRun(r.run)
+	}
+	return out, nil
+}
+
+// newRow checks nr and returns the row Create inserts for it at now.
+func newRow(nr retry.NewRun, now time.Time) (*row, error) {
+	if err := storecheck.NewRun(nr, now); err != nil {
+		return nil, err
 	}
 	id := nr.ID
 	if id == "" {
@@ -166,15 +224,7 @@ func (s *Store) Create(ctx context.Context, nr retry.NewRun, now time.Time) (ret
 		r.due = ms(now.Add(nr.Lease))
 		r.run.ClaimToken, r.run.ClaimedBy, r.run.LeaseExpiresAt = newToken(), nr.Worker, r.due
 	}
-	if err := s.lock(ctx, "create run"); err != nil {
-		return retry.Run{}, err
-	}
-	defer s.data.mu.Unlock()
-	if _, taken := s.data.runs[id]; taken {
-		return retry.Run{}, fmt.Errorf("create run: %w: %s", retry.ErrDuplicateRun, retry.QuoteID(id))
-	}
-	s.data.runs[id] = r
-	return copyRun(r.run), nil
+	return r, nil
 }
 
 // Get returns the run, or an error wrapping [retry.ErrNotFound].

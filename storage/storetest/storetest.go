@@ -28,6 +28,11 @@
 //     with a lease (Create/Claimed) or claimable at once (Create/Unclaimed);
 //     a taken id refused (Create/DuplicateID); a generated id
 //     (Create/GeneratedID); retry disabled (Create/DisableRetry)
+//   - BatchCreator (skipped for a store without it): CreateMany creates as
+//     Create does, in order (CreateMany/AsCreate, CreateMany/Many), and
+//     writes nothing when an id is taken (CreateMany/DuplicateID), repeated
+//     (CreateMany/RepeatedID) or a run invalid (CreateMany/Invalid),
+//     naming the least such id or the run's index
 //   - Get and Attempts: ErrNotFound (Get/NotFound); history in attempt
 //     order (CompleteNode/Next, CompleteNode/ResetsRetryCount,
 //     Replay/AfterRetries)
@@ -143,7 +148,7 @@ type check struct {
 
 // groups are the suite's checks, one group per behaviour area.
 var groups = [][]check{
-	createChecks, claimChecks, leaseChecks, holderChecks, recordChecks, parkChecks,
+	createChecks, batchChecks, claimChecks, leaseChecks, holderChecks, recordChecks, parkChecks,
 	wakeupChecks, inspectorChecks, replayChecks, dashboardChecks, operatorChecks, concurrencyChecks, timeChecks, invalidChecks, idChecks,
 }
 
