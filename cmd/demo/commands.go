@@ -39,6 +39,9 @@ const (
 func openStore(ctx context.Context, cfg storage.Config, mode openMode) (*storage.Store, error) {
 	existing := mode == readExisting || mode == readOnly
 	cfg.ReadOnly = mode == readOnly
+	if existing && cfg.DSN == ":memory:" {
+		return nil, usageError(errors.New("store :memory: is a SQLite database in memory, new and empty in each process: nothing to read (give a file or a postgres:// URL)"))
+	}
 	if p := sqlitePath(cfg.DSN); p != "" && existing {
 		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("database %s does not exist (run the demo, or demo migrate, first)", p)

@@ -226,6 +226,19 @@ func TestReadCommandsChangeNothing(t *testing.T) {
 	}
 }
 
+// TestMemoryStoreToRead: the commands that read an existing database say
+// that :memory: is one, new and empty in each process: a usage error.
+func TestMemoryStoreToRead(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, args := range [][]string{{"stats"}, {"runs", "list"}, {"runs", "show", "r1"}, {"runs", "retry", "r1"}, {"serve"}} {
+		r := runDemo(t, dir, nil, append(args, "--store", ":memory:")...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "store :memory: is a SQLite database in memory") || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("%v: status %d, %q; want 2, a line saying :memory: is in memory", args, r.code, r.stderr)
+		}
+	}
+}
+
 // TestProgressNotATerminal: with stderr a pipe the demo writes no
 // carriage-return frames, only a plain progress line every 5 s: the demo
 // lasts longer than that (every clinic call meets a maintenance window,
@@ -291,8 +304,9 @@ func TestTwoDemosOnAFreshFile(t *testing.T) {
 	}
 }
 
-// TestErrorPrefixOnce: no layer repeats the prefix of the one below it
-// (stats used to say "retry stats: retry stats: ...").
+// TestErrorPrefixOnce: an error is one line, "demo: " once, with no layer
+// repeating the prefix of the one below it (stats used to say "retry
+// stats: retry stats: ..."); usage errors exit 2, runtime failures 1.
 func TestErrorPrefixOnce(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -305,15 +319,35 @@ func TestErrorPrefixOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	r := runDemo(t, dir, nil, "stats", "--store", store)
-	parts := strings.Split(r.stderr, ": ")
-	for i := 1; i < len(parts); i++ {
-		if parts[i] == parts[i-1] {
-			t.Errorf("stats: %q repeated in %q", parts[i], r.stderr)
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"stats", "--store", store}, exitFailure},
+		{[]string{"runs", "show", "nope", "--store", store}, exitFailure},
+		{[]string{"stats", "--store", filepath.Join(dir, "missing.db")}, exitFailure},
+		{[]string{"runs", "retry", "x", "--store", dir}, exitFailure},
+		{[]string{"--store", "postgres://nobody@127.0.0.1:1/x"}, exitFailure},
+		{[]string{"--runs", "0"}, exitUsage},
+		{[]string{"--bogus"}, exitUsage},
+		{[]string{"frob"}, exitUsage},
+		{[]string{"runs", "frob"}, exitUsage},
+		{[]string{"runs", "show"}, exitUsage},
+		{[]string{"runs", "show", ""}, exitUsage},
+		{[]string{"runs", "list", "--status", "bad", "--store", store}, exitUsage},
+		{[]string{"migrate", "extra"}, exitUsage},
+		{[]string{"worker", "--lease", "1ms"}, exitUsage},
+	} {
+		r := runDemo(t, dir, nil, tc.args...)
+		parts := strings.Split(r.stderr, ": ")
+		for i := 1; i < len(parts); i++ {
+			if parts[i] == parts[i-1] {
+				t.Errorf("%v: %q repeated in %q", tc.args, parts[i], r.stderr)
+			}
 		}
-	}
-	if r.code != exitFailure || strings.Count(r.stderr, "\n") != 1 {
-		t.Errorf("stats: status %d, %q", r.code, r.stderr)
+		if r.code != tc.code || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "demo: ") {
+			t.Errorf("%v: status %d, %q; want %d, one line starting demo: ", tc.args, r.code, r.stderr, tc.code)
+		}
 	}
 }
 
@@ -376,10 +410,17 @@ func TestConfigListsEveryKey(t *testing.T) {
 	if len(lines) != 1+len(keys) {
 		t.Fatalf("config lists %d lines for %d keys", len(lines), len(keys))
 	}
+	paths := map[string]bool{}
 	for i, k := range keys {
+		paths[k.Path] = true
 		f := strings.Fields(lines[1+i])
 		if len(f) < 4 || f[0] != k.Path || f[1] != k.Env || keyMeaning(k.Path) == "" {
 			t.Errorf("key %s (%s): line %q, meaning %q", k.Path, k.Env, lines[1+i], keyMeaning(k.Path))
+		}
+	}
+	for path := range keyMeanings {
+		if !paths[path] {
+			t.Errorf("keyMeanings has %s, which is no key", path)
 		}
 	}
 }

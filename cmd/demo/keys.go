@@ -8,19 +8,23 @@ import (
 	"text/tabwriter"
 
 	"github.com/journeyretry/journeyretry/config"
+	"github.com/journeyretry/journeyretry/executor"
+	"github.com/journeyretry/journeyretry/storage"
 )
 
-// keyMeanings says what each key without a flag means; a key with a flag
+// keyMeanings says what each key without a flag means, and what a zero
+// value stands for, from the library's own default; a key with a flag
 // means what its flag's usage says. TestConfigListsEveryKey fails for a
-// key with neither, so the listing cannot drift from the configuration.
+// key with neither and for a meaning of no key, so the listing cannot
+// drift from the configuration.
 var keyMeanings = map[string]string{
-	"store.busy_timeout":       "SQLite: how long to wait for another process's lock",
-	"store.synchronous":        "SQLite: OFF, NORMAL or FULL",
-	"store.read_conns":         "connections serving reads (PostgreSQL: also writer goroutines)",
-	"store.max_batch":          "most writes sharing one transaction (1: no group commit)",
+	"store.busy_timeout":       fmt.Sprintf("SQLite: how long to wait for another process's lock (0: %s)", storage.BusyTimeoutDefault),
+	"store.synchronous":        fmt.Sprintf("SQLite: OFF, NORMAL or FULL (empty: %s)", storage.SynchronousDefault),
+	"store.read_conns":         fmt.Sprintf("connections serving reads (PostgreSQL: also writer goroutines) (0: %d)", storage.ReadConnsDefault),
+	"store.max_batch":          fmt.Sprintf("most writes sharing one transaction (1: no group commit) (0: %d)", storage.MaxBatchDefault),
 	"executor.worker":          "this process's name in claims (empty: hostname-pid)",
-	"executor.nodeTimeout":     "bound of one node execution (0: the library's default)",
-	"executor.shutdownTimeout": "how long a stopping worker waits for nodes in flight",
+	"executor.nodeTimeout":     fmt.Sprintf("bound of one node execution (0: %s)", executor.NodeTimeoutDefault),
+	"executor.shutdownTimeout": fmt.Sprintf("how long a stopping worker waits for nodes in flight (0: %s)", executor.ShutdownTimeoutDefault),
 	"retry.multiplier":         "exponential growth of the default strategy's delay",
 	"retry.routes":             "error class to strategy name (immediate, short, long, none, ...)",
 	"retry.customClasses":      "error classes of your own, beside the built-in ones",
