@@ -155,10 +155,11 @@ type LegacyAdoption struct {
 	// latest registered version of their journey: workers resume them at
 	// their current node under that definition.
 	Adopted int
-	// Malformed runs had no current node, or one no store can hold as an
-	// identifier (NUL or invalid UTF-8, which SQLite lets a legacy writer
-	// store): nothing can resume them, so they ended failed, class
-	// malformed_node, with the reason in their history.
+	// Malformed runs had no current node, or a current node or an id no
+	// store accepts as an identifier (NUL or invalid UTF-8, which SQLite
+	// lets a legacy writer store): nothing can resume them, so they ended
+	// failed, class malformed_node (validation for the id), with the
+	// reason in their history.
 	Malformed int
 	// Unregistered runs were of a journey the given registry lacks: no
 	// worker runs them, so they ended failed, class missing_journey, with
@@ -241,8 +242,8 @@ type legacyEnd struct {
 }
 
 // legacyEnds reads the legacy in-flight rows and returns those adoption
-// ends: no current node, a current node that is not storable text, or a
-// journey versions lacks. Identifiers are checked here, in Go, because
+// ends: an id or a current node that is not storable text, no current
+// node, or a journey versions lacks. Identifiers are checked here, in Go, because
 // SQL cannot tell invalid UTF-8 on SQLite.
 func legacyEnds(ctx context.Context, tx bun.Tx, versions map[string]int) ([]legacyEnd, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT id, journey_id, current_node_id FROM journey_runs WHERE `+legacyInFlight)
@@ -259,6 +260,9 @@ func legacyEnds(ctx context.Context, tx bun.Tx, versions map[string]int) ([]lega
 		}
 		e := legacyEnd{id: id, class: retry.ClassMalformedNode}
 		switch {
+		case !retry.StorableText(id):
+			e.node, e.class = storecheck.Storable(node.String), retry.ClassValidation
+			e.reason = fmt.Sprintf("legacy run id %s holds a NUL byte or invalid UTF-8: no write under a claim accepts it", retry.QuoteID(id))
 		case node.String == "":
 			e.reason = "legacy run has no current node: nothing to resume"
 		case !retry.StorableText(node.String):
@@ -280,14 +284,20 @@ func legacyEnds(ctx context.Context, tx bun.Tx, versions map[string]int) ([]lega
 
 // endLegacy ends legacy row e failed, with one attempt saying why.
 func endLegacy(ctx context.Context, tx bun.Tx, e legacyEnd, now time.Time) error {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO journey_run_attempts (`+attemptColumns+`)
+	exec := tx.ExecContext
+	if !retry.StorableText(e.id) {
+		// bun writes arguments into the SQL text, which cannot carry
+		// such an id (only SQLite stores one); the driver binds it.
+		exec = tx.Tx.ExecContext
+	}
+	if _, err := exec(ctx, `INSERT INTO journey_run_attempts (`+attemptColumns+`)
 SELECT id, attempt_count + 1, ?, retry_count + 1, NULL, NULL, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL
 FROM journey_runs WHERE id = ?`,
 		e.node, ms(now), string(retry.OutcomeFailed), string(e.class), e.reason,
 		false, 0, "none", string(e.class), false, false, string(retry.StatusFailed), e.id); err != nil {
 		return fmt.Errorf("record attempt: %w", err)
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE journey_runs SET status = ?, last_error_class = ?,
+	_, err := exec(ctx, `UPDATE journey_runs SET status = ?, last_error_class = ?,
 	last_error_message = ?, last_error_timestamp = ?, attempt_count = attempt_count + 1, updated_at = ?
 WHERE id = ?`,
 		string(retry.StatusFailed), string(e.class), e.reason, ms(now), datetime(now), e.id)
