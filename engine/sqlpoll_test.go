@@ -27,17 +27,14 @@ const (
 	killStatusEnv = "ENGINE_TEST_KILL_CHILD_STATUS"
 )
 
-// killAt SIGKILLs the process when an attempt leaves its run in the
-// status: the executor tells the Observer right after the store recorded
-// it, before anything else it does.
-type killAt struct {
-	executor.NopObserver
-	status retry.Status
-}
-
-func (k killAt) Attempt(ev executor.AttemptEvent) {
-	if ev.Status == k.status {
-		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+// killAt SIGKILLs the process when an attempt leaves its run in status:
+// the executor tells the Observer of the recorded attempt right after the
+// store recorded it, before anything else it does.
+func killAt(status retry.Status) executor.ObserverFunc {
+	return func(ev executor.Event) {
+		if a, ok := ev.(executor.AttemptRecorded); ok && a.Status == status {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
 	}
 }
 
@@ -67,7 +64,7 @@ func runKilledChild(t *testing.T, dsn string, status retry.Status) {
 	cfg := engine.DefaultConfig()
 	cfg.Store.DSN = dsn
 	cfg.Scheduler.Backend = engine.SchedulerSQLPoll
-	cfg.Executor.Observer = killAt{status: status}
+	cfg.Executor.Observer = killAt(status)
 	cfg.Executor.Mode = executor.ModeFull
 	eng, err := engine.Open(t.Context(), cfg)
 	if err != nil {

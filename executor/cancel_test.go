@@ -104,6 +104,9 @@ func TestCancelStopsNodeInAnotherProcess(t *testing.T) {
 			if l := expect("stats"); l != "stats cancelled=1 lost=0" {
 				t.Errorf("worker: %q; want one cancelled run and no lost claim", l)
 			}
+			if l := expect("event"); l != "event RunCancelled run=r1 node=slow type=slow" {
+				t.Errorf("worker: %q; want the cancel as an event of its node", l)
+			}
 			for l := range lines {
 				seen = append(seen, l)
 			}
@@ -142,7 +145,11 @@ func TestCancelWorkerProcess(t *testing.T) {
 	must(t, err)
 	defer sched.Close()
 	ex, err := executor.New(executor.Config{Worker: "cancel-worker", Lease: cancelLease, SweepSpec: "@every 1s",
-		SweepGrace: 50 * time.Millisecond, Mode: executor.ModeFull}, store, sched, defaultPolicy(t))
+		SweepGrace: 50 * time.Millisecond, Mode: executor.ModeFull, Observer: executor.ObserverFunc(func(ev executor.Event) {
+			if c, ok := ev.(executor.RunCancelled); ok {
+				fmt.Printf("event RunCancelled run=%s node=%s type=%s\n", c.RunID, c.NodeID, c.NodeType)
+			}
+		})}, store, sched, defaultPolicy(t))
 	must(t, err)
 	must(t, ex.Handle("slow", executor.HandlerFunc(func(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
 		fmt.Println("started", in.Run.ID)

@@ -110,78 +110,18 @@ type Config struct {
 	Now func() time.Time `json:"-"`
 	// Logger receives operational messages; default slog.Default().
 	Logger *slog.Logger `json:"-"`
-	// Observer, when set, is told of every recorded attempt and every
-	// sweep, for metrics (retries by strategy and class, sweeper catches).
+	// Observer, when set, is told of every [Event] synchronously, for
+	// metrics and logs (package metrics, [LogObserver]).
 	Observer Observer `json:"-"`
+	// Hooks are told of every Event off the attempt path, each through
+	// its own bounded queue (see [Hook]).
+	Hooks []Hook `json:"-"`
 }
 
-// Observer receives the executor's events for monitoring. Its methods are
-// called synchronously by workers after the store write they report, so they
-// must be quick and safe for concurrent use. Embed [NopObserver] to
-// implement only some of them.
-type Observer interface {
-	// Attempt reports a node attempt as recorded in the store.
-	Attempt(AttemptEvent)
-	// Swept reports one sweep and the runs it caught.
-	Swept(caught int)
-	// LostClaim reports an attempt the store did not record: the run's
-	// lease had expired and another worker may have taken it over, so the
-	// store, by contract, kept nothing of this attempt (Err is the node's
-	// error, nil for a success; Status is empty). The node may run twice
-	// (at-least-once): a steady rate of these means leases too short for
-	// the nodes, or workers too starved to renew them.
-	LostClaim(AttemptEvent)
-	// Woke reports a scheduler delivery as this worker took it, before
-	// the run is claimed: FiredAt minus At is the wake-up's lateness.
-	Woke(WakeEvent)
-	// BackendError reports a store or scheduler call that failed and was
-	// logged rather than returned (the store or the sweeper recovers the
-	// work): op names the call, as in the log record.
-	BackendError(op string, err error)
-}
+// nopObserver is the Observer of a Config without one.
+type nopObserver struct{}
 
-// WakeEvent is one scheduler delivery taken by a worker.
-type WakeEvent struct {
-	RunID string
-	// At is the time the wake-up was due; FiredAt the time the worker
-	// claimed it from the scheduler.
-	At, FiredAt time.Time
-}
-
-// AttemptEvent is one recorded node attempt.
-type AttemptEvent struct {
-	RunID, JourneyID, NodeID string
-	// NodeAttempt numbers the node's attempts from 1.
-	NodeAttempt int
-	// Duration is the node's execution time.
-	Duration time.Duration
-	// Err is nil for a success; Class, Decision and Shadow describe a
-	// failure as recorded.
-	Err      error
-	Class    retry.Class
-	Decision retry.Decision
-	Shadow   bool
-	// Status is the run's status after the attempt.
-	Status retry.Status
-}
-
-// NopObserver ignores every event.
-type NopObserver struct{}
-
-// Attempt does nothing.
-func (NopObserver) Attempt(AttemptEvent) {}
-
-// Swept does nothing.
-func (NopObserver) Swept(int) {}
-
-// LostClaim does nothing.
-func (NopObserver) LostClaim(AttemptEvent) {}
-
-// Woke does nothing.
-func (NopObserver) Woke(WakeEvent) {}
-
-// BackendError does nothing.
-func (NopObserver) BackendError(string, error) {}
+func (nopObserver) Observe(Event) {}
 
 // WithDefaults returns c with every zero field set to its default: the
 // configuration New runs with. A program prints it to say what it runs
@@ -202,7 +142,11 @@ func (c Config) WithDefaults() Config {
 		c.Now = time.Now
 	}
 	if c.Observer == nil {
-		c.Observer = NopObserver{}
+		c.Observer = nopObserver{}
+	}
+	c.Hooks = append([]Hook(nil), c.Hooks...)
+	for i := range c.Hooks {
+		c.Hooks[i].Queue = cmp.Or(c.Hooks[i].Queue, HookQueueDefault)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -233,6 +177,20 @@ func (c Config) Validate() error {
 		return retry.InvalidField("sweepGrace", "%s: want > 0 (0 for the default)", c.SweepGrace)
 	case c.ShutdownTimeout < 0:
 		return retry.InvalidField("shutdownTimeout", "%s: want > 0 (0 for the default)", c.ShutdownTimeout)
+	}
+	names := map[string]bool{}
+	for i, h := range c.Hooks {
+		switch {
+		case h.Name == "" || !printable(h.Name):
+			return retry.InvalidField("hooks", "hook %d: name %q: want printable text", i, h.Name)
+		case names[h.Name]:
+			return retry.InvalidField("hooks", "hook %q: the name is used twice", h.Name)
+		case h.Func == nil:
+			return retry.InvalidField("hooks", "hook %q: no Func", h.Name)
+		case h.Queue < 0:
+			return retry.InvalidField("hooks", "hook %q: queue %d: want at least 1 (0 for the default)", h.Name, h.Queue)
+		}
+		names[h.Name] = true
 	}
 	if c.Mode != "" {
 		if _, err := ParseMode(string(c.Mode)); err != nil {

@@ -1,6 +1,7 @@
 package executor_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"github.com/journeyretry/journeyretry/retry"
 	"github.com/journeyretry/journeyretry/scheduler/memory"
 )
+
+func nopHook(context.Context, executor.Event) error { return nil }
 
 func TestConfigValidate(t *testing.T) {
 	for _, tc := range []struct {
@@ -36,6 +39,12 @@ func TestConfigValidate(t *testing.T) {
 		{executor.Config{Mode: "sometimes"}, `mode: "sometimes"`},
 		{executor.Config{SweepSpec: "@every soon"}, "sweepSpec"},
 		{executor.Config{SweepSpec: "@every 500ms"}, "sweepSpec"},
+		{executor.Config{Hooks: []executor.Hook{{Name: "a", Func: nopHook}, {Name: "b", Func: nopHook, Queue: 1}}}, ""},
+		{executor.Config{Hooks: []executor.Hook{{Func: nopHook}}}, `hooks: hook 0: name ""`},
+		{executor.Config{Hooks: []executor.Hook{{Name: "a\nb", Func: nopHook}}}, "hooks: hook 0"},
+		{executor.Config{Hooks: []executor.Hook{{Name: "a", Func: nopHook}, {Name: "a", Func: nopHook}}}, `hooks: hook "a": the name is used twice`},
+		{executor.Config{Hooks: []executor.Hook{{Name: "a"}}}, `hooks: hook "a": no Func`},
+		{executor.Config{Hooks: []executor.Hook{{Name: "a", Func: nopHook, Queue: -1}}}, `hooks: hook "a": queue -1`},
 	} {
 		err := tc.cfg.Validate()
 		if (err == nil) != (tc.want == "") || err != nil && !strings.Contains(err.Error(), tc.want) {

@@ -76,6 +76,7 @@ type Executor struct {
 	errMu sync.Mutex
 	errs  *multierror.Error // release failures during shutdown
 
+	hooks *hooks
 	stats stats
 }
 
@@ -103,6 +104,7 @@ func New(cfg Config, store retry.Store, sched retry.Scheduler, pol retry.Policy)
 		hardCtx:   hard,
 		hardStop:  cancel,
 		runValues: context.Background(),
+		hooks:     newHooks(cfg.Hooks, cfg.Logger),
 	}, nil
 }
 
@@ -418,8 +420,8 @@ func (e *Executor) stopped() bool {
 // until ctx is cancelled, rebuilding the scheduler whenever it reports a
 // loss ([retry.LossReporter]). Then it shuts down gracefully:
 // it takes no new work, waits up to Config.ShutdownTimeout for in-flight
-// nodes (then cancels them), releases their claims, and returns every error
-// of these steps combined (github.com/hashicorp/go-multierror). A cancelled
+// nodes (then cancels them), releases their claims, waits for the hooks as
+// [Executor.Close] does, and returns every error of these steps combined (github.com/hashicorp/go-multierror). A cancelled
 // ctx is not an error. It closes neither the store nor the scheduler.
 //
 // The handlers of the runs it resumes (wake-ups and sweeps) get a context
@@ -501,7 +503,7 @@ func (e *Executor) claimWakeups(ctx context.Context) error {
 		}
 		e.stats.deliveries.Add(int64(len(ds)))
 		for _, d := range ds {
-			e.cfg.Observer.Woke(WakeEvent{RunID: d.ID, At: d.At, FiredAt: now})
+			e.emit(Woke{RunID: d.ID, At: d.At, FiredAt: now})
 			if !e.acquire(ctx) {
 				return nil // undelivered entries are redelivered after the scheduler's lease
 			}
@@ -617,8 +619,9 @@ func (e *Executor) SweepOnce(ctx context.Context) (SweepResult, error) {
 		}
 		res.Caught += len(runs)
 		e.stats.sweeperCaught.Add(int64(len(runs)))
-		e.cfg.Observer.Swept(len(runs))
+		e.emit(Swept{Caught: len(runs)})
 		for _, run := range runs {
+			e.emit(e.rescued(run))
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -661,20 +664,48 @@ func (e *Executor) shutdown(errs *multierror.Error, sweeper *cron.Cron) error {
 }
 
 // Close stops taking work: StartRun and SweepOnce refuse from now on with
-// retry.ErrClosed, and nodes still running under it are cancelled. Run
-// calls it; call it yourself when Run was never called. It closes neither
-// the store nor the scheduler, is idempotent and returns nil.
+// retry.ErrClosed, and nodes still running under it are cancelled. Then
+// it waits up to Config.ShutdownTimeout for the hooks to handle the events
+// already queued, and cancels their context; later events are dropped.
+// Run calls it last; call it yourself when Run was never called. It closes
+// neither the store nor the scheduler, is idempotent and returns nil.
 func (e *Executor) Close() error {
 	e.beginStop()
 	e.hardStop()
+	e.hooks.close(e.cfg.ShutdownTimeout)
 	return nil
 }
 
+// HookStats returns the counters of each of Config.Hooks, in its order:
+// a hook whose Dropped grows is slower than the events.
+func (e *Executor) HookStats() []HookStats { return e.hooks.stats() }
+
+// emit tells the Observer of ev, then queues it for the hooks. A panic of
+// the Observer is logged: a counter's bug does not stop a worker.
+func (e *Executor) emit(ev Event) {
+	defer func() {
+		if p := recover(); p != nil {
+			e.cfg.Logger.Error("observer panicked", "event", fmt.Sprintf("%T", ev), "panic", p)
+		}
+	}()
+	e.hooks.offer(ev)
+	e.cfg.Observer.Observe(ev)
+}
+
+// rescued is the event of a run a sweep claimed.
+func (e *Executor) rescued(run retry.Run) RunRescued {
+	ev := RunRescued{RunID: run.ID, JourneyID: run.JourneyID, NodeID: run.CurrentNodeID}
+	if j := e.journey(run.JourneyID, run.JourneyVersion); j != nil && j.byID[run.CurrentNodeID] != nil {
+		ev.NodeType = j.byID[run.CurrentNodeID].Type
+	}
+	return ev
+}
+
 // backendError logs a store or scheduler call that failed where the store
-// or the sweeper recovers the work, and tells the Observer.
+// or the sweeper recovers the work, and emits it.
 func (e *Executor) backendError(op string, err error, args ...any) {
 	e.cfg.Logger.Warn(op, append(args, "err", err)...)
-	e.cfg.Observer.BackendError(op, err)
+	e.emit(BackendError{Op: op, Err: err})
 }
 
 func (e *Executor) addErr(err error) {

@@ -36,11 +36,14 @@ func TestBurnCPU(t *testing.T) {
 
 // lostCounter counts lost claims.
 type lostCounter struct {
-	executor.NopObserver
 	lost atomic.Int64
 }
 
-func (o *lostCounter) LostClaim(executor.AttemptEvent) { o.lost.Add(1) }
+func (o *lostCounter) Observe(ev executor.Event) {
+	if _, ok := ev.(executor.LeaseLost); ok {
+		o.lost.Add(1)
+	}
+}
 
 // TestMinimumLeaseUnderLoad: with two CPU-burning processes beside it, an
 // executor on the shortest lease renews it in time while nodes run ten

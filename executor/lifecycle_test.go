@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -51,8 +54,10 @@ func TestLostLeaseWritesNothing(t *testing.T) {
 	if s := h.exec.Stats(); s.LostClaims != 1 {
 		t.Fatalf("stats %+v", s)
 	}
-	if len(obs.lost) != 1 || len(obs.events) != 0 || obs.lost[0].RunID != "r1" || obs.lost[0].NodeID != "n" || obs.lost[0].Err != nil || obs.lost[0].Status != "" {
-		t.Fatalf("lost %+v, recorded %+v; want the one successful attempt reported lost, nothing recorded", obs.lost, obs.events)
+	lost, recorded := eventsOf[executor.LeaseLost](obs), eventsOf[executor.AttemptRecorded](obs)
+	if len(lost) != 1 || len(recorded) != 0 || lost[0].RunID != "r1" || lost[0].NodeID != "n" || lost[0].NodeType != "slow" ||
+		!errors.Is(lost[0].Err, retry.ErrLostClaim) {
+		t.Fatalf("lost %+v, recorded %+v; want the one successful attempt reported lost, nothing recorded", lost, recorded)
 	}
 }
 
@@ -335,33 +340,39 @@ func TestPolicyOverrides(t *testing.T) {
 	}
 }
 
+// recordingObserver keeps every event, in order.
 type recordingObserver struct {
-	executor.NopObserver
 	mu     sync.Mutex
-	events []executor.AttemptEvent
-	swept  []int
-	lost   []executor.AttemptEvent
+	events []executor.Event
 }
 
-func (o *recordingObserver) LostClaim(e executor.AttemptEvent) {
+func (o *recordingObserver) Observe(ev executor.Event) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.lost = append(o.lost, e)
+	o.events = append(o.events, ev)
 }
 
-func (o *recordingObserver) Attempt(e executor.AttemptEvent) {
+// all returns the events so far.
+func (o *recordingObserver) all() []executor.Event {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.events = append(o.events, e)
+	return append([]executor.Event(nil), o.events...)
 }
 
-func (o *recordingObserver) Swept(n int) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.swept = append(o.swept, n)
+// eventsOf returns the events of o of type T, in order.
+func eventsOf[T executor.Event](o *recordingObserver) []T {
+	var out []T
+	for _, ev := range o.all() {
+		if t, ok := ev.(T); ok {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
-// TestObserver: every recorded attempt and every sweep is reported.
+// TestObserver: every transition is an event, in order: a failure that is
+// retried, its sweep, the success that completes the run; a run whose
+// journey is gone; the store's limit; shadow mode.
 func TestObserver(t *testing.T) {
 	obs := &recordingObserver{}
 	h := newHarness(t, executor.Config{Mode: executor.ModeFull, Observer: obs}, nil)
@@ -370,28 +381,75 @@ func TestObserver(t *testing.T) {
 	run, err := h.exec.StartRunSync(context.Background(), "j", nil)
 	must(t, err)
 	h.drive(t, run.ID)
-	if len(obs.events) != 2 || len(obs.swept) != 1 || obs.swept[0] != 1 {
-		t.Fatalf("events %+v, sweeps %v", obs.events, obs.swept)
+	evs := obs.all()
+	want := []string{"AttemptRecorded", "RetryScheduled", "Swept", "RunRescued", "AttemptRecorded", "RunCompleted"}
+	if got := eventNames(evs); !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
 	}
-	f, s := obs.events[0], obs.events[1]
-	if f.Err == nil || f.Class != retry.ClassServiceUnavailable || f.Decision.Strategy != "short" || f.Status != retry.StatusRetrying || f.NodeAttempt != 1 {
+	f, r, s := evs[0].(executor.AttemptRecorded), evs[1].(executor.RetryScheduled), evs[4].(executor.AttemptRecorded)
+	if f.Err == nil || f.Class != retry.ClassServiceUnavailable || f.Decision.Strategy != "short" || f.Status != retry.StatusRetrying ||
+		f.NodeAttempt != 1 || f.NodeType != "flaky" || f.Outcome() != "retrying" {
 		t.Errorf("failure event %+v", f)
 	}
-	if s.Err != nil || s.Status != retry.StatusCompleted || s.NodeAttempt != 2 {
-		t.Errorf("success event %+v", s)
+	if stored, _ := h.store.Get(context.Background(), run.ID); r.AttemptRecorded != f || r.At.IsZero() || r.At.After(stored.UpdatedAt.Add(time.Hour)) {
+		t.Errorf("retry event %+v after %+v", r, f)
+	}
+	if sw, rs := evs[2].(executor.Swept), evs[3].(executor.RunRescued); sw.Caught != 1 || rs.RunID != run.ID || rs.NodeType != "flaky" {
+		t.Errorf("sweep events %+v %+v", sw, rs)
+	}
+	if s.Err != nil || s.Status != retry.StatusCompleted || s.NodeAttempt != 2 || s.Outcome() != "succeeded" || evs[5].(executor.RunCompleted).AttemptRecorded != s {
+		t.Errorf("success events %+v %+v", s, evs[5])
 	}
 
-	// A run whose journey is gone ends failed, and that attempt is
-	// reported too.
+	// A run whose journey is gone ends failed, of no node type.
 	_, err = h.store.Create(context.Background(), retry.NewRun{ID: "orphan", JourneyID: "gone", JourneyVersion: 1, StartNodeID: "a", MaxRetries: 3}, h.clock.Now())
 	must(t, err)
 	h.clock.Add(h.grace)
+	before := len(obs.all())
 	_, err = h.exec.SweepOnce(context.Background())
 	must(t, err)
-	if len(obs.events) != 3 {
-		t.Fatalf("events %+v: want the missing journey's failure reported", obs.events)
+	evs = obs.all()[before:]
+	if got, want := eventNames(evs), []string{"Swept", "RunRescued", "AttemptRecorded", "RunFailed"}; !slices.Equal(got, want) {
+		t.Fatalf("missing journey: events %v, want %v", got, want)
 	}
-	if m := obs.events[2]; m.RunID != "orphan" || m.Err == nil || m.Class != retry.ClassMissingJourney || m.Status != retry.StatusFailed {
+	if m := evs[2].(executor.AttemptRecorded); m.RunID != "orphan" || m.NodeID != "a" || m.NodeType != "" || m.Err == nil ||
+		m.Class != retry.ClassMissingJourney || m.Status != retry.StatusFailed || m.Outcome() != "failed" {
 		t.Errorf("missing journey event %+v", m)
 	}
+
+	// Retries run out: the run ends failed_max_retries.
+	exhausted := retry.PolicyFunc(func(retry.Failure) retry.Decision { return retry.Decision{Exhausted: true, Rule: "max_retries"} })
+	must(t, h.exec.RegisterJourney(executor.Journey{ID: "down", Start: "n", Policy: exhausted, Nodes: []executor.Node{{ID: "n", Type: "flaky"}}}))
+	before = len(obs.all())
+	run, err = h.exec.StartRunSync(context.Background(), "down", nil)
+	must(t, err)
+	evs = obs.all()[before:]
+	if got, want := eventNames(evs), []string{"AttemptRecorded", "RetriesExhausted"}; !slices.Equal(got, want) || run.Status != retry.StatusFailedMaxRetries {
+		t.Fatalf("exhausted: %s, events %v, want %v", run.Status, got, want)
+	}
+
+	// Shadow mode records what the policy would have done, and the run
+	// ends failed.
+	shadow := &recordingObserver{}
+	hs := newHarness(t, executor.Config{Mode: executor.ModeShadow, Observer: shadow}, nil)
+	must(t, hs.exec.Handle("flaky", failing(retry.WithClass(errors.New("503"), retry.ClassServiceUnavailable), 1)))
+	must(t, hs.exec.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "flaky"}}}))
+	_, err = hs.exec.StartRunSync(context.Background(), "j", nil)
+	must(t, err)
+	evs = shadow.all()
+	if got, want := eventNames(evs), []string{"AttemptRecorded", "ShadowDecision", "RunFailed"}; !slices.Equal(got, want) {
+		t.Fatalf("shadow: events %v, want %v", got, want)
+	}
+	if d := evs[1].(executor.ShadowDecision); !d.Shadow || d.Decision.Strategy != "short" || !d.Decision.Retry {
+		t.Errorf("shadow decision %+v", d)
+	}
+}
+
+// eventNames are the type names of evs, without the package.
+func eventNames(evs []executor.Event) []string {
+	var out []string
+	for _, ev := range evs {
+		out = append(out, strings.TrimPrefix(fmt.Sprintf("%T", ev), "executor."))
+	}
+	return out
 }

@@ -3,9 +3,26 @@ package executor
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/journeyretry/journeyretry/retry"
 )
+
+// Observer is told of every [Event] synchronously, by the worker that made
+// the transition, before it goes on: for metrics and logs, whose work is a
+// counter or a record, and which must not miss an event. It must be quick
+// and safe for concurrent use; a panic in it is logged and ignored. Work
+// that may be slow or fail (a webhook, a queue) belongs in a [Hook], which
+// runs off the attempt path.
+type Observer interface {
+	Observe(Event)
+}
+
+// ObserverFunc is a function as an Observer.
+type ObserverFunc func(Event)
+
+// Observe calls f.
+func (f ObserverFunc) Observe(ev Event) { f(ev) }
 
 // Observers returns an Observer that tells each of obs, in order: metrics
 // and logs, say.
@@ -13,89 +30,71 @@ func Observers(obs ...Observer) Observer { return observers(obs) }
 
 type observers []Observer
 
-func (os observers) Attempt(ev AttemptEvent) {
+func (os observers) Observe(ev Event) {
 	for _, o := range os {
-		o.Attempt(ev)
-	}
-}
-
-func (os observers) Swept(n int) {
-	for _, o := range os {
-		o.Swept(n)
-	}
-}
-
-func (os observers) LostClaim(ev AttemptEvent) {
-	for _, o := range os {
-		o.LostClaim(ev)
-	}
-}
-
-func (os observers) Woke(ev WakeEvent) {
-	for _, o := range os {
-		o.Woke(ev)
-	}
-}
-
-func (os observers) BackendError(op string, err error) {
-	for _, o := range os {
-		o.BackendError(op, err)
+		o.Observe(ev)
 	}
 }
 
 // LogObserver writes one record per attempt outcome to its logger, with the
-// run id, journey, node, attempt, error class and decision: a success at
-// Debug, a scheduled retry at Info, a run that ended failed and a lost
-// claim at Warn. Backend errors are logged by the executor itself
-// (Config.Logger), so this observer leaves them out.
+// run id, journey, node, node type, attempt, error class and decision: a
+// success at Debug, a scheduled retry at Info, a run that ended failed and a
+// lost lease at Warn. Backend errors are logged by the executor itself
+// (Config.Logger), so this observer leaves them out, as it does every event
+// that is not an attempt's outcome.
 type LogObserver struct {
-	NopObserver
 	// Logger receives the records.
 	Logger *slog.Logger
 }
 
-// Attempt logs the attempt's outcome.
-func (o LogObserver) Attempt(ev AttemptEvent) {
-	level, outcome := slog.LevelDebug, "succeeded"
-	if ev.Err != nil {
-		level, outcome = slog.LevelWarn, string(ev.Status)
-		if ev.Status == retry.StatusRetrying {
+// Observe logs an attempt's outcome ([AttemptRecorded], [LeaseLost]).
+func (o LogObserver) Observe(ev Event) {
+	switch ev := ev.(type) {
+	case AttemptRecorded:
+		level := slog.LevelDebug
+		switch {
+		case ev.Err == nil:
+		case decision(ev) == "retry":
 			level = slog.LevelInfo
+		default:
+			level = slog.LevelWarn
 		}
+		o.log(level, "attempt", ev.Step, ev.Duration, ev.Outcome(), ev.Err, &ev)
+	case LeaseLost:
+		o.log(slog.LevelWarn, "attempt lost its claim", ev.Step, ev.Duration, "lost_claim", ev.Err, nil)
 	}
-	o.log(level, "attempt", ev, outcome)
 }
 
-// LostClaim logs an attempt the store did not record.
-func (o LogObserver) LostClaim(ev AttemptEvent) {
-	o.log(slog.LevelWarn, "attempt lost its claim", ev, "lost_claim")
-}
-
-func (o LogObserver) log(level slog.Level, msg string, ev AttemptEvent, outcome string) {
+// log writes one record about step; rec, when the store recorded the
+// attempt, adds the decision on its failure.
+func (o LogObserver) log(level slog.Level, msg string, step Step, d time.Duration, outcome string, err error, rec *AttemptRecorded) {
 	ctx := context.Background()
 	if !o.Logger.Enabled(ctx, level) {
 		return
 	}
-	attrs := []slog.Attr{slog.String("run", ev.RunID), slog.String("journey", ev.JourneyID),
-		slog.String("node", ev.NodeID), slog.Int("attempt", ev.NodeAttempt), slog.String("outcome", outcome),
-		slog.Duration("duration", ev.Duration)}
-	if ev.Err != nil {
-		attrs = append(attrs, slog.String("class", string(ev.Class)), slog.String("decision", decision(ev)),
-			slog.String("strategy", ev.Decision.Strategy), slog.String("rule", ev.Decision.Rule),
-			slog.Duration("delay", ev.Decision.Delay), slog.String("err", ev.Err.Error()))
+	attrs := []slog.Attr{slog.String("run", step.RunID), slog.String("journey", step.JourneyID),
+		slog.String("node", step.NodeID), slog.String("nodeType", step.NodeType), slog.Int("attempt", step.NodeAttempt),
+		slog.String("outcome", outcome), slog.Duration("duration", d)}
+	if rec != nil && err != nil {
+		attrs = append(attrs, slog.String("class", string(rec.Class)), slog.String("decision", decision(*rec)),
+			slog.String("strategy", rec.Decision.Strategy), slog.String("rule", rec.Decision.Rule),
+			slog.Duration("delay", rec.Decision.Delay))
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("err", err.Error()))
 	}
 	o.Logger.LogAttrs(ctx, level, msg, attrs...)
 }
 
 // decision names what was decided about a failure: "retry", "stop",
 // "exhausted", or "shadow" (recorded, not acted on).
-func decision(ev AttemptEvent) string {
+func decision(ev AttemptRecorded) string {
 	switch {
 	case ev.Shadow:
 		return "shadow"
-	case ev.Decision.Exhausted:
+	case ev.Decision.Exhausted || ev.Status == retry.StatusFailedMaxRetries:
 		return "exhausted"
-	case ev.Decision.Retry:
+	case ev.Decision.Retry && (ev.Status == retry.StatusRetrying || ev.Status == retry.StatusInProgress):
 		return "retry"
 	default:
 		return "stop"

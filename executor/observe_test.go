@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,32 +15,40 @@ import (
 )
 
 // TestLogObserver: one record per attempt outcome, at the level its
-// outcome deserves, with run id, journey, node, attempt, class and
-// decision; nothing below the logger's level.
+// outcome deserves, with run id, journey, node, node type, attempt, class
+// and decision; nothing below the logger's level, nothing for the events
+// that are not an attempt's outcome.
 func TestLogObserver(t *testing.T) {
 	var buf bytes.Buffer
 	o := executor.LogObserver{Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
-	base := executor.AttemptEvent{RunID: "r1", JourneyID: "j", NodeID: "n", NodeAttempt: 2, Duration: time.Millisecond}
-	ok := base
-	ok.Status = retry.StatusCompleted
-	retrying := base
+	step := executor.Step{RunID: "r1", JourneyID: "j", NodeID: "n", NodeType: "call", NodeAttempt: 2}
+	ok := executor.AttemptRecorded{Step: step, Duration: time.Millisecond, Status: retry.StatusCompleted}
+	retrying := ok
 	retrying.Err, retrying.Class, retrying.Status = errors.New("503"), retry.ClassServiceUnavailable, retry.StatusRetrying
 	retrying.Decision = retry.Decision{Retry: true, Delay: time.Second, Strategy: "short", Rule: "class:service_unavailable"}
+	immediate := retrying // a zero delay: the run stays in progress
+	immediate.Status, immediate.Decision.Delay = retry.StatusInProgress, 0
 	exhausted := retrying
 	exhausted.Status, exhausted.Decision = retry.StatusFailedMaxRetries, retry.Decision{Exhausted: true, Rule: "max_retries"}
+	refused := retrying // the store's limit, whatever the policy asked
+	refused.Status = retry.StatusFailedMaxRetries
 	shadow := retrying
 	shadow.Status, shadow.Shadow = retry.StatusFailed, true
 
-	o.Attempt(ok) // debug: below the level
-	o.Attempt(retrying)
-	o.Attempt(exhausted)
-	o.Attempt(shadow)
-	o.LostClaim(retrying)
-	o.Swept(3) // not an attempt outcome
+	o.Observe(ok) // debug: below the level
+	o.Observe(retrying)
+	o.Observe(immediate)
+	o.Observe(exhausted)
+	o.Observe(refused)
+	o.Observe(shadow)
+	o.Observe(executor.LeaseLost{Step: step, Err: retry.ErrLostClaim})
+	o.Observe(executor.RetryScheduled{AttemptRecorded: retrying}) // not an attempt outcome
+	o.Observe(executor.Swept{Caught: 3})
 
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	want := []struct{ level, outcome, decision string }{
-		{"INFO", "retrying", "retry"}, {"WARN", "failed_max_retries", "exhausted"}, {"WARN", "failed", "shadow"}, {"WARN", "lost_claim", "retry"},
+		{"INFO", "retrying", "retry"}, {"INFO", "retrying", "retry"}, {"WARN", "failed_max_retries", "exhausted"},
+		{"WARN", "failed_max_retries", "exhausted"}, {"WARN", "failed", "shadow"}, {"WARN", "lost_claim", ""},
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("%d records, want %d:\n%s", len(lines), len(want), buf.String())
@@ -50,17 +59,17 @@ func TestLogObserver(t *testing.T) {
 			t.Fatal(err)
 		}
 		w := want[i]
-		if rec["level"] != w.level || rec["outcome"] != w.outcome || rec["decision"] != w.decision ||
-			rec["run"] != "r1" || rec["journey"] != "j" || rec["node"] != "n" || rec["attempt"] != 2.0 ||
-			rec["class"] != "service_unavailable" {
-			t.Errorf("record %d: %s, want level %s outcome %s decision %s", i, l, w.level, w.outcome, w.decision)
+		if rec["level"] != w.level || rec["outcome"] != w.outcome || (rec["decision"] != nil && rec["decision"] != w.decision) ||
+			(rec["decision"] == nil) != (w.decision == "") || rec["run"] != "r1" || rec["journey"] != "j" || rec["node"] != "n" ||
+			rec["nodeType"] != "call" || rec["attempt"] != 2.0 || rec["err"] == nil {
+			t.Errorf("record %d: %s, want level %s outcome %s decision %q", i, l, w.level, w.outcome, w.decision)
 		}
 	}
 
 	// At debug, a success is a record too, without failure fields.
 	buf.Reset()
 	o.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	o.Attempt(ok)
+	o.Observe(ok)
 	if s := buf.String(); !strings.Contains(s, "level=DEBUG") || !strings.Contains(s, "outcome=succeeded") || strings.Contains(s, "class=") {
 		t.Errorf("success record %q", s)
 	}
@@ -70,14 +79,14 @@ func TestLogObserver(t *testing.T) {
 func TestObservers(t *testing.T) {
 	a, b := &recordingObserver{}, &recordingObserver{}
 	o := executor.Observers(a, b)
-	o.Attempt(executor.AttemptEvent{RunID: "r"})
-	o.Swept(2)
-	o.LostClaim(executor.AttemptEvent{RunID: "l"})
-	o.Woke(executor.WakeEvent{RunID: "w"})
-	o.BackendError("op", errors.New("x"))
+	sent := []executor.Event{executor.AttemptRecorded{Step: executor.Step{RunID: "r"}}, executor.Swept{Caught: 2},
+		executor.LeaseLost{Step: executor.Step{RunID: "l"}}, executor.Woke{RunID: "w"}, executor.BackendError{Op: "op"}}
+	for _, ev := range sent {
+		o.Observe(ev)
+	}
 	for _, r := range []*recordingObserver{a, b} {
-		if len(r.events) != 1 || len(r.swept) != 1 || len(r.lost) != 1 {
-			t.Errorf("observer heard %+v", r)
+		if got := r.all(); !slices.Equal(got, sent) {
+			t.Errorf("observer heard %+v", got)
 		}
 	}
 }

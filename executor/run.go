@@ -51,8 +51,7 @@ func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 		out, renewed, err := e.runNode(ctx, run, claim, n)
 		claim = renewed
 		if errors.Is(err, retry.ErrLostClaim) {
-			e.lostClaim(AttemptEvent{RunID: run.ID, JourneyID: run.JourneyID, NodeID: n.ID,
-				NodeAttempt: run.RetryCount + 1, Duration: e.now().Sub(started), Err: err}, err)
+			e.lostClaim(LeaseLost{Step: step(run, n), Duration: e.now().Sub(started), Err: err})
 			return run
 		}
 		if err != nil && ctx.Err() != nil {
@@ -84,14 +83,16 @@ func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 			run, _ = e.fail(ctx, run, claim, j, n, err, started)
 			return run
 		}
-		ev := AttemptEvent{RunID: run.ID, JourneyID: run.JourneyID, NodeID: n.ID,
-			NodeAttempt: run.RetryCount + 1, Duration: s.FinishedAt.Sub(started), Status: written.Status}
+		ev := AttemptRecorded{Step: step(run, n), Duration: s.FinishedAt.Sub(started), Status: written.Status}
 		if err != nil {
-			e.writeFailed(ev, "complete node", err)
+			e.writeFailed(ev.Step, ev.Duration, "complete node", err)
 			return run
 		}
 		e.stats.succeeded.Add(1)
-		e.cfg.Observer.Attempt(ev)
+		e.emit(ev)
+		if written.Status == retry.StatusCompleted {
+			e.emit(RunCompleted{ev})
+		}
 		run = written
 		if run.Status == retry.StatusWaiting {
 			if !scheduled { // else its wake-up was committed with the wait
@@ -128,8 +129,7 @@ func (e *Executor) halfLease(ctx context.Context, run retry.Run, claim retry.Cla
 	}
 	c, err := e.store.ExtendLease(context.WithoutCancel(ctx), claim, now, e.cfg.Lease)
 	if err != nil {
-		e.writeFailed(AttemptEvent{RunID: run.ID, JourneyID: run.JourneyID, NodeID: n.ID, NodeAttempt: run.RetryCount + 1, Err: err},
-			"extend lease", err)
+		e.writeFailed(step(run, n), 0, "extend lease", err)
 		return claim, false
 	}
 	return c, true
@@ -256,18 +256,21 @@ func (e *Executor) fail(ctx context.Context, run retry.Run, claim retry.Claim, j
 	rec.FinishedAt = e.now()
 	written, scheduled, werr := e.recordFailure(context.WithoutCancel(ctx), claim, rec)
 	if werr != nil {
-		e.writeFailed(failureEvent(run, rec, err, ""), "record failure", werr)
+		e.writeFailed(step(run, n), rec.FinishedAt.Sub(rec.StartedAt), "record failure", werr)
 		return run, false
 	}
-	e.recorded(failureEvent(run, rec, err, written.Status))
+	ev := failureEvent(step(run, n), rec, err, written.Status)
+	e.recorded(ev)
 	switch written.Status {
 	case retry.StatusRetrying:
 		e.stats.retries.Add(1)
 		if !scheduled { // else its wake-up was committed with the failure
 			e.schedule(ctx, written.ID, written.NextRetryAt)
 		}
+		e.emit(RetryScheduled{ev, written.NextRetryAt})
 	case retry.StatusInProgress: // a zero delay: retried at once under the kept claim
 		e.stats.retries.Add(1)
+		e.emit(RetryScheduled{ev, rec.FinishedAt})
 		if e.stopped() || ctx.Err() != nil {
 			e.releaseClaim(written.Claim())
 			return written, false
@@ -383,27 +386,48 @@ func (e *Executor) endMissing(ctx context.Context, run retry.Run, claim retry.Cl
 	rec.StartedAt = e.now()
 	rec.FinishedAt = rec.StartedAt
 	cause := retry.Permanent(retry.WithClass(errors.New(rec.Message), rec.Class))
+	at := step(run, nil)
 	written, err := e.store.RecordFailure(context.WithoutCancel(ctx), claim, rec)
 	if err != nil {
-		e.writeFailed(failureEvent(run, rec, cause, ""), "record failure", err)
+		e.writeFailed(at, 0, "record failure", err)
 		return run
 	}
-	e.recorded(failureEvent(run, rec, cause, written.Status))
+	e.recorded(failureEvent(at, rec, cause, written.Status))
 	return written
 }
 
-// failureEvent describes the failed attempt rec of run, caused by err,
-// which left the run in status.
-func failureEvent(run retry.Run, rec retry.FailureRecord, err error, status retry.Status) AttemptEvent {
-	return AttemptEvent{RunID: run.ID, JourneyID: run.JourneyID, NodeID: rec.NodeID,
-		NodeAttempt: run.RetryCount + 1, Duration: rec.FinishedAt.Sub(rec.StartedAt), Err: err,
+// step names the attempt of run at node n (nil: a node this process does
+// not know, of no type).
+func step(run retry.Run, n *Node) Step {
+	s := Step{RunID: run.ID, JourneyID: run.JourneyID, NodeID: run.CurrentNodeID, NodeAttempt: run.RetryCount + 1}
+	if n != nil {
+		s.NodeType = n.Type
+	}
+	return s
+}
+
+// failureEvent describes the failed attempt rec at s, caused by err, which
+// left the run in status.
+func failureEvent(s Step, rec retry.FailureRecord, err error, status retry.Status) AttemptRecorded {
+	return AttemptRecorded{Step: s, Duration: rec.FinishedAt.Sub(rec.StartedAt), Err: err,
 		Class: rec.Class, Decision: rec.Decision, Shadow: rec.Shadow, Status: status}
 }
 
-// recorded counts a failure the store recorded and tells the Observer.
-func (e *Executor) recorded(ev AttemptEvent) {
+// recorded counts a failure the store recorded and emits it, with the
+// shadow decision and the end of the run it made, if any. A retry is
+// emitted by the caller once it is scheduled.
+func (e *Executor) recorded(ev AttemptRecorded) {
 	e.stats.failed.Add(1)
-	e.cfg.Observer.Attempt(ev)
+	e.emit(ev)
+	if ev.Shadow {
+		e.emit(ShadowDecision{ev})
+	}
+	switch ev.Status {
+	case retry.StatusFailedMaxRetries:
+		e.emit(RetriesExhausted{ev})
+	case retry.StatusFailed:
+		e.emit(RunFailed{ev})
+	}
 }
 
 func (e *Executor) schedule(ctx context.Context, id string, at time.Time) {
@@ -413,31 +437,32 @@ func (e *Executor) schedule(ctx context.Context, id string, at time.Time) {
 	}
 }
 
-// writeFailed handles a failed write of attempt ev under a claim: a lost
-// claim is abandoned and reported; anything else leaves the run to the
-// sweeper once the lease expires.
-func (e *Executor) writeFailed(ev AttemptEvent, what string, err error) {
+// writeFailed handles a failed write of the attempt at s, which ran for d,
+// under a claim: a lost claim is abandoned and reported; anything else
+// leaves the run to the sweeper once the lease expires.
+func (e *Executor) writeFailed(s Step, d time.Duration, what string, err error) {
 	if errors.Is(err, retry.ErrLostClaim) {
-		e.lostClaim(ev, err)
+		e.lostClaim(LeaseLost{Step: s, Duration: d, Err: err})
 		return
 	}
-	e.backendError(what, err, "run", ev.RunID)
+	e.backendError(what, err, "run", s.RunID)
 }
 
 // lostClaim counts an attempt the store did not record because its claim
-// was lost (err, wrapping retry.ErrLostClaim), and tells the Observer. A
-// claim an operator's cancel voided (retry.ErrCancelled) is counted apart
-// and logged: nothing was lost that the operator did not ask for.
-func (e *Executor) lostClaim(ev AttemptEvent, err error) {
-	ev.Status = ""
-	if errors.Is(err, retry.ErrCancelled) {
+// was lost (ev.Err, wrapping retry.ErrLostClaim), and emits it. A claim
+// an operator's cancel voided (retry.ErrCancelled) is counted apart,
+// logged and emitted as a RunCancelled: nothing was lost that the operator
+// did not ask for.
+func (e *Executor) lostClaim(ev LeaseLost) {
+	if errors.Is(ev.Err, retry.ErrCancelled) {
 		e.stats.cancelled.Add(1)
 		e.cfg.Logger.Info("run cancelled by an operator: node stopped, its result not recorded", "run", ev.RunID, "node", ev.NodeID)
+		e.emit(RunCancelled{Step: ev.Step, Duration: ev.Duration})
 		e.waiters.wake(ev.RunID)
 		return
 	}
 	e.stats.lost.Add(1)
-	e.cfg.Observer.LostClaim(ev)
+	e.emit(ev)
 }
 
 // releaseClaim gives a claim back at shutdown so another worker resumes the

@@ -1,21 +1,27 @@
 // Package metrics exports the executor's events and the store's run counts
-// as Prometheus metrics. [Metrics] is an [executor.Observer]: the executor
-// stays free of Prometheus, and nothing here registers globally; the caller
-// passes the prometheus.Registerer to use.
+// as Prometheus metrics. [Metrics] is an [executor.Observer]: it counts the
+// executor's events ([executor.Event]) as they happen, so the executor
+// stays free of Prometheus, and nothing here registers globally; the
+// caller passes the prometheus.Registerer to use.
 //
-// Metrics (all prefixed journeyretry_):
+// Metrics (all prefixed journeyretry_); their labels are bounded sets (node
+// types are the registered handlers, not the node ids of every journey):
 //
-//	attempts_total{journey,node,outcome,class}  node attempts as recorded; outcome is
-//	                                             "succeeded" or the run's status after the failure
-//	attempt_duration_seconds{journey,node}      node execution time
-//	retries_scheduled_total{strategy,class}     failures the store left retrying
-//	retry_delay_seconds{strategy}               the delay chosen for those retries
-//	wakeup_lateness_seconds{scheduler}          a delivery's fired-at minus due-at
-//	runs{status}                                runs by status, counted by the store at scrape time
-//	claims_in_flight                            runs executing under this process's claims
-//	sweeps_total, sweeper_caught_total          sweeps and the runs they caught (0 when healthy)
-//	lost_claims_total                           attempts the store did not record: lease lost
-//	backend_errors_total{op}                    store or scheduler calls that failed and were logged
+//	attempts_total{node_type,outcome,class}  node attempts as recorded; outcome is "succeeded"
+//	                                          or the run's status after the failure ("retrying"
+//	                                          for a zero-delay retry too)
+//	attempt_duration_seconds{node_type}      node execution time
+//	retries_scheduled_total{strategy,class}  failures the store left to be retried
+//	retry_delay_seconds{strategy}            the delay chosen for those retries
+//	budget_deferred_total{class}             retries a retry budget deferred
+//	wakeup_lateness_seconds{scheduler}       a delivery's fired-at minus due-at
+//	runs{status}                             runs by status, counted by the store at scrape time
+//	claims_in_flight                         runs executing under this process's claims
+//	sweeps_total, sweeper_caught_total       sweeps and the runs they caught (0 when healthy)
+//	lost_claims_total                        attempts the store did not record: lease lost
+//	backend_errors_total{op}                 store or scheduler calls that failed and were logged
+//	hook_events_dropped_total{hook}          events a hook's full queue dropped
+//	hook_events_failed_total{hook}           events a hook returned an error for or panicked on
 package metrics
 
 import (
@@ -70,6 +76,7 @@ type Metrics struct {
 	duration    *prometheus.HistogramVec
 	retries     *prometheus.CounterVec
 	delay       *prometheus.HistogramVec
+	deferred    *prometheus.CounterVec
 	lateness    prometheus.Observer
 	sweeps      prometheus.Counter
 	caught      prometheus.Counter
@@ -93,13 +100,15 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 		statusTTL: cmp.Or(cfg.StatusTTL, StatusTTLDefault),
 		now:       cfg.Now,
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "journeyretry_attempts_total",
-			Help: "Node attempts as recorded in the store, by outcome (succeeded, or the run's status after the failure) and error class."},
-			[]string{"journey", "node", "outcome", "class"}),
+			Help: "Node attempts as recorded in the store, by node type, outcome (succeeded, or the run's status after the failure) and error class."},
+			[]string{"node_type", "outcome", "class"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "journeyretry_attempt_duration_seconds",
-			Help: "Node execution time.", Buckets: prometheus.DefBuckets}, []string{"journey", "node"}),
+			Help: "Node execution time, by node type.", Buckets: prometheus.DefBuckets}, []string{"node_type"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "journeyretry_retries_scheduled_total",
-			Help: "Failures the store left retrying, by the strategy that chose the delay and the error class."},
+			Help: "Failures the store left to be retried, by the strategy that chose the delay and the error class."},
 			[]string{"strategy", "class"}),
+		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "journeyretry_budget_deferred_total",
+			Help: "Retries a retry budget deferred past its window, by error class."}, []string{"class"}),
 		delay: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "journeyretry_retry_delay_seconds",
 			Help:    "The delay chosen for each scheduled retry.",
 			Buckets: []float64{0, 0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600, 6 * 3600, 24 * 3600}}, []string{"strategy"}),
@@ -117,7 +126,7 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 		Help:    "A scheduler delivery's fired-at minus due-at, by scheduler backend.",
 		Buckets: []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300}}, []string{"scheduler"})
 	m.lateness = lateness.WithLabelValues(m.scheduler)
-	cs := []prometheus.Collector{m.attempts, m.duration, m.retries, m.delay, lateness, m.sweeps, m.caught, m.lost, m.backendErrs}
+	cs := []prometheus.Collector{m.attempts, m.duration, m.retries, m.delay, m.deferred, lateness, m.sweeps, m.caught, m.lost, m.backendErrs}
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -132,19 +141,44 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 // Statser is what [Metrics.Watch] reads: an [executor.Executor].
 type Statser interface {
 	Stats() executor.Stats
+	HookStats() []executor.HookStats
 }
 
-// Watch registers the claims-in-flight gauge of ex, read at scrape time.
-// It is separate from New because the executor is built with the Metrics
-// as its Observer.
+// Watch registers the claims-in-flight gauge and the hooks' counters of
+// ex, read at scrape time. It is separate from New because the executor is
+// built with the Metrics as its Observer.
 func (m *Metrics) Watch(ex Statser) error {
 	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "journeyretry_claims_in_flight",
 		Help: "Runs executing under this process's claims."},
 		func() float64 { return float64(ex.Stats().InFlight) })
-	if err := m.reg.Register(g); err != nil {
-		return fmt.Errorf("metrics: register: %w", err)
+	for _, c := range []prometheus.Collector{g, hookCollector{ex}} {
+		if err := m.reg.Register(c); err != nil {
+			return fmt.Errorf("metrics: register: %w", err)
+		}
 	}
 	return nil
+}
+
+var (
+	hookDroppedDesc = prometheus.NewDesc("journeyretry_hook_events_dropped_total",
+		"Events a hook's full queue dropped: the hook is slower than the events.", []string{"hook"}, nil)
+	hookFailedDesc = prometheus.NewDesc("journeyretry_hook_events_failed_total",
+		"Events a hook returned an error for or panicked on.", []string{"hook"}, nil)
+)
+
+// hookCollector reads the hooks' counters at scrape time.
+type hookCollector struct{ ex Statser }
+
+func (c hookCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- hookDroppedDesc
+	ch <- hookFailedDesc
+}
+
+func (c hookCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range c.ex.HookStats() {
+		ch <- prometheus.MustNewConstMetric(hookDroppedDesc, prometheus.CounterValue, float64(st.Dropped), st.Name)
+		ch <- prometheus.MustNewConstMetric(hookFailedDesc, prometheus.CounterValue, float64(st.Failed), st.Name)
+	}
 }
 
 // CountRuns registers the runs-by-status gauge, counted through in at
@@ -158,37 +192,31 @@ func (m *Metrics) CountRuns(in retry.Inspector) error {
 	return nil
 }
 
-// Attempt counts a recorded attempt, and the retry it scheduled.
-func (m *Metrics) Attempt(ev executor.AttemptEvent) {
-	outcome := "succeeded"
-	if ev.Err != nil {
-		outcome = string(ev.Status)
-	}
-	m.attempts.WithLabelValues(ev.JourneyID, ev.NodeID, outcome, string(ev.Class)).Inc()
-	m.duration.WithLabelValues(ev.JourneyID, ev.NodeID).Observe(ev.Duration.Seconds())
-	if ev.Err != nil && ev.Status == retry.StatusRetrying {
+// Observe counts an event: attempts, retries and budget deferrals, sweeps
+// and their catches, lost leases, wake-up lateness (a delivery handed out
+// early, by a clock ahead of the scheduler's, counts as 0) and backend
+// errors. Each is a counter or a histogram update, on the attempt path.
+func (m *Metrics) Observe(ev executor.Event) {
+	switch ev := ev.(type) {
+	case executor.AttemptRecorded:
+		m.attempts.WithLabelValues(ev.NodeType, ev.Outcome(), string(ev.Class)).Inc()
+		m.duration.WithLabelValues(ev.NodeType).Observe(ev.Duration.Seconds())
+	case executor.RetryScheduled:
 		m.retries.WithLabelValues(ev.Decision.Strategy, string(ev.Class)).Inc()
 		m.delay.WithLabelValues(ev.Decision.Strategy).Observe(ev.Decision.Delay.Seconds())
+	case executor.BudgetDeferred:
+		m.deferred.WithLabelValues(string(ev.Class)).Inc()
+	case executor.Swept:
+		m.sweeps.Inc()
+		m.caught.Add(float64(ev.Caught))
+	case executor.LeaseLost:
+		m.lost.Inc()
+	case executor.Woke:
+		m.lateness.Observe(max(ev.FiredAt.Sub(ev.At), 0).Seconds())
+	case executor.BackendError:
+		m.backendErrs.WithLabelValues(ev.Op).Inc()
 	}
 }
-
-// Swept counts a sweep and its catches.
-func (m *Metrics) Swept(caught int) {
-	m.sweeps.Inc()
-	m.caught.Add(float64(caught))
-}
-
-// LostClaim counts an attempt the store did not record.
-func (m *Metrics) LostClaim(executor.AttemptEvent) { m.lost.Inc() }
-
-// Woke observes a delivery's lateness; a delivery handed out early (a
-// clock ahead of the scheduler's) counts as 0.
-func (m *Metrics) Woke(ev executor.WakeEvent) {
-	m.lateness.Observe(max(ev.FiredAt.Sub(ev.At), 0).Seconds())
-}
-
-// BackendError counts a failed backend call.
-func (m *Metrics) BackendError(op string, _ error) { m.backendErrs.WithLabelValues(op).Inc() }
 
 // statusCollector counts runs by status at scrape time, reusing a count
 // for ttl.
@@ -208,7 +236,7 @@ func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) { ch <- runsDesc 
 func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	counts, err := c.count()
 	if err != nil {
-		c.m.BackendError("count runs", err)
+		c.m.backendErrs.WithLabelValues("count runs").Inc()
 		ch <- prometheus.NewInvalidMetric(runsDesc, fmt.Errorf("count runs: %w", err))
 		return
 	}

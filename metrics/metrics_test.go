@@ -120,14 +120,15 @@ func TestMetricsAgreeWithStore(t *testing.T) {
 	}()
 
 	want := map[string]float64{
-		`journeyretry_attempts_total{class="",journey="j",node="n",outcome="succeeded"}`:                   runs,
-		`journeyretry_attempts_total{class="service_unavailable",journey="j",node="n",outcome="retrying"}`: runs,
-		`journeyretry_retries_scheduled_total{class="service_unavailable",strategy="short"}`:               runs,
-		`journeyretry_retry_delay_seconds_count{strategy="short"}`:                                         runs,
-		`journeyretry_retry_delay_seconds_sum{strategy="short"}`:                                           runs * 0.02,
-		`journeyretry_backend_errors_total{op="schedule deferred run"}`:                                    1,
-		`journeyretry_lost_claims_total`:                                                                   0,
-		`journeyretry_claims_in_flight`:                                                                    0,
+		`journeyretry_attempts_total{class="",node_type="flaky",outcome="succeeded"}`:                   runs,
+		`journeyretry_attempts_total{class="service_unavailable",node_type="flaky",outcome="retrying"}`: runs,
+		`journeyretry_attempt_duration_seconds_count{node_type="flaky"}`:                                2 * runs,
+		`journeyretry_retries_scheduled_total{class="service_unavailable",strategy="short"}`:            runs,
+		`journeyretry_retry_delay_seconds_count{strategy="short"}`:                                      runs,
+		`journeyretry_retry_delay_seconds_sum{strategy="short"}`:                                        runs * 0.02,
+		`journeyretry_backend_errors_total{op="schedule deferred run"}`:                                 1,
+		`journeyretry_lost_claims_total`:                                                                0,
+		`journeyretry_claims_in_flight`:                                                                 0,
 	}
 	got := scrape(t, reg)
 	for k, v := range want {
@@ -251,5 +252,73 @@ func TestNew(t *testing.T) {
 	}
 	if _, err := metrics.New(prometheus.NewRegistry(), metrics.Config{}); err != nil {
 		t.Errorf("a fresh registry: %v", err)
+	}
+}
+
+// fakeExecutor is a Statser with fixed counters.
+type fakeExecutor struct{ hooks []executor.HookStats }
+
+func (f fakeExecutor) Stats() executor.Stats           { return executor.Stats{InFlight: 2} }
+func (f fakeExecutor) HookStats() []executor.HookStats { return f.hooks }
+
+// TestObserveEvents: each event moves its own counters, by node type, not
+// by node id; a zero-delay retry counts as a retry scheduled and its
+// attempt as retrying, as the store records it; a budget deferral counts by
+// class; the hooks' drops and failures are read from the executor.
+func TestObserveEvents(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Config{Scheduler: "redis"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Watch(fakeExecutor{hooks: []executor.HookStats{{Name: "webhook", Handled: 9, Failed: 2, Dropped: 5}}}); err != nil {
+		t.Fatal(err)
+	}
+	step := executor.Step{RunID: "r", JourneyID: "j", NodeID: "charge-card-7", NodeType: "http", NodeAttempt: 1}
+	immediate := executor.AttemptRecorded{Step: step, Duration: time.Second, Err: errors.New("reset"), Class: retry.ClassNetworkBlip,
+		Decision: retry.Decision{Retry: true, Strategy: "immediate"}, Status: retry.StatusInProgress}
+	other := step
+	other.NodeID = "charge-card-8" // another node of the same type: the same series
+	done := executor.AttemptRecorded{Step: other, Duration: time.Second, Status: retry.StatusCompleted}
+	at := time.Unix(100, 0)
+	for _, ev := range []executor.Event{
+		immediate, executor.RetryScheduled{AttemptRecorded: immediate, At: at},
+		done, executor.RunCompleted{AttemptRecorded: done},
+		executor.BudgetDeferred{AttemptRecorded: immediate, Rule: "budget:network_blip", At: at},
+		executor.Swept{Caught: 2}, executor.RunRescued{RunID: "r"}, executor.RunRescued{RunID: "s"},
+		executor.LeaseLost{Step: step, Err: retry.ErrLostClaim},
+		executor.Woke{RunID: "r", At: at, FiredAt: at.Add(time.Second)},
+		executor.Woke{RunID: "r", At: at, FiredAt: at.Add(-time.Second)}, // early: 0
+		executor.BackendError{Op: "schedule", Err: errors.New("down")},
+	} {
+		m.Observe(ev)
+	}
+	want := map[string]float64{
+		`journeyretry_attempts_total{class="network_blip",node_type="http",outcome="retrying"}`: 1,
+		`journeyretry_attempts_total{class="",node_type="http",outcome="succeeded"}`:            1,
+		`journeyretry_attempt_duration_seconds_count{node_type="http"}`:                         2,
+		`journeyretry_retries_scheduled_total{class="network_blip",strategy="immediate"}`:       1,
+		`journeyretry_retry_delay_seconds_count{strategy="immediate"}`:                          1,
+		`journeyretry_budget_deferred_total{class="network_blip"}`:                              1,
+		`journeyretry_sweeps_total`:                                     1,
+		`journeyretry_sweeper_caught_total`:                             2,
+		`journeyretry_lost_claims_total`:                                1,
+		`journeyretry_wakeup_lateness_seconds_count{scheduler="redis"}`: 2,
+		`journeyretry_wakeup_lateness_seconds_sum{scheduler="redis"}`:   1,
+		`journeyretry_backend_errors_total{op="schedule"}`:              1,
+		`journeyretry_claims_in_flight`:                                 2,
+		`journeyretry_hook_events_dropped_total{hook="webhook"}`:        5,
+		`journeyretry_hook_events_failed_total{hook="webhook"}`:         2,
+	}
+	got := scrape(t, reg)
+	for k, v := range want {
+		if g, ok := got[k]; !ok || !near(g, v) {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
+	for k := range got {
+		if strings.Contains(k, "charge-card") || strings.Contains(k, `journey="`) {
+			t.Errorf("%s: labelled by node id or journey", k)
+		}
 	}
 }
