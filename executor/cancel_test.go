@@ -48,7 +48,7 @@ func TestCancelStopsNodeInAnotherProcess(t *testing.T) {
 			must(t, err)
 			defer store.Close()
 			must(t, store.Migrate(ctx))
-			_, err = store.Create(ctx, retry.NewRun{ID: "r1", JourneyID: "cancel", StartNodeID: "slow", MaxRetries: 3}, time.Now())
+			_, err = store.Create(ctx, retry.NewRun{ID: "r1", JourneyID: "cancel", JourneyVersion: 1, StartNodeID: "slow", MaxRetries: 3}, time.Now())
 			must(t, err)
 
 			cmd := exec.Command(os.Args[0], "-test.run=^TestCancelWorkerProcess$")
@@ -151,7 +151,11 @@ func TestCancelWorkerProcess(t *testing.T) {
 			}
 		})}, store, sched, defaultPolicy(t))
 	must(t, err)
+	// The executor does not wait for a cancelled node's handler to return:
+	// the process waits for it before exiting, so that it prints "stopped".
+	slowDone := make(chan struct{})
 	must(t, ex.Handle("slow", executor.HandlerFunc(func(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
+		defer close(slowDone)
 		fmt.Println("started", in.Run.ID)
 		<-ctx.Done()
 		fmt.Println("stopped", ctx.Err())
@@ -173,6 +177,7 @@ func TestCancelWorkerProcess(t *testing.T) {
 	must(t, err)
 	stop()
 	must(t, <-done)
+	<-slowDone
 	st := ex.Stats()
 	fmt.Printf("stats cancelled=%d lost=%d\n", st.Cancelled, st.LostClaims)
 }

@@ -122,7 +122,7 @@ func mpRound(t *testing.T, base string, lease time.Duration, kill bool) {
 	must(t, err)
 	must(t, store.Migrate(ctx))
 	for i := range mpRuns {
-		_, err := store.Create(ctx, retry.NewRun{ID: fmt.Sprintf("run-%04d", i), JourneyID: "mp", StartNodeID: "a", MaxRetries: 3}, time.Now())
+		_, err := store.Create(ctx, retry.NewRun{ID: fmt.Sprintf("run-%04d", i), JourneyID: "mp", JourneyVersion: 1, StartNodeID: "a", MaxRetries: 3}, time.Now())
 		must(t, err)
 	}
 	before := deadlocks(t, db)
