@@ -455,6 +455,7 @@ func TestConfig(t *testing.T) {
 		{storage.Config{DSN: "x.db", MaxBatch: -1}, "max_batch"},
 		{storage.Config{DSN: "x.db", ReadConns: storage.ReadConnsLimit + 1}, "read_conns"},
 		{storage.Config{DSN: "x.db", MaxBatch: 1 << 62}, "max_batch"},
+		{storage.Config{DSN: "x.db", WriteTimeout: -time.Second}, "write_timeout"},
 		{storage.Config{DSN: "mysql://x@localhost/db"}, "dsn"},
 		{storage.Config{DSN: "sqlite://x.db"}, "dsn"},
 		{storage.Config{DSN: "postgres://u@127.0.0.1:5432/db?sslmode=bogus"}, "dsn"},

@@ -55,14 +55,24 @@
 // claimable at that moment anyway. ClaimRun therefore reports a run that
 // another transaction is writing as not claimable.
 //
-// # Cancellation
+// # Cancellation and deadlines
 //
 // A write whose context ends is never misreported. If the context ends
 // before the writer reaches the write, the write is skipped and its caller
 // gets an error wrapping ctx.Err(): nothing was written. Once the writer
 // has started it, the caller waits for the commit (the shared transaction
-// runs on a background context and takes milliseconds) and gets its real
-// outcome, the committed result included, even though its context ended.
+// runs without the callers' cancellations and takes milliseconds) and gets
+// its real outcome, the committed result included, even though its context
+// was cancelled.
+//
+// Every write has a deadline: its context's, or [Config.WriteTimeout]
+// from the call if that is sooner. A shared transaction runs under the
+// earliest deadline of the writes in it (claims on PostgreSQL, which run
+// alone, under their own), so a database that stops answering fails every
+// write by its deadline, with an error wrapping context.DeadlineExceeded,
+// instead of holding lease renewals and shutdown forever. A write cut
+// during its commit may have been committed all the same, as with any
+// connection lost mid-commit: such a caller reads the run again.
 //
 // # Times
 //
@@ -110,6 +120,8 @@ const (
 	// database's connections or the process's memory.
 	ReadConnsLimit = 256
 	MaxBatchLimit  = 10_000
+	// WriteTimeoutDefault bounds every write (see [Config.WriteTimeout]).
+	WriteTimeoutDefault = 30 * time.Second
 	// SynchronousDefault is SQLite's synchronous setting. NORMAL in WAL
 	// mode loses no committed transaction when the process crashes; only a
 	// power loss may undo the last few.
@@ -136,6 +148,11 @@ type Config struct {
 	// MaxBatch bounds the writes that share one transaction; 1 disables
 	// group commit. Default [MaxBatchDefault].
 	MaxBatch int `json:"max_batch"`
+	// WriteTimeout bounds each write, its wait in the queue and its
+	// transaction together, for a caller whose context has no sooner
+	// deadline: a database connection that stops answering cannot hold a
+	// lease renewal or a shutdown forever. Default [WriteTimeoutDefault].
+	WriteTimeout time.Duration `json:"write_timeout"`
 	// ReadOnly opens the database for reading only, for tools that only
 	// look: the store changes nothing in it (on SQLite it neither switches
 	// the file to WAL nor accepts a write) and every write fails. A
@@ -149,6 +166,7 @@ func (c Config) withDefaults() Config {
 	c.Synchronous = strings.ToUpper(cmp.Or(c.Synchronous, SynchronousDefault))
 	c.ReadConns = cmp.Or(c.ReadConns, ReadConnsDefault)
 	c.MaxBatch = cmp.Or(c.MaxBatch, MaxBatchDefault)
+	c.WriteTimeout = cmp.Or(c.WriteTimeout, WriteTimeoutDefault)
 	return c
 }
 
@@ -166,6 +184,8 @@ func (c Config) Validate() error {
 		return retry.InvalidField("read_conns", "%d: want 1 to %d", c.ReadConns, ReadConnsLimit)
 	case c.MaxBatch < 0 || c.MaxBatch > MaxBatchLimit:
 		return retry.InvalidField("max_batch", "%d: want 1 to %d", c.MaxBatch, MaxBatchLimit)
+	case c.WriteTimeout < 0:
+		return retry.InvalidField("write_timeout", "%v is negative", c.WriteTimeout)
 	}
 	pg, err := dsnKind(c.DSN)
 	if err == nil && pg {
@@ -224,10 +244,11 @@ func isScheme(s string) bool {
 // either returns an error wrapping ctx.Err() having written nothing, or
 // returns the committed result (see Cancellation in the package doc).
 type Store struct {
-	db       *bun.DB // writes (SQLite: one connection), and everything on PostgreSQL
-	rdb      *bun.DB // reads; db itself unless SQLite has a read pool
-	pg       bool
-	maxBatch int
+	db           *bun.DB // writes (SQLite: one connection), and everything on PostgreSQL
+	rdb          *bun.DB // reads; db itself unless SQLite has a read pool
+	pg           bool
+	maxBatch     int
+	writeTimeout time.Duration
 
 	mu     sync.RWMutex // held to read closed and send on ops; Close takes it to close ops
 	closed atomic.Bool
@@ -249,7 +270,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	s := &Store{maxBatch: cfg.MaxBatch, ops: make(chan *writeOp, cfg.MaxBatch), done: make(chan struct{})}
+	s := &Store{maxBatch: cfg.MaxBatch, writeTimeout: cfg.WriteTimeout, ops: make(chan *writeOp, cfg.MaxBatch), done: make(chan struct{})}
 	var err error
 	what := "postgres" // never the URL: it may hold a password
 	if s.pg = IsPostgres(cfg.DSN); s.pg {

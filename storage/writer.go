@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/uptrace/bun"
 
@@ -19,7 +21,7 @@ import (
 // after done delivers. state settles, once, whether the writer runs fn or
 // the caller gives up on it: never both.
 type writeOp struct {
-	ctx   context.Context // the caller's: once it ends, fn no longer starts
+	ctx   context.Context // the caller's, under the write's deadline: once it ends, fn no longer starts
 	key   string          // the run fn writes: a batch runs its ops in key order
 	fn    func(ctx context.Context, tx queryer) error
 	done  chan error
@@ -50,13 +52,17 @@ func (w *writeOp) start() bool {
 // The caller's ctx ending never misreports a write: if it ends before the
 // writer starts fn, fn never runs and write returns ctx.Err(); once the
 // writer has started fn, write waits for the commit and returns its
-// outcome, however late (the batch runs on a background context and is
-// short). So a caller told ctx.Err() knows nothing was written, and
-// results fn stores are read only after the writer is done with them.
+// outcome (the batch runs without the callers' cancellations, under the
+// earliest of their deadlines: see batchContext). So a caller told
+// ctx.Err() knows nothing was written, and results fn stores are read only
+// after the writer is done with them. The write's deadline is ctx's, or
+// the store's write timeout from now if sooner.
 func (s *Store) write(ctx context.Context, op, key string, fn func(ctx context.Context, tx queryer) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
+	ctx, cancel := context.WithDeadline(ctx, s.deadline(ctx))
+	defer cancel()
 	w := &writeOp{ctx: ctx, key: key, fn: fn, done: make(chan error, 1)}
 	s.mu.RLock()
 	if s.closed.Load() {
@@ -80,9 +86,33 @@ func (s *Store) write(ctx context.Context, op, key string, fn func(ctx context.C
 		err = <-w.done // started: its outcome is the truth
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return fmt.Errorf("%s: %w", op, timedOut(ctx, err))
 	}
 	return nil
+}
+
+// deadline is the deadline of a write called with ctx: ctx's, or the
+// write timeout from now if that is sooner.
+func (s *Store) deadline(ctx context.Context) time.Time {
+	d := time.Now().Add(s.writeTimeout)
+	if cd, ok := ctx.Deadline(); ok && cd.Before(d) {
+		return cd
+	}
+	return d
+}
+
+// timedOut makes err, a write's failure, wrap context.DeadlineExceeded
+// when the write's deadline has passed: the driver reports the deadline it
+// set on the connection as a network timeout, possibly before ctx's own
+// timer has fired.
+func timedOut(ctx context.Context, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+	}
+	return err
 }
 
 // claim runs fn, a claim, and returns its error. On PostgreSQL fn runs
@@ -91,8 +121,9 @@ func (s *Store) write(ctx context.Context, op, key string, fn func(ctx context.C
 // batch would hold the rows it took until that batch commits, rows of any
 // id, where the batch's other writes take theirs in id order. On SQLite it
 // is a write like any other: one writer, so no transaction waits for a lock.
-// As in a batch, fn runs to its end once started, on a background context,
-// and its outcome is the caller's however late.
+// As in a batch, fn runs to its end once started, without the caller's
+// cancellation but under the write's deadline, and its outcome is the
+// caller's.
 func (s *Store) claim(ctx context.Context, op string, fn func(ctx context.Context, q queryer) error) error {
 	if !s.pg {
 		return s.write(ctx, op, "", fn)
@@ -105,8 +136,10 @@ func (s *Store) claim(ctx context.Context, op string, fn func(ctx context.Contex
 	if s.closed.Load() {
 		return fmt.Errorf("%s: %w", op, retry.ErrClosed)
 	}
-	if err := fn(context.Background(), s.db); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+	fctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), s.deadline(ctx))
+	defer cancel()
+	if err := fn(fctx, s.db); err != nil {
+		return fmt.Errorf("%s: %w", op, timedOut(fctx, err))
 	}
 	return nil
 }
@@ -183,13 +216,13 @@ func clean(err error) bool {
 	return false
 }
 
-// runTx runs ops in one transaction and commits it. Statements use a
-// background context: cancelling one caller must not interrupt a
-// transaction that others share. errs holds each op's clean error; err is
-// the transaction's (or errReplay). An op whose caller's ctx ended before
-// its turn is skipped and answered with ctx's error.
+// runTx runs ops in one transaction and commits it, under batchContext.
+// errs holds each op's clean error; err is the transaction's (or
+// errReplay). An op whose caller's ctx ended before its turn is skipped
+// and answered with ctx's error.
 func (s *Store) runTx(ops []*writeOp) (errs []error, err error) {
-	ctx := context.Background()
+	ctx, cancel := batchContext(ops)
+	defer cancel()
 	errs = make([]error, len(ops))
 	btx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -215,6 +248,24 @@ func (s *Store) runTx(ops []*writeOp) (errs []error, err error) {
 		return errs, nil
 	}
 	return errs, btx.Commit()
+}
+
+// batchContext is the context of a transaction of ops: without their
+// callers' cancellations, since one caller giving up must not interrupt a
+// transaction that others share, but under the earliest deadline of
+// those still waiting, so that a database that stops answering holds no
+// caller past its own deadline.
+func batchContext(ops []*writeOp) (context.Context, context.CancelFunc) {
+	var earliest time.Time
+	for _, w := range ops {
+		if d, ok := w.ctx.Deadline(); ok && w.ctx.Err() == nil && (earliest.IsZero() || d.Before(earliest)) {
+			earliest = d
+		}
+	}
+	if earliest.IsZero() {
+		return context.WithCancel(context.Background())
+	}
+	return context.WithDeadline(context.Background(), earliest)
 }
 
 // cmpErr returns op's own error if it has one, else the batch's.

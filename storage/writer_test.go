@@ -239,3 +239,35 @@ func TestWriteStartedOutlivesCancel(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchRunsUnderTheEarliestDeadline: a shared transaction's statements
+// run under the earliest deadline of the writes still waiting in it (one
+// whose caller gave up does not count), never under a caller's
+// cancellation.
+func TestBatchRunsUnderTheEarliestDeadline(t *testing.T) {
+	s := openMigrated(t, filepath.Join(t.TempDir(), "runs.db"))
+	now := time.Now()
+	late, cancelLate := context.WithDeadline(context.Background(), now.Add(time.Hour))
+	defer cancelLate()
+	soon, cancelSoon := context.WithDeadline(context.Background(), now.Add(time.Minute))
+	defer cancelSoon()
+	gone, cancelGone := context.WithDeadline(context.Background(), now.Add(time.Second))
+	cancelGone()
+	var seen []time.Time
+	var cancelled []error
+	op := func(ctx context.Context) *writeOp {
+		return &writeOp{ctx: ctx, done: make(chan error, 1), fn: func(ctx context.Context, _ queryer) error {
+			d, _ := ctx.Deadline()
+			seen, cancelled = append(seen, d), append(cancelled, ctx.Err())
+			return nil
+		}}
+	}
+	batch := []*writeOp{op(late), op(gone), op(soon)}
+	s.runBatch(batch)
+	for _, w := range batch {
+		<-w.done
+	}
+	if len(seen) != 2 || !seen[0].Equal(now.Add(time.Minute)) || !seen[1].Equal(seen[0]) || cancelled[0] != nil || cancelled[1] != nil {
+		t.Fatalf("the live writes ran under deadlines %v (context errors %v); want both %v, not cancelled", seen, cancelled, now.Add(time.Minute))
+	}
+}

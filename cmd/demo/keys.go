@@ -22,6 +22,7 @@ var keyMeanings = map[string]string{
 	"store.synchronous":        fmt.Sprintf("SQLite: OFF, NORMAL or FULL (empty: %s)", storage.SynchronousDefault),
 	"store.read_conns":         fmt.Sprintf("connections serving reads (PostgreSQL: also writer goroutines) (0: %d)", storage.ReadConnsDefault),
 	"store.max_batch":          fmt.Sprintf("most writes sharing one transaction (1: no group commit) (0: %d)", storage.MaxBatchDefault),
+	"store.write_timeout":      fmt.Sprintf("bound of each write whose caller sets none sooner (0: %s)", storage.WriteTimeoutDefault),
 	"executor.worker":          "this process's name in claims (empty: hostname-pid)",
 	"executor.nodeTimeout":     fmt.Sprintf("bound of one node execution (0: %s)", executor.NodeTimeoutDefault),
 	"executor.shutdownTimeout": fmt.Sprintf("how long a stopping worker waits for nodes in flight (0: %s)", executor.ShutdownTimeoutDefault),
