@@ -1,16 +1,19 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -209,16 +212,16 @@ func cmdExplain(ctx context.Context, args []string, stdout, _ io.Writer) error {
 // cmdRuns is "demo runs" without one of its subcommands (which dispatch
 // finds): its usage for --help, else a usage error.
 func cmdRuns(args []string, stdout io.Writer) error {
-	const usage = "usage: demo runs list [--status S] [--json]\n       demo runs show ID [--json]\n       demo runs retry ID\n"
+	const usage = "usage: demo runs list [--status S] [--json]\n       demo runs show ID [--json]\n       demo runs retry ID [--from NODE] [--max-retries N] [--strategy S]\n       demo runs retry [--status S] [--class C] [--node N] [--journey J] [--since T] [--until T] (--dry-run | --confirm N)\n       demo runs cancel ID\n"
 	switch {
 	case len(args) == 0:
 		fmt.Fprint(stdout, usage)
-		return usageError(errors.New("runs: want a subcommand: list, show or retry"))
+		return usageError(errors.New("runs: want a subcommand: list, show, retry or cancel"))
 	case args[0] == "-h" || args[0] == "--help" || args[0] == "-help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return usageError(fmt.Errorf("runs: unknown subcommand %q (want list, show or retry)", args[0]))
+	return usageError(fmt.Errorf("runs: unknown subcommand %q (want list, show, retry or cancel)", args[0]))
 }
 
 // runView is a run as the runs commands print it. AttemptCount counts node
@@ -293,6 +296,8 @@ type attemptView struct {
 	DelayMs      int64         `json:"delayMs"`
 	Shadow       bool          `json:"shadow,omitempty"`
 	Status       retry.Status  `json:"status"`
+	// Act is what an operator did: a replay or a cancel.
+	Act *retry.OperatorAct `json:"act,omitempty"`
 }
 
 func viewAttempt(a retry.Attempt) attemptView {
@@ -301,14 +306,14 @@ func viewAttempt(a retry.Attempt) attemptView {
 		StartedAt: timePtr(a.StartedAt), FinishedAt: a.FinishedAt, Outcome: a.Outcome,
 		ErrorClass: a.ErrorClass, ErrorMessage: a.ErrorMessage,
 		Retry: a.Decision.Retry, Strategy: a.Decision.Strategy, Rule: a.Decision.Rule,
-		DelayMs: a.Decision.Delay.Milliseconds(), Shadow: a.Shadow, Status: a.Status,
+		DelayMs: a.Decision.Delay.Milliseconds(), Shadow: a.Shadow, Status: a.Status, Act: a.Act,
 	}
 }
 
 func cmdRunsList(ctx context.Context, args []string, stdout io.Writer) error {
 	c := newCommand(ctx, "runs list", "runs list [--status S] [--limit N] [--json] [flags]\n\nLists runs in id order, optionally only those in one status.", storeFlags)
 	c.jsonFlag()
-	status := c.fs.String("status", "", "only runs in this status: in_progress, waiting, retrying, completed, failed, failed_max_retries")
+	status := c.fs.String("status", "", "only runs in this status: in_progress, waiting, retrying, completed, failed, failed_max_retries, cancelled")
 	limit := c.fs.Int("limit", 0, "list at most this many runs (0: all)")
 	if err := c.parseNoArgs(args); err != nil {
 		return err
@@ -330,7 +335,7 @@ func cmdRunsList(ctx context.Context, args []string, stdout io.Writer) error {
 	defer s.Close()
 	runs := []runView{}
 	errDone := errors.New("done")
-	err = eachPage(ctx, s, st, func(page []retry.Run) error {
+	err = eachPage(ctx, s, retry.RunFilter{Status: st}, func(page []retry.Run) error {
 		if *limit > 0 {
 			page = page[:min(len(page), *limit-len(runs))]
 		}
@@ -426,9 +431,26 @@ func cmdRunsShow(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Number, a.NodeID, a.NodeAttempt, dash(a.Worker),
 			started, a.FinishedAt.Format(timeFmt), a.Outcome, dash(string(a.ErrorClass)), strategy, dash(a.Rule),
-			time.Duration(a.DelayMs)*time.Millisecond, a.Status, dash(oneLine(a.ErrorMessage)))
+			time.Duration(a.DelayMs)*time.Millisecond, a.Status, dash(oneLine(cmp.Or(actText(a.Act), a.ErrorMessage))))
 	}
 	return tw.Flush()
+}
+
+// actText describes an operator's act for the MESSAGE column: who, from
+// where, with what, and the outputs a replay moved aside; "" for none.
+func actText(act *retry.OperatorAct) string {
+	if act == nil {
+		return ""
+	}
+	s := "by " + act.By
+	if act.From != "" {
+		s += " from " + act.From
+	}
+	s += overrideText(act.Override)
+	if len(act.Moved) > 0 {
+		s += "; moved aside: " + strings.Join(slices.Sorted(maps.Keys(act.Moved)), ", ")
+	}
+	return s
 }
 
 // timeFmt shows attempt times to the millisecond the store keeps.
@@ -462,25 +484,4 @@ func (c *command) parseWithID(args []string) (string, error) {
 		return "", usageError(fmt.Errorf("%s: run id %s: want UTF-8 text without NUL", c.name, retry.QuoteID(pos[0])))
 	}
 	return pos[0], nil
-}
-
-func cmdRunsRetry(ctx context.Context, args []string, stdout io.Writer) error {
-	c := newCommand(ctx, "runs retry", "runs retry ID [flags]\n\nReplays a failed or failed_max_retries run from the node it failed on: retry count\n0, due now. Workers pick it up through their sweeper.", storeFlags)
-	id, s, err := c.openForRun(ctx, args, readExisting)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	r, err := s.Replay(ctx, id, time.Now())
-	if errors.Is(err, retry.ErrNotFound) {
-		return fmt.Errorf("run %s: %w", retry.QuoteID(id), retry.ErrNotFound)
-	}
-	if errors.Is(err, retry.ErrNotReplayable) {
-		return fmt.Errorf("%w (only failed and failed_max_retries runs are)", err) // the store's error names the status
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "run %s replayed: %s at node %s, due now; a worker's sweeper picks it up\n", quoteID(r.ID), r.Status, r.CurrentNodeID)
-	return nil
 }

@@ -239,7 +239,9 @@ func TestHelp(t *testing.T) {
 		{args: []string{"runs", "--help"}},
 		{args: []string{"runs", "list", "--help"}, want: []string{"-status", "-json"}},
 		{args: []string{"runs", "show", "--help"}, want: []string{"-json"}},
-		{args: []string{"runs", "retry", "--help"}, avoid: []string{"-json"}},
+		{args: []string{"runs", "retry", "--help"}, want: []string{"-from", "-max-retries", "-strategy", "-by", "-status", "-class", "-node", "-journey", "-since", "-until", "-dry-run", "-confirm"},
+			avoid: []string{"-json"}},
+		{args: []string{"runs", "cancel", "--help"}, want: []string{"-by", "-store"}, avoid: []string{"-json"}},
 		{args: []string{"stats", "--help"}, want: []string{"-json"}, avoid: []string{"-runs"}},
 		{args: []string{"explain", "--help"}, want: []string{"-class", "-mode", "-jitter"}, avoid: []string{"-runs", "-store", "-workers"}},
 	}

@@ -14,12 +14,11 @@ import (
 // listPage is the page size of run listings.
 const listPage = 500
 
-// eachPage calls fn with every run in status st ("" for all), in id order,
-// a page at a time.
-func eachPage(ctx context.Context, s retry.Inspector, st retry.Status, fn func([]retry.Run) error) error {
-	after := ""
-	for {
-		page, err := s.ListRuns(ctx, retry.RunFilter{Status: st, AfterID: after, Limit: listPage})
+// eachPage calls fn with every run f keeps (its page bounds aside), in id
+// order, a page at a time.
+func eachPage(ctx context.Context, s retry.Inspector, f retry.RunFilter, fn func([]retry.Run) error) error {
+	for f.Limit = listPage; ; {
+		page, err := s.ListRuns(ctx, f)
 		if err != nil {
 			return fmt.Errorf("list runs: %w", err)
 		}
@@ -31,7 +30,7 @@ func eachPage(ctx context.Context, s retry.Inspector, st retry.Status, fn func([
 		if len(page) < listPage {
 			return nil
 		}
-		after = page[len(page)-1].ID
+		f.AfterID = page[len(page)-1].ID
 	}
 }
 

@@ -15,7 +15,9 @@
 //	demo worker               run the executor until SIGINT/SIGTERM
 //	demo runs list [--status] list runs
 //	demo runs show ID         a run's attempt history
-//	demo runs retry ID        replay a failed run
+//	demo runs retry ID        replay a run (--from NODE, --max-retries, --strategy)
+//	demo runs retry --status  replay dead letters in bulk (--dry-run, --confirm N)
+//	demo runs cancel ID       cancel a run, stopping its node in flight
 //	demo stats                the summary of any database
 //	demo explain              how the policy treats an error class or message
 //	demo serve                the web dashboard and /metrics
@@ -147,7 +149,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Run: func(*cobra.Command, []string) { fmt.Fprint(stdout, overview) },
 	})
 	runs := &cobra.Command{
-		Use: "runs", Short: "list, show, retry runs", DisableFlagParsing: true,
+		Use: "runs", Short: "list, show, retry, cancel runs", DisableFlagParsing: true,
 		RunE: func(_ *cobra.Command, args []string) error { return cmdRuns(args, stdout) },
 	}
 	runs.AddCommand(
@@ -157,8 +159,11 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		leaf("show", "a run's attempt history", func(ctx context.Context, args []string, stdout, _ io.Writer) error {
 			return cmdRunsShow(ctx, args, stdout)
 		}),
-		leaf("retry", "replay a failed run", func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+		leaf("retry", "replay a run, or dead letters in bulk", func(ctx context.Context, args []string, stdout, _ io.Writer) error {
 			return cmdRunsRetry(ctx, args, stdout)
+		}),
+		leaf("cancel", "cancel a run", func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+			return cmdRunsCancel(ctx, args, stdout)
 		}),
 	)
 	root.AddCommand(
@@ -197,7 +202,12 @@ const overview = `usage: demo [flags]            run patient journeys with reali
        demo worker [flags]     run the executor until SIGINT/SIGTERM
        demo runs list [--status S] [--json]
        demo runs show ID [--json]
-       demo runs retry ID      replay a failed or failed_max_retries run
+       demo runs retry ID [--from NODE] [--max-retries N] [--strategy S]
+                               replay a failed, failed_max_retries or cancelled run
+       demo runs retry [--status S] [--class C] [--node N] [--journey J]
+                       [--since T] [--until T] (--dry-run | --confirm N)
+                               replay dead letters in bulk
+       demo runs cancel ID     cancel a run in progress, waiting or retrying
        demo stats [--json]     the summary of any database
        demo explain [--class C | --message M]
        demo config             every configuration key, its variable, value and meaning
