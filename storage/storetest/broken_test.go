@@ -26,6 +26,9 @@ func TestChecksCatchBrokenStores(t *testing.T) {
 		{"Lease/EveryStatusReleases", "a claim outlives the run's end", func() retry.Store { return newKeepsEndedClaims() }},
 		{"Replay/EveryStatus", "Replay accepts any status", func() retry.Store { return replaysAnything{memstore.New()} }},
 		{"Replay/AfterRetries", "Replay keeps the retry count", func() retry.Store { return replayKeepsCount{memstore.New()} }},
+		{"Cancel/EveryStatus", "Cancel ends a run but keeps its claim", func() retry.Store { return cancelKeepsClaim{memstore.New()} }},
+		{"Cancel/HolderLearns", "a voided claim reads as merely lost", func() retry.Store { return hidesCancel{memstore.New()} }},
+		{"ReplayWith/FromNode", "ReplayWith ignores From", func() retry.Store { return replayIgnoresFrom{memstore.New()} }},
 		{"ClaimDue/ReturnsTheStoredRun", "ClaimDue returns nothing", func() retry.Store { return claimsNothing{memstore.New()} }},
 		{"RecordFailure/Truncation", "Attempts returns no history", func() retry.Store { return noHistory{memstore.New()} }},
 	} {
@@ -169,4 +172,37 @@ func (s *keepsEndedClaims) Release(ctx context.Context, c retry.Claim, now time.
 		return nil
 	}
 	return s.Store.Release(ctx, c, now)
+}
+
+// cancelKeepsClaim reports a cancelled run with the claim it had.
+type cancelKeepsClaim struct{ *memstore.Store }
+
+func (s cancelKeepsClaim) Cancel(ctx context.Context, id, by string, now time.Time) (retry.Run, error) {
+	before, err := s.Get(ctx, id)
+	if err != nil {
+		return retry.Run{}, err
+	}
+	r, err := s.Store.Cancel(ctx, id, by, now)
+	r.ClaimToken, r.ClaimedBy, r.LeaseExpiresAt = before.ClaimToken, before.ClaimedBy, before.LeaseExpiresAt
+	return r, err
+}
+
+// hidesCancel answers a write under a claim a cancel voided with a plain
+// ErrLostClaim.
+type hidesCancel struct{ *memstore.Store }
+
+func (s hidesCancel) ExtendLease(ctx context.Context, c retry.Claim, now time.Time, lease time.Duration) (retry.Claim, error) {
+	got, err := s.Store.ExtendLease(ctx, c, now, lease)
+	if errors.Is(err, retry.ErrCancelled) {
+		err = retry.ErrLostClaim
+	}
+	return got, err
+}
+
+// replayIgnoresFrom replays every run at its current node.
+type replayIgnoresFrom struct{ *memstore.Store }
+
+func (s replayIgnoresFrom) ReplayWith(ctx context.Context, id string, o retry.ReplayOptions, now time.Time) (retry.Run, error) {
+	o.From = ""
+	return s.Store.ReplayWith(ctx, id, o, now)
 }
