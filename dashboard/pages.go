@@ -193,6 +193,6 @@ func (s *server) run(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := runData{Run: run, Attempts: atts, Timeline: newTimeline(atts),
-		Replayable: s.cfg.Replay && slices.Contains(deadStatuses, run.Status)}
+		Replayable: s.cfg.Replay && run.Status.Replayable()}
 	s.render(w, "run.html", "Run "+id, d)
 }
