@@ -40,7 +40,7 @@ var operatorChecks = []check{
 				h.t.Fatalf("Cancel of a %s run (%s): %v", before.Status, id, err)
 			}
 			if got.Status != retry.StatusCancelled || got.ClaimToken != "" || got.ClaimedBy != "" || !sameRun(got, h.get(id)) {
-				h.t.Fatalf("cancelled %s run: %+v; want cancelled, unclaimed, as Get returns it", id, got)
+				h.t.Fatalf("cancelled %s run: status %s, token %q, worker %q; want cancelled, unclaimed, as Get returns it", id, got.Status, got.ClaimToken, got.ClaimedBy)
 			}
 			as := h.attemptsN(id, n+1)
 			if a := as[n]; a.Outcome != retry.OutcomeCancelled || a.Status != retry.StatusCancelled || a.NodeID != before.CurrentNodeID ||
@@ -129,7 +129,8 @@ var operatorChecks = []check{
 		}
 		if got.Status != retry.StatusRetrying || got.CurrentNodeID != "b" || got.RetryCount != 0 || got.MaxRetries != 5 ||
 			!got.NextRetryAt.Equal(replayAt) || got.ClaimToken != "" || !sameRun(got, h.get("r1")) {
-			h.t.Fatalf("replayed run: %+v; want retrying at b, due %v, retry count 0 of 5, unclaimed, as Get returns it", got, replayAt)
+			h.t.Fatalf("replayed run: %s at %s, due %v, retry count %d of %d, token %q; want retrying at b, due %v, retry count 0 of 5, unclaimed, as Get returns it",
+				got.Status, got.CurrentNodeID, got.NextRetryAt, got.RetryCount, got.MaxRetries, got.ClaimToken, replayAt)
 		}
 		if got.Override.Strategy != "long" || got.Override.MaxRetries == nil || *got.Override.MaxRetries != 5 {
 			h.t.Fatalf("replayed run's override %+v; want strategy long, max retries 5", got.Override)
