@@ -67,11 +67,11 @@ var batchChecks = []check{
 			return b.CreateMany(h.ctx, []retry.NewRun{newRun("r3"), newRun("r4"), newRun("r2"), newRun("r1")}, at(1))
 		})
 		h.expectErr("CreateMany with taken ids", err, retry.ErrDuplicateRun)
+		h.unchanged("CreateMany with a taken id", before, 0)
+		h.missing("CreateMany with a taken id", "r1", "r3")
 		if !strings.Contains(err.Error(), `"r2"`) || strings.Contains(err.Error(), `"r4"`) {
 			h.t.Fatalf("CreateMany with ids r2 and r4 taken: %v; want it to name r2, the least", err)
 		}
-		h.unchanged("CreateMany with a taken id", before, 0)
-		h.missing("CreateMany with a taken id", "r1", "r3")
 	}},
 	{"CreateMany/RepeatedID", func(h *harness) {
 		h.create(newRun("a"), at(0))
@@ -90,10 +90,10 @@ var batchChecks = []check{
 			return h.batch().CreateMany(h.ctx, []retry.NewRun{newRun("r1"), bad}, at(0))
 		})
 		h.expectErr("CreateMany with an invalid run", err, retry.ErrInvalidArgument)
+		h.missing("CreateMany with an invalid run", "r1")
 		if !strings.Contains(err.Error(), "run 1") {
 			h.t.Fatalf("CreateMany with run 1 invalid: %v; want it to name run 1", err)
 		}
-		h.missing("CreateMany with an invalid run", "r1")
 	}},
 }
 

@@ -31,6 +31,8 @@ func TestChecksCatchBrokenStores(t *testing.T) {
 		{"ReplayWith/FromNode", "ReplayWith ignores From", func() retry.Store { return replayIgnoresFrom{memstore.New()} }},
 		{"ClaimDue/ReturnsTheStoredRun", "ClaimDue returns nothing", func() retry.Store { return claimsNothing{memstore.New()} }},
 		{"RecordFailure/Truncation", "Attempts returns no history", func() retry.Store { return noHistory{memstore.New()} }},
+		{"CreateMany/DuplicateID", "CreateMany keeps the runs before a taken id", func() retry.Store { return createsOneByOne{memstore.New()} }},
+		{"CreateMany/Invalid", "CreateMany keeps the runs before an invalid one", func() retry.Store { return createsOneByOne{memstore.New()} }},
 	} {
 		t.Run(tc.check+"/"+tc.broken, func(t *testing.T) {
 			c := conformance.Find(t, allChecks(), tc.check)
@@ -39,6 +41,22 @@ func TestChecksCatchBrokenStores(t *testing.T) {
 			t.Logf("%s on a store where %s: %s", tc.check, tc.broken, msg)
 		})
 	}
+}
+
+// createsOneByOne creates a batch's runs one Create at a time and stops at
+// the first failure, keeping the runs created before it.
+type createsOneByOne struct{ *memstore.Store }
+
+func (s createsOneByOne) CreateMany(ctx context.Context, nrs []retry.NewRun, now time.Time) ([]retry.Run, error) {
+	var runs []retry.Run
+	for _, nr := range nrs {
+		r, err := s.Create(ctx, nr, now)
+		if err != nil {
+			return runs, err
+		}
+		runs = append(runs, r)
+	}
+	return runs, nil
 }
 
 // releaseIgnoresExpiry checks the token but not the lease on Release.
