@@ -182,9 +182,11 @@ const legacyInFlight = `status = 'in_progress' AND due_at IS NULL AND claim_toke
 // definition has). versions is the registry of the program that adopts:
 // the latest registered version of each journey id (what
 // [executor.Executor.Versions] returns once the journeys the workers run
-// are registered). Each adopted row gets the version of its journey, the
-// one deployed at the cutover, so workers resume it like any run that
-// pinned a version. A row of a journey versions lacks, or with no usable
+// are registered). Each row at version 0 of a journey in versions, in
+// flight or finished, gets the version of its journey, the one deployed
+// at the cutover, so workers resume an adopted run, and a replay runs a
+// finished one, like any run that pinned a version; no legacy column
+// changes. An in-flight row of a journey versions lacks, or with no usable
 // current node, is not adopted but ended (see [LegacyAdoption]), at now,
 // all in one transaction. It is idempotent: a second call finds nothing
 // to adopt. A version below 1 wraps [retry.ErrInvalidArgument].
@@ -197,7 +199,7 @@ func (s *Store) AdoptLegacy(ctx context.Context, now time.Time, versions map[str
 	}
 	for id, v := range versions {
 		if v < 1 || v > math.MaxInt32 {
-			return a, fmt.Errorf("adopt legacy runs: journey %q version %d: want 1 to %d: %w", id, v, math.MaxInt32, retry.ErrInvalidArgument)
+			return a, fmt.Errorf("adopt legacy runs: journey %s version %d: want 1 to %d: %w", retry.QuoteID(id), v, math.MaxInt32, retry.ErrInvalidArgument)
 		}
 	}
 	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
@@ -216,13 +218,16 @@ func (s *Store) AdoptLegacy(ctx context.Context, now time.Time, versions map[str
 			}
 		}
 		for id, v := range versions {
-			res, err := tx.ExecContext(ctx, `UPDATE journey_runs SET due_at = 0, journey_version = ? WHERE `+legacyInFlight+` AND journey_id = ?`, v, id)
+			res, err := tx.ExecContext(ctx, `UPDATE journey_runs SET due_at = 0 WHERE `+legacyInFlight+` AND journey_id = ?`, id)
 			var n int
 			if err == nil {
 				n, err = rowsAffected(res)
 			}
+			if err == nil { // the finished legacy rows too, so that a replay runs them
+				_, err = tx.ExecContext(ctx, `UPDATE journey_runs SET journey_version = ? WHERE journey_version = 0 AND journey_id = ?`, v, id)
+			}
 			if err != nil {
-				return fmt.Errorf("adopt journey %q: %w", id, err)
+				return fmt.Errorf("adopt journey %s: %w", retry.QuoteID(id), err)
 			}
 			a.Adopted += n
 		}

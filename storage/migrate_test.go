@@ -229,7 +229,7 @@ VALUES ('late', 'onboarding', 'in_progress', 'send_email', '2024-06-01 08:00:00'
 var onboarding = map[string]int{"onboarding": 3}
 
 // TestAdoptLegacyEndsWhatNoWorkerResumes: the cutover pins the registry's
-// version in every row it adopts, and ends, once, failed with the reason
+// version in every row of the journey, adopted or finished, and ends, once, failed with the reason
 // in the history and no claim, each row no worker can resume: no current
 // node, an empty one, one holding NUL or invalid UTF-8 (SQLite stores
 // them; a run id too), or a journey the registry lacks. A version below 1
@@ -266,6 +266,10 @@ VALUES (?, ?, 'in_progress', ?, '2024-06-01 08:00:00', '2024-06-01 08:00:00')`, 
 					t.Fatal(err)
 				}
 			}
+			if _, err := exec(ctx, `INSERT INTO journey_runs (id, journey_id, status, current_node_id, created_at, updated_at)
+VALUES ('done-failed', 'onboarding', 'failed', 'send_email', '2024-06-01 08:00:00', '2024-06-01 08:00:00')`); err != nil {
+				t.Fatal(err)
+			}
 			if _, err := s.AdoptLegacy(ctx, time.Now(), map[string]int{"onboarding": 0}); !errors.Is(err, retry.ErrInvalidArgument) {
 				t.Fatalf("AdoptLegacy with version 0: %v; want ErrInvalidArgument", err)
 			}
@@ -297,6 +301,17 @@ GROUP BY r.status, r.last_error_class, r.last_error_message, r.claim_token, r.at
 				if recorded != 1 || attemptClass != string(e.class) || attemptMsg != msg || !utf8.ValidString(attemptNode) {
 					t.Errorf("%q: %d attempts, class %s, %q at node %q; want one, class %s, saying %q", id, recorded, attemptClass, attemptMsg, attemptNode, e.class, msg)
 				}
+			}
+			// A finished legacy row of the journey is pinned too, so a
+			// replay runs it under that version; one of a journey the
+			// registry lacks keeps none.
+			for id, want := range map[string]int{"done-failed": 3, "legacy-3": 0} {
+				if r, err := s.Get(ctx, id); err != nil || r.JourneyVersion != want || !r.Status.Terminal() {
+					t.Errorf("%s after adoption: %s, version %d, %v; want finished, version %d", id, r.Status, r.JourneyVersion, err, want)
+				}
+			}
+			if r, err := s.Replay(ctx, "done-failed", time.Now()); err != nil || r.JourneyVersion != 3 || r.CurrentNodeID != "send_email" {
+				t.Errorf("Replay of a finished legacy row = %+v, %v; want it at send_email, version 3", r, err)
 			}
 			if a, err := s.AdoptLegacy(ctx, time.Now(), onboarding); err != nil || a != (storage.LegacyAdoption{}) {
 				t.Fatalf("AdoptLegacy again = %+v, %v; want nothing", a, err)

@@ -145,9 +145,12 @@ VALUES (?, ?, ?, ?, '2024-05-01 10:00:00', '2024-05-01 10:05:00')`, r.id, r.jour
 			}
 		}
 		s := openDB(t, store)
-		for _, f := range finished {
+		for _, f := range finished { // pinned, so that a replay runs them
 			if as, err := s.Attempts(t.Context(), f.id); err != nil || len(as) != 0 {
 				t.Errorf("finished legacy row %s: attempts %v, %v; want none", f.id, as, err)
+			}
+			if r, err := s.Get(t.Context(), f.id); err != nil || r.JourneyVersion != journeyVersion {
+				t.Errorf("finished legacy row %s: version %d, %v; want %d", f.id, r.JourneyVersion, err, journeyVersion)
 			}
 		}
 		for _, l := range inFlight {
