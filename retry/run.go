@@ -139,6 +139,9 @@ type NodeSuccess struct {
 	// WakeAt, when set, parks the run StatusWaiting until then (a delay
 	// node): the claim is released and the run resumes at NextNodeID.
 	WakeAt time.Time
+	// Budget, when its Scope is set, counts the attempt in that scope of
+	// the retry budgets (only Scope and Budget.Window are read).
+	Budget BudgetUse
 	// StartedAt is when the attempt began. FinishedAt is the write's now:
 	// the claim's lease is checked against it.
 	StartedAt  time.Time
@@ -154,6 +157,12 @@ type FailureRecord struct {
 	// for operators to see, but not acted on: the run ends StatusFailed.
 	Decision Decision
 	Shadow   bool
+	// Budget, when its Key is set, charges a retry to that budget: the
+	// store counts the attempt in Budget.Scope, records Budget.PauseUntil,
+	// and, when the failure leaves the run retrying, defers the retry past
+	// Decision.Delay if the budget has no room ([BudgetState.Apply]); the
+	// attempt then records the delay given and the rule that deferred it.
+	Budget BudgetUse
 	// StartedAt is when the attempt began. FinishedAt is the write's now:
 	// the claim's lease is checked against it and the retry is due at
 	// FinishedAt + Decision.Delay.

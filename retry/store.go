@@ -96,8 +96,9 @@ type Recorder interface {
 	//   - with s.NextNodeID empty, completes the run (StatusCompleted);
 	//   - with s.WakeAt set, parks it StatusWaiting until s.WakeAt;
 	//   - otherwise keeps the claim for the next node.
-	// Parking and completing release the claim. It returns the run as
-	// written.
+	// Parking and completing release the claim. With s.Budget.Scope set,
+	// the attempt counts in that scope of the retry budgets. It returns the
+	// run as written.
 	CompleteNode(ctx context.Context, c Claim, s NodeSuccess) (Run, error)
 	// RecordFailure stores the error (message truncated to
 	// MaxErrorMessageLen) and its time, and decides the run's status:
@@ -116,8 +117,13 @@ type Recorder interface {
 	//     lease. The lease is not moved (the holder extends it with
 	//     ExtendLease as it would during a node), and the run is claimable
 	//     by others only once that lease expires.
-	// A failure that ends the run releases the claim. It returns the run as
-	// written.
+	// A failure that ends the run releases the claim. With f.Budget.Key
+	// set, the failure is charged to that retry budget in the same
+	// transaction (see [BudgetState]): a retry over the budget, or during
+	// its pause, is deferred, its delay (and NextRetryAt) moved to the
+	// budget's next slot and its attempt recorded with that delay and the
+	// rule that deferred it; a deferred retry always releases the claim.
+	// It returns the run as written.
 	RecordFailure(ctx context.Context, c Claim, f FailureRecord) (Run, error)
 }
 

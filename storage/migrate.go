@@ -29,6 +29,9 @@ const (
 	migrationRetry  = "20260101000001"
 	migrationReads  = "20260101000002"
 	migrationOps    = "20260101000003"
+	// migrationBudgets adds the retry budgets' tables. Its number leaves
+	// room below it for migrations of other features.
+	migrationBudgets = "20260101000010"
 )
 
 // operatorColumns are the columns migration 3 adds for operators'
@@ -386,6 +389,7 @@ func (s *Store) migrations() *migrate.Migrations {
 	ms.Add(migrate.Migration{Name: migrationRetry, Comment: "retry_columns_and_attempts"})
 	ms.Add(migrate.Migration{Name: migrationReads, Comment: "read_indexes"})
 	ms.Add(migrate.Migration{Name: migrationOps, Comment: "operator_controls"})
+	ms.Add(migrate.Migration{Name: migrationBudgets, Comment: "retry_budgets"})
 	return ms
 }
 
@@ -397,8 +401,9 @@ type migrationStep func(context.Context, bun.Tx) error
 // table is never dropped).
 func (s *Store) steps() (up, down map[string]migrationStep) {
 	return map[string]migrationStep{migrationLegacy: s.createLegacyTable, migrationRetry: s.addRetrySchema, migrationReads: addReadIndexes,
-			migrationOps: addOperatorColumns},
-		map[string]migrationStep{migrationRetry: s.dropRetrySchema, migrationReads: dropReadIndexes, migrationOps: dropOperatorColumns}
+			migrationOps: addOperatorColumns, migrationBudgets: addBudgetTables},
+		map[string]migrationStep{migrationRetry: s.dropRetrySchema, migrationReads: dropReadIndexes, migrationOps: dropOperatorColumns,
+			migrationBudgets: dropBudgetTables}
 }
 
 // addOperatorColumns adds operatorColumns.
@@ -411,11 +416,39 @@ func addOperatorColumns(ctx context.Context, tx bun.Tx) error {
 	return nil
 }
 
+// budgetTables are the retry budgets' tables (see budget.go): each key's
+// state, and the attempts of each scope per bucket of its window.
+var budgetTables = []struct{ name, def string }{
+	{"journey_retry_budgets", `budget_key TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at BIGINT NOT NULL`},
+	{"journey_retry_budget_attempts", `scope TEXT NOT NULL, bucket BIGINT NOT NULL, attempts BIGINT NOT NULL,
+	PRIMARY KEY (scope, bucket)`},
+}
+
+// addBudgetTables creates budgetTables.
+func addBudgetTables(ctx context.Context, tx bun.Tx) error {
+	for _, t := range budgetTables {
+		if _, err := tx.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+t.name+" ("+t.def+")"); err != nil {
+			return fmt.Errorf("create table %s: %w", t.name, err)
+		}
+	}
+	return nil
+}
+
 // dropOperatorColumns drops operatorColumns.
 func dropOperatorColumns(ctx context.Context, tx bun.Tx) error {
 	for _, c := range operatorColumns {
 		if _, err := tx.ExecContext(ctx, "ALTER TABLE "+c.table+" DROP COLUMN "+c.name); err != nil {
 			return fmt.Errorf("drop column %s.%s: %w", c.table, c.name, err)
+		}
+	}
+	return nil
+}
+
+// dropBudgetTables drops budgetTables.
+func dropBudgetTables(ctx context.Context, tx bun.Tx) error {
+	for _, t := range budgetTables {
+		if _, err := tx.ExecContext(ctx, "DROP TABLE IF EXISTS "+t.name); err != nil {
+			return fmt.Errorf("drop table %s: %w", t.name, err)
 		}
 	}
 	return nil

@@ -55,6 +55,9 @@ WHERE `+heldBy, args...)
 		if err == nil && !ok { // the claim was lost between the two statements (PostgreSQL)
 			err = dirty(fmt.Errorf("run %s: %w", retry.QuoteID(c.RunID), retry.ErrLostClaim))
 		}
+		if err == nil {
+			budgetsOf(ctx).countAttempt(ns.Budget, now)
+		}
 		run = r
 		return joinTx(ctx, tx, r, err, then)
 	})
@@ -124,9 +127,9 @@ func (s *Store) RecordFailureTx(ctx context.Context, c retry.Claim, f retry.Fail
 		class: class, message: f.Message, decision: f.Decision, shadow: f.Shadow, statusExpr: st,
 	}
 	var run retry.Run
-	err = s.write(ctx, "record failure", c.RunID, func(ctx context.Context, tx queryer) error {
-		if !s.pg {
-			r, err := recordFailureSQLite(ctx, tx, c, a)
+	err = s.writeCharging(ctx, "record failure", c.RunID, f.Budget.Key, func(ctx context.Context, tx queryer) error {
+		if !s.pg || f.Budget.Key != "" {
+			r, err := recordFailureRead(ctx, tx, c, a, f.Budget)
 			run = r
 			return joinTx(ctx, tx, r, err, then)
 		}
@@ -156,13 +159,17 @@ WHERE `+heldBy,
 	return run, err
 }
 
-// recordFailureSQLite is RecordFailure on SQLite: it reads the run once,
-// under the claim, with the status the failure leaves it in, then writes
-// the attempt and the run with values computed from that read, and
-// returns the run as written without reading it back. The single writer
-// makes the read and the writes one atomic step. (PostgreSQL computes the
-// same in SQL and returns the run with RETURNING.)
-func recordFailureSQLite(ctx context.Context, tx queryer, c retry.Claim, a attempt) (retry.Run, error) {
+// recordFailureRead is RecordFailure on SQLite, and for a failure charged
+// to a retry budget u on PostgreSQL: it reads the run once, under the
+// claim, with the status the failure leaves it in, charges the budget
+// (which may defer the retry: a.decision changes), then writes the
+// attempt and the run with values computed from that read, and returns
+// the run as written without reading it back. On SQLite the single writer
+// makes the read and the writes one atomic step; on PostgreSQL the UPDATE
+// states the claim, so a claim lost in between changes nothing (and rolls
+// the batch back). (Without a budget, PostgreSQL computes the same in SQL
+// and returns the run with RETURNING: a round trip less.)
+func recordFailureRead(ctx context.Context, tx queryer, c retry.Claim, a attempt, u retry.BudgetUse) (retry.Run, error) {
 	now := a.finished
 	rows, err := tx.QueryContext(ctx, `SELECT `+runColumns+`, `+a.statusExpr+` FROM journey_runs WHERE `+heldBy,
 		c.RunID, c.Token, ms(now))
@@ -185,6 +192,11 @@ func recordFailureSQLite(ctx context.Context, tx queryer, c retry.Claim, a attem
 	}
 	if r.Status, err = retry.ParseStatus(status); err != nil {
 		return retry.Run{}, err
+	}
+	if u.Key != "" {
+		if a.decision, err = budgetsOf(ctx).apply(ctx, tx, u, now, r.Status == retry.StatusRetrying, a.decision); err != nil {
+			return retry.Run{}, err
+		}
 	}
 	node := a.nodeID
 	if node == "" {

@@ -255,12 +255,15 @@ type Store struct {
 	ops    chan *writeOp
 	done   chan struct{} // closed when every writer goroutine returned
 	stmts  sync.Map      // SQLite: query text to its statement prepared on db
+
+	budgetPruned atomic.Int64 // the newest budget bucket this store pruned up to
 }
 
 var (
-	_ retry.Store        = (*Store)(nil)
-	_ retry.Inspector    = (*Store)(nil)
-	_ retry.BatchCreator = (*Store)(nil)
+	_ retry.Store           = (*Store)(nil)
+	_ retry.Inspector       = (*Store)(nil)
+	_ retry.BatchCreator    = (*Store)(nil)
+	_ retry.BudgetInspector = (*Store)(nil)
 )
 
 // Open connects to the database cfg names and starts the writer. It does

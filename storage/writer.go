@@ -21,11 +21,14 @@ import (
 // after done delivers. state settles, once, whether the writer runs fn or
 // the caller gives up on it: never both.
 type writeOp struct {
-	ctx   context.Context // the caller's, under the write's deadline: once it ends, fn no longer starts
-	key   string          // the run fn writes: a batch runs its ops in key order
-	fn    func(ctx context.Context, tx queryer) error
-	done  chan error
-	state atomic.Int32
+	ctx context.Context // the caller's, under the write's deadline: once it ends, fn no longer starts
+	key string          // the run fn writes: a batch runs its ops in key order
+	// budgetKey is the retry budget fn may charge: on PostgreSQL the batch
+	// locks it before any run (see budget.go).
+	budgetKey string
+	fn        func(ctx context.Context, tx queryer) error
+	done      chan error
+	state     atomic.Int32
 }
 
 // The states of a writeOp.
@@ -58,12 +61,18 @@ func (w *writeOp) start() bool {
 // after the writer is done with them. The write's deadline is ctx's, or
 // the store's write timeout from now if sooner.
 func (s *Store) write(ctx context.Context, op, key string, fn func(ctx context.Context, tx queryer) error) error {
+	return s.writeCharging(ctx, op, key, "", fn)
+}
+
+// writeCharging is write for a write that may charge retry budget
+// budgetKey ("" for none).
+func (s *Store) writeCharging(ctx context.Context, op, key, budgetKey string, fn func(ctx context.Context, tx queryer) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	ctx, cancel := context.WithDeadline(ctx, s.deadline(ctx))
 	defer cancel()
-	w := &writeOp{ctx: ctx, key: key, fn: fn, done: make(chan error, 1)}
+	w := &writeOp{ctx: ctx, key: key, budgetKey: budgetKey, fn: fn, done: make(chan error, 1)}
 	s.mu.RLock()
 	if s.closed.Load() {
 		s.mu.RUnlock()
@@ -219,10 +228,13 @@ func clean(err error) bool {
 // runTx runs ops in one transaction and commits it, under batchContext.
 // errs holds each op's clean error; err is the transaction's (or
 // errReplay). An op whose caller's ctx ended before its turn is skipped
-// and answered with ctx's error.
+// and answered with ctx's error. The ops share one budgetTx, written
+// before the commit.
 func (s *Store) runTx(ops []*writeOp) (errs []error, err error) {
 	ctx, cancel := batchContext(ops)
 	defer cancel()
+	bt := &budgetTx{s: s}
+	ctx = context.WithValue(ctx, budgetCtxKey{}, bt)
 	errs = make([]error, len(ops))
 	btx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -230,6 +242,12 @@ func (s *Store) runTx(ops []*writeOp) (errs []error, err error) {
 	}
 	tx := s.writeTx(btx)
 	defer s.prepareNew(ctx, tx)
+	if s.pg {
+		if err := bt.lock(ctx, tx, ops); err != nil {
+			_ = btx.Rollback()
+			return errs, err
+		}
+	}
 	for i, w := range ops {
 		if !w.start() {
 			errs[i] = w.ctx.Err() // it wrote nothing: the others go on
@@ -246,6 +264,13 @@ func (s *Store) runTx(ops []*writeOp) (errs []error, err error) {
 			errs[0] = d.error
 		}
 		return errs, nil
+	}
+	if err := bt.flush(ctx, tx); err != nil {
+		_ = btx.Rollback()
+		if len(ops) > 1 {
+			return errs, errReplay
+		}
+		return errs, err
 	}
 	return errs, btx.Commit()
 }

@@ -160,6 +160,9 @@ func Success(c retry.Claim, ns retry.NodeSuccess) (json.RawMessage, error) {
 	if err := CheckIDs("node id", ns.NodeID, "next node id", ns.NextNodeID); err != nil {
 		return nil, fmt.Errorf("run %s: %w", retry.QuoteID(c.RunID), err)
 	}
+	if err := Budget(ns.Budget); err != nil {
+		return nil, fmt.Errorf("run %s: %w", c.RunID, err)
+	}
 	if len(ns.Output) == 0 {
 		return json.RawMessage("null"), nil
 	}
@@ -185,10 +188,25 @@ func Failure(c retry.Claim, f retry.FailureRecord) (retry.FailureRecord, error) 
 	if err := CheckIDs("node id", f.NodeID); err != nil {
 		return f, fmt.Errorf("run %s: %w", retry.QuoteID(c.RunID), err)
 	}
+	if err := Budget(f.Budget); err != nil {
+		return f, fmt.Errorf("run %s: %w", c.RunID, err)
+	}
 	f.Message = Truncate(f.Message)
 	f.Decision.Strategy, f.Decision.Rule = Storable(f.Decision.Strategy), Storable(f.Decision.Rule)
 	f.Class = cmp.Or(retry.Class(Storable(string(f.Class))), retry.ClassUnknown)
 	return f, nil
+}
+
+// Budget validates a [retry.BudgetUse]: its key and scope are
+// identifiers, its budget in range.
+func Budget(u retry.BudgetUse) error {
+	if err := CheckIDs("budget key", u.Key, "budget scope", u.Scope); err != nil {
+		return err
+	}
+	if err := u.Budget.Validate(); err != nil {
+		return fmt.Errorf("budget.%w", err)
+	}
+	return nil
 }
 
 // Filter validates a [retry.RunFilter] and returns its limit (0 means 100).

@@ -43,8 +43,9 @@ type Store struct {
 
 // data is what the handles of one store share.
 type data struct {
-	mu   sync.Mutex
-	runs map[string]*row
+	mu      sync.Mutex
+	runs    map[string]*row
+	budgets budgets
 }
 
 // row is one run and its history.
@@ -58,9 +59,10 @@ type row struct {
 }
 
 var (
-	_ retry.Store        = (*Store)(nil)
-	_ retry.Inspector    = (*Store)(nil)
-	_ retry.BatchCreator = (*Store)(nil)
+	_ retry.Store           = (*Store)(nil)
+	_ retry.Inspector       = (*Store)(nil)
+	_ retry.BatchCreator    = (*Store)(nil)
+	_ retry.BudgetInspector = (*Store)(nil)
 )
 
 // New returns an empty store.
@@ -427,6 +429,7 @@ func (s *Store) CompleteNode(ctx context.Context, c retry.Claim, ns retry.NodeSu
 	}
 	r.appendAttempt(retry.Attempt{NodeID: ns.NodeID, StartedAt: ns.StartedAt, FinishedAt: now,
 		Outcome: retry.OutcomeSucceeded, Status: status})
+	s.data.countAttempt(ns.Budget, now)
 	if r.run.Context.Outputs == nil {
 		r.run.Context.Outputs = map[string]json.RawMessage{}
 	}
@@ -474,6 +477,11 @@ func (s *Store) RecordFailure(ctx context.Context, c retry.Claim, f retry.Failur
 		return retry.Run{}, fmt.Errorf("record failure: %w", err)
 	}
 	status := r.failedStatus(f)
+	if u := f.Budget; u.Key != "" {
+		s.data.countAttempt(u, now)
+		f.Decision = s.data.budgetState(u.Key).Apply(u, now, status == retry.StatusRetrying, f.Decision,
+			s.data.windowAttempts(u.Scope, u.Budget, now))
+	}
 	r.appendAttempt(retry.Attempt{NodeID: f.NodeID, StartedAt: f.StartedAt, FinishedAt: now, Outcome: retry.OutcomeFailed,
 		ErrorClass: f.Class, ErrorMessage: f.Message, Decision: f.Decision, Shadow: f.Shadow, Status: status})
 	r.due = time.Time{}

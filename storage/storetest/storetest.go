@@ -85,6 +85,16 @@
 //     (ReplayWith/FromNode), refuses a node it never reached
 //     (ReplayWith/NotReached); ListRuns' node and failure-window filters
 //     (Inspector/ListRunsFailureWindow)
+//   - retry budgets (FailureRecord.Budget, NodeSuccess.Budget): a retry
+//     over the budget deferred to its slot with the rule that deferred it,
+//     other classes untouched, room again after the window
+//     (Budget/DefersOverTheLimit); a deferred zero delay releases the
+//     claim (Budget/DeferredZeroDelayReleases); successes counted in the
+//     scope raise the limit (Budget/AttemptsRaiseTheLimit); a pause holds
+//     the class (Budget/PauseUntil); a lost claim charges nothing
+//     (Budget/LostClaimChargesNothing); exact across handles written at
+//     once (Budget/ExactAcrossHandles); a bad budget refused
+//     (Budget/Invalid); BudgetInspector's counts where implemented
 //
 // The claim, status and replay checks, and those that could pass
 // vacuously or crash on a short result, are also run, in this package's
@@ -150,6 +160,7 @@ type check struct {
 var groups = [][]check{
 	createChecks, batchChecks, claimChecks, leaseChecks, holderChecks, recordChecks, parkChecks,
 	wakeupChecks, inspectorChecks, replayChecks, dashboardChecks, operatorChecks, concurrencyChecks, timeChecks, invalidChecks, idChecks,
+	budgetChecks,
 }
 
 // Run runs every conformance check against fresh backends from newBackend,
