@@ -2,6 +2,7 @@ package executor
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -105,6 +106,9 @@ type Config struct {
 	// context is cancelled before cancelling them. Default
 	// [ShutdownTimeoutDefault].
 	ShutdownTimeout time.Duration `json:"shutdownTimeout"`
+	// Budget configures the retry budgets all workers share; off unless
+	// Budget.Enabled.
+	Budget BudgetConfig `json:"budget"`
 
 	// Now is the clock for store writes and claims; default time.Now.
 	Now func() time.Time `json:"-"`
@@ -122,6 +126,58 @@ type Config struct {
 type nopObserver struct{}
 
 func (nopObserver) Observe(Event) {}
+
+// BudgetConfig configures the retry budgets (see [retry.BudgetState]):
+// one budget per error class (per class and node type with PerNodeType),
+// kept in the store, so that every worker on it shares it. Over a Window,
+// the retries of a class may be at most Ratio of the attempts (all of
+// them, or those of the node type), never fewer than MinRetries; a retry
+// over the budget is deferred to the budget's next free slot, recorded
+// with the rule "budget:CLASS". They are off by default: a store's
+// failure write then reads the run first on PostgreSQL (a round trip
+// more), and every attempt is counted (BENCHMARKS.md has the cost).
+type BudgetConfig struct {
+	// Enabled turns the budgets on.
+	Enabled bool `json:"enabled"`
+	// Ratio is the share of the attempts retries may make up, 0 to 1;
+	// default [retry.BudgetRatioDefault] (20 %).
+	Ratio float64 `json:"ratio"`
+	// MinRetries is the retries always allowed per window, so that a quiet
+	// system is never throttled; default [retry.BudgetMinRetriesDefault].
+	MinRetries int `json:"minRetries"`
+	// Window is the sliding window, counted in [retry.BudgetBuckets]
+	// buckets; default [retry.BudgetWindowDefault] (60 s).
+	Window time.Duration `json:"window"`
+	// PerNodeType gives each (class, node type) a budget of its own,
+	// compared with the attempts of that node type.
+	PerNodeType bool `json:"perNodeType"`
+	// PauseOnRetryAfter makes a failure that carries a Retry-After
+	// ([retry.RetryAfter]: an upstream's rate limit) pause the retries of
+	// its class, on every worker, until then.
+	PauseOnRetryAfter bool `json:"pauseOnRetryAfter"`
+}
+
+// limits returns the budget's [retry.Budget].
+func (b BudgetConfig) limits() retry.Budget {
+	return retry.Budget{Ratio: b.Ratio, MinRetries: b.MinRetries, Window: b.Window}
+}
+
+// Use returns what a failure of class on a node of nodeType charges (a
+// success passes no class: it only counts in the scope), or nothing when
+// the budgets are off.
+func (b BudgetConfig) Use(class retry.Class, nodeType string) retry.BudgetUse {
+	if !b.Enabled {
+		return retry.BudgetUse{}
+	}
+	u := retry.BudgetUse{Key: string(class), Scope: "*", Budget: b.limits()}
+	if b.PerNodeType {
+		u.Scope += "@" + nodeType
+		if class != "" {
+			u.Key += "@" + nodeType
+		}
+	}
+	return u
+}
 
 // WithDefaults returns c with every zero field set to its default: the
 // configuration New runs with. A program prints it to say what it runs
@@ -191,6 +247,12 @@ func (c Config) Validate() error {
 			return retry.InvalidField("hooks", "hook %q: queue %d: want at least 1 (0 for the default)", h.Name, h.Queue)
 		}
 		names[h.Name] = true
+	}
+	if err := c.Budget.limits().Validate(); err != nil {
+		if fe, ok := errors.AsType[*retry.FieldError](err); ok {
+			return retry.InvalidField("budget."+fe.Field, "%w", fe.Err)
+		}
+		return err
 	}
 	if c.Mode != "" {
 		if _, err := ParseMode(string(c.Mode)); err != nil {

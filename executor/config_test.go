@@ -45,6 +45,10 @@ func TestConfigValidate(t *testing.T) {
 		{executor.Config{Hooks: []executor.Hook{{Name: "a", Func: nopHook}, {Name: "a", Func: nopHook}}}, `hooks: hook "a": the name is used twice`},
 		{executor.Config{Hooks: []executor.Hook{{Name: "a"}}}, `hooks: hook "a": no Func`},
 		{executor.Config{Hooks: []executor.Hook{{Name: "a", Func: nopHook, Queue: -1}}}, `hooks: hook "a": queue -1`},
+		{executor.Config{Budget: executor.BudgetConfig{Enabled: true, Ratio: 0.5, MinRetries: 2, Window: time.Second}}, ""},
+		{executor.Config{Budget: executor.BudgetConfig{Ratio: 1.5}}, "budget.ratio: 1.5"},
+		{executor.Config{Budget: executor.BudgetConfig{MinRetries: -1}}, "budget.minRetries"},
+		{executor.Config{Budget: executor.BudgetConfig{Window: time.Millisecond}}, "budget.window"},
 	} {
 		err := tc.cfg.Validate()
 		if (err == nil) != (tc.want == "") || err != nil && !strings.Contains(err.Error(), tc.want) {

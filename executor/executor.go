@@ -730,6 +730,8 @@ type Stats struct {
 	// Retries counts failures recorded for a retry; Immediate those
 	// retried at once under the claim the store kept (zero delay).
 	Retries, Immediate int64
+	// Deferred counts the retries a retry budget deferred (among Retries).
+	Deferred int64
 	// LostClaims counts runs abandoned because their claim was lost.
 	LostClaims int64
 	// Cancelled counts runs abandoned because an operator cancelled them
@@ -752,9 +754,9 @@ type Stats struct {
 }
 
 type stats struct {
-	started, resumed, rebuilt, sweeperCaught              atomic.Int64
-	attempts, succeeded, failed, retries, immediate, lost atomic.Int64
-	short, deliveries, wasted, inFlight, cancelled        atomic.Int64
+	started, resumed, rebuilt, sweeperCaught                 atomic.Int64
+	attempts, succeeded, failed, retries, immediate, lost    atomic.Int64
+	short, deliveries, wasted, inFlight, cancelled, deferred atomic.Int64
 }
 
 // Stats returns the counters.
@@ -766,5 +768,6 @@ func (e *Executor) Stats() Stats {
 		Succeeded: s.succeeded.Load(), Failed: s.failed.Load(), Retries: s.retries.Load(),
 		Immediate: s.immediate.Load(), LostClaims: s.lost.Load(), Cancelled: s.cancelled.Load(), ShortClaims: s.short.Load(),
 		Deliveries: s.deliveries.Load(), Wasted: s.wasted.Load(), InFlight: s.inFlight.Load(),
+		Deferred: s.deferred.Load(),
 	}
 }

@@ -69,7 +69,7 @@ func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 			claim = run.Claim()
 			continue
 		}
-		s := retry.NodeSuccess{NodeID: n.ID, Output: out, NextNodeID: n.next(out), StartedAt: started}
+		s := retry.NodeSuccess{NodeID: n.ID, Output: out, NextNodeID: n.next(out), StartedAt: started, Budget: e.cfg.Budget.Use("", n.Type)}
 		s.FinishedAt = e.now()
 		if n.Type == NodeTypeDelay {
 			s.WakeAt = s.FinishedAt.Add(n.delay)
@@ -254,18 +254,32 @@ func (e *Executor) fail(ctx context.Context, run retry.Run, claim retry.Claim, j
 	rec := retry.FailureRecord{NodeID: n.ID, Class: f.Class, Message: f.Message, StartedAt: started}
 	rec.Decision, rec.Shadow = e.decide(e.runPolicy(run, j, n), f)
 	rec.FinishedAt = e.now()
+	if !rec.Shadow {
+		rec.Budget = e.cfg.Budget.Use(f.Class, n.Type)
+		if e.cfg.Budget.PauseOnRetryAfter && f.HasRetryAfter {
+			rec.Budget.PauseUntil = rec.FinishedAt.Add(f.RetryAfter)
+		}
+	}
 	written, scheduled, werr := e.recordFailure(context.WithoutCancel(ctx), claim, rec)
 	if werr != nil {
 		e.writeFailed(step(run, n), rec.FinishedAt.Sub(rec.StartedAt), "record failure", werr)
 		return run, false
 	}
 	ev := failureEvent(step(run, n), rec, err, written.Status)
+	deferred := rec.Budget.Key != "" && written.Status == retry.StatusRetrying && written.LastDelay > rec.Decision.Delay.Truncate(time.Millisecond)
+	if deferred { // the event says what the store recorded
+		ev.Decision.Delay, ev.Decision.Rule = written.LastDelay, retry.BudgetRule(rec.Budget.Key)
+		e.stats.deferred.Add(1)
+	}
 	e.recorded(ev)
 	switch written.Status {
 	case retry.StatusRetrying:
 		e.stats.retries.Add(1)
 		if !scheduled { // else its wake-up was committed with the failure
 			e.schedule(ctx, written.ID, written.NextRetryAt)
+		}
+		if deferred {
+			e.emit(BudgetDeferred{ev, ev.Decision.Rule, written.NextRetryAt})
 		}
 		e.emit(RetryScheduled{ev, written.NextRetryAt})
 	case retry.StatusInProgress: // a zero delay: retried at once under the kept claim

@@ -116,40 +116,64 @@ type BudgetUse struct {
 func BudgetRule(key string) string       { return "budget:" + key }
 func BudgetPausedRule(key string) string { return "budget:" + key + ":paused" }
 
+// BudgetHorizon is how many windows of bookings a budget keeps: a retry
+// due later than that past the first booked bucket is not counted (its own
+// delay spreads it).
+const BudgetHorizon = 5
+
+// slotBuckets is the length of BudgetState.Slots.
+const slotBuckets = BudgetBuckets * (1 + BudgetHorizon)
+
 // BudgetState is the persisted state of one budget key, which a store
 // reads, changes with [BudgetState.Apply] and writes back in the
 // transaction that records the failure. Its JSON is what the SQL store
 // keeps; the field names are short because it is written on every
 // budgeted failure.
 //
-// Deferral is GCRA (the generic cell rate algorithm, a leaky bucket kept
-// as one time): with L retries allowed per window W, NextSlot is the time
-// the budget is next free, advanced by W/L for each retry; a retry may run
-// at once while NextSlot is at most W - W/L ahead of now (a burst of L),
-// and is due at NextSlot - (W - W/L) otherwise. So the retries of a class
-// in any window are at most about L, however many workers ask, and the
-// deferred ones are spread over the following windows instead of all
-// coming back at the end of this one.
+// Each retry the budget lets through is booked in the bucket it is due
+// in, and a bucket takes a retry only while it and the BudgetBuckets-1
+// buckets before it hold fewer than the limit: so every BudgetBuckets
+// consecutive buckets (a window) hold at most the limit, however many
+// workers ask. A retry whose bucket is full is deferred to the first
+// bucket with room, spread evenly inside it, so that the deferred retries
+// come back at the budget's pace instead of all at the window's end. The
+// bookings move forward with the storm: buckets dropped from their start
+// while still ahead of now are full (the search passed them), so a
+// backlog of any length keeps the pace. A retry due beyond the bookings'
+// end (a policy delay longer than the horizon) is not counted.
 type BudgetState struct {
 	// Scope is the scope of the key's last use, whose attempts the status
 	// compares with.
 	Scope string `json:"sc,omitempty"`
-	// Bucket is the bucket the newest entries of the rings count, of
-	// width WidthMS.
-	Bucket  int64 `json:"b"`
+	// WidthMS is the width of a bucket. Bucket is the bucket the newest
+	// entries of Retries and Deferred count (the last decision's).
 	WidthMS int64 `json:"w"`
-	// Retries and Deferred count the retries allowed at once and those
-	// deferred, per bucket, oldest first.
+	Bucket  int64 `json:"b"`
+	// Retries and Deferred count the decisions per bucket, oldest first:
+	// retries let through as asked, and deferred ones.
 	Retries  [BudgetBuckets]int64 `json:"r"`
 	Deferred [BudgetBuckets]int64 `json:"d"`
 	// RetriesTotal and DeferredTotal count them since the key was first
 	// used.
 	RetriesTotal  int64 `json:"rt,omitempty"`
 	DeferredTotal int64 `json:"dt,omitempty"`
-	// NextSlot (Unix ms) is GCRA's theoretical arrival time.
-	NextSlot int64 `json:"s,omitempty"`
+	// Slots counts the retries booked per bucket, by due time, from
+	// bucket SlotFirst on: at least the window before now, and the
+	// buckets ahead.
+	SlotFirst int64              `json:"sf"`
+	Slots     [slotBuckets]int64 `json:"sl"`
 	// PausedUntil (Unix ms) ends the key's pause.
 	PausedUntil int64 `json:"p,omitempty"`
+}
+
+// shift drops the first n entries of a, moving the rest to its start.
+func shift(a []int64, n int64) {
+	if n >= int64(len(a)) {
+		clear(a)
+		return
+	}
+	copy(a, a[n:])
+	clear(a[int64(len(a))-n:])
 }
 
 // roll moves the rings to the bucket of t (Unix ms) for buckets of
@@ -158,23 +182,24 @@ type BudgetState struct {
 func (s *BudgetState) roll(widthMS, t int64) {
 	cur := t / widthMS
 	if s.WidthMS != widthMS {
-		s.Retries, s.Deferred = [BudgetBuckets]int64{}, [BudgetBuckets]int64{}
-		s.WidthMS, s.Bucket = widthMS, cur
+		*s = BudgetState{Scope: s.Scope, RetriesTotal: s.RetriesTotal, DeferredTotal: s.DeferredTotal,
+			PausedUntil: s.PausedUntil, WidthMS: widthMS, Bucket: cur, SlotFirst: cur - BudgetBuckets + 1}
 		return
 	}
-	shift := cur - s.Bucket
-	if shift <= 0 {
-		return
+	if n := cur - s.Bucket; n > 0 {
+		shift(s.Retries[:], n)
+		shift(s.Deferred[:], n)
+		s.Bucket = cur
 	}
-	if shift >= BudgetBuckets {
-		s.Retries, s.Deferred = [BudgetBuckets]int64{}, [BudgetBuckets]int64{}
-	} else {
-		copy(s.Retries[:], s.Retries[shift:])
-		copy(s.Deferred[:], s.Deferred[shift:])
-		clear(s.Retries[BudgetBuckets-shift:])
-		clear(s.Deferred[BudgetBuckets-shift:])
+	s.moveSlots(cur - BudgetBuckets + 1)
+}
+
+// moveSlots moves the start of the bookings to bucket first, if later.
+func (s *BudgetState) moveSlots(first int64) {
+	if n := first - s.SlotFirst; n > 0 {
+		shift(s.Slots[:], n)
+		s.SlotFirst = first
 	}
-	s.Bucket = cur
 }
 
 // Apply is what a store does with a budgeted failure recorded at now with
@@ -184,7 +209,9 @@ func (s *BudgetState) roll(widthMS, t int64) {
 // to record: d, or d deferred (a longer Delay, and Rule [BudgetRule] or
 // [BudgetPausedRule]).
 func (s *BudgetState) Apply(u BudgetUse, now time.Time, retrying bool, d Decision, attempts int64) Decision {
-	s.pause(u)
+	if !u.PauseUntil.IsZero() {
+		s.PausedUntil = max(s.PausedUntil, u.PauseUntil.UnixMilli())
+	}
 	if !retrying {
 		return d
 	}
@@ -194,31 +221,51 @@ func (s *BudgetState) Apply(u BudgetUse, now time.Time, retrying bool, d Decisio
 	return d
 }
 
-// admit decides a retry of u's budget asked at now with the policy's
-// delay, and counts it. It returns the delay the retry gets and, when
-// that is later than asked, the rule that deferred it; the rule is "" when
-// the retry goes as asked.
+// admit books a retry of u's budget asked at now with the policy's delay.
+// It returns the delay the retry gets and, when that is later than asked,
+// the rule that deferred it; the rule is "" when the retry goes as asked.
 func (s *BudgetState) admit(u BudgetUse, now time.Time, delay time.Duration, attempts int64) (time.Duration, string) {
 	b := u.Budget.WithDefaults()
-	t := now.UnixMilli()
-	s.roll(b.bucketMS(), t)
+	w, t := b.bucketMS(), now.UnixMilli()
+	s.roll(w, t)
 	s.Scope = u.Scope
-	w := b.Window.Milliseconds()
-	emission := max(w/b.Limit(attempts), 1)
-	tau := w - emission
-	// A pause moves the retry's arrival to its end: the retries it held
-	// back are spread from there, not released at once.
-	arrive := max(t, s.PausedUntil)
-	tat := max(s.NextSlot, arrive)
-	slot := arrive
-	if tat-arrive > tau {
-		slot = tat - tau
+	limit := b.Limit(attempts)
+	due := t + delay.Milliseconds()
+	arrive := max(due, s.PausedUntil) // a pause moves the retry to its end
+	// Slots[i] is bucket SlotFirst+i. A bucket's window must be in the
+	// bookings: the search starts at the first such bucket.
+	window := func(bucket int64) (n int64) {
+		for i := bucket - BudgetBuckets + 1 - s.SlotFirst; i <= bucket-s.SlotFirst; i++ {
+			n += s.Slots[i]
+		}
+		return n
 	}
-	s.NextSlot = tat + emission
+	bucket := max(arrive/w, s.SlotFirst+BudgetBuckets-1)
+	if bucket-s.SlotFirst >= slotBuckets+BudgetBuckets {
+		// Due beyond the bookings and the window after them: not counted.
+		s.Retries[BudgetBuckets-1]++
+		s.RetriesTotal++
+		return delay, ""
+	}
+	for {
+		if bucket-s.SlotFirst >= slotBuckets {
+			s.moveSlots(bucket - slotBuckets + 1) // the buckets passed are full
+		}
+		if window(bucket) < limit {
+			break
+		}
+		bucket++
+	}
+	i := bucket - s.SlotFirst
+	slot := arrive
+	if bucket > arrive/w { // deferred: the k-th booked at k/limit of the bucket
+		slot = bucket*w + s.Slots[i]*w/limit
+	}
+	s.Slots[i]++
 	rule := ""
-	if wait := time.Duration(slot-t) * time.Millisecond; wait > delay {
-		delay, rule = wait, BudgetRule(u.Key)
-		if s.PausedUntil > t && slot == arrive {
+	if slot > due {
+		delay, rule = time.Duration(slot-t)*time.Millisecond, BudgetRule(u.Key)
+		if s.PausedUntil > due { // the pause held it back, the budget maybe after it
 			rule = BudgetPausedRule(u.Key)
 		}
 	}
@@ -230,13 +277,6 @@ func (s *BudgetState) admit(u BudgetUse, now time.Time, delay time.Duration, att
 		s.DeferredTotal++
 	}
 	return delay, rule
-}
-
-// pause records u.PauseUntil, if later than the pause already recorded.
-func (s *BudgetState) pause(u BudgetUse) {
-	if !u.PauseUntil.IsZero() {
-		s.PausedUntil = max(s.PausedUntil, u.PauseUntil.UnixMilli())
-	}
 }
 
 // Status is s read at now, for key, its scope's window holding attempts
@@ -252,8 +292,11 @@ func (s BudgetState) Status(key string, now time.Time, attempts int64) BudgetSta
 		st.Retries += s.Retries[i]
 		st.Deferred += s.Deferred[i]
 	}
-	if s.NextSlot > 0 {
-		st.NextSlot = time.UnixMilli(s.NextSlot).UTC()
+	for i := slotBuckets - 1; i >= 0; i-- {
+		if end := (s.SlotFirst + int64(i) + 1) * s.WidthMS; s.Slots[i] > 0 && end > now.UnixMilli() {
+			st.BookedUntil = time.UnixMilli(end).UTC()
+			break
+		}
 	}
 	if s.PausedUntil > now.UnixMilli() {
 		st.PausedUntil = time.UnixMilli(s.PausedUntil).UTC()
@@ -272,9 +315,10 @@ type BudgetStatus struct {
 	Attempts, Retries, Deferred int64
 	// RetriesTotal and DeferredTotal count since the key was first used.
 	RetriesTotal, DeferredTotal int64
-	// NextSlot is when the budget is next free (its GCRA time); zero when
-	// never used.
-	NextSlot time.Time
+	// BookedUntil is the end of the last bucket holding a retry booked
+	// ahead of the read's now (deferred retries still to come); zero when
+	// none.
+	BookedUntil time.Time
 	// PausedUntil ends a pause in force at the read's now; zero when none.
 	PausedUntil time.Time
 }
@@ -291,6 +335,9 @@ type BudgetInspector interface {
 func (b BudgetStatus) String() string {
 	s := fmt.Sprintf("%s: %d retries, %d deferred, %d attempts of %s in the last %s (%d retried, %d deferred in all)",
 		b.Key, b.Retries, b.Deferred, b.Attempts, b.Scope, b.Window, b.RetriesTotal, b.DeferredTotal)
+	if !b.BookedUntil.IsZero() {
+		s += ", booked until " + b.BookedUntil.Format(time.RFC3339)
+	}
 	if !b.PausedUntil.IsZero() {
 		s += ", paused until " + b.PausedUntil.Format(time.RFC3339)
 	}

@@ -51,15 +51,17 @@ func (h *harness) budgetStatus(key string, now time.Time) (retry.BudgetStatus, b
 
 var budgetChecks = []check{
 	{"Budget/DefersOverTheLimit", func(h *harness) {
-		// 3 a minute: a burst of 3 goes as asked; the next are spread one
-		// every 20 s, each recorded with the rule that deferred it.
+		// 3 a minute: 3 go as asked; the next are deferred past the
+		// window (its 10 s buckets hold 3 in all), spread evenly in the
+		// first bucket with room, each recorded with the rule that
+		// deferred it.
 		now := at(0)
 		for i := range 6 {
 			id := fmt.Sprint("r", i)
 			got, a := h.failBudgeted(id, now, time.Second, "network_blip", budgetTight)
 			want, rule := time.Second, "class:network_blip"
 			if i >= 3 {
-				want, rule = time.Duration(i-2)*20*time.Second, retry.BudgetRule("network_blip")
+				want, rule = time.Minute+time.Duration(i-3)*3333*time.Millisecond, retry.BudgetRule("network_blip")
 			}
 			if got.Status != retry.StatusRetrying || !got.NextRetryAt.Equal(now.Add(want)) || got.LastDelay != want ||
 				a.Decision.Delay != want || a.Decision.Rule != rule || !a.Decision.Retry || a.Status != retry.StatusRetrying {
@@ -86,11 +88,11 @@ var budgetChecks = []check{
 			if i < 3 && (got.Status != retry.StatusInProgress || got.ClaimToken == "") {
 				h.t.Fatalf("retry %d at once: status %s, token %q; want in_progress under the claim", i, got.Status, got.ClaimToken)
 			}
-			if i == 3 && (got.Status != retry.StatusRetrying || got.ClaimToken != "" || !got.NextRetryAt.Equal(at(20*time.Second))) {
-				h.t.Fatalf("deferred retry at once: status %s, token %q, due %v; want retrying, released, due at 20s", got.Status, got.ClaimToken, got.NextRetryAt)
+			if i == 3 && (got.Status != retry.StatusRetrying || got.ClaimToken != "" || !got.NextRetryAt.Equal(at(time.Minute))) {
+				h.t.Fatalf("deferred retry at once: status %s, token %q, due %v; want retrying, released, due at 1m", got.Status, got.ClaimToken, got.NextRetryAt)
 			}
 		}
-		if runs := h.claimDue(h.s, at(19*time.Second), 10); len(runs) != 0 {
+		if runs := h.claimDue(h.s, at(59*time.Second), 10); len(runs) != 0 {
 			h.t.Fatalf("the deferred run was claimable before its slot: %v", runIDs(runs))
 		}
 	}},
