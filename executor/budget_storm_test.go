@@ -25,8 +25,8 @@ const (
 	stormEnvUntil = "JRETRY_STORM_UNTIL"
 	stormProcs    = 3
 	stormRuns     = 30 // runs of the class that fails every time
-	fineRuns      = 8  // runs of another class, failing once each
-	stormFor      = 8 * time.Second
+	fineRuns      = 6  // runs of another class, failing once each
+	stormFor      = 9 * time.Second
 )
 
 // stormBudget allows 5 retries per 3 s window per class, whatever the
@@ -93,10 +93,11 @@ func stormRound(t *testing.T, dsn string, after func()) {
 		children = append(children, cmd)
 		go func() { exited <- cmd.Wait() }()
 	}
-	// The other class's runs start through the storm, one every 600 ms:
-	// at most 5 of their retries fall in one window.
+	// The other class's runs start through the storm, one a second (a
+	// sweep picks each up): fewer of their retries fall in one window than
+	// the budget allows.
 	for i := range fineRuns {
-		time.Sleep(600 * time.Millisecond) // paces the load; nothing is decided by it
+		time.Sleep(time.Second) // paces the load; nothing is decided by it
 		_, err := store.Create(ctx, retry.NewRun{ID: fmt.Sprintf("fine-%02d", i), JourneyID: "fine", JourneyVersion: 1, StartNodeID: "call", MaxRetries: 3}, time.Now())
 		must(t, err)
 	}
