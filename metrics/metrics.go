@@ -16,6 +16,10 @@
 //	budget_deferred_total{class}             retries a retry budget deferred
 //	wakeup_lateness_seconds{scheduler}       a delivery's fired-at minus due-at
 //	runs{status}                             runs by status, counted by the store at scrape time
+//	budget_window{budget,kind}               each retry budget's last window, read from the store at
+//	                                          scrape time: kind "retries" (let through), "deferred",
+//	                                          "attempts" (of its scope)
+//	budget_paused_until_seconds{budget}      end of a budget's pause (Unix seconds), 0 when none
 //	claims_in_flight                         runs executing under this process's claims
 //	sweeps_total, sweeper_caught_total       sweeps and the runs they caught (0 when healthy)
 //	lost_claims_total                        attempts the store did not record: lease lost
@@ -183,7 +187,8 @@ func (c hookCollector) Collect(ch chan<- prometheus.Metric) {
 
 // CountRuns registers the runs-by-status gauge, counted through in at
 // scrape time (its CountByStatus: one indexed count query) and reused for
-// the StatusTTL. It is separate from New because the store is often opened
+// the StatusTTL, and, when in is a [retry.BudgetInspector], the retry
+// budgets' gauges, read with it and reused alike. It is separate from New because the store is often opened
 // after the metrics are built.
 func (m *Metrics) CountRuns(in retry.Inspector) error {
 	if err := m.reg.Register(&statusCollector{m: m, in: in}); err != nil {
@@ -224,17 +229,28 @@ type statusCollector struct {
 	m  *Metrics
 	in retry.Inspector
 
-	mu     sync.Mutex
-	at     time.Time
-	counts map[retry.Status]int
+	mu      sync.Mutex
+	at      time.Time
+	counts  map[retry.Status]int
+	budgets []retry.BudgetStatus
 }
 
-var runsDesc = prometheus.NewDesc("journeyretry_runs", "Runs by status, counted by the store (cached a few seconds).", []string{"status"}, nil)
+var (
+	runsDesc         = prometheus.NewDesc("journeyretry_runs", "Runs by status, counted by the store (cached a few seconds).", []string{"status"}, nil)
+	budgetWindowDesc = prometheus.NewDesc("journeyretry_budget_window",
+		"A retry budget's last window, from the store: retries let through, retries deferred, attempts of its scope.", []string{"budget", "kind"}, nil)
+	budgetPausedDesc = prometheus.NewDesc("journeyretry_budget_paused_until_seconds",
+		"When a retry budget's pause (a Retry-After) ends, Unix seconds; 0 when none.", []string{"budget"}, nil)
+)
 
-func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) { ch <- runsDesc }
+func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- runsDesc
+	ch <- budgetWindowDesc
+	ch <- budgetPausedDesc
+}
 
 func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
-	counts, err := c.count()
+	counts, budgets, err := c.count()
 	if err != nil {
 		c.m.backendErrs.WithLabelValues("count runs").Inc()
 		ch <- prometheus.NewInvalidMetric(runsDesc, fmt.Errorf("count runs: %w", err))
@@ -243,26 +259,43 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range retry.Statuses {
 		ch <- prometheus.MustNewConstMetric(runsDesc, prometheus.GaugeValue, float64(counts[st]), string(st))
 	}
+	for _, b := range budgets {
+		for kind, n := range map[string]int64{"retries": b.Retries, "deferred": b.Deferred, "attempts": b.Attempts} {
+			ch <- prometheus.MustNewConstMetric(budgetWindowDesc, prometheus.GaugeValue, float64(n), b.Key, kind)
+		}
+		paused := 0.0
+		if !b.PausedUntil.IsZero() {
+			paused = float64(b.PausedUntil.Unix())
+		}
+		ch <- prometheus.MustNewConstMetric(budgetPausedDesc, prometheus.GaugeValue, paused, b.Key)
+	}
 }
 
-// count returns the cached counts, or counts again once they are ttl old.
-// Concurrent scrapes wait for one query rather than each sending theirs.
-func (c *statusCollector) count() (map[retry.Status]int, error) {
+// count returns the cached counts and budgets, or reads them again once
+// they are ttl old. Concurrent scrapes wait for one read rather than each
+// sending theirs.
+func (c *statusCollector) count() (map[retry.Status]int, []retry.BudgetStatus, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.m.now()
 	if c.counts != nil && now.Sub(c.at) < c.m.statusTTL && !now.Before(c.at) {
-		return c.counts, nil
+		return c.counts, c.budgets, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
 	defer cancel()
 	counts, err := c.in.CountByStatus(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if counts == nil {
-		return nil, errors.New("store returned no counts")
+		return nil, nil, errors.New("store returned no counts")
 	}
-	c.counts, c.at = counts, now
-	return counts, nil
+	var budgets []retry.BudgetStatus
+	if bi, ok := c.in.(retry.BudgetInspector); ok {
+		if budgets, err = bi.Budgets(ctx, now); err != nil {
+			return nil, nil, fmt.Errorf("budgets: %w", err)
+		}
+	}
+	c.counts, c.budgets, c.at = counts, budgets, now
+	return counts, budgets, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/journeyretry/journeyretry/retry"
 	"github.com/journeyretry/journeyretry/scheduler/memory"
 	"github.com/journeyretry/journeyretry/storage"
+	"github.com/journeyretry/journeyretry/storage/memstore"
 )
 
 // failingSchedule fails its first Schedule, as a backend outage would.
@@ -319,6 +320,44 @@ func TestObserveEvents(t *testing.T) {
 	for k := range got {
 		if strings.Contains(k, "charge-card") || strings.Contains(k, `journey="`) {
 			t.Errorf("%s: labelled by node id or journey", k)
+		}
+	}
+}
+
+// TestBudgetGauges: a store that keeps retry budgets has each budget's
+// window and pause read at scrape time, as the store reports them.
+func TestBudgetGauges(t *testing.T) {
+	ctx := context.Background()
+	s := memstore.New()
+	now := time.Unix(1_000_000, 0)
+	u := retry.BudgetUse{Key: "rate_limit", Scope: "*", Budget: retry.Budget{MinRetries: 1, Ratio: 0.001}, PauseUntil: now.Add(time.Hour)}
+	for _, id := range []string{"a", "b"} {
+		r, err := s.Create(ctx, retry.NewRun{ID: id, JourneyID: "j", JourneyVersion: 1, StartNodeID: "n", MaxRetries: 3, Worker: "w", Lease: time.Minute}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.RecordFailure(ctx, r.Claim(), retry.FailureRecord{NodeID: "n", Class: retry.ClassRateLimit,
+			Decision: retry.Decision{Retry: true, Delay: time.Second}, Budget: u, FinishedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Config{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CountRuns(s); err != nil {
+		t.Fatal(err)
+	}
+	got := scrape(t, reg)
+	for name, want := range map[string]float64{
+		`journeyretry_budget_window{budget="rate_limit",kind="deferred"}`: 2, // both wait for the pause's end
+		`journeyretry_budget_window{budget="rate_limit",kind="retries"}`:  0,
+		`journeyretry_budget_window{budget="rate_limit",kind="attempts"}`: 2,
+		`journeyretry_budget_paused_until_seconds{budget="rate_limit"}`:   float64(now.Add(time.Hour).Unix()),
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %g; want %g", name, got[name], want)
 		}
 	}
 }

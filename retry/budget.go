@@ -240,28 +240,23 @@ func (s *BudgetState) admit(u BudgetUse, now time.Time, delay time.Duration, att
 		}
 		return n
 	}
-	bucket := max(arrive/w, s.SlotFirst+BudgetBuckets-1)
-	if bucket-s.SlotFirst >= slotBuckets+BudgetBuckets {
-		// Due beyond the bookings and the window after them: not counted.
-		s.Retries[BudgetBuckets-1]++
-		s.RetriesTotal++
-		return delay, ""
-	}
-	for {
-		if bucket-s.SlotFirst >= slotBuckets {
-			s.moveSlots(bucket - slotBuckets + 1) // the buckets passed are full
-		}
-		if window(bucket) < limit {
-			break
-		}
-		bucket++
-	}
-	i := bucket - s.SlotFirst
 	slot := arrive
-	if bucket > arrive/w { // deferred: the k-th booked at k/limit of the bucket
-		slot = bucket*w + s.Slots[i]*w/limit
+	if bucket := max(arrive/w, s.SlotFirst+BudgetBuckets-1); bucket-s.SlotFirst < slotBuckets+BudgetBuckets {
+		for { // else due beyond the bookings and the window after them: not counted
+			if bucket-s.SlotFirst >= slotBuckets {
+				s.moveSlots(bucket - slotBuckets + 1) // the buckets passed are full
+			}
+			if window(bucket) < limit {
+				break
+			}
+			bucket++
+		}
+		i := bucket - s.SlotFirst
+		if bucket > arrive/w { // deferred: the k-th booked at k/limit of the bucket
+			slot = bucket*w + s.Slots[i]*w/limit
+		}
+		s.Slots[i]++
 	}
-	s.Slots[i]++
 	rule := ""
 	if slot > due {
 		delay, rule = time.Duration(slot-t)*time.Millisecond, BudgetRule(u.Key)

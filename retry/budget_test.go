@@ -77,6 +77,11 @@ func TestBudgetEdges(t *testing.T) {
 	if d := s.Apply(u, t0, true, Decision{Retry: true, Delay: time.Second}, 1); d.Delay != time.Second {
 		t.Fatalf("the first retry under a new window given %v; want 1s", d.Delay)
 	}
+	far := u
+	far.PauseUntil = t0.Add(24 * time.Hour) // beyond the bookings: not booked, still held
+	if d := s.Apply(far, t0, true, Decision{Retry: true, Delay: time.Second}, 1); d.Delay != 24*time.Hour || d.Rule != BudgetPausedRule("k") {
+		t.Fatalf("a retry during a day's pause given %v, rule %q; want the pause's end", d.Delay, d.Rule)
+	}
 	if st := s.Status("k", t0, 1); st.DeferredTotal == 0 || st.Window != time.Minute {
 		t.Fatalf("status %+v", st)
 	}
