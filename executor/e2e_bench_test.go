@@ -10,12 +10,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/journeyretry/journeyretry/executor"
 	"github.com/journeyretry/journeyretry/retry"
+	"github.com/journeyretry/journeyretry/retrytest"
 	"github.com/journeyretry/journeyretry/scheduler/memory"
 	"github.com/journeyretry/journeyretry/storage"
 	"github.com/journeyretry/journeyretry/storage/pgtest"
@@ -42,7 +42,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 					dsn = pgtest.DSN(b) + "&application_name=" + app
 				}
 				store := openBenchStore(b, dsn)
-				cpu := func() time.Duration { return processCPU() + serverCPU(b, store, engine, app) }
+				cpu := func() time.Duration { return retrytest.ProcessCPU() + serverCPU(b, store, engine, app) }
 				b.Run("raw", func(b *testing.B) { benchRaw(b, store, workers, cpu) })
 				b.Run("executor", func(b *testing.B) { benchExecutor(b, store, workers, cpu) })
 			})
@@ -135,15 +135,6 @@ func benchExecutor(b *testing.B, store *storage.Store, workers int, cpu func() t
 	b.ReportMetric(attempts/total.Seconds(), "attempts/s")
 	b.ReportMetric(float64(used.Microseconds())/1000/attempts, "cpu-ms/attempt")
 	b.ReportMetric(0, "ns/op")
-}
-
-// processCPU is this process's user and system CPU time.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // serverCPU is the CPU time of the PostgreSQL backends serving
