@@ -174,11 +174,22 @@ var windows = []struct {
 	{"7d", 7 * 24 * time.Hour, 4 * time.Hour},
 }
 
+// ReplayedBy is who the history says replayed a run from the dashboard
+// (on a store that records it, [retry.Operator]): it has no login to name
+// a person.
+const ReplayedBy = "dashboard"
+
 func (s *server) replay(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	id := r.PathValue("id")
-	if _, err := s.cfg.Store.Replay(ctx, id, s.cfg.Now()); err != nil {
+	replay := s.cfg.Store.Replay
+	if op, ok := s.cfg.Store.(retry.Operator); ok { // the history then says who replayed
+		replay = func(ctx context.Context, id string, now time.Time) (retry.Run, error) {
+			return op.ReplayWith(ctx, id, retry.ReplayOptions{By: ReplayedBy}, now)
+		}
+	}
+	if _, err := replay(ctx, id, s.cfg.Now()); err != nil {
 		fail(w, fmt.Errorf("replay %s: %w", id, err))
 		return
 	}

@@ -255,6 +255,9 @@ func TestReplay(t *testing.T) {
 	if r, _ := s.Get(t.Context(), "f00"); r.Status != retry.StatusRetrying {
 		t.Errorf("replayed run is %s, want retrying", r.Status)
 	}
+	if as, err := s.Attempts(t.Context(), "f00"); err != nil || as[len(as)-1].Act == nil || as[len(as)-1].Act.By != dashboard.ReplayedBy {
+		t.Errorf("the replay in the history: %+v, %v; want one by %s", as, err, dashboard.ReplayedBy)
+	}
 	if code := post(t, srv.URL+"/runs/c1/replay", map[string]string{"Sec-Fetch-Site": "same-origin"}); code != http.StatusConflict {
 		t.Errorf("replay of a completed run: %d, want 409", code)
 	}
