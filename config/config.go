@@ -85,8 +85,8 @@ import (
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
 
+	"github.com/journeyretry/journeyretry/internal/combine"
 	"github.com/journeyretry/journeyretry/internal/confvalue"
-	"github.com/journeyretry/journeyretry/retry"
 )
 
 // Loader loads one configuration struct from a file, the environment and
@@ -220,7 +220,7 @@ func (l *Loader) Load() error {
 				out[i] = fmt.Errorf("%w (%s)", e.err, s)
 			}
 		}
-		return retry.Combine(out...)
+		return combine.Errors(out...)
 	}
 	root.Set(work)
 	return nil

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/journeyretry/journeyretry/internal/combine"
 	"github.com/journeyretry/journeyretry/internal/confvalue"
-	"github.com/journeyretry/journeyretry/retry"
 )
 
 // level is an enumeration parsed from text, like policy.Jitter.
@@ -292,7 +292,7 @@ func (v validated) Validate() error {
 	if v.Min < 0 {
 		errs = append(errs, errors.New("min: negative"))
 	}
-	return retry.Combine(errs...)
+	return combine.Errors(errs...)
 }
 
 func TestValidatesEverySection(t *testing.T) {
@@ -336,7 +336,7 @@ func (l limits) Validate() error {
 			errs = append(errs, fmt.Errorf("routes.%s: negative", k))
 		}
 	}
-	return retry.Combine(errs...)
+	return combine.Errors(errs...)
 }
 
 // TestValidationErrorsNameTheSource: a validation error names the file,

@@ -27,6 +27,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/journeyretry/journeyretry/executor"
+	"github.com/journeyretry/journeyretry/internal/combine"
 	"github.com/journeyretry/journeyretry/policy"
 	"github.com/journeyretry/journeyretry/retry"
 	"github.com/journeyretry/journeyretry/storage"
@@ -158,7 +159,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 // closeAfter closes what Open opened so far and returns err with the
 // close errors combined.
 func (e *Engine) closeAfter(err error) error {
-	return retry.Combine(err, e.Close())
+	return combine.Errors(err, e.Close())
 }
 
 // Store is the run store: for reads (retry.Inspector) and operator actions.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/journeyretry/journeyretry/executor"
+	"github.com/journeyretry/journeyretry/internal/combine"
 	"github.com/journeyretry/journeyretry/retry"
 	"github.com/journeyretry/journeyretry/retrytest"
 	"github.com/journeyretry/journeyretry/scheduler/memory"
@@ -80,7 +81,7 @@ func benchRaw(b *testing.B, store *storage.Store, clients int, cpu func() time.D
 				tx, err := db.BeginTx(ctx, nil)
 				if err == nil {
 					_, err = tx.ExecContext(ctx, `UPDATE journey_runs SET retry_count = retry_count + 1 WHERE id = ?`, id)
-					err = retry.Combine(err, tx.Commit())
+					err = combine.Errors(err, tx.Commit())
 				}
 				if err != nil {
 					b.Error(err)

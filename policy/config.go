@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/journeyretry/journeyretry/internal/combine"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -111,7 +112,7 @@ var strategyNames = []string{StrategyImmediate, StrategyShort, StrategyLong, Str
 
 // Validate reports every bad field, each error naming it by its JSON path
 // ("maxDelayMs: ...", "routes.rate_limt: ...", "retryableErrors[2]: ...");
-// several are combined with [retry.Combine]. A Config that passes builds.
+// several are combined with go-multierror. A Config that passes builds.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
@@ -157,7 +158,7 @@ func (c Config) Validate() error {
 	// Maps iterate in random order: sort, so the same config gives the
 	// same error.
 	slices.SortStableFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
-	return retry.Combine(errs...)
+	return combine.Errors(errs...)
 }
 
 // exponential is the top-level backoff as a StrategyConfig.

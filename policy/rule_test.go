@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/journeyretry/journeyretry/internal/combine"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -69,11 +70,11 @@ func TestParseRulesNamesTheIndex(t *testing.T) {
 var errSentinel = errors.New("upstream said no")
 
 // TestRulesMatchThroughWrapping classifies errors wrapped with fmt.Errorf,
-// retry.WithClass and retry.Combine, as node code returns them.
+// retry.WithClass and go-multierror, as node code returns them.
 func TestRulesMatchThroughWrapping(t *testing.T) {
 	base := fmt.Errorf("call clinic: %w", retry.WithClass(fmt.Errorf("POST /slots: %w", errSentinel), retry.ClassRateLimit))
 	wrapped := fmt.Errorf("node call_api: %w", base)
-	joined := retry.Combine(errors.New("cleanup failed"), wrapped)
+	joined := combine.Errors(errors.New("cleanup failed"), wrapped)
 	deadline := fmt.Errorf("node call_api: %w", context.DeadlineExceeded)
 
 	rule := func(s string) Rule {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-multierror"
 )
 
 var errBase = errors.New("connection reset")
@@ -23,13 +25,13 @@ func TestClassOf(t *testing.T) {
 		{"tagged", tagged, ClassNetworkBlip},
 		{"wrapped with %w", fmt.Errorf("node sms: %w", tagged), ClassNetworkBlip},
 		{"wrapped twice", fmt.Errorf("a: %w", fmt.Errorf("b: %w", tagged)), ClassNetworkBlip},
-		{"joined", Combine(errors.New("other"), tagged), ClassNetworkBlip},
+		{"joined", multierror.Append(errors.New("other"), tagged), ClassNetworkBlip},
 		{"outermost tag wins", WithClass(fmt.Errorf("retag: %w", tagged), ClassRateLimit), ClassRateLimit},
 		{"through Permanent", Permanent(tagged), ClassNetworkBlip},
 		{"through RetryAfter", RetryAfter(tagged, time.Second), ClassNetworkBlip},
 		{"deadline is timeout", context.DeadlineExceeded, ClassTimeout},
 		{"wrapped deadline", fmt.Errorf("node call_api: %w", context.DeadlineExceeded), ClassTimeout},
-		{"joined deadline", Combine(errBase, context.DeadlineExceeded), ClassTimeout},
+		{"joined deadline", multierror.Append(errBase, context.DeadlineExceeded), ClassTimeout},
 		{"tag beats deadline", WithClass(context.DeadlineExceeded, ClassDownstreamMaintenance), ClassDownstreamMaintenance},
 		{"canceled is not timeout", context.Canceled, ClassUnknown},
 		{"custom class", WithClass(errBase, "billing_hold"), Class("billing_hold")},
@@ -67,7 +69,7 @@ func TestPermanent(t *testing.T) {
 		{"plain", errBase, false},
 		{"marked", Permanent(errBase), true},
 		{"wrapped", fmt.Errorf("validate: %w", Permanent(errBase)), true},
-		{"joined", Combine(errBase, Permanent(errors.New("bad patient"))), true},
+		{"joined", multierror.Append(errBase, Permanent(errors.New("bad patient"))), true},
 		{"class is not permanence", WithClass(errBase, ClassValidation), false},
 	} {
 		if got := IsPermanent(tc.err); got != tc.want {
@@ -89,7 +91,7 @@ func TestRetryAfter(t *testing.T) {
 		{"zero", RetryAfter(errBase, 0), 0, true},
 		{"negative is zero", RetryAfter(errBase, -time.Second), 0, true},
 		{"wrapped", fmt.Errorf("rate limited: %w", RetryAfter(errBase, time.Minute)), time.Minute, true},
-		{"joined", Combine(errBase, RetryAfter(errBase, 2*time.Second)), 2 * time.Second, true},
+		{"joined", multierror.Append(errBase, RetryAfter(errBase, 2*time.Second)), 2 * time.Second, true},
 		{"outermost wins", RetryAfter(RetryAfter(errBase, time.Second), time.Hour), time.Hour, true},
 	} {
 		got, ok := RequestedDelay(tc.err)

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/hashicorp/go-multierror"
 )
 
 // Sentinel errors returned by stores and schedulers. Callers check them with
@@ -93,13 +91,4 @@ func FormatErrors(errs []error) string {
 		msgs[i] = err.Error()
 	}
 	return strings.Join(msgs, "\n")
-}
-
-// Combine returns the non-nil errs as one github.com/hashicorp/go-multierror
-// error formatted by [FormatErrors] (errors.Is and errors.As see each), or
-// nil when there are none. A *multierror.Error among errs is flattened. It
-// is the one way the module combines errors: a close after a failure, the
-// fields a Validate rejects.
-func Combine(errs ...error) error {
-	return multierror.Append(&multierror.Error{ErrorFormat: FormatErrors}, errs...).ErrorOrNil()
 }

@@ -102,6 +102,7 @@ import (
 	"github.com/uptrace/bun/driver/pgdriver"
 	"github.com/uptrace/bun/driver/sqliteshim"
 
+	"github.com/journeyretry/journeyretry/internal/combine"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -439,7 +440,7 @@ func (s *Store) Close() error {
 func (s *Store) closeDBs() error {
 	err := s.db.Close()
 	if s.rdb != s.db {
-		err = retry.Combine(err, s.rdb.Close())
+		err = combine.Errors(err, s.rdb.Close())
 	}
 	if err != nil {
 		return fmt.Errorf("close store: %w", err)

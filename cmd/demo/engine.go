@@ -9,6 +9,7 @@ import (
 
 	"github.com/journeyretry/journeyretry/engine"
 	"github.com/journeyretry/journeyretry/executor"
+	"github.com/journeyretry/journeyretry/internal/combine"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -65,11 +66,11 @@ func openEngine(ctx context.Context, cfg demoConfig, obs *observability) (*engin
 		return nil, err
 	}
 	if err := registerDemo(eng.Executor, cfg.faults()); err != nil {
-		return nil, retry.Combine(err, eng.Close())
+		return nil, combine.Errors(err, eng.Close())
 	}
 	if obs != nil {
 		if err := obs.watch(eng.Executor, eng.Store()); err != nil {
-			return nil, retry.Combine(err, eng.Close())
+			return nil, combine.Errors(err, eng.Close())
 		}
 	}
 	return eng, nil

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/journeyretry/journeyretry/executor"
+	"github.com/journeyretry/journeyretry/internal/combine"
 	"github.com/journeyretry/journeyretry/metrics"
 	"github.com/journeyretry/journeyretry/retry"
 )
@@ -38,7 +39,7 @@ func (c logConfig) Validate() error {
 	if c.Format != "text" && c.Format != "json" {
 		errs = append(errs, retry.InvalidField("format", "%q: want text or json", c.Format))
 	}
-	return retry.Combine(errs...)
+	return combine.Errors(errs...)
 }
 
 // logger returns the configured logger writing to w.
@@ -101,7 +102,7 @@ func newObservability(cfg demoConfig, stderr io.Writer) (*observability, error) 
 // watch adds the executor's claims in flight and the store's runs by
 // status to the metrics.
 func (o *observability) watch(ex *executor.Executor, in retry.Inspector) error {
-	return retry.Combine(o.metrics.Watch(ex), o.metrics.CountRuns(in))
+	return combine.Errors(o.metrics.Watch(ex), o.metrics.CountRuns(in))
 }
 
 // observer is the executor's Observer: metrics and one log record per

@@ -37,6 +37,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/journeyretry/journeyretry/internal/combine"
 	"github.com/journeyretry/journeyretry/retry"
 )
 
@@ -96,7 +97,7 @@ func (c Config) Validate() error {
 	if c.Poll != 0 && c.Poll < 10*time.Millisecond {
 		errs = append(errs, retry.InvalidField("Poll", "%v below 10ms", c.Poll))
 	}
-	if err := retry.Combine(errs...); err != nil {
+	if err := combine.Errors(errs...); err != nil {
 		return fmt.Errorf("redis scheduler: %w", err)
 	}
 	return nil
@@ -324,7 +325,7 @@ func (s *Scheduler) Close() error {
 	err := s.pubsub.Close()
 	<-s.done
 	if s.ownClient {
-		err = retry.Combine(err, s.rdb.Close())
+		err = combine.Errors(err, s.rdb.Close())
 	}
 	if err != nil {
 		return fmt.Errorf("close: %w", err)
