@@ -437,13 +437,23 @@ func (e *Executor) Run(ctx context.Context) error {
 	// the store holds every run, and the sweeper takes what the scheduler
 	// misses. A durable one keeps its entries across restarts: rebuilding
 	// it on every start would only make other processes' deliveries stale.
+	var lost <-chan struct{}
+	if lr, ok := e.sched.(retry.LossReporter); ok {
+		lost = lr.Lost()
+	}
 	if ds, ok := e.sched.(retry.DurableScheduler); !ok || !ds.Durable() {
+		// A loss reported before this rebuild (an empty Redis at the
+		// first start looks lost) is repaired by it.
+		select {
+		case <-lost:
+		default:
+		}
 		if err := e.Rebuild(ctx); err != nil && ctx.Err() == nil {
 			e.backendError("rebuild scheduler; the sweeper covers what it misses", err)
 		}
 	}
-	if lr, ok := e.sched.(retry.LossReporter); ok {
-		go e.rebuildOnLoss(ctx, lr.Lost())
+	if lost != nil {
+		go e.rebuildOnLoss(ctx, lost)
 	}
 	c := cron.New(cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
 	sweep := func() {
@@ -549,8 +559,12 @@ func (e *Executor) rebuildOnLoss(ctx context.Context, lost <-chan struct{}) {
 				return
 			}
 		}
-		if err := e.Rebuild(ctx); err != nil && ctx.Err() == nil {
+		n, err := e.rebuild(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
 			e.backendError("rebuild lost scheduler entries; the sweeper covers what it misses", err)
+		case err == nil:
+			e.cfg.Logger.Warn("the scheduler lost its entries: rebuilt them from the store", "wakeups", n)
 		}
 	}
 }
@@ -561,7 +575,14 @@ func (e *Executor) rebuildOnLoss(ctx context.Context, lost <-chan struct{}) {
 // ([retry.SharedScheduler]) is given only the entries it lacks (Restore),
 // so that an outstanding delivery of another process does not go stale.
 func (e *Executor) Rebuild(ctx context.Context) error {
+	_, err := e.rebuild(ctx)
+	return err
+}
+
+// rebuild is Rebuild, counting the wake-ups it gave the scheduler.
+func (e *Executor) rebuild(ctx context.Context) (int, error) {
 	const page = 1000
+	total := 0
 	put := e.sched.Schedule
 	if ss, ok := e.sched.(retry.SharedScheduler); ok && ss.Shared() {
 		put = ss.Restore
@@ -570,16 +591,17 @@ func (e *Executor) Rebuild(ctx context.Context) error {
 	for {
 		ws, err := e.store.ListWakeups(ctx, after, page)
 		if err != nil {
-			return fmt.Errorf("rebuild scheduler: %w", err)
+			return total, fmt.Errorf("rebuild scheduler: %w", err)
 		}
 		for _, w := range ws {
 			if err := put(ctx, w.RunID, w.At); err != nil {
-				return fmt.Errorf("rebuild scheduler: schedule %s: %w", retry.QuoteID(w.RunID), err)
+				return total, fmt.Errorf("rebuild scheduler: schedule %s: %w", retry.QuoteID(w.RunID), err)
 			}
 		}
 		e.stats.rebuilt.Add(int64(len(ws)))
+		total += len(ws)
 		if len(ws) == 0 {
-			return nil
+			return total, nil
 		}
 		after = ws[len(ws)-1].RunID
 	}

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
+	"net/url"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -16,12 +18,17 @@ import (
 	"github.com/journeyretry/journeyretry/storage/pgtest"
 )
 
+// redisTestDB is the Redis database TestWorkersShareRedis flushes; no
+// other test uses it.
+const redisTestDB = 9
+
 // TestWorkersShareRedis: 4 worker processes on one PostgreSQL store and
 // one Redis scheduler; two are killed with SIGKILL and restarted, and
-// Redis loses every entry midway (the test deletes the scheduler's keys, a
-// FLUSHALL of this prefix only, which other tests share the server with).
-// Every run ends, none beyond its retry limit, and no two attempts of one
-// run overlap.
+// Redis is flushed midway while all four run (FLUSHDB of a database of
+// this test's own on RETRY_TEST_REDIS_URL's server, so that tests sharing
+// the server keep their keys). Exactly one worker hears of the loss and
+// rebuilds the entries from the store; every run ends, none beyond its
+// retry limit, and no two attempts of one run overlap.
 func TestWorkersShareRedis(t *testing.T) {
 	t.Parallel()
 	u := os.Getenv("RETRY_TEST_REDIS_URL")
@@ -30,7 +37,12 @@ func TestWorkersShareRedis(t *testing.T) {
 	}
 	dsn := pgtest.DSN(t)
 	dir := t.TempDir()
-	prefix := "jrtest-demo-" + rand.Text()[:12]
+	ru, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ru.Path = "/" + strconv.Itoa(redisTestDB)
+	u = ru.String()
 	opts, err := goredis.ParseURL(u)
 	if err != nil {
 		t.Fatal(err)
@@ -38,24 +50,21 @@ func TestWorkersShareRedis(t *testing.T) {
 	rdb := goredis.NewClient(opts)
 	t.Cleanup(func() { rdb.Close() }) // after the flush registered below
 	flush := func() {
-		ctx := context.Background()
-		keys, err := rdb.Keys(ctx, "{"+prefix+"}:*").Result()
-		if err == nil && len(keys) > 0 {
-			err = rdb.Del(ctx, keys...).Err()
-		}
-		if err != nil {
+		if err := rdb.FlushDB(context.Background()).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
+	flush()
 	t.Cleanup(flush)
 	const runs = 200
 	if r := runDemo(t, dir, nil, "start", "--store", dsn, "--runs", strconv.Itoa(runs)); r.code != 0 {
 		t.Fatalf("start: status %d\n%s", r.code, r.stderr)
 	}
 	start := func() *worker {
-		return startWorker(t, dir, dsn, "--scheduler", "redis", "--redis", u, "--redis-prefix", prefix)
+		return startWorker(t, dir, dsn, "--scheduler", "redis", "--redis", u)
 	}
 	ws := []*worker{start(), start(), start(), start()}
+	all := slices.Clone(ws) // the killed ones too
 	finished := func(n int) func(map[retry.Status]int) bool {
 		return func(c map[retry.Status]int) bool { return runs-report.Unfinished(c) >= n }
 	}
@@ -64,16 +73,24 @@ func TestWorkersShareRedis(t *testing.T) {
 		ws[i].cmd.Process.Signal(syscall.SIGKILL)
 		ws[i].cmd.Wait()
 	}
+	ws[0], ws[1] = start(), start()
+	all = append(all, ws[0], ws[1])
 	waitFor(t, dsn, 60*time.Second, finished(runs*2/5))
 	flush()
-	ws[0], ws[1] = start(), start()
 	waitFor(t, dsn, 60*time.Second, finished(runs*3/5))
 	if n := report.Unfinished(countRuns(t, dsn)); n == 0 {
 		t.Fatal("every run had finished before the flush was felt: the test shows nothing")
 	}
 	waitFor(t, dsn, 90*time.Second, finished(runs))
+	rebuilt := 0
 	for _, w := range ws {
 		w.stop(t)
+	}
+	for _, w := range all {
+		rebuilt += strings.Count(w.out.String(), "the scheduler lost its entries")
+	}
+	if rebuilt != 1 {
+		t.Errorf("%d workers rebuilt the lost entries, want exactly one", rebuilt)
 	}
 	checkNoOverlap(t, dsn)
 	c := countRuns(t, dsn)
