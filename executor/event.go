@@ -14,7 +14,8 @@ import (
 // One transition can produce several events, in this order: the attempt
 // as the store recorded it ([AttemptRecorded]), then what it decided, a
 // [ShadowDecision] first when the mode is shadow, then one of
-// [RetryScheduled], [RetriesExhausted], [RunFailed] or [RunCompleted]. An
+// [RetryScheduled] (after a [BudgetDeferred] when a retry budget deferred
+// it), [RetriesExhausted], [RunFailed] or [RunCompleted]. An
 // event about a store write follows the write (a retry's, the scheduler
 // call too), so what it reports is durable.
 type Event interface {
@@ -108,7 +109,7 @@ type RunCancelled struct {
 // BudgetDeferred is a retry the shared retry budget of its error class
 // deferred rather than dropped: the failure was recorded, and the retry
 // is due at At, after the budget's window, instead of when the policy
-// asked. An executor without budgets never emits this event.
+// asked. It is emitted only when Config.Budget is enabled.
 type BudgetDeferred struct {
 	AttemptRecorded
 	// Rule names the budget that deferred the retry, as the attempt
