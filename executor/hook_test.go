@@ -40,11 +40,17 @@ type outcome struct {
 }
 
 // runFlaky runs a journey of two nodes whose first fails once on an
-// executor with hooks, and returns what the store and the Observer saw.
+// executor with hooks, and returns what the store and a recording Observer
+// (told before cfg.Observer, if any) saw.
 func runFlaky(t *testing.T, cfg executor.Config) (outcome, []string, *executor.Executor) {
 	t.Helper()
 	obs := &recordingObserver{}
-	cfg.Mode, cfg.Observer = executor.ModeFull, obs
+	cfg.Mode = executor.ModeFull
+	if cfg.Observer != nil {
+		cfg.Observer = executor.Observers(obs, cfg.Observer)
+	} else {
+		cfg.Observer = obs
+	}
 	h := newHarness(t, cfg, nil)
 	must(t, h.exec.Handle("flaky", failing(retry.WithClass(errors.New("503"), retry.ClassServiceUnavailable), 1)))
 	must(t, h.exec.Handle("ok", executor.HandlerFunc(ok)))
@@ -65,7 +71,8 @@ func runFlaky(t *testing.T, cfg executor.Config) (outcome, []string, *executor.E
 // TestPanickingHookChangesNothing: hooks that panic on every event, or
 // return an error for every one, change no outcome: the run, its attempt
 // history and the Observer's events are those of an executor without
-// hooks. Each panic and error is logged and counted.
+// hooks. Each panic and error is logged and counted. An Observer that
+// panics changes nothing either, and is logged.
 func TestPanickingHookChangesNothing(t *testing.T) {
 	want, wantEvents, _ := runFlaky(t, executor.Config{})
 	if want.status != retry.StatusCompleted || len(want.attempts) != 3 {
@@ -96,6 +103,19 @@ func TestPanickingHookChangesNothing(t *testing.T) {
 	}
 	if c := strings.Count(l, `msg="hook failed" hook=fails`); c != int(n) || !strings.Contains(l, `err="webhook down"`) {
 		t.Errorf("%d error records, want %d:\n%s", c, n, l)
+	}
+
+	var obsLogs lockedBuffer
+	got, events, _ = runFlaky(t, executor.Config{
+		Logger:   slog.New(slog.NewTextHandler(&obsLogs, nil)),
+		Observer: executor.ObserverFunc(func(executor.Event) { panic("counter bug") }),
+	})
+	if got.status != want.status || strings.Join(got.attempts, "\n") != strings.Join(want.attempts, "\n") ||
+		strings.Join(events, " ") != strings.Join(wantEvents, " ") {
+		t.Errorf("with a panicking observer: %+v, events %v; without: %+v, events %v", got, events, want, wantEvents)
+	}
+	if c := strings.Count(obsLogs.String(), `msg="observer panicked"`); c != len(events) {
+		t.Errorf("%d observer panic records, want %d:\n%s", c, len(events), obsLogs.String())
 	}
 }
 
