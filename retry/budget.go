@@ -145,10 +145,12 @@ type BudgetState struct {
 	// Scope is the scope of the key's last use, whose attempts the status
 	// compares with.
 	Scope string `json:"sc,omitempty"`
-	// WidthMS is the width of a bucket. Bucket is the bucket the newest
-	// entries of Retries and Deferred count (the last decision's).
-	WidthMS int64 `json:"w"`
-	Bucket  int64 `json:"b"`
+	// WindowMS is the window of the key's last use; WidthMS the width of
+	// a bucket of it. Bucket is the bucket the newest entries of Retries
+	// and Deferred count (the last decision's).
+	WindowMS int64 `json:"win"`
+	WidthMS  int64 `json:"w"`
+	Bucket   int64 `json:"b"`
 	// Retries and Deferred count the decisions per bucket, oldest first:
 	// retries let through as asked, and deferred ones.
 	Retries  [BudgetBuckets]int64 `json:"r"`
@@ -212,6 +214,9 @@ func (s *BudgetState) Apply(u BudgetUse, now time.Time, retrying bool, d Decisio
 	if !u.PauseUntil.IsZero() {
 		s.PausedUntil = max(s.PausedUntil, u.PauseUntil.UnixMilli())
 	}
+	b := u.Budget.WithDefaults()
+	s.roll(b.bucketMS(), now.UnixMilli())
+	s.Scope, s.WindowMS = u.Scope, b.Window.Milliseconds()
 	if !retrying {
 		return d
 	}
@@ -227,8 +232,6 @@ func (s *BudgetState) Apply(u BudgetUse, now time.Time, retrying bool, d Decisio
 func (s *BudgetState) admit(u BudgetUse, now time.Time, delay time.Duration, attempts int64) (time.Duration, string) {
 	b := u.Budget.WithDefaults()
 	w, t := b.bucketMS(), now.UnixMilli()
-	s.roll(w, t)
-	s.Scope = u.Scope
 	limit := b.Limit(attempts)
 	due := t + delay.Milliseconds()
 	arrive := max(due, s.PausedUntil) // a pause moves the retry to its end
@@ -282,7 +285,7 @@ func (s BudgetState) Status(key string, now time.Time, attempts int64) BudgetSta
 	}
 	st := BudgetStatus{Key: key, Scope: s.Scope, Attempts: attempts,
 		RetriesTotal: s.RetriesTotal, DeferredTotal: s.DeferredTotal,
-		Window: time.Duration(s.WidthMS*BudgetBuckets) * time.Millisecond}
+		Window: time.Duration(s.WindowMS) * time.Millisecond}
 	for i := range BudgetBuckets {
 		st.Retries += s.Retries[i]
 		st.Deferred += s.Deferred[i]
@@ -328,7 +331,7 @@ type BudgetInspector interface {
 
 // String is one line for logs and the CLI.
 func (b BudgetStatus) String() string {
-	s := fmt.Sprintf("%s: %d retries, %d deferred, %d attempts of %s in the last %s (%d retried, %d deferred in all)",
+	s := fmt.Sprintf("%s: %d retries, %d deferred, %d attempts (scope %s) in the last %s; %d retried, %d deferred in all",
 		b.Key, b.Retries, b.Deferred, b.Attempts, b.Scope, b.Window, b.RetriesTotal, b.DeferredTotal)
 	if !b.BookedUntil.IsZero() {
 		s += ", booked until " + b.BookedUntil.Format(time.RFC3339)

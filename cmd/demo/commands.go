@@ -196,11 +196,25 @@ func cmdStats(ctx context.Context, args []string, stdout, _ io.Writer) error {
 }
 
 func cmdExplain(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	c := newCommand(ctx, "explain", "explain [--class C] [--message M] [flags]\n\nPrints how the configured policy treats a failure: the strategy, the rule that\nchose it, what the rollout mode does, and the delay range of retries 1-10. With\nneither --class nor --message, the delay ranges of every strategy.", retryLimitFlags, delayFlags, ruleFlags, modeFlags)
+	c := newCommand(ctx, "explain", "explain [--class C] [--message M] [--budgets] [flags]\n\nPrints how the configured policy treats a failure: the strategy, the rule that\nchose it, what the rollout mode and the retry budget do, and the delay range of\nretries 1-10. With neither --class nor --message, the delay ranges of every\nstrategy. With --budgets, also the retry budgets the store keeps: what each let\nthrough and deferred in its last window, and its pause.", retryLimitFlags, delayFlags, ruleFlags, modeFlags, storeFlags)
 	class := c.fs.String("class", "", "error class (network_blip, rate_limit, validation, ... or one of retry.customClasses)")
 	message := c.fs.String("message", "", "error message, matched by the retryable and non-retryable rules")
+	budgets := c.fs.Bool("budgets", false, "also print the retry budgets the store keeps (reads --store)")
 	if err := c.parseNoArgs(args); err != nil {
 		return err
+	}
+	if *budgets {
+		s, err := openStore(ctx, c.cfg.Store, readOnly)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		if err := explainBudgets(stdout, s, time.Now()); err != nil {
+			return err
+		}
+		if *class == "" && *message == "" {
+			return nil
+		}
 	}
 	cl := retry.Class(*class)
 	if cl != "" && !cl.Builtin() && !slices.Contains(c.cfg.Retry.CustomClasses, cl) {

@@ -243,7 +243,7 @@ func TestHelp(t *testing.T) {
 			avoid: []string{"-json"}},
 		{args: []string{"runs", "cancel", "--help"}, want: []string{"-by", "-store"}, avoid: []string{"-json"}},
 		{args: []string{"stats", "--help"}, want: []string{"-json"}, avoid: []string{"-runs"}},
-		{args: []string{"explain", "--help"}, want: []string{"-class", "-mode", "-jitter"}, avoid: []string{"-runs", "-store", "-workers"}},
+		{args: []string{"explain", "--help"}, want: []string{"-class", "-mode", "-jitter", "-budgets", "-store"}, avoid: []string{"-runs", "-workers"}},
 	}
 	for _, tt := range tests {
 		r := runDemo(t, t.TempDir(), nil, tt.args...)

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
 
+	"github.com/journeyretry/journeyretry/executor"
 	"github.com/journeyretry/journeyretry/policy"
 	"github.com/journeyretry/journeyretry/retry"
 )
@@ -68,6 +70,7 @@ func explain(w io.Writer, cfg demoConfig, class retry.Class, message string) err
 	}
 	fmt.Fprintf(w, "eligible in selective mode: %s (rule %s)\n", elig, e.EligibleRule)
 	fmt.Fprintf(w, "mode %s: %s\n", mode, modeVerdict(mode, e))
+	fmt.Fprintf(w, "budget: %s\n", budgetVerdict(cfg.Executor.Budget, f.Class))
 	fmt.Fprintln(tw, "  retry\tdelay\t")
 	for n := range explainRetries {
 		note := ""
@@ -80,6 +83,43 @@ func explain(w io.Writer, cfg demoConfig, class retry.Class, message string) err
 		return err
 	}
 	fmt.Fprintln(w, "An error carrying a Retry-After waits that long instead, capped by the strategy's max delay.")
+	return nil
+}
+
+// budgetVerdict says what the retry budget does with the retries of
+// class.
+func budgetVerdict(b executor.BudgetConfig, class retry.Class) string {
+	if !b.Enabled {
+		return "off (executor.budget.enabled): retries are not rationed across runs"
+	}
+	lim := retry.Budget{Ratio: b.Ratio, MinRetries: b.MinRetries, Window: b.Window}.WithDefaults()
+	key, scope := string(class), "all attempts"
+	if b.PerNodeType {
+		key, scope = key+"@NODE_TYPE", "the attempts of its node type"
+	}
+	s := fmt.Sprintf("the retries of %s, shared by every worker, at most max(%d, %g%% of %s) per %s; over it a retry is deferred to the budget's next free slot (rule %s)",
+		class, lim.MinRetries, lim.Ratio*100, scope, lim.Window, retry.BudgetRule(key))
+	if b.PauseOnRetryAfter {
+		s += "; a Retry-After pauses them until then (rule " + retry.BudgetPausedRule(key) + ")"
+	}
+	return s
+}
+
+// explainBudgets prints the budgets the store keeps, as of now: what each
+// let through and deferred in its last window, and its pause.
+func explainBudgets(w io.Writer, bi retry.BudgetInspector, now time.Time) error {
+	bs, err := bi.Budgets(context.Background(), now)
+	if err != nil {
+		return err
+	}
+	if len(bs) == 0 {
+		fmt.Fprintln(w, "budgets in the store: none (no budgeted failure recorded yet)")
+		return nil
+	}
+	fmt.Fprintln(w, "budgets in the store:")
+	for _, b := range bs {
+		fmt.Fprintf(w, "  %s\n", b)
+	}
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/journeyretry/journeyretry/config"
 	"github.com/journeyretry/journeyretry/executor"
+	"github.com/journeyretry/journeyretry/retry"
 	"github.com/journeyretry/journeyretry/storage"
 )
 
@@ -18,17 +19,23 @@ import (
 // key with neither and for a meaning of no key, so the listing cannot
 // drift from the configuration.
 var keyMeanings = map[string]string{
-	"store.busy_timeout":       fmt.Sprintf("SQLite: how long to wait for another process's lock (0: %s)", storage.BusyTimeoutDefault),
-	"store.synchronous":        fmt.Sprintf("SQLite: OFF, NORMAL or FULL (empty: %s)", storage.SynchronousDefault),
-	"store.read_conns":         fmt.Sprintf("connections serving reads (PostgreSQL: also writer goroutines) (0: %d)", storage.ReadConnsDefault),
-	"store.max_batch":          fmt.Sprintf("most writes sharing one transaction (1: no group commit) (0: %d)", storage.MaxBatchDefault),
-	"store.write_timeout":      fmt.Sprintf("bound of each write whose caller sets none sooner (0: %s)", storage.WriteTimeoutDefault),
-	"executor.worker":          "this process's name in claims (empty: hostname-pid)",
-	"executor.nodeTimeout":     fmt.Sprintf("bound of one node execution (0: %s)", executor.NodeTimeoutDefault),
-	"executor.shutdownTimeout": fmt.Sprintf("how long a stopping worker waits for nodes in flight (0: %s)", executor.ShutdownTimeoutDefault),
-	"retry.multiplier":         "exponential growth of the default strategy's delay",
-	"retry.routes":             "error class to strategy name (immediate, short, long, none, ...)",
-	"retry.customClasses":      "error classes of your own, beside the built-in ones",
+	"store.busy_timeout":                fmt.Sprintf("SQLite: how long to wait for another process's lock (0: %s)", storage.BusyTimeoutDefault),
+	"store.synchronous":                 fmt.Sprintf("SQLite: OFF, NORMAL or FULL (empty: %s)", storage.SynchronousDefault),
+	"store.read_conns":                  fmt.Sprintf("connections serving reads (PostgreSQL: also writer goroutines) (0: %d)", storage.ReadConnsDefault),
+	"store.max_batch":                   fmt.Sprintf("most writes sharing one transaction (1: no group commit) (0: %d)", storage.MaxBatchDefault),
+	"store.write_timeout":               fmt.Sprintf("bound of each write whose caller sets none sooner (0: %s)", storage.WriteTimeoutDefault),
+	"executor.worker":                   "this process's name in claims (empty: hostname-pid)",
+	"executor.nodeTimeout":              fmt.Sprintf("bound of one node execution (0: %s)", executor.NodeTimeoutDefault),
+	"executor.shutdownTimeout":          fmt.Sprintf("how long a stopping worker waits for nodes in flight (0: %s)", executor.ShutdownTimeoutDefault),
+	"executor.budget.enabled":           "retry budgets shared by every worker: over a window, a class's retries are deferred past its budget (false: off)",
+	"executor.budget.ratio":             fmt.Sprintf("retry budget: the share of the window's attempts retries may make up (0: %v)", retry.BudgetRatioDefault),
+	"executor.budget.minRetries":        fmt.Sprintf("retry budget: retries always allowed per window, per class (0: %d)", retry.BudgetMinRetriesDefault),
+	"executor.budget.window":            fmt.Sprintf("retry budget: the sliding window, a Go duration (0: %s)", retry.BudgetWindowDefault),
+	"executor.budget.perNodeType":       "retry budget: one per class and node type, compared with that type's attempts",
+	"executor.budget.pauseOnRetryAfter": "retry budget: an error's Retry-After pauses its class's retries on every worker",
+	"retry.multiplier":                  "exponential growth of the default strategy's delay",
+	"retry.routes":                      "error class to strategy name (immediate, short, long, none, ...)",
+	"retry.customClasses":               "error classes of your own, beside the built-in ones",
 }
 
 // strategyMeanings say what each key of a named strategy means.

@@ -19,7 +19,7 @@
 //	demo runs retry --status  replay dead letters in bulk (--dry-run, --confirm N)
 //	demo runs cancel ID       cancel a run, stopping its node in flight
 //	demo stats                the summary of any database
-//	demo explain              how the policy treats an error class or message
+//	demo explain              how the policy and the retry budget treat a failure
 //	demo serve                the web dashboard and /metrics
 //
 // Configuration: flags over environment (JRETRY_...) over the --config file
@@ -209,7 +209,7 @@ const overview = `usage: demo [flags]            run patient journeys with reali
                                replay dead letters in bulk
        demo runs cancel ID     cancel a run in progress, waiting or retrying
        demo stats [--json]     the summary of any database
-       demo explain [--class C | --message M]
+       demo explain [--class C | --message M] [--budgets]
        demo config             every configuration key, its variable, value and meaning
        demo serve [--listen ADDR] [--enable-replay]   the web dashboard
 

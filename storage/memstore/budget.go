@@ -39,8 +39,7 @@ func (d *data) countAttempt(u retry.BudgetUse, now time.Time) {
 	}
 }
 
-// windowAttempts counts scope's attempts in the window of width
-// widthMS/bucket ending at now.
+// windowAttempts counts scope's attempts in b's window ending at now.
 func (d *data) windowAttempts(scope string, b retry.Budget, now time.Time) int64 {
 	cur := b.BudgetBucket(now)
 	var n int64
@@ -74,7 +73,7 @@ func (s *Store) Budgets(ctx context.Context, now time.Time) ([]retry.BudgetStatu
 	var out []retry.BudgetStatus
 	for _, key := range slices.Sorted(maps.Keys(s.data.budgets.states)) {
 		st := s.data.budgets.states[key]
-		b := retry.Budget{Window: time.Duration(st.WidthMS*retry.BudgetBuckets) * time.Millisecond}
+		b := retry.Budget{Window: time.Duration(st.WindowMS) * time.Millisecond}
 		out = append(out, st.Status(key, now, s.data.windowAttempts(st.Scope, b, now)))
 	}
 	return out, nil
