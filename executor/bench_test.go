@@ -14,6 +14,7 @@ import (
 	"github.com/journeyretry/journeyretry/retry"
 	"github.com/journeyretry/journeyretry/retrytest"
 	"github.com/journeyretry/journeyretry/scheduler/memory"
+	"github.com/journeyretry/journeyretry/scheduler/sqlpoll"
 	"github.com/journeyretry/journeyretry/storage/pgtest"
 )
 
@@ -104,53 +105,66 @@ func BenchmarkLateness(b *testing.B) {
 }
 
 // BenchmarkStartDeferred: 20,000 deferred starts (unclaimed, due now, the
-// memory scheduler told), one StartRun each or one StartMany, on SQLite
-// and PostgreSQL (skipped without RETRY_TEST_POSTGRES_URL); runs created
-// per second.
+// scheduler told), one StartRun each or one StartMany, on SQLite and
+// PostgreSQL (skipped without RETRY_TEST_POSTGRES_URL), with the memory
+// scheduler and with the SQL-polling one on the store's database; runs
+// created per second.
 //
 //	RETRY_TEST_POSTGRES_URL=... go test -run '^$' -bench StartDeferred -benchtime 1x ./executor/
 func BenchmarkStartDeferred(b *testing.B) {
 	const runs = 20000
 	for _, engine := range []string{"sqlite", "postgres"} {
-		for _, how := range []string{"StartRun", "StartMany"} {
-			b.Run(engine+"/"+how, func(b *testing.B) {
-				dsn := ""
-				if engine == "postgres" {
-					dsn = pgtest.DSN(b)
-				}
-				store := openBenchStore(b, dsn)
-				defer store.Close()
-				sched, err := memory.New(memory.Config{})
-				must(b, err)
-				defer sched.Close()
-				ex, err := executor.New(executor.Config{SweepSpec: "@every 1h"}, store, sched, retryAfter(0))
-				must(b, err)
-				defer ex.Close()
-				must(b, ex.Handle("ok", executor.HandlerFunc(ok)))
-				must(b, ex.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "ok"}}}))
-				input := []byte(`{"patient":"p"}`)
-				var total time.Duration
-				for round := range b.N {
-					starts := make([]executor.Start, runs)
-					for i := range starts {
-						starts[i] = executor.Start{JourneyID: "j", Input: input,
-							Options: []executor.StartOption{executor.WithRunID(fmt.Sprintf("%d-%06d", round, i))}}
-					}
-					start := time.Now()
-					if how == "StartMany" {
-						_, err = ex.StartMany(context.Background(), starts)
-						must(b, err)
-					} else {
-						for _, s := range starts {
-							_, err = ex.StartRun(context.Background(), s.JourneyID, s.Input, append(s.Options, executor.Deferred())...)
-							must(b, err)
-						}
-					}
-					total += time.Since(start)
-				}
-				b.ReportMetric(float64(runs*b.N)/total.Seconds(), "runs/s")
-				b.ReportMetric(0, "ns/op")
-			})
+		for _, scheduler := range []string{"memory", "sqlpoll"} {
+			for _, how := range []string{"StartRun", "StartMany"} {
+				b.Run(engine+"/"+scheduler+"/"+how, func(b *testing.B) {
+					benchStartDeferred(b, engine, scheduler, how, runs)
+				})
+			}
 		}
 	}
+}
+
+func benchStartDeferred(b *testing.B, engine, scheduler, how string, runs int) {
+	dsn := ""
+	if engine == "postgres" {
+		dsn = pgtest.DSN(b)
+	}
+	store := openBenchStore(b, dsn)
+	defer store.Close()
+	var sched retry.Scheduler
+	var err error
+	if scheduler == "sqlpoll" {
+		sched, err = sqlpoll.New(context.Background(), store.DB(), sqlpoll.Config{})
+	} else {
+		sched, err = memory.New(memory.Config{})
+	}
+	must(b, err)
+	defer sched.Close()
+	ex, err := executor.New(executor.Config{SweepSpec: "@every 1h"}, store, sched, retryAfter(0))
+	must(b, err)
+	defer ex.Close()
+	must(b, ex.Handle("ok", executor.HandlerFunc(ok)))
+	must(b, ex.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "ok"}}}))
+	input := []byte(`{"patient":"p"}`)
+	var total time.Duration
+	for round := range b.N {
+		starts := make([]executor.Start, runs)
+		for i := range starts {
+			starts[i] = executor.Start{JourneyID: "j", Input: input,
+				Options: []executor.StartOption{executor.WithRunID(fmt.Sprintf("%d-%06d", round, i))}}
+		}
+		start := time.Now()
+		if how == "StartMany" {
+			_, err = ex.StartMany(context.Background(), starts)
+			must(b, err)
+		} else {
+			for _, s := range starts {
+				_, err = ex.StartRun(context.Background(), s.JourneyID, s.Input, append(s.Options, executor.Deferred())...)
+				must(b, err)
+			}
+		}
+		total += time.Since(start)
+	}
+	b.ReportMetric(float64(runs*b.N)/total.Seconds(), "runs/s")
+	b.ReportMetric(0, "ns/op")
 }

@@ -269,6 +269,27 @@ func (e *Executor) scheduleDeferred(ctx context.Context, run retry.Run) {
 	}
 }
 
+// scheduleMany tells the scheduler that runs, just created Deferred, are
+// due: in one call when it is a [retry.BatchScheduler] and they were
+// created at one time (by one CreateMany), else one Schedule each.
+func (e *Executor) scheduleMany(ctx context.Context, runs []retry.Run) {
+	bs, ok := e.sched.(retry.BatchScheduler)
+	ids := make([]string, len(runs))
+	for i, r := range runs {
+		ok = ok && r.CreatedAt.Equal(runs[0].CreatedAt)
+		ids[i] = r.ID
+	}
+	if !ok || len(runs) == 0 {
+		for _, run := range runs {
+			e.scheduleDeferred(ctx, run)
+		}
+		return
+	}
+	if err := bs.ScheduleMany(context.WithoutCancel(ctx), ids, runs[0].CreatedAt); err != nil && !errors.Is(err, retry.ErrClosed) {
+		e.backendError("schedule deferred runs", err, "runs", len(ids), "first", ids[0])
+	}
+}
+
 // StartManyBatch is how many runs [Executor.StartMany] writes in one
 // transaction: enough that the commit's cost is shared by many runs, few
 // enough that one transaction does not hold a SQLite store's single
@@ -289,7 +310,8 @@ type Start struct {
 // order. A batch job starting thousands of runs uses it: on a store that
 // is a [retry.BatchCreator] it writes [StartManyBatch] runs per
 // transaction, where StartRun costs a transaction (and a round trip) per
-// run; on any other store it creates them one at a time.
+// run; on any other store it creates them one at a time. A scheduler that
+// is a [retry.BatchScheduler] is told of each batch in one call.
 //
 // An unknown journey fails before anything is written. Otherwise a
 // failure stops it, and it returns the runs created until then with the
@@ -325,9 +347,7 @@ func (e *Executor) StartMany(ctx context.Context, starts []Start) ([]retry.Run, 
 				batch = append(batch, run)
 			}
 		}
-		for _, run := range batch {
-			e.scheduleDeferred(ctx, run)
-		}
+		e.scheduleMany(ctx, batch)
 		runs = append(runs, batch...)
 		if err != nil {
 			return runs, fmt.Errorf("start runs: %w", err)

@@ -18,27 +18,52 @@ import (
 // one Create per run.
 type unbatched struct{ retry.Store }
 
+// batchScheduler is the memory scheduler as a retry.BatchScheduler that
+// counts its ScheduleMany calls.
+type batchScheduler struct {
+	*memory.Scheduler
+	calls int
+}
+
+func (s *batchScheduler) ScheduleMany(ctx context.Context, ids []string, at time.Time) error {
+	s.calls++
+	for _, id := range ids {
+		if err := s.Schedule(ctx, id, at); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // TestStartMany: StartMany creates every run deferred (unclaimed, due now,
-// the scheduler told) and a running executor completes them, on a store
+// the scheduler told: in one call per batch when it is a
+// retry.BatchScheduler) and a running executor completes them, on a store
 // that writes batches and on one that does not; a duplicate id stops it,
 // the runs before the failing batch (or, without batches, before the
 // failing run) created and returned, nothing after.
 func TestStartMany(t *testing.T) {
 	const runs = 2*executor.StartManyBatch + 500
 	for _, tc := range []struct {
-		name    string
-		wrap    func(retry.Store) retry.Store
-		created int // of the runs before the duplicate at 1500
+		name       string
+		wrap       func(retry.Store) retry.Store
+		created    int // of the runs before the duplicate at 1500
+		batchCalls int // ScheduleMany calls for the first StartMany, 0: no BatchScheduler
 	}{
-		{"batches", func(s retry.Store) retry.Store { return s }, executor.StartManyBatch},
-		{"one at a time", func(s retry.Store) retry.Store { return unbatched{s} }, 1500},
+		{"batches", func(s retry.Store) retry.Store { return s }, executor.StartManyBatch, 0},
+		{"batches, batch scheduler", func(s retry.Store) retry.Store { return s }, executor.StartManyBatch, 3},
+		{"one at a time", func(s retry.Store) retry.Store { return unbatched{s} }, 1500, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store := openStore(t, "")
-			sched, err := memory.New(memory.Config{})
+			mem, err := memory.New(memory.Config{})
 			must(t, err)
-			t.Cleanup(func() { sched.Close() })
-			ex, err := executor.New(executor.Config{SweepSpec: "@every 1h"}, tc.wrap(store), sched, defaultPolicy(t))
+			t.Cleanup(func() { mem.Close() })
+			sched := &batchScheduler{Scheduler: mem}
+			var given retry.Scheduler = mem
+			if tc.batchCalls > 0 {
+				given = sched
+			}
+			ex, err := executor.New(executor.Config{SweepSpec: "@every 1h"}, tc.wrap(store), given, defaultPolicy(t))
 			must(t, err)
 			t.Cleanup(func() { ex.Close() })
 			must(t, ex.Handle("ok", executor.HandlerFunc(ok)))
@@ -54,8 +79,8 @@ func TestStartMany(t *testing.T) {
 			}
 			created, err := ex.StartMany(t.Context(), starts("a"))
 			must(t, err)
-			if len(created) != runs || sched.Len() != runs {
-				t.Fatalf("StartMany: %d runs, %d scheduled; want %d", len(created), sched.Len(), runs)
+			if len(created) != runs || mem.Len() != runs || sched.calls != tc.batchCalls {
+				t.Fatalf("StartMany: %d runs, %d scheduled in %d ScheduleMany calls; want %d in %d", len(created), mem.Len(), sched.calls, runs, tc.batchCalls)
 			}
 			for i, r := range created {
 				if want := fmt.Sprintf("a-%04d", i); r.ID != want || r.ClaimToken != "" || r.Status != retry.StatusInProgress || string(r.Context.Input) != fmt.Sprintf(`{"n":%d}`, i) {

@@ -82,6 +82,18 @@ type SharedScheduler interface {
 	Restore(ctx context.Context, id string, at time.Time) error
 }
 
+// BatchScheduler is a scheduler that schedules many entries in one
+// transaction or round trip (a table in the store's database, where each
+// Schedule is a commit of its own). The executor's StartMany tells it of a
+// batch of new runs with one call; without it, one Schedule each.
+type BatchScheduler interface {
+	Scheduler
+	// ScheduleMany is Schedule of each of ids, all due at at. An id or a
+	// time Schedule would refuse wraps ErrInvalidArgument, and then none
+	// of ids is scheduled.
+	ScheduleMany(ctx context.Context, ids []string, at time.Time) error
+}
+
 // LossReporter is a scheduler that can notice it lost its entries (a Redis
 // restarted empty or flushed). The executor rebuilds it from the store when
 // Lost delivers, without waiting for the sweeper.

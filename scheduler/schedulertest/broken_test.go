@@ -27,6 +27,8 @@ func TestChecksCatchBrokenSchedulers(t *testing.T) {
 		{"ReadyWhenLeaseRunsOut", func(s *memory.Scheduler) retry.Scheduler { return newNoLeaseSignal(s) }, 100 * time.Millisecond},
 		{"RestoreOnlyWhenAbsent", func(s *memory.Scheduler) retry.Scheduler { return restoreMoves{s} }, time.Minute},
 		{"LostClosedByClose", func(s *memory.Scheduler) retry.Scheduler { return lostNeverClosed{s, make(chan struct{})} }, time.Minute},
+		{"ScheduleMany", func(s *memory.Scheduler) retry.Scheduler { return schedulesFirst{s} }, time.Minute},
+		{"ScheduleManyInvalid", func(s *memory.Scheduler) retry.Scheduler { return schedulesFirst{s} }, time.Minute},
 	} {
 		t.Run(tc.check, func(t *testing.T) {
 			t.Parallel()
@@ -44,6 +46,20 @@ func TestChecksCatchBrokenSchedulers(t *testing.T) {
 			t.Logf("%s on a broken scheduler: %s", tc.check, msg)
 		})
 	}
+}
+
+// schedulesFirst is a BatchScheduler that schedules its ids one at a time,
+// stopping at the first it cannot, and forgets every id after the first
+// two.
+type schedulesFirst struct{ *memory.Scheduler }
+
+func (s schedulesFirst) ScheduleMany(ctx context.Context, ids []string, at time.Time) error {
+	for _, id := range ids[:min(len(ids), 2)] {
+		if err := s.Schedule(ctx, id, at); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // relay is a scheduler whose Ready is its own channel, fed by forward

@@ -35,6 +35,9 @@
 //   - Schedule inserts: NeverEarly, OneEntryPerID; replaces the due time:
 //     RescheduleLater, RescheduleEarlier; and the outstanding delivery:
 //     RescheduleDelivered, StaleAckRemovesNothing
+//   - BatchScheduler (skipped for a scheduler without it): ScheduleMany
+//     schedules each id as Schedule would (ScheduleMany), and none when an
+//     id is invalid (ScheduleManyInvalid)
 //   - Cancel removes: CancelPreventsHandOut, CancelDelivered; an absent id
 //     is not an error: CancelAbsent
 //   - Claim hands out up to limit (every Claim), due at or before now, never
@@ -133,7 +136,7 @@ type check struct {
 // groups are the suite's checks, one group per behaviour area.
 var groups = [][]check{
 	dueChecks, onceChecks, rescheduleChecks, cancelChecks, leaseChecks,
-	loadChecks, readyChecks, closeChecks, invalidChecks, sharedChecks,
+	loadChecks, readyChecks, closeChecks, invalidChecks, sharedChecks, batchChecks,
 }
 
 // Run runs every conformance check against fresh backends from newBackend,

@@ -163,6 +163,7 @@ var (
 	_ retry.DurableScheduler = (*Scheduler)(nil)
 	_ retry.SharedScheduler  = (*Scheduler)(nil)
 	_ retry.TxScheduler      = (*Scheduler)(nil)
+	_ retry.BatchScheduler   = (*Scheduler)(nil)
 )
 
 // New returns a running scheduler on db, which must hold the scheduler's
@@ -221,6 +222,34 @@ func (s *Scheduler) ScheduleTx(ctx context.Context, tx *sql.Tx, id string, at ti
 		return fmt.Errorf("schedule %q: nil transaction: %w", id, retry.ErrInvalidArgument)
 	}
 	return s.upsert(ctx, tx, "schedule", s.q.schedule, s.q.scheduleNotify, id, at)
+}
+
+// ScheduleMany is Schedule of each of ids at at, in one transaction; see
+// [retry.BatchScheduler]. A bad id or time rolls it back: none is
+// scheduled.
+func (s *Scheduler) ScheduleMany(ctx context.Context, ids []string, at time.Time) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed.Load() {
+		return fmt.Errorf("schedule many: %w", retry.ErrClosed)
+	}
+	tx, err := s.db.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("schedule many: %w", err)
+	}
+	for _, id := range ids {
+		if err := s.upsert(ctx, tx, "schedule", s.q.schedule, s.q.scheduleNotify, id, at); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("schedule many: %w", err)
+	}
+	if !at.After(s.cfg.Now()) {
+		s.signal() // committed and due
+	}
+	return nil
 }
 
 // Restore inserts id due at at unless it is present (due or delivered); see
