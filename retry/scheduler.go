@@ -84,7 +84,7 @@ type SharedScheduler interface {
 
 // BatchScheduler is a scheduler that schedules many entries in one
 // transaction or round trip (a table in the store's database, where each
-// Schedule is a commit of its own). The executor's StartMany tells it of a
+// Schedule is a commit of its own; a server where each is a round trip). The executor's StartMany tells it of a
 // batch of new runs with one call; without it, one Schedule each.
 type BatchScheduler interface {
 	Scheduler

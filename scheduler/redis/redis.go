@@ -138,6 +138,7 @@ type Scheduler struct {
 var (
 	_ retry.SharedScheduler = (*Scheduler)(nil)
 	_ retry.LossReporter    = (*Scheduler)(nil)
+	_ retry.BatchScheduler  = (*Scheduler)(nil)
 )
 
 // New returns a running scheduler on rdb. The caller keeps rdb and closes it
@@ -205,6 +206,50 @@ func (s *Scheduler) Ready() <-chan struct{} { return s.ready }
 // 2262, wraps [retry.ErrInvalidArgument].
 func (s *Scheduler) Schedule(ctx context.Context, id string, at time.Time) error {
 	return s.put(ctx, "schedule", scheduleScript, id, at)
+}
+
+// ScheduleMany is Schedule of each of ids at at in one pipelined round
+// trip (after one that makes sure the script is loaded); see
+// [retry.BatchScheduler]. The ids and the time are checked before anything
+// is sent, so a bad one schedules none; a connection that fails part way
+// may leave some scheduled, as a failed Schedule may have.
+func (s *Scheduler) ScheduleMany(ctx context.Context, ids []string, at time.Time) error {
+	for _, id := range ids {
+		if id == "" {
+			return fmt.Errorf("schedule many: empty id: %w", retry.ErrInvalidArgument)
+		}
+	}
+	if at.Before(minTime) || at.After(maxTime) {
+		return fmt.Errorf("schedule many: at %v outside years 1678 to 2262: %w", at, retry.ErrInvalidArgument)
+	}
+	release, err := s.enter("schedule many")
+	if err != nil {
+		return err
+	}
+	defer release()
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := scheduleScript.Load(ctx, s.rdb).Err(); err != nil {
+		return fmt.Errorf("schedule many: %w", err)
+	}
+	due := ceilMs(at)
+	cmds, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for _, id := range ids {
+			scheduleScript.EvalSha(ctx, p, s.keys, id, due, at.UnixNano(), s.channel)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("schedule many: %w", err)
+	}
+	for _, c := range cmds {
+		if published, _ := c.(*goredis.Cmd).Int(); published == 1 {
+			s.heard(due) // this process's consumers need not wait for the message
+			break
+		}
+	}
+	return nil
 }
 
 // Restore inserts id due at at only when it is absent (neither due nor
