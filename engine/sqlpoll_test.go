@@ -20,8 +20,9 @@ import (
 
 // killChildEnv, when set, makes TestSQLPollWakeupInTx the child: it runs
 // one run on the engine at that DSN and SIGKILLs itself the moment the run
-// is parked; killStatusEnv says how: "retrying" (its only node fails) or
-// "waiting" (its first node is a delay).
+// is parked; killStatusEnv says how: "retrying" (its only node fails),
+// "waiting" (its first node is a delay) or "snoozed" (its only node
+// snoozes, leaving the run waiting).
 const (
 	killChildEnv  = "ENGINE_TEST_KILL_CHILD_DSN"
 	killStatusEnv = "ENGINE_TEST_KILL_CHILD_STATUS"
@@ -40,31 +41,40 @@ func killAt(status retry.Status) executor.ObserverFunc {
 
 // TestSQLPollWakeupInTx: with the sqlpoll scheduler on the store's
 // database, a retry's wake-up is committed with the failure, and a delay
-// node's with the wait. A process killed right after either is recorded
+// node's with the wait, and a snooze's with the snooze. A process killed
+// right after any of them is recorded
 // leaves the run parked and its wake-up entry in the table, due when the
 // run is, with no sweep or rebuild to restore it.
 func TestSQLPollWakeupInTx(t *testing.T) {
 	if dsn := os.Getenv(killChildEnv); dsn != "" {
-		runKilledChild(t, dsn, retry.Status(os.Getenv(killStatusEnv)))
+		runKilledChild(t, dsn, os.Getenv(killStatusEnv))
 		return
 	}
-	for _, status := range []retry.Status{retry.StatusRetrying, retry.StatusWaiting} {
-		t.Run("sqlite/"+string(status), func(t *testing.T) {
+	for _, how := range []string{"retrying", "waiting", "snoozed"} {
+		t.Run("sqlite/"+how, func(t *testing.T) {
 			t.Parallel()
-			checkWakeupAfterKill(t, filepath.Join(t.TempDir(), "runs.db"), status)
+			checkWakeupAfterKill(t, filepath.Join(t.TempDir(), "runs.db"), how)
 		})
-		t.Run("postgres/"+string(status), func(t *testing.T) {
+		t.Run("postgres/"+how, func(t *testing.T) {
 			t.Parallel()
-			checkWakeupAfterKill(t, pgtest.DSN(t), status)
+			checkWakeupAfterKill(t, pgtest.DSN(t), how)
 		})
 	}
 }
 
-func runKilledChild(t *testing.T, dsn string, status retry.Status) {
+// parkedStatus is the status a run parked as how (see killStatusEnv) is in.
+func parkedStatus(how string) retry.Status {
+	if how == "snoozed" {
+		return retry.StatusWaiting
+	}
+	return retry.Status(how)
+}
+
+func runKilledChild(t *testing.T, dsn string, how string) {
 	cfg := engine.DefaultConfig()
 	cfg.Store.DSN = dsn
 	cfg.Scheduler.Backend = engine.SchedulerSQLPoll
-	cfg.Executor.Observer = killAt(status)
+	cfg.Executor.Observer = killAt(parkedStatus(how))
 	cfg.Executor.Mode = executor.ModeFull
 	eng, err := engine.Open(t.Context(), cfg)
 	if err != nil {
@@ -72,12 +82,15 @@ func runKilledChild(t *testing.T, dsn string, status retry.Status) {
 	}
 	defer eng.Close()
 	if err := eng.Handle("call", executor.HandlerFunc(func(context.Context, executor.NodeInput) (json.RawMessage, error) {
+		if how == "snoozed" {
+			return nil, retry.Snooze(nil, time.Hour)
+		}
 		return nil, retry.WithClass(errors.New("connection reset"), retry.ClassNetworkBlip)
 	})); err != nil {
 		t.Fatal(err)
 	}
 	j := executor.Journey{ID: "j", Start: "call", Nodes: []executor.Node{{ID: "call", Type: "call"}}}
-	if status == retry.StatusWaiting {
+	if how == "waiting" {
 		j.Start = "wait"
 		j.Nodes = append(j.Nodes, executor.Node{ID: "wait", Type: executor.NodeTypeDelay,
 			Config: json.RawMessage(`{"delay":"1h"}`), Next: "call"})
@@ -93,9 +106,10 @@ func runKilledChild(t *testing.T, dsn string, status retry.Status) {
 	t.Fatal("the run was never parked")
 }
 
-func checkWakeupAfterKill(t *testing.T, dsn string, status retry.Status) {
+func checkWakeupAfterKill(t *testing.T, dsn string, how string) {
+	status := parkedStatus(how)
 	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestSQLPollWakeupInTx$")
-	cmd.Env = append(os.Environ(), killChildEnv+"="+dsn, killStatusEnv+"="+string(status))
+	cmd.Env = append(os.Environ(), killChildEnv+"="+dsn, killStatusEnv+"="+how)
 	out, err := cmd.CombinedOutput()
 	if ee, ok := errors.AsType[*exec.ExitError](err); !ok || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("child: %v, want killed by SIGKILL\n%s", err, out)
@@ -106,8 +120,8 @@ func checkWakeupAfterKill(t *testing.T, dsn string, status retry.Status) {
 	}
 	defer st.Close()
 	runs, err := st.ListRuns(t.Context(), retry.RunFilter{})
-	if err != nil || len(runs) != 1 || runs[0].Status != status {
-		t.Fatalf("runs %+v, %v; want one run, %s", runs, err, status)
+	if err != nil || len(runs) != 1 || runs[0].Status != status || (how == "snoozed") != (runs[0].SnoozeCount == 1) {
+		t.Fatalf("runs %+v, %v; want one run, %s (%s)", runs, err, status, how)
 	}
 	var due int64
 	if err := st.DB().QueryRowContext(t.Context(), `SELECT due_ms FROM journeyretry_wakeups WHERE id = ?`, runs[0].ID).Scan(&due); err != nil {

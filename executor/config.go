@@ -58,6 +58,8 @@ const (
 	SweepSpecDefault       = "@every 30s"
 	SweepGraceDefault      = 5 * time.Second
 	ShutdownTimeoutDefault = 30 * time.Second
+	// MaxSnoozesDefault bounds the snoozes of one node in one run.
+	MaxSnoozesDefault = 100
 	// MaxRetriesDefault is the retry limit the store keeps for new runs
 	// when the policy states none ([retry.Limit]).
 	MaxRetriesDefault = 3
@@ -102,6 +104,13 @@ type Config struct {
 	// first sweep at least SweepGrace after it became due. Default
 	// [SweepGraceDefault].
 	SweepGrace time.Duration `json:"sweepGrace"`
+	// MaxSnoozes bounds the snoozes ([retry.Snooze]) of one node in one
+	// run, so that a handler that always snoozes cannot keep a run
+	// waiting for ever: the snooze past it fails the node as exhausted,
+	// rule "max_snoozes" (the run ends failed_max_retries, or failed with
+	// retries disabled). -1 ([retry.Unlimited]) sets no bound. Default
+	// [MaxSnoozesDefault].
+	MaxSnoozes int `json:"maxSnoozes"`
 	// ShutdownTimeout is how long Run waits for in-flight nodes after its
 	// context is cancelled before cancelling them. Default
 	// [ShutdownTimeoutDefault].
@@ -194,6 +203,7 @@ func (c Config) WithDefaults() Config {
 	c.SweepSpec = cmp.Or(c.SweepSpec, SweepSpecDefault)
 	c.SweepGrace = cmp.Or(c.SweepGrace, SweepGraceDefault)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
+	c.MaxSnoozes = cmp.Or(c.MaxSnoozes, MaxSnoozesDefault)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -233,6 +243,8 @@ func (c Config) Validate() error {
 		return retry.InvalidField("sweepGrace", "%s: want > 0 (0 for the default)", c.SweepGrace)
 	case c.ShutdownTimeout < 0:
 		return retry.InvalidField("shutdownTimeout", "%s: want > 0 (0 for the default)", c.ShutdownTimeout)
+	case c.MaxSnoozes < retry.Unlimited:
+		return retry.InvalidField("maxSnoozes", "%d: want -1 (unlimited) or more (0 for the default)", c.MaxSnoozes)
 	}
 	names := map[string]bool{}
 	for i, h := range c.Hooks {

@@ -36,6 +36,8 @@ func TestConfigValidate(t *testing.T) {
 		{executor.Config{SweepGrace: -time.Second}, "sweepGrace"},
 		{executor.Config{NodeTimeout: -1}, "nodeTimeout"},
 		{executor.Config{ShutdownTimeout: -1}, "shutdownTimeout"},
+		{executor.Config{MaxSnoozes: -2}, "maxSnoozes: -2: want -1 (unlimited) or more"},
+		{executor.Config{MaxSnoozes: retry.Unlimited}, ""},
 		{executor.Config{Mode: "sometimes"}, `mode: "sometimes"`},
 		{executor.Config{SweepSpec: "@every soon"}, "sweepSpec"},
 		{executor.Config{SweepSpec: "@every 500ms"}, "sweepSpec"},

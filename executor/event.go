@@ -15,7 +15,7 @@ import (
 // as the store recorded it ([AttemptRecorded]), then what it decided, a
 // [ShadowDecision] first when the mode is shadow, then one of
 // [RetryScheduled] (after a [BudgetDeferred] when a retry budget deferred
-// it), [RetriesExhausted], [RunFailed] or [RunCompleted]. An
+// it), [NodeSnoozed], [RetriesExhausted], [RunFailed] or [RunCompleted]. An
 // event about a store write follows the write (a retry's, the scheduler
 // call too), so what it reports is durable.
 type Event interface {
@@ -42,8 +42,10 @@ type AttemptRecorded struct {
 	// Duration is the node's execution time.
 	Duration time.Duration
 	// Err is nil for a success; Class, Decision and Shadow describe a
-	// failure as recorded.
+	// failure as recorded. Snoozed marks a snooze ([retry.Snooze]): Err is
+	// the snooze, Decision.Delay its delay, Status StatusWaiting.
 	Err      error
+	Snoozed  bool
 	Class    retry.Class
 	Decision retry.Decision
 	Shadow   bool
@@ -53,12 +55,15 @@ type AttemptRecorded struct {
 }
 
 // Outcome names the attempt's outcome as the store's attempt history does:
-// "succeeded", or the run's status after the failure, a zero-delay retry
-// (the run kept in progress) being "retrying" like any other.
+// "succeeded", "snoozed", or the run's status after the failure, a
+// zero-delay retry (the run kept in progress) being "retrying" like any
+// other.
 func (a AttemptRecorded) Outcome() string {
 	switch {
 	case a.Err == nil:
 		return "succeeded"
+	case a.Snoozed:
+		return string(retry.OutcomeSnoozed)
 	case a.Status == retry.StatusInProgress:
 		return string(retry.StatusRetrying)
 	}
@@ -72,6 +77,17 @@ func (a AttemptRecorded) Outcome() string {
 type RetryScheduled struct {
 	AttemptRecorded
 	// At is when the retry is due.
+	At time.Time
+}
+
+// NodeSnoozed is a node that asked to run again later ([retry.Snooze]):
+// the store parked its run waiting at the same node, its retry count
+// unchanged, and the scheduler was told (or the wake-up was written with
+// the snooze). The snooze past Config.MaxSnoozes is not one: it ends the
+// node, a [RetriesExhausted] with rule "max_snoozes".
+type NodeSnoozed struct {
+	AttemptRecorded
+	// At is when the node runs again.
 	At time.Time
 }
 

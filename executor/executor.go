@@ -766,9 +766,9 @@ type Stats struct {
 	Rebuilt int64
 	// SweeperCaught counts the runs sweeps claimed.
 	SweeperCaught int64
-	// Attempts counts node executions; Succeeded and Failed their outcomes
-	// as recorded.
-	Attempts, Succeeded, Failed int64
+	// Attempts counts node executions; Succeeded, Failed and Snoozed
+	// their outcomes as recorded.
+	Attempts, Succeeded, Failed, Snoozed int64
 	// Retries counts failures recorded for a retry; Immediate those
 	// retried at once under the claim the store kept (zero delay).
 	Retries, Immediate int64
@@ -796,9 +796,9 @@ type Stats struct {
 }
 
 type stats struct {
-	started, resumed, rebuilt, sweeperCaught                 atomic.Int64
-	attempts, succeeded, failed, retries, immediate, lost    atomic.Int64
-	short, deliveries, wasted, inFlight, cancelled, deferred atomic.Int64
+	started, resumed, rebuilt, sweeperCaught                          atomic.Int64
+	attempts, succeeded, failed, retries, immediate, lost             atomic.Int64
+	short, deliveries, wasted, inFlight, cancelled, deferred, snoozed atomic.Int64
 }
 
 // Stats returns the counters.
@@ -807,7 +807,7 @@ func (e *Executor) Stats() Stats {
 	return Stats{
 		Started: s.started.Load(), Resumed: s.resumed.Load(), Rebuilt: s.rebuilt.Load(),
 		SweeperCaught: s.sweeperCaught.Load(), Attempts: s.attempts.Load(),
-		Succeeded: s.succeeded.Load(), Failed: s.failed.Load(), Retries: s.retries.Load(),
+		Succeeded: s.succeeded.Load(), Failed: s.failed.Load(), Snoozed: s.snoozed.Load(), Retries: s.retries.Load(),
 		Immediate: s.immediate.Load(), LostClaims: s.lost.Load(), Cancelled: s.cancelled.Load(), ShortClaims: s.short.Load(),
 		Deliveries: s.deliveries.Load(), Wasted: s.wasted.Load(), InFlight: s.inFlight.Load(),
 		Deferred: s.deferred.Load(),

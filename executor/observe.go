@@ -38,7 +38,7 @@ func (os observers) Observe(ev Event) {
 
 // LogObserver writes one record per attempt outcome to its logger, with the
 // run id, journey, node, node type, attempt, error class and decision: a
-// success at Debug, a scheduled retry at Info, a run that ended failed and a
+// success at Debug, a scheduled retry or a snooze at Info, a run that ended failed and a
 // lost lease at Warn. Backend errors are logged by the executor itself
 // (Config.Logger), so this observer leaves them out, as it does every event
 // that is not an attempt's outcome.
@@ -54,7 +54,7 @@ func (o LogObserver) Observe(ev Event) {
 		level := slog.LevelDebug
 		switch {
 		case ev.Err == nil:
-		case decision(ev) == "retry":
+		case decision(ev) == "retry", ev.Snoozed:
 			level = slog.LevelInfo
 		default:
 			level = slog.LevelWarn
@@ -87,9 +87,11 @@ func (o LogObserver) log(level slog.Level, msg string, step Step, d time.Duratio
 }
 
 // decision names what was decided about a failure: "retry", "stop",
-// "exhausted", or "shadow" (recorded, not acted on).
+// "exhausted", "shadow" (recorded, not acted on), or "snooze".
 func decision(ev AttemptRecorded) string {
 	switch {
+	case ev.Snoozed:
+		return "snooze"
 	case ev.Shadow:
 		return "shadow"
 	case ev.Decision.Exhausted || ev.Status == retry.StatusFailedMaxRetries:

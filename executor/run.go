@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -59,6 +60,9 @@ func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 			// up): the node result is unknown; hand the run back.
 			e.releaseClaim(claim)
 			return run
+		}
+		if d, ok := retry.RequestedSnooze(err); ok && !retry.Exceeds(run.SnoozeCount, e.cfg.MaxSnoozes) {
+			return e.snooze(ctx, run, claim, n, err, d, started)
 		}
 		if err != nil {
 			next, retryNow := e.fail(ctx, run, claim, j, n, err, started)
@@ -249,11 +253,20 @@ func (e *Executor) renewIn(c retry.Claim) time.Duration {
 // scheduler. With a zero delay the store keeps the claim (the run stays in
 // progress) and fail reports retryNow: the caller retries at once under it,
 // after the failure is committed, with no second claim.
+//
+// The policy decides with the node's elapsed time (Failure.Elapsed) from
+// the start of its first attempt, this one when it is the first recorded.
+// A snooze past MaxSnoozes is not the policy's to decide: the node is
+// exhausted by rule "max_snoozes".
 func (e *Executor) fail(ctx context.Context, run retry.Run, claim retry.Claim, j *Journey, n *Node, err error, started time.Time) (retry.Run, bool) {
 	f := retry.NewFailure(err, run.RetryCount, run.LastDelay)
-	rec := retry.FailureRecord{NodeID: n.ID, Class: f.Class, Message: f.Message, StartedAt: started}
-	rec.Decision, rec.Shadow = e.decide(e.runPolicy(run, j, n), f)
-	rec.FinishedAt = e.now()
+	rec := retry.FailureRecord{NodeID: n.ID, Class: f.Class, Message: f.Message, StartedAt: started, FinishedAt: e.now()}
+	f.Elapsed = rec.FinishedAt.Sub(cmp.Or(run.NodeStartedAt, started))
+	if _, snoozed := retry.RequestedSnooze(err); snoozed {
+		rec.Decision = retry.Decision{Strategy: "none", Rule: RuleMaxSnoozes, Exhausted: true}
+	} else {
+		rec.Decision, rec.Shadow = e.decide(e.runPolicy(run, j, n), f)
+	}
 	if !rec.Shadow {
 		rec.Budget = e.cfg.Budget.Use(f.Class, n.Type)
 		if e.cfg.Budget.PauseOnRetryAfter && f.HasRetryAfter {
@@ -293,6 +306,41 @@ func (e *Executor) fail(ctx context.Context, run retry.Run, claim retry.Claim, j
 		return written, true
 	}
 	return written, false
+}
+
+// RuleMaxSnoozes is the rule of the decision that ends a node whose
+// snoozes ran out (Config.MaxSnoozes).
+const RuleMaxSnoozes = "max_snoozes"
+
+// snooze records that node n asked, with err, to run again after d, and
+// tells the scheduler: the run waits at the same node, its retry count
+// unchanged, as a delay node's run waits.
+func (e *Executor) snooze(ctx context.Context, run retry.Run, claim retry.Claim, n *Node, err error, d time.Duration, started time.Time) retry.Run {
+	rec := retry.SnoozeRecord{NodeID: n.ID, Message: err.Error(), Delay: d, StartedAt: started, FinishedAt: e.now()}
+	ev := AttemptRecorded{Step: step(run, n), Duration: rec.FinishedAt.Sub(started), Err: err, Snoozed: true,
+		Decision: retry.Decision{Delay: d}}
+	var (
+		written   retry.Run
+		scheduled bool
+		werr      error
+	)
+	if e.txStore == nil {
+		written, werr = e.store.Snooze(context.WithoutCancel(ctx), claim, rec)
+	} else {
+		written, werr = e.txStore.SnoozeTx(context.WithoutCancel(ctx), claim, rec, e.scheduleIn(retry.StatusWaiting, &scheduled))
+	}
+	if werr != nil {
+		e.writeFailed(ev.Step, ev.Duration, "snooze", werr)
+		return run
+	}
+	e.stats.snoozed.Add(1)
+	ev.Status = written.Status
+	e.emit(ev)
+	if !scheduled { // else its wake-up was committed with the snooze
+		e.schedule(ctx, written.ID, written.WakeAt)
+	}
+	e.emit(NodeSnoozed{AttemptRecorded: ev, At: written.WakeAt})
+	return written
 }
 
 // recordFailure records rec under claim. With the store and the scheduler

@@ -7,9 +7,9 @@
 // Metrics (all prefixed journeyretry_); their labels are bounded sets (node
 // types are the registered handlers, not the node ids of every journey):
 //
-//	attempts_total{node_type,outcome,class}  node attempts as recorded; outcome is "succeeded"
-//	                                          or the run's status after the failure ("retrying"
-//	                                          for a zero-delay retry too)
+//	attempts_total{node_type,outcome,class}  node attempts as recorded; outcome is "succeeded",
+//	                                          "snoozed" or the run's status after the failure
+//	                                          ("retrying" for a zero-delay retry too)
 //	attempt_duration_seconds{node_type}      node execution time
 //	retries_scheduled_total{strategy,class}  failures the store left to be retried
 //	retry_delay_seconds{strategy}            the delay chosen for those retries
@@ -104,7 +104,7 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 		statusTTL: cmp.Or(cfg.StatusTTL, StatusTTLDefault),
 		now:       cfg.Now,
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "journeyretry_attempts_total",
-			Help: "Node attempts as recorded in the store, by node type, outcome (succeeded, or the run's status after the failure) and error class."},
+			Help: "Node attempts as recorded in the store, by node type, outcome (succeeded, snoozed, or the run's status after the failure) and error class."},
 			[]string{"node_type", "outcome", "class"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "journeyretry_attempt_duration_seconds",
 			Help: "Node execution time, by node type.", Buckets: prometheus.DefBuckets}, []string{"node_type"}),

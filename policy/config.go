@@ -27,6 +27,11 @@ type Config struct {
 	// together; 0 disables retries, -1 ([retry.Unlimited]) sets no bound.
 	// Default 3.
 	MaxRetries int `json:"maxRetries"`
+	// MaxElapsedMs bounds the time one node may take across its retries,
+	// from the start of its first attempt: a retry that would start later
+	// is not made, and the run ends failed_max_retries with rule
+	// max_elapsed. 0 (the default) sets no bound.
+	MaxElapsedMs int64 `json:"maxElapsedMs"`
 	// BaseDelayMs is the exponential strategy's first delay. Default 1000.
 	BaseDelayMs int64 `json:"baseDelayMs"`
 	// MaxDelayMs caps the exponential strategy's delay (and the
@@ -121,6 +126,9 @@ func (c Config) Validate() error {
 	if c.MaxRetries < retry.Unlimited {
 		bad("maxRetries", "%d: want -1 (unlimited), 0 (none) or more", c.MaxRetries)
 	}
+	if c.MaxElapsedMs < 0 || c.MaxElapsedMs > maxElapsedLimitMs {
+		bad("maxElapsedMs", "%d: want 0 (no limit) to %d", c.MaxElapsedMs, maxElapsedLimitMs)
+	}
 	c.exponential().validate("", bad)
 	for name, s := range c.strategies() {
 		s.validate("strategies."+name+".", bad)
@@ -176,6 +184,9 @@ func (c Config) strategies() map[string]StrategyConfig {
 
 var maxDelayLimitMs = MaxDelayLimit.Milliseconds()
 
+// maxElapsedLimitMs is the longest maxElapsedMs: as long as a delay may be.
+var maxElapsedLimitMs = maxDelayLimitMs
+
 // validate reports bad fields under prefix ("" or "strategies.short.").
 func (s StrategyConfig) validate(prefix string, bad func(field, format string, args ...any)) {
 	if s.BaseDelayMs <= 0 || s.BaseDelayMs > maxDelayLimitMs {
@@ -219,6 +230,7 @@ func (c Config) RouterOptions() (RouterOptions, error) {
 		Routes:     maps.Clone(c.Routes),
 		Fallback:   StrategyExponential,
 		MaxRetries: c.MaxRetries,
+		MaxElapsed: time.Duration(c.MaxElapsedMs) * time.Millisecond,
 	}
 	for name, s := range c.strategies() {
 		o.Strategies = append(o.Strategies, s.strategy(name, c.MaxRetries))

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/journeyretry/journeyretry/retry"
 )
@@ -43,6 +44,11 @@ type RouterOptions struct {
 	// MaxRetries bounds the retries of a node whatever the strategy
 	// (>= 0, or [retry.Unlimited]). A strategy's own limit applies too.
 	MaxRetries int
+	// MaxElapsed, when above zero, bounds the time a node may take across
+	// its retries ([retry.Failure].Elapsed): a retry that would start
+	// after it (Elapsed plus the delay) becomes Exhausted, rule
+	// "max_elapsed". At most [MaxDelayLimit].
+	MaxElapsed time.Duration
 	// Retryable and NonRetryable are the eligibility rules. A failure
 	// matching a NonRetryable rule is never retried; Retryable rules only
 	// decide eligibility in the executor's selective rollout mode.
@@ -63,7 +69,8 @@ type RouterOptions struct {
 // failure matching NonRetryable rule i is not retried (Rule
 // "nonretryable:i"); otherwise the class's strategy decides, except that a
 // retry when RetryCount >= MaxRetries becomes Exhausted (Rule
-// "max_retries"). The decision's Rule names the route that chose the
+// "max_retries"), and so does one that would start after MaxElapsed (Rule
+// "max_elapsed"). The decision's Rule names the route that chose the
 // strategy ("class:rate_limit", or "default" for a class with no route)
 // unless the strategy reported "max_retries", "retry_after" or
 // "permanent".
@@ -72,6 +79,7 @@ type Router struct {
 	fallback     route
 	strategies   []Strategy // sorted by name
 	maxRetries   int
+	maxElapsed   time.Duration
 	retryable    []Rule
 	nonRetryable []Rule
 	// Precomputed rule ids, so a decision allocates nothing.
@@ -87,6 +95,9 @@ type route struct {
 func NewRouter(o RouterOptions) (*Router, error) {
 	if o.MaxRetries < retry.Unlimited {
 		return nil, fmt.Errorf("max retries %d: want -1 (unlimited) or more", o.MaxRetries)
+	}
+	if o.MaxElapsed < 0 || o.MaxElapsed > MaxDelayLimit {
+		return nil, fmt.Errorf("max elapsed %v: want 0 (no limit) to %v", o.MaxElapsed, MaxDelayLimit)
 	}
 	byName := make(map[string]Strategy, len(o.Strategies))
 	for i, s := range o.Strategies {
@@ -115,6 +126,7 @@ func NewRouter(o RouterOptions) (*Router, error) {
 		routes:       make(map[retry.Class]route, len(o.Routes)),
 		fallback:     route{s: fb, rule: RuleDefault},
 		maxRetries:   o.MaxRetries,
+		maxElapsed:   o.MaxElapsed,
 		retryable:    slices.Clone(o.Retryable),
 		nonRetryable: slices.Clone(o.NonRetryable),
 	}
@@ -154,6 +166,9 @@ func (r *Router) Decide(f retry.Failure) retry.Decision {
 	d := rt.s.Decide(f)
 	if d.Retry && retry.Exceeds(f.RetryCount, r.maxRetries) {
 		return retry.Decision{Strategy: d.Strategy, Rule: RuleMaxRetries, Exhausted: true}
+	}
+	if d.Retry && r.maxElapsed > 0 && f.Elapsed+d.Delay > r.maxElapsed {
+		return retry.Decision{Strategy: d.Strategy, Rule: RuleMaxElapsed, Exhausted: true}
 	}
 	switch d.Rule {
 	case RulePermanent, RuleMaxRetries, RuleRetryAfter:
@@ -200,6 +215,10 @@ func (r *Router) Eligible(f retry.Failure) (ok bool, rule string) {
 // MaxRetries returns the router's retry limit ([retry.Unlimited] for none).
 func (r *Router) MaxRetries() int { return r.maxRetries }
 
+// MaxElapsed returns the router's limit on a node's time across its
+// retries (0 for none).
+func (r *Router) MaxElapsed() time.Duration { return r.maxElapsed }
+
 // Strategies returns the router's strategies sorted by name.
 func (r *Router) Strategies() []Strategy { return slices.Clone(r.strategies) }
 
@@ -218,6 +237,9 @@ type Explanation struct {
 	// happen, with delays in Strategy.Bounds(0..MaxRetries-1);
 	// [retry.Unlimited] bounds nothing.
 	MaxRetries int
+	// MaxElapsed is the router's limit on a node's time across its
+	// retries (0 for none).
+	MaxElapsed time.Duration
 	// Eligible and EligibleRule are the answer of [Router.Eligible], which
 	// the executor's selective rollout mode requires.
 	Eligible     bool
@@ -227,7 +249,7 @@ type Explanation struct {
 // Explain says which strategy and rule apply to f. It draws no random
 // numbers and ignores f.RetryCount and Retry-After.
 func (r *Router) Explain(f retry.Failure) Explanation {
-	x := Explanation{Class: f.Class, MaxRetries: r.maxRetries}
+	x := Explanation{Class: f.Class, MaxRetries: r.maxRetries, MaxElapsed: r.maxElapsed}
 	x.Eligible, x.EligibleRule = r.Eligible(f)
 	switch i := firstMatch(r.nonRetryable, f); {
 	case f.Permanent:

@@ -282,3 +282,50 @@ func TestUnlimitedRetries(t *testing.T) {
 		t.Errorf("Validate with -2: %v", err)
 	}
 }
+
+// TestRouterMaxElapsed: with maxElapsedMs set, a retry that would start
+// after the limit (the node's elapsed time plus the delay) ends the node,
+// exhausted by rule max_elapsed, whatever the retry count; one that starts
+// in time is made; 0 bounds nothing; a negative limit names the field.
+func TestRouterMaxElapsed(t *testing.T) {
+	c := DefaultConfig()
+	c.MaxRetries = retry.Unlimited
+	c.Routes[retry.ClassServiceUnavailable] = StrategyImmediate // at most 1 s
+	c.MaxElapsedMs = time.Minute.Milliseconds()
+	r := mustBuild(t, c)
+	if r.MaxElapsed() != time.Minute {
+		t.Errorf("MaxElapsed() = %v", r.MaxElapsed())
+	}
+	f := classFailure(retry.ClassServiceUnavailable, 0)
+	f.Elapsed = 58 * time.Second
+	if d := r.Decide(f); !d.Retry || d.Exhausted || d.Delay > time.Second {
+		t.Errorf("58s elapsed, retry within 1s: %+v; want a retry", d)
+	}
+	f.Elapsed = time.Minute
+	if d := r.Decide(f); d.Retry || !d.Exhausted || d.Rule != RuleMaxElapsed || d.Strategy != StrategyImmediate {
+		t.Errorf("1m elapsed: %+v; want exhausted by max_elapsed", d)
+	}
+	// A long delay that would start past the limit ends the node early.
+	long := classFailure(retry.ClassRateLimit, 0) // long: 1-2 min
+	long.Elapsed = time.Second
+	if d := r.Decide(long); d.Retry || !d.Exhausted || d.Rule != RuleMaxElapsed {
+		t.Errorf("1s elapsed, a 1-2 min delay: %+v; want exhausted by max_elapsed", d)
+	}
+	// The retry count's limit still applies first.
+	c.MaxRetries = 1
+	if d := mustBuild(t, c).Decide(classFailure(retry.ClassServiceUnavailable, 1)); d.Rule != RuleMaxRetries {
+		t.Errorf("retries out before time: %+v; want max_retries", d)
+	}
+	c.MaxElapsedMs = 0
+	long.Elapsed = 1000 * time.Hour
+	if d := mustBuild(t, c).Decide(long); !d.Retry {
+		t.Errorf("no limit, 1000h elapsed: %+v; want a retry", d)
+	}
+	c.MaxElapsedMs = -1
+	if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), "maxElapsedMs: -1: ") {
+		t.Errorf("Validate with maxElapsedMs -1: %v", err)
+	}
+	if _, err := NewRouter(RouterOptions{Strategies: []Strategy{None()}, Fallback: StrategyNone, MaxElapsed: -time.Second}); err == nil {
+		t.Error("NewRouter took a negative MaxElapsed")
+	}
+}

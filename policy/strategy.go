@@ -27,6 +27,9 @@ const (
 	RulePermanent = "permanent"
 	// RuleMaxRetries: the node's retries ran out (Decision.Exhausted).
 	RuleMaxRetries = "max_retries"
+	// RuleMaxElapsed: the node's time across its retries ran out
+	// (Decision.Exhausted): a [Router]'s MaxElapsed.
+	RuleMaxElapsed = "max_elapsed"
 	// RuleRetryAfter: the delay is the one the error asked for.
 	RuleRetryAfter = "retry_after"
 	// RuleBackoff: the delay is the strategy's computed backoff.

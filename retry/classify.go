@@ -101,6 +101,15 @@ type retryAfterError struct {
 func (e *retryAfterError) Error() string { return e.err.Error() }
 func (e *retryAfterError) Unwrap() error { return e.err }
 
+// snoozeError asks for the node to run again after a delay.
+type snoozeError struct {
+	err   error
+	delay time.Duration
+}
+
+func (e *snoozeError) Error() string { return e.err.Error() }
+func (e *snoozeError) Unwrap() error { return e.err }
+
 // WithClass tags err with class c. The tag survives further wrapping with
 // fmt.Errorf("...: %w", err); the outermost tag wins when there are several.
 // WithClass(nil, c) is nil.
@@ -129,6 +138,33 @@ func RetryAfter(err error, d time.Duration) error {
 		return nil
 	}
 	return &retryAfterError{err: err, delay: max(d, 0)}
+}
+
+// Snooze asks for the node to run again after d without counting a retry
+// or a failure: a handler that finds its input not ready yet (a lab
+// result not in, a slot not open) returns it so that the run waits,
+// StatusWaiting, at the same node, whatever the policy and the retry
+// limit. The store records an OutcomeSnoozed attempt with err's text as
+// the reason. Snoozes of one node are bounded (executor.Config.MaxSnoozes);
+// past the bound the node fails as its retries would run out. A negative d
+// counts as zero.
+//
+// Unlike the other markers, Snooze(nil, d) is not nil, since a snooze is
+// never a success: its reason is then "snoozed for d".
+func Snooze(err error, d time.Duration) error {
+	d = max(d, 0)
+	if err == nil {
+		err = fmt.Errorf("snoozed for %s", d)
+	}
+	return &snoozeError{err: err, delay: d}
+}
+
+// RequestedSnooze returns the delay err asked for with [Snooze].
+func RequestedSnooze(err error) (time.Duration, bool) {
+	if se, ok := errors.AsType[*snoozeError](err); ok {
+		return se.delay, true
+	}
+	return 0, false
 }
 
 // ClassOf returns the class err carries: the outermost [WithClass] tag, else

@@ -28,6 +28,11 @@ type Failure struct {
 	// PrevDelay is the delay that preceded the failed attempt (0 for the
 	// node's first attempt). Decorrelated jitter grows from it.
 	PrevDelay time.Duration
+	// Elapsed is the time from the start of the node's first attempt
+	// ([Run].NodeStartedAt) to the end of this one, across its retries and
+	// snoozes: what a limit on a node's total time compares. The executor
+	// sets it; NewFailure leaves it 0.
+	Elapsed time.Duration
 }
 
 // NewFailure classifies err ([ClassOf], [IsPermanent], [RequestedDelay]) into

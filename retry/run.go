@@ -35,6 +35,17 @@ type Run struct {
 	MaxRetries int
 	// RetryEnabled false means every failure ends the run StatusFailed.
 	RetryEnabled bool
+	// SnoozeCount counts the snoozes of the current node ([Snooze]): like
+	// RetryCount it returns to 0 when a node completes (or the run is
+	// replayed), but no policy or retry limit reads it; the executor bounds
+	// it (executor.Config.MaxSnoozes).
+	SnoozeCount int
+	// NodeStartedAt is when the first recorded attempt of the current node
+	// began (a failure or a snooze; the zero time until one is recorded),
+	// kept across its retries and snoozes and cleared when a node
+	// completes or the run is replayed: a policy's limit on the time a
+	// node may take across its retries ([Failure].Elapsed) counts from it.
+	NodeStartedAt time.Time
 	// Override is what the operator's last replay changed in how the
 	// run's failures are decided ([ReplayOptions]); zero for none. It lasts
 	// until the run ends or is replayed again.
@@ -170,6 +181,21 @@ type FailureRecord struct {
 	FinishedAt time.Time
 }
 
+// SnoozeRecord records a node that asked to run again after Delay
+// ([Snooze]) instead of completing or failing.
+type SnoozeRecord struct {
+	NodeID string
+	// Message says why (the snooze error's text); stored as the attempt's
+	// error message, never as the run's last error.
+	Message string
+	// Delay is the wait; the run is due at FinishedAt + Delay.
+	Delay time.Duration
+	// StartedAt is when the attempt began. FinishedAt is the write's now:
+	// the claim's lease is checked against it.
+	StartedAt  time.Time
+	FinishedAt time.Time
+}
+
 // Outcome is what became of one attempt.
 type Outcome string
 
@@ -181,6 +207,9 @@ const (
 	// OutcomeReplayed: an operator replayed the ended run; not a node
 	// execution.
 	OutcomeReplayed Outcome = "replayed"
+	// OutcomeSnoozed: the node asked to run again later ([Snooze]): no
+	// failure and no retry; the attempt records the delay and the reason.
+	OutcomeSnoozed Outcome = "snoozed"
 	// OutcomeCancelled: an operator cancelled the run; not a node
 	// execution. A node in flight at that moment is not recorded: its
 	// result is never written.

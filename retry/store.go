@@ -92,7 +92,8 @@ type Claimer interface {
 // gets ErrLostClaim and changes nothing. Each appends one [Attempt].
 type Recorder interface {
 	// CompleteNode stores s.Output in the context under s.NodeID, moves the
-	// run to s.NextNodeID, resets RetryCount to 0, and:
+	// run to s.NextNodeID, resets RetryCount and SnoozeCount to 0 and
+	// NodeStartedAt to the zero time, and:
 	//   - with s.NextNodeID empty, completes the run (StatusCompleted);
 	//   - with s.WakeAt set, parks it StatusWaiting until s.WakeAt;
 	//   - otherwise keeps the claim for the next node.
@@ -101,7 +102,9 @@ type Recorder interface {
 	// run as written.
 	CompleteNode(ctx context.Context, c Claim, s NodeSuccess) (Run, error)
 	// RecordFailure stores the error (message truncated to
-	// MaxErrorMessageLen) and its time, and decides the run's status:
+	// MaxErrorMessageLen) and its time, sets NodeStartedAt to f.StartedAt
+	// (f.FinishedAt when zero) unless it is set, and decides the run's
+	// status:
 	//   - StatusFailed when f.Shadow, !f.Decision.Retry without Exhausted,
 	//     or the run's RetryEnabled is false;
 	//   - StatusFailedMaxRetries when f.Decision.Exhausted, or when a retry
@@ -125,6 +128,13 @@ type Recorder interface {
 	// rule that deferred it; a deferred retry always releases the claim.
 	// It returns the run as written.
 	RecordFailure(ctx context.Context, c Claim, f FailureRecord) (Run, error)
+	// Snooze parks the run StatusWaiting at its current node until
+	// s.FinishedAt + s.Delay (WakeAt) and releases the claim, as a delay
+	// node does, without a failure: RetryCount, LastDelay and the last
+	// error stay as they were, SnoozeCount goes up by 1, and the appended
+	// attempt is OutcomeSnoozed (the delay in its Decision, s.Message its
+	// error message, StatusWaiting). It returns the run as written.
+	Snooze(ctx context.Context, c Claim, s SnoozeRecord) (Run, error)
 }
 
 // Wakeup is a run waiting for a time: what a scheduler needs to wake it.

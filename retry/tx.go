@@ -36,6 +36,10 @@ type TxStore interface {
 	// is committed with the wait it ends, as a retry's is with its
 	// failure. The same rules as RecordFailureTx's hold.
 	CompleteNodeTx(ctx context.Context, c Claim, s NodeSuccess, then TxFunc) (Run, error)
+	// SnoozeTx is [Recorder.Snooze] that also runs then in the
+	// transaction that parks the run, so that the snooze's wake-up is
+	// committed with it. The same rules as RecordFailureTx's hold.
+	SnoozeTx(ctx context.Context, c Claim, s SnoozeRecord, then TxFunc) (Run, error)
 }
 
 // TxScheduler is a [Scheduler] whose entries live in a SQL database, and

@@ -342,7 +342,8 @@ func (s *Store) ReplayWith(ctx context.Context, id string, o retry.ReplayOptions
 		}
 		r, _, err = s.writeRun(ctx, tx, id, `UPDATE journey_runs SET status = 'retrying', current_node_id = ?, context = ?,
 	retry_count = 0, max_retries = COALESCE(?, max_retries), policy_override = ?,
-	next_retry_at = ?, due_at = ?, last_delay_ms = 0, attempt_count = attempt_count + 1, updated_at = ?, `+releaseSet+`
+	next_retry_at = ?, due_at = ?, last_delay_ms = 0, snooze_count = 0, node_started_at = NULL,
+	attempt_count = attempt_count + 1, updated_at = ?, `+releaseSet+`
 WHERE id = ?`, node, string(runCtx), maxRetries, override, ms(now), ms(now), datetime(now), id)
 		run = r
 		return err

@@ -29,6 +29,7 @@ const (
 	migrationRetry  = "20260101000001"
 	migrationReads  = "20260101000002"
 	migrationOps    = "20260101000003"
+	migrationNodes  = "20260101000004"
 	// migrationBudgets adds the retry budgets' tables. Its number leaves
 	// room below it for migrations of other features.
 	migrationBudgets = "20260101000010"
@@ -38,10 +39,22 @@ const (
 // controls: a run's policy override (JSON, set by a replay with options)
 // and the operator act an attempt row records (JSON: who replayed or
 // cancelled, from where, with what, and the outputs a replay moved aside).
-var operatorColumns = []struct{ table, name string }{
-	{"journey_runs", "policy_override"},
-	{"journey_run_attempts", "operator_act"},
+var operatorColumns = []addedColumn{
+	{"journey_runs", "policy_override", "TEXT"},
+	{"journey_run_attempts", "operator_act", "TEXT"},
 }
+
+// nodeColumns are the columns migration 4 adds to journey_runs: the
+// current node's snoozes and when its first attempt began (the elapsed
+// time a policy may bound). Existing rows take the defaults: no snooze,
+// no start recorded, which the next attempt records.
+var nodeColumns = []addedColumn{
+	{"journey_runs", "snooze_count", "INTEGER DEFAULT 0"},
+	{"journey_runs", "node_started_at", "BIGINT"},
+}
+
+// addedColumn is a column a migration adds to a table.
+type addedColumn struct{ table, name, sqlType string }
 
 // readIndexes are the indexes migration 2 creates for operators' reads:
 // ended runs by status in id order (the dashboard's dead-letter pages) and
@@ -389,6 +402,7 @@ func (s *Store) migrations() *migrate.Migrations {
 	ms.Add(migrate.Migration{Name: migrationRetry, Comment: "retry_columns_and_attempts"})
 	ms.Add(migrate.Migration{Name: migrationReads, Comment: "read_indexes"})
 	ms.Add(migrate.Migration{Name: migrationOps, Comment: "operator_controls"})
+	ms.Add(migrate.Migration{Name: migrationNodes, Comment: "node_snoozes_and_start"})
 	ms.Add(migrate.Migration{Name: migrationBudgets, Comment: "retry_budgets"})
 	return ms
 }
@@ -401,19 +415,9 @@ type migrationStep func(context.Context, bun.Tx) error
 // table is never dropped).
 func (s *Store) steps() (up, down map[string]migrationStep) {
 	return map[string]migrationStep{migrationLegacy: s.createLegacyTable, migrationRetry: s.addRetrySchema, migrationReads: addReadIndexes,
-			migrationOps: addOperatorColumns, migrationBudgets: addBudgetTables},
-		map[string]migrationStep{migrationRetry: s.dropRetrySchema, migrationReads: dropReadIndexes, migrationOps: dropOperatorColumns,
-			migrationBudgets: dropBudgetTables}
-}
-
-// addOperatorColumns adds operatorColumns.
-func addOperatorColumns(ctx context.Context, tx bun.Tx) error {
-	for _, c := range operatorColumns {
-		if _, err := tx.ExecContext(ctx, "ALTER TABLE "+c.table+" ADD COLUMN "+c.name+" TEXT"); err != nil {
-			return fmt.Errorf("add column %s.%s: %w", c.table, c.name, err)
-		}
-	}
-	return nil
+			migrationOps: addColumns(operatorColumns), migrationNodes: addColumns(nodeColumns), migrationBudgets: addBudgetTables},
+		map[string]migrationStep{migrationRetry: s.dropRetrySchema, migrationReads: dropReadIndexes,
+			migrationOps: dropColumns(operatorColumns), migrationNodes: dropColumns(nodeColumns), migrationBudgets: dropBudgetTables}
 }
 
 // budgetTables are the retry budgets' tables (see budget.go): each key's
@@ -434,14 +438,28 @@ func addBudgetTables(ctx context.Context, tx bun.Tx) error {
 	return nil
 }
 
-// dropOperatorColumns drops operatorColumns.
-func dropOperatorColumns(ctx context.Context, tx bun.Tx) error {
-	for _, c := range operatorColumns {
-		if _, err := tx.ExecContext(ctx, "ALTER TABLE "+c.table+" DROP COLUMN "+c.name); err != nil {
-			return fmt.Errorf("drop column %s.%s: %w", c.table, c.name, err)
+// addColumns returns the migration step that adds cols.
+func addColumns(cols []addedColumn) migrationStep {
+	return func(ctx context.Context, tx bun.Tx) error {
+		for _, c := range cols {
+			if _, err := tx.ExecContext(ctx, "ALTER TABLE "+c.table+" ADD COLUMN "+c.name+" "+c.sqlType); err != nil {
+				return fmt.Errorf("add column %s.%s: %w", c.table, c.name, err)
+			}
 		}
+		return nil
 	}
-	return nil
+}
+
+// dropColumns returns the migration step that drops cols.
+func dropColumns(cols []addedColumn) migrationStep {
+	return func(ctx context.Context, tx bun.Tx) error {
+		for _, c := range cols {
+			if _, err := tx.ExecContext(ctx, "ALTER TABLE "+c.table+" DROP COLUMN "+c.name); err != nil {
+				return fmt.Errorf("drop column %s.%s: %w", c.table, c.name, err)
+			}
+		}
+		return nil
+	}
 }
 
 // dropBudgetTables drops budgetTables.

@@ -50,7 +50,8 @@ func (s *Store) CompleteNodeTx(ctx context.Context, c retry.Claim, ns retry.Node
 			return lostOrMissing(ctx, tx, c)
 		}
 		r, ok, err := s.writeRun(ctx, tx, c.RunID, `UPDATE journey_runs SET context = `+s.setOutput()+`,
-	status = ?, retry_count = 0, last_delay_ms = 0, attempt_count = attempt_count + 1, updated_at = ?, `+set+`
+	status = ?, retry_count = 0, last_delay_ms = 0, snooze_count = 0, node_started_at = NULL,
+	attempt_count = attempt_count + 1, updated_at = ?, `+set+`
 WHERE `+heldBy, args...)
 		if err == nil && !ok { // the claim was lost between the two statements (PostgreSQL)
 			err = dirty(fmt.Errorf("run %s: %w", retry.QuoteID(c.RunID), retry.ErrLostClaim))
@@ -146,10 +147,50 @@ func (s *Store) RecordFailureTx(ctx context.Context, c retry.Claim, f retry.Fail
 	last_delay_ms = CASE WHEN `+retrying+` THEN ? ELSE last_delay_ms END,
 	due_at = `+due+`,
 	last_error_message = ?, last_error_class = ?, last_error_timestamp = ?,
-	attempt_count = attempt_count + 1, updated_at = ?, `+held+`
+	node_started_at = COALESCE(node_started_at, ?), attempt_count = attempt_count + 1, updated_at = ?, `+held+`
 WHERE `+heldBy,
 			slices.Concat([]any{next, f.Decision.Delay.Milliseconds()}, dueArgs,
-				[]any{f.Message, string(class), ms(now), datetime(now), c.RunID, c.Token, ms(now)})...)
+				[]any{f.Message, string(class), ms(now), ms(storecheck.NodeStart(f.StartedAt, now)), datetime(now), c.RunID, c.Token, ms(now)})...)
+		if err == nil && !ok { // the claim was lost between the two statements (PostgreSQL)
+			err = dirty(fmt.Errorf("run %s: %w", c.RunID, retry.ErrLostClaim))
+		}
+		run = r
+		return joinTx(ctx, tx, r, err, then)
+	})
+	return run, err
+}
+
+// Snooze parks the run until its node runs again, without a failure,
+// under c; see [retry.Recorder].
+func (s *Store) Snooze(ctx context.Context, c retry.Claim, sn retry.SnoozeRecord) (retry.Run, error) {
+	return s.SnoozeTx(ctx, c, sn, nil)
+}
+
+// SnoozeTx is Snooze that runs then, when not nil, in the transaction that
+// parks the run; see [retry.TxStore] and [Store.RecordFailureTx] (then may
+// run more than once).
+func (s *Store) SnoozeTx(ctx context.Context, c retry.Claim, sn retry.SnoozeRecord, then retry.TxFunc) (retry.Run, error) {
+	sn, err := storecheck.Snooze(c, sn)
+	if err != nil {
+		return retry.Run{}, fmt.Errorf("snooze: %w", err)
+	}
+	now := sn.FinishedAt
+	wake := ms(now.Add(sn.Delay))
+	a := attempt{nodeID: sn.NodeID, started: sn.StartedAt, finished: now, outcome: retry.OutcomeSnoozed,
+		message: sn.Message, decision: retry.Decision{Delay: sn.Delay}, statusExpr: "'" + string(retry.StatusWaiting) + "'"}
+	var run retry.Run
+	err = s.write(ctx, "snooze", c.RunID, func(ctx context.Context, tx queryer) error {
+		ok, err := s.insertAttempt(ctx, tx, a, heldBy, c.RunID, c.Token, ms(now))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return lostOrMissing(ctx, tx, c)
+		}
+		r, ok, err := s.writeRun(ctx, tx, c.RunID, `UPDATE journey_runs SET status = 'waiting', wake_at = ?, due_at = ?,
+	snooze_count = COALESCE(snooze_count, 0) + 1, node_started_at = COALESCE(node_started_at, ?),
+	attempt_count = attempt_count + 1, updated_at = ?, `+releaseSet+`
+WHERE `+heldBy, wake, wake, ms(storecheck.NodeStart(sn.StartedAt, now)), datetime(now), c.RunID, c.Token, ms(now))
 		if err == nil && !ok { // the claim was lost between the two statements (PostgreSQL)
 			err = dirty(fmt.Errorf("run %s: %w", retry.QuoteID(c.RunID), retry.ErrLostClaim))
 		}
@@ -217,6 +258,9 @@ func recordFailureRead(ctx context.Context, tx queryer, c retry.Claim, a attempt
 	r.LastErrorMessage, r.LastErrorClass = a.message, a.class
 	r.LastErrorAt = time.UnixMilli(ms(now)).UTC()
 	r.UpdatedAt = r.LastErrorAt
+	if r.NodeStartedAt.IsZero() {
+		r.NodeStartedAt = time.UnixMilli(ms(storecheck.NodeStart(a.started, now))).UTC()
+	}
 	r.AttemptCount++
 	if kept { // retried at once: the claim stays, due when its lease ends
 		r.Status, due = retry.StatusInProgress, ms(r.LeaseExpiresAt)
@@ -232,9 +276,9 @@ func recordFailureRead(ctx context.Context, tx queryer, c retry.Claim, a attempt
 	// overwrite a run whose claim moved on.
 	res, err := tx.ExecContext(ctx, `UPDATE journey_runs SET status = ?, retry_count = ?, next_retry_at = ?, last_delay_ms = ?,
 	due_at = ?, last_error_message = ?, last_error_class = ?, last_error_timestamp = ?, attempt_count = ?, updated_at = ?,
-	claim_token = ?, claimed_by = ?, lease_expires_at = ?
+	claim_token = ?, claimed_by = ?, lease_expires_at = ?, node_started_at = ?
 WHERE `+heldBy, string(r.Status), r.RetryCount, nullTime(r.NextRetryAt), r.LastDelay.Milliseconds(), due, r.LastErrorMessage, string(r.LastErrorClass),
-		ms(now), r.AttemptCount, datetime(now), token, worker, nullTime(r.LeaseExpiresAt), c.RunID, c.Token, ms(now))
+		ms(now), r.AttemptCount, datetime(now), token, worker, nullTime(r.LeaseExpiresAt), ms(r.NodeStartedAt), c.RunID, c.Token, ms(now))
 	if err != nil {
 		return retry.Run{}, err
 	}

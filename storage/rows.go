@@ -29,7 +29,7 @@ const runColumns = unclaimedColumns + `,
 const unclaimedColumns = `id, journey_id, journey_version, current_node_id, context,
 	retry_count, max_retries, retry_enabled, last_error_message, last_error_class,
 	last_error_timestamp, last_delay_ms, next_retry_at, wake_at, attempt_count,
-	CAST(created_at AS TEXT), policy_override`
+	CAST(created_at AS TEXT), policy_override, snooze_count, node_started_at`
 
 // claimable is the SQL condition for a run a claimer may take at the
 // argument's time: due_at is maintained for every claimable state (the
@@ -101,7 +101,7 @@ func queryRun(ctx context.Context, q queryer, query string, args ...any) (r retr
 // row.
 type runDest struct {
 	journeyVersion, node, ctxJSON, retryCount, maxRetries, enabled, msg, class,
-	errorAt, lastDelay, nextRetry, wake, attempts, created, override any
+	errorAt, lastDelay, nextRetry, wake, attempts, created, override, snoozes, nodeStarted any
 	status                        string
 	token, worker, lease, updated any
 }
@@ -110,7 +110,7 @@ type runDest struct {
 func (d *runDest) unclaimed(r *retry.Run) []any {
 	return []any{&r.ID, &r.JourneyID, &d.journeyVersion, &d.node, &d.ctxJSON,
 		&d.retryCount, &d.maxRetries, &d.enabled, &d.msg, &d.class,
-		&d.errorAt, &d.lastDelay, &d.nextRetry, &d.wake, &d.attempts, &d.created, &d.override}
+		&d.errorAt, &d.lastDelay, &d.nextRetry, &d.wake, &d.attempts, &d.created, &d.override, &d.snoozes, &d.nodeStarted}
 }
 
 // scanRun scans a row of runColumns, followed by the columns of extra.
@@ -179,6 +179,7 @@ func (d *runDest) convert(r *retry.Run, c *converter) error {
 	r.LastErrorMessage, r.LastErrorClass = null[string](c, d.msg).V, retry.Class(null[string](c, d.class).V)
 	r.LastErrorAt, r.NextRetryAt, r.WakeAt = fromMS(null[int64](c, d.errorAt)), fromMS(null[int64](c, d.nextRetry)), fromMS(null[int64](c, d.wake))
 	r.LastDelay = time.Duration(null[int64](c, d.lastDelay).V) * time.Millisecond
+	r.SnoozeCount, r.NodeStartedAt = int(null[int64](c, d.snoozes).V), fromMS(null[int64](c, d.nodeStarted))
 	if c.err != nil {
 		return fmt.Errorf("scan run %s: %w", retry.QuoteID(r.ID), c.err)
 	}

@@ -268,7 +268,7 @@ func (a attempt) values() []any {
 	if a.class != "" {
 		class = string(a.class)
 	}
-	if a.outcome == retry.OutcomeFailed {
+	if a.outcome == retry.OutcomeFailed || a.outcome == retry.OutcomeSnoozed {
 		msg = a.message
 	}
 	if a.decision.Strategy != "" {

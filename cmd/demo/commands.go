@@ -248,6 +248,7 @@ type runView struct {
 	Status           retry.Status `json:"status"`
 	CurrentNodeID    string       `json:"currentNodeId,omitempty"`
 	RetryCount       int          `json:"retryCount"`
+	SnoozeCount      int          `json:"snoozeCount"`
 	MaxRetries       int          `json:"maxRetries"` // -1: unlimited
 	RetryEnabled     bool         `json:"retryEnabled"`
 	AttemptCount     int          `json:"attemptCount"`
@@ -275,7 +276,7 @@ func timePtr(t time.Time) *time.Time {
 func viewRun(r retry.Run, replays int) runView {
 	v := runView{
 		ID: r.ID, JourneyID: r.JourneyID, JourneyVersion: r.JourneyVersion, Status: r.Status,
-		CurrentNodeID: r.CurrentNodeID, RetryCount: r.RetryCount, MaxRetries: r.MaxRetries,
+		CurrentNodeID: r.CurrentNodeID, RetryCount: r.RetryCount, SnoozeCount: r.SnoozeCount, MaxRetries: r.MaxRetries,
 		RetryEnabled: r.RetryEnabled, AttemptCount: r.AttemptCount - replays, Replays: replays,
 		LastErrorClass: r.LastErrorClass, LastErrorMessage: r.LastErrorMessage,
 		LastErrorAt: timePtr(r.LastErrorAt),
@@ -429,7 +430,11 @@ func cmdRunsShow(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "run %s  journey %s v%d  status %s", quoteID(r.ID), r.JourneyID, r.JourneyVersion, r.Status)
 	if r.CurrentNodeID != "" {
-		fmt.Fprintf(stdout, "  at node %s (retry %d of %s)", r.CurrentNodeID, r.RetryCount, retry.LimitText(r.MaxRetries))
+		fmt.Fprintf(stdout, "  at node %s (retry %d of %s", r.CurrentNodeID, r.RetryCount, retry.LimitText(r.MaxRetries))
+		if r.SnoozeCount > 0 {
+			fmt.Fprintf(stdout, ", %d snoozes", r.SnoozeCount)
+		}
+		fmt.Fprint(stdout, ")")
 	}
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)

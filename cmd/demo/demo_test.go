@@ -145,6 +145,8 @@ func TestBadConfigurationWritesNothing(t *testing.T) {
 		{name: "fault rate", args: []string{"--fault-network", "1.5"}, want: "demo.faults.networkBlip"},
 		{name: "max retries below -1", args: []string{"--max-retries", "-2"}, want: "retry.maxRetries: -2: want -1 (unlimited), 0 (none) or more (flag --max-retries)"},
 		{name: "env max retries below -1", env: []string{"JRETRY_RETRY_MAX_RETRIES=-2"}, want: "retry.maxRetries: -2: want -1 (unlimited), 0 (none) or more (environment JRETRY_RETRY_MAX_RETRIES)"},
+		{name: "max elapsed negative", env: []string{"JRETRY_RETRY_MAX_ELAPSED_MS=-1"}, want: "retry.maxElapsedMs: -1: want 0 (no limit) to"},
+		{name: "max snoozes below -1", file: `{"executor": {"maxSnoozes": -2}}`, want: "executor.maxSnoozes: -2: want -1 (unlimited) or more"},
 		{name: "max delay below base", args: []string{"--max-delay-ms", "1"}, want: "retry.maxDelayMs"},
 		{name: "jitter", args: []string{"--jitter", "wobbly"}, want: "--jitter"},
 		{name: "bad rule", args: []string{"--retryable", "re:("}, want: "retry.retryableErrors[0]"},

@@ -63,6 +63,9 @@ func explain(w io.Writer, cfg demoConfig, class retry.Class, message string) err
 	if e.MaxRetries == retry.Unlimited {
 		limit = "unlimited retries"
 	}
+	if e.MaxElapsed > 0 {
+		limit += fmt.Sprintf(", none starting later than %s after the node's first attempt (maxElapsedMs)", e.MaxElapsed)
+	}
 	fmt.Fprintf(w, "strategy: %s (rule %s), %s\n", e.Strategy.Name(), e.Rule, limit)
 	elig := "no"
 	if e.Eligible {

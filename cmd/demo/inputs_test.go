@@ -68,7 +68,8 @@ func TestMaxRetriesZero(t *testing.T) {
 }
 
 // TestMaxRetriesUnlimited: --max-retries -1 keeps -1 in the store's
-// max_retries, and runs list, runs show and explain say "unlimited".
+// max_retries, and runs list, runs show and explain say "unlimited"
+// (explain also shows retry.maxElapsedMs).
 func TestMaxRetriesUnlimited(t *testing.T) {
 	t.Parallel()
 	dir, store := demoWithMaxRetries(t, "-1")
@@ -93,7 +94,8 @@ func TestMaxRetriesUnlimited(t *testing.T) {
 	if r := runDemo(t, dir, nil, "runs", "show", id, "--store", store); r.code != 0 || !strings.Contains(r.stdout, " of unlimited)") {
 		t.Errorf("runs show %s: status %d\n%s%s", id, r.code, r.stdout, r.stderr)
 	}
-	if r := runDemo(t, dir, nil, "explain", "--class", "rate_limit", "--max-retries", "-1"); r.code != 0 || !strings.Contains(r.stdout, "rule class:rate_limit), unlimited retries") ||
+	if r := runDemo(t, dir, []string{"JRETRY_RETRY_MAX_ELAPSED_MS=3600000"}, "explain", "--class", "rate_limit", "--max-retries", "-1"); r.code != 0 ||
+		!strings.Contains(r.stdout, "rule class:rate_limit), unlimited retries, none starting later than 1h0m0s after the node's first attempt") ||
 		strings.Contains(r.stdout, "beyond maxRetries") {
 		t.Errorf("explain with --max-retries -1: status %d\n%s%s", r.code, r.stdout, r.stderr)
 	}

@@ -27,6 +27,8 @@ var keyMeanings = map[string]string{
 	"executor.worker":                   "this process's name in claims (empty: hostname-pid)",
 	"executor.nodeTimeout":              fmt.Sprintf("bound of one node execution (0: %s)", executor.NodeTimeoutDefault),
 	"executor.shutdownTimeout":          fmt.Sprintf("how long a stopping worker waits for nodes in flight (0: %s)", executor.ShutdownTimeoutDefault),
+	"executor.maxSnoozes":               fmt.Sprintf("most snoozes of one node in one run (0: %d, -1: unlimited)", executor.MaxSnoozesDefault),
+	"retry.maxElapsedMs":                "most time of one node across its retries, ms (0: no limit)",
 	"executor.budget.enabled":           "retry budgets shared by every worker: over a window, a class's retries are deferred past its budget (false: off)",
 	"executor.budget.ratio":             fmt.Sprintf("retry budget: the share of the window's attempts retries may make up (0: %v)", retry.BudgetRatioDefault),
 	"executor.budget.minRetries":        fmt.Sprintf("retry budget: retries always allowed per window, per class (0: %d)", retry.BudgetMinRetriesDefault),

@@ -209,6 +209,32 @@ func Budget(u retry.BudgetUse) error {
 	return nil
 }
 
+// Snooze validates the arguments of [retry.Recorder.Snooze] and returns s
+// with its message as it is stored (made storable and truncated).
+func Snooze(c retry.Claim, s retry.SnoozeRecord) (retry.SnoozeRecord, error) {
+	if err := Claim(c, s.FinishedAt); err != nil {
+		return s, err
+	}
+	switch {
+	case s.NodeID == "":
+		return s, Invalid("run %s: empty node id", c.RunID)
+	case s.Delay < 0:
+		return s, Invalid("run %s: snooze delay %v is negative", c.RunID, s.Delay)
+	}
+	if err := CheckIDs("node id", s.NodeID); err != nil {
+		return s, fmt.Errorf("run %s: %w", c.RunID, err)
+	}
+	s.Message = Truncate(s.Message)
+	return s, nil
+}
+
+// NodeStart is when an attempt that began at started and finished at
+// finished started its node, for a run whose current node has not yet
+// recorded one: started, or finished when started is not known.
+func NodeStart(started, finished time.Time) time.Time {
+	return cmp.Or(started, finished)
+}
+
 // Filter validates a [retry.RunFilter] and returns its limit (0 means 100).
 func Filter(f retry.RunFilter) (int, error) {
 	switch {

@@ -435,6 +435,7 @@ func (s *Store) CompleteNode(ctx context.Context, c retry.Claim, ns retry.NodeSu
 	}
 	r.run.Context.Outputs[ns.NodeID] = output
 	r.run.Status, r.run.CurrentNodeID, r.run.RetryCount, r.run.LastDelay, r.run.UpdatedAt = status, ns.NextNodeID, 0, 0, now
+	r.run.SnoozeCount, r.run.NodeStartedAt = 0, time.Time{}
 	switch status {
 	case retry.StatusCompleted:
 		r.due = time.Time{}
@@ -493,12 +494,47 @@ func (s *Store) RecordFailure(ctx context.Context, c retry.Claim, f retry.Failur
 	}
 	r.run.Status, r.run.LastErrorMessage, r.run.LastErrorClass = status, f.Message, f.Class
 	r.run.LastErrorAt, r.run.UpdatedAt = now, now
+	r.startNode(f.StartedAt, now)
 	if status == retry.StatusRetrying && f.Decision.Delay == 0 {
 		// Retried at once: the claim is kept, due when its lease ends.
 		r.run.Status, r.due = retry.StatusInProgress, r.run.LeaseExpiresAt
 	} else {
 		r.release()
 	}
+	return copyRun(r.run), nil
+}
+
+// startNode records when the current node's first attempt began, unless
+// an earlier attempt of it did.
+func (r *row) startNode(started, finished time.Time) {
+	if r.run.NodeStartedAt.IsZero() {
+		r.run.NodeStartedAt = ms(storecheck.NodeStart(started, finished))
+	}
+}
+
+// Snooze parks the run until its node runs again, without a failure,
+// under c; see [retry.Recorder].
+func (s *Store) Snooze(ctx context.Context, c retry.Claim, sn retry.SnoozeRecord) (retry.Run, error) {
+	sn, err := storecheck.Snooze(c, sn)
+	if err != nil {
+		return retry.Run{}, fmt.Errorf("snooze: %w", err)
+	}
+	now := ms(sn.FinishedAt)
+	if err := s.lock(ctx, "snooze"); err != nil {
+		return retry.Run{}, err
+	}
+	defer s.data.mu.Unlock()
+	r, err := s.held(c, now)
+	if err != nil {
+		return retry.Run{}, fmt.Errorf("snooze: %w", err)
+	}
+	r.appendAttempt(retry.Attempt{NodeID: sn.NodeID, StartedAt: sn.StartedAt, FinishedAt: now, Outcome: retry.OutcomeSnoozed,
+		ErrorMessage: sn.Message, Decision: retry.Decision{Delay: sn.Delay}, Status: retry.StatusWaiting})
+	r.startNode(sn.StartedAt, now)
+	r.run.Status, r.run.WakeAt, r.run.UpdatedAt = retry.StatusWaiting, ms(now.Add(sn.Delay)), now
+	r.run.SnoozeCount++
+	r.due = r.run.WakeAt
+	r.release()
 	return copyRun(r.run), nil
 }
 
@@ -692,6 +728,7 @@ func (s *Store) ReplayWith(ctx context.Context, id string, o retry.ReplayOptions
 		Act: &retry.OperatorAct{By: o.By, From: o.From, Override: o.Override, Moved: moved}})
 	r.run.Status, r.run.CurrentNodeID, r.run.Context = retry.StatusRetrying, node, kept
 	r.run.RetryCount, r.run.NextRetryAt, r.run.LastDelay, r.run.UpdatedAt = 0, now, 0, now
+	r.run.SnoozeCount, r.run.NodeStartedAt = 0, time.Time{}
 	r.run.Override = copyOverride(o.Override)
 	if o.Override.MaxRetries != nil {
 		r.run.MaxRetries = *o.Override.MaxRetries

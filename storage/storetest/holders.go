@@ -13,7 +13,7 @@ type write struct {
 	call func(h *harness, c retry.Claim, now time.Time) error
 }
 
-// writes are the four methods every claim rule applies to alike.
+// writes are the five methods every claim rule applies to alike.
 var writes = []write{
 	{"CompleteNode", func(h *harness, c retry.Claim, now time.Time) error {
 		_, err := h.s.CompleteNode(h.ctx, c, retry.NodeSuccess{NodeID: "a", NextNodeID: "b", FinishedAt: now})
@@ -21,6 +21,10 @@ var writes = []write{
 	}},
 	{"RecordFailure", func(h *harness, c retry.Claim, now time.Time) error {
 		_, err := h.s.RecordFailure(h.ctx, c, retryAfter("a", now, time.Second))
+		return err
+	}},
+	{"Snooze", func(h *harness, c retry.Claim, now time.Time) error {
+		_, err := h.s.Snooze(h.ctx, c, retry.SnoozeRecord{NodeID: "a", Delay: time.Second, FinishedAt: now})
 		return err
 	}},
 	{"ExtendLease", func(h *harness, c retry.Claim, now time.Time) error {

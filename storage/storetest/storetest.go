@@ -51,7 +51,7 @@
 //   - ExtendLease and Release: Lease/Extend, Lease/ExtendAfterExpiry,
 //     Lease/Release, Lease/NotFound
 //   - every write is conditional on the token and a live lease, and a lost
-//     claim changes nothing: Lease/EveryWriteEveryHolder (each of the four
+//     claim changes nothing: Lease/EveryWriteEveryHolder (each of the five
 //     writes under a live, expired, stale and released claim),
 //     Lease/EveryStatusReleases (under the claim a completed, parked,
 //     retrying or failed run gave up), Lease/StaleTokenChangesNothing,
@@ -65,6 +65,13 @@
 //     retry's fields (RecordFailure/Retry), a zero delay keeps the claim
 //     (RecordFailure/ZeroDelay*), the message truncated and free text
 //     stored (RecordFailure/Truncation, RecordFailure/UnstorableText)
+//   - Snooze: waiting at the same node until its wake time, RetryCount,
+//     LastDelay and the last error kept, SnoozeCount counted, the claim
+//     released, an OutcomeSnoozed attempt (Snooze/KeepsRetryCount);
+//     SnoozeCount reset when the node completes
+//     (Snooze/CountsUntilTheNodeCompletes); NodeStartedAt set by a node's
+//     first failure or snooze, kept, cleared by a completion or a replay
+//     (Snooze/NodeStartedAt); bad arguments refused (Snooze/Invalid)
 //   - ListWakeups: retrying and waiting runs in id order, paged
 //     (ListWakeups/Paged)
 //   - Close: later calls return ErrClosed (Invalid/Closed)
@@ -158,7 +165,7 @@ type check struct {
 
 // groups are the suite's checks, one group per behaviour area.
 var groups = [][]check{
-	createChecks, batchChecks, claimChecks, leaseChecks, holderChecks, recordChecks, parkChecks,
+	createChecks, batchChecks, claimChecks, leaseChecks, holderChecks, recordChecks, snoozeChecks, parkChecks,
 	wakeupChecks, inspectorChecks, replayChecks, dashboardChecks, operatorChecks, concurrencyChecks, timeChecks, invalidChecks, idChecks,
 	budgetChecks,
 }
@@ -358,8 +365,8 @@ func (h *harness) unchanged(what string, before retry.Run, beforeAttempts int) {
 // sameRun compares runs field by field, times with Equal and the context
 // by its JSON meaning.
 func sameRun(a, b retry.Run) bool {
-	ta := []time.Time{a.LastErrorAt, a.NextRetryAt, a.WakeAt, a.LeaseExpiresAt, a.CreatedAt, a.UpdatedAt}
-	tb := []time.Time{b.LastErrorAt, b.NextRetryAt, b.WakeAt, b.LeaseExpiresAt, b.CreatedAt, b.UpdatedAt}
+	ta := []time.Time{a.LastErrorAt, a.NextRetryAt, a.WakeAt, a.LeaseExpiresAt, a.CreatedAt, a.UpdatedAt, a.NodeStartedAt}
+	tb := []time.Time{b.LastErrorAt, b.NextRetryAt, b.WakeAt, b.LeaseExpiresAt, b.CreatedAt, b.UpdatedAt, b.NodeStartedAt}
 	for i := range ta {
 		if !ta[i].Equal(tb[i]) {
 			return false
@@ -370,6 +377,7 @@ func sameRun(a, b retry.Run) bool {
 	}
 	a.Context, b.Context = retry.RunContext{}, retry.RunContext{}
 	a.LastErrorAt, a.NextRetryAt, a.WakeAt, a.LeaseExpiresAt, a.CreatedAt, a.UpdatedAt = b.LastErrorAt, b.NextRetryAt, b.WakeAt, b.LeaseExpiresAt, b.CreatedAt, b.UpdatedAt
+	a.NodeStartedAt = b.NodeStartedAt
 	return reflect.DeepEqual(a, b)
 }
 

@@ -77,6 +77,10 @@ func (w *watched) RecordFailure(ctx context.Context, c retry.Claim, f retry.Fail
 	return call(w, "RecordFailure", func() (retry.Run, error) { return w.s.RecordFailure(ctx, c, f) })
 }
 
+func (w *watched) Snooze(ctx context.Context, c retry.Claim, s retry.SnoozeRecord) (retry.Run, error) {
+	return call(w, "Snooze", func() (retry.Run, error) { return w.s.Snooze(ctx, c, s) })
+}
+
 func (w *watched) ListWakeups(ctx context.Context, afterID string, limit int) ([]retry.Wakeup, error) {
 	return call(w, "ListWakeups", func() ([]retry.Wakeup, error) { return w.s.ListWakeups(ctx, afterID, limit) })
 }
