@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,7 +60,19 @@ func snoozing(calls *int, snoozes int) executor.HandlerFunc {
 // count unchanged: each snooze is recorded as one, not as a failure or a
 // retry.
 func TestSnoozeKeepsRetryCount(t *testing.T) {
-	h := newHarness(t, executor.Config{}, nil)
+	var mu sync.Mutex
+	var snoozedAt []time.Time
+	outcomes := map[string]int{}
+	h := newHarness(t, executor.Config{Observer: executor.ObserverFunc(func(ev executor.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch ev := ev.(type) {
+		case executor.NodeSnoozed:
+			snoozedAt = append(snoozedAt, ev.At)
+		case executor.AttemptRecorded:
+			outcomes[ev.Outcome()]++
+		}
+	})}, nil)
 	calls := 0
 	must(t, h.exec.Handle("lab", snoozing(&calls, 3)))
 	must(t, h.exec.RegisterJourney(executor.Journey{ID: "j", Start: "a", Nodes: []executor.Node{{ID: "a", Type: "lab"}}}))
@@ -90,6 +103,12 @@ func TestSnoozeKeepsRetryCount(t *testing.T) {
 	}
 	if st := h.exec.Stats(); st.Snoozed != 3 || st.Retries != 1 || st.Failed != 1 {
 		t.Errorf("stats: %d snoozed, %d retries, %d failed; want 3, 1, 1", st.Snoozed, st.Retries, st.Failed)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(snoozedAt) != 3 || !snoozedAt[0].Equal(as[1].FinishedAt.Add(time.Minute)) || outcomes["snoozed"] != 3 || outcomes["retrying"] != 1 {
+		t.Errorf("events: snoozes due %v, attempt outcomes %v; want 3 NodeSnoozed a minute after each, 3 snoozed and 1 retrying attempts",
+			snoozedAt, outcomes)
 	}
 }
 

@@ -36,26 +36,13 @@ func (s *Store) CompleteNodeTx(ctx context.Context, c retry.Claim, ns retry.Node
 		setArgs = append(setArgs, ms(ns.WakeAt), ms(ns.WakeAt))
 	}
 	args := append([]any{ns.NodeID, output, string(status), datetime(now)}, setArgs...)
-	args = append(args, c.RunID, c.Token, ms(now))
+	a := attempt{nodeID: ns.NodeID, started: ns.StartedAt, finished: now,
+		outcome: retry.OutcomeSucceeded, statusExpr: "'" + string(status) + "'"}
 	var run retry.Run
 	err = s.write(ctx, "complete node", c.RunID, func(ctx context.Context, tx queryer) error {
-		ok, err := s.insertAttempt(ctx, tx, attempt{
-			nodeID: ns.NodeID, started: ns.StartedAt, finished: now,
-			outcome: retry.OutcomeSucceeded, statusExpr: "'" + string(status) + "'",
-		}, heldBy, c.RunID, c.Token, ms(now))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return lostOrMissing(ctx, tx, c)
-		}
-		r, ok, err := s.writeRun(ctx, tx, c.RunID, `UPDATE journey_runs SET context = `+s.setOutput()+`,
+		r, err := s.recordUnder(ctx, tx, c, a, `UPDATE journey_runs SET context = `+s.setOutput()+`,
 	status = ?, retry_count = 0, last_delay_ms = 0, snooze_count = 0, node_started_at = NULL,
-	attempt_count = attempt_count + 1, updated_at = ?, `+set+`
-WHERE `+heldBy, args...)
-		if err == nil && !ok { // the claim was lost between the two statements (PostgreSQL)
-			err = dirty(fmt.Errorf("run %s: %w", retry.QuoteID(c.RunID), retry.ErrLostClaim))
-		}
+	attempt_count = attempt_count + 1, updated_at = ?, `+set, args...)
 		if err == nil {
 			budgetsOf(ctx).countAttempt(ns.Budget, now)
 		}
@@ -63,6 +50,27 @@ WHERE `+heldBy, args...)
 		return joinTx(ctx, tx, r, err, then)
 	})
 	return run, err
+}
+
+// recordUnder appends attempt a to the history of the run c claims, then
+// runs update, an UPDATE of journey_runs without its WHERE clause (the
+// claim's, added here with its arguments after args), and returns the run
+// as written. A claim that no longer holds changes nothing (ErrLostClaim,
+// or ErrNotFound for a missing run).
+func (s *Store) recordUnder(ctx context.Context, tx queryer, c retry.Claim, a attempt, update string, args ...any) (retry.Run, error) {
+	now := ms(a.finished)
+	ok, err := s.insertAttempt(ctx, tx, a, heldBy, c.RunID, c.Token, now)
+	if err != nil {
+		return retry.Run{}, err
+	}
+	if !ok {
+		return retry.Run{}, lostOrMissing(ctx, tx, c)
+	}
+	r, ok, err := s.writeRun(ctx, tx, c.RunID, update+"\nWHERE "+heldBy, append(args, c.RunID, c.Token, now)...)
+	if err == nil && !ok { // the claim was lost between the two statements (PostgreSQL)
+		err = dirty(fmt.Errorf("run %s: %w", retry.QuoteID(c.RunID), retry.ErrLostClaim))
+	}
+	return r, err
 }
 
 // setOutput is the SQL expression for the context with the output
@@ -134,26 +142,15 @@ func (s *Store) RecordFailureTx(ctx context.Context, c retry.Claim, f retry.Fail
 			run = r
 			return joinTx(ctx, tx, r, err, then)
 		}
-		ok, err := s.insertAttempt(ctx, tx, a, heldBy, c.RunID, c.Token, ms(now))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return lostOrMissing(ctx, tx, c)
-		}
-		r, ok, err := s.writeRun(ctx, tx, c.RunID, `UPDATE journey_runs SET status = `+runStatus+`,
+		r, err := s.recordUnder(ctx, tx, c, a, `UPDATE journey_runs SET status = `+runStatus+`,
 	retry_count = retry_count + CASE WHEN `+retrying+` THEN 1 ELSE 0 END,
 	next_retry_at = CASE WHEN `+retrying+` THEN ? ELSE next_retry_at END,
 	last_delay_ms = CASE WHEN `+retrying+` THEN ? ELSE last_delay_ms END,
 	due_at = `+due+`,
 	last_error_message = ?, last_error_class = ?, last_error_timestamp = ?,
-	node_started_at = COALESCE(node_started_at, ?), attempt_count = attempt_count + 1, updated_at = ?, `+held+`
-WHERE `+heldBy,
+	node_started_at = COALESCE(node_started_at, ?), attempt_count = attempt_count + 1, updated_at = ?, `+held,
 			slices.Concat([]any{next, f.Decision.Delay.Milliseconds()}, dueArgs,
-				[]any{f.Message, string(class), ms(now), ms(storecheck.NodeStart(f.StartedAt, now)), datetime(now), c.RunID, c.Token, ms(now)})...)
-		if err == nil && !ok { // the claim was lost between the two statements (PostgreSQL)
-			err = dirty(fmt.Errorf("run %s: %w", c.RunID, retry.ErrLostClaim))
-		}
+				[]any{f.Message, string(class), ms(now), ms(storecheck.NodeStart(f.StartedAt, now)), datetime(now)})...)
 		run = r
 		return joinTx(ctx, tx, r, err, then)
 	})
@@ -180,20 +177,9 @@ func (s *Store) SnoozeTx(ctx context.Context, c retry.Claim, sn retry.SnoozeReco
 		message: sn.Message, decision: retry.Decision{Delay: sn.Delay}, statusExpr: "'" + string(retry.StatusWaiting) + "'"}
 	var run retry.Run
 	err = s.write(ctx, "snooze", c.RunID, func(ctx context.Context, tx queryer) error {
-		ok, err := s.insertAttempt(ctx, tx, a, heldBy, c.RunID, c.Token, ms(now))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return lostOrMissing(ctx, tx, c)
-		}
-		r, ok, err := s.writeRun(ctx, tx, c.RunID, `UPDATE journey_runs SET status = 'waiting', wake_at = ?, due_at = ?,
+		r, err := s.recordUnder(ctx, tx, c, a, `UPDATE journey_runs SET status = 'waiting', wake_at = ?, due_at = ?,
 	snooze_count = COALESCE(snooze_count, 0) + 1, node_started_at = COALESCE(node_started_at, ?),
-	attempt_count = attempt_count + 1, updated_at = ?, `+releaseSet+`
-WHERE `+heldBy, wake, wake, ms(storecheck.NodeStart(sn.StartedAt, now)), datetime(now), c.RunID, c.Token, ms(now))
-		if err == nil && !ok { // the claim was lost between the two statements (PostgreSQL)
-			err = dirty(fmt.Errorf("run %s: %w", retry.QuoteID(c.RunID), retry.ErrLostClaim))
-		}
+	attempt_count = attempt_count + 1, updated_at = ?, `+releaseSet, wake, wake, ms(storecheck.NodeStart(sn.StartedAt, now)), datetime(now))
 		run = r
 		return joinTx(ctx, tx, r, err, then)
 	})
