@@ -29,6 +29,8 @@ func TestChecksCatchBrokenStores(t *testing.T) {
 		{"Cancel/EveryStatus", "Cancel ends a run but keeps its claim", func() retry.Store { return cancelKeepsClaim{memstore.New()} }},
 		{"Cancel/HolderLearns", "a voided claim reads as merely lost", func() retry.Store { return hidesCancel{memstore.New()} }},
 		{"ReplayWith/FromNode", "ReplayWith ignores From", func() retry.Store { return replayIgnoresFrom{memstore.New()} }},
+		{"Snooze/KeepsRetryCount", "Snooze records a retried failure", func() retry.Store { return snoozeRetries{memstore.New()} }},
+		{"RecordFailure/MaxRetriesUnlimited", "-1 enforced as no retry", func() retry.Store { return unlimitedIsZero{memstore.New()} }},
 		{"ClaimDue/ReturnsTheStoredRun", "ClaimDue returns nothing", func() retry.Store { return claimsNothing{memstore.New()} }},
 		{"RecordFailure/Truncation", "Attempts returns no history", func() retry.Store { return noHistory{memstore.New()} }},
 		{"CreateMany/DuplicateID", "CreateMany keeps the runs before a taken id", func() retry.Store { return createsOneByOne{memstore.New()} }},
@@ -223,4 +225,24 @@ type replayIgnoresFrom struct{ *memstore.Store }
 func (s replayIgnoresFrom) ReplayWith(ctx context.Context, id string, o retry.ReplayOptions, now time.Time) (retry.Run, error) {
 	o.From = ""
 	return s.Store.ReplayWith(ctx, id, o, now)
+}
+
+// snoozeRetries records a snooze as a failure retried after its delay: it
+// counts a retry.
+type snoozeRetries struct{ *memstore.Store }
+
+func (s snoozeRetries) Snooze(ctx context.Context, c retry.Claim, sn retry.SnoozeRecord) (retry.Run, error) {
+	return s.RecordFailure(ctx, c, retry.FailureRecord{NodeID: sn.NodeID, Message: sn.Message,
+		Decision: retry.Decision{Retry: true, Delay: sn.Delay}, StartedAt: sn.StartedAt, FinishedAt: sn.FinishedAt})
+}
+
+// unlimitedIsZero keeps a run's limit of -1 but ends its first failure
+// as if the limit were 0.
+type unlimitedIsZero struct{ *memstore.Store }
+
+func (s unlimitedIsZero) RecordFailure(ctx context.Context, c retry.Claim, f retry.FailureRecord) (retry.Run, error) {
+	if r, err := s.Get(ctx, c.RunID); err == nil && r.MaxRetries == retry.Unlimited {
+		f.Decision = retry.Decision{Exhausted: true, Rule: "max_retries"}
+	}
+	return s.Store.RecordFailure(ctx, c, f)
 }
