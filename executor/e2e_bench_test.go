@@ -30,7 +30,10 @@ import (
 // connection pool, measured in the same run. Both report CPU per attempt
 // (per transaction for raw): this process's (getrusage) plus, on
 // PostgreSQL, the server backends of this benchmark's connections
-// (/proc/<pid>/stat, found by application_name).
+// (/proc/<pid>/stat, found by application_name). executor+budget is the
+// executor with retry budgets on (a floor no retry reaches, so that it
+// measures what the budgets cost each attempt, not what they defer),
+// beside executor in the same run.
 //
 //	RETRY_TEST_POSTGRES_URL=... go test -run '^$' -bench EndToEnd -benchtime 1x ./executor/
 func BenchmarkEndToEnd(b *testing.B) {
@@ -45,7 +48,10 @@ func BenchmarkEndToEnd(b *testing.B) {
 				store := openBenchStore(b, dsn)
 				cpu := func() time.Duration { return retrytest.ProcessCPU() + serverCPU(b, store, engine, app) }
 				b.Run("raw", func(b *testing.B) { benchRaw(b, store, workers, cpu) })
-				b.Run("executor", func(b *testing.B) { benchExecutor(b, store, workers, cpu) })
+				b.Run("executor", func(b *testing.B) { benchExecutor(b, store, workers, cpu, executor.BudgetConfig{}) })
+				b.Run("executor+budget", func(b *testing.B) {
+					benchExecutor(b, store, workers, cpu, executor.BudgetConfig{Enabled: true, MinRetries: 1 << 30})
+				})
 			})
 		}
 	}
@@ -99,19 +105,23 @@ func benchRaw(b *testing.B, store *storage.Store, clients int, cpu func() time.D
 }
 
 // benchExecutor: runs of the workload, started by workers goroutines, each
-// executing its run in line (three attempts).
-func benchExecutor(b *testing.B, store *storage.Store, workers int, cpu func() time.Duration) {
+// executing its run in line (three attempts), under budget.
+func benchExecutor(b *testing.B, store *storage.Store, workers int, cpu func() time.Duration, budget executor.BudgetConfig) {
 	runs := 1000 * workers / 2
 	runs = min(max(runs, 1500), 6000)
 	sched, err := memory.New(memory.Config{})
 	must(b, err)
-	ex, err := executor.New(executor.Config{Workers: workers, Mode: executor.ModeFull, SweepSpec: "@every 1h"}, store, sched, retryAfter(0))
+	ex, err := executor.New(executor.Config{Workers: workers, Mode: executor.ModeFull, SweepSpec: "@every 1h", Budget: budget}, store, sched, retryAfter(0))
 	must(b, err)
 	defer ex.Close()
 	blip := retry.WithClass(errors.New("connection reset"), retry.ClassNetworkBlip)
 	must(b, ex.Handle("flaky", failing(blip, 2)))
 	must(b, ex.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "flaky"}}}))
 	ctx := context.Background()
+	prefix := "e" // the two executors share the store
+	if budget.Enabled {
+		prefix = "b"
+	}
 	var total, used time.Duration
 	for i := range b.N {
 		var next atomic.Int64
@@ -120,7 +130,7 @@ func benchExecutor(b *testing.B, store *storage.Store, workers int, cpu func() t
 		for range workers {
 			wg.Go(func() {
 				for n := next.Add(1); n <= int64(runs); n = next.Add(1) {
-					run, err := startSync(ex, ctx, "j", nil, executor.WithRunID(fmt.Sprintf("%d-%06d", i, n)))
+					run, err := startSync(ex, ctx, "j", nil, executor.WithRunID(fmt.Sprintf("%s%d-%06d", prefix, i, n)))
 					if err != nil || run.Status != retry.StatusCompleted {
 						b.Errorf("run: %v %s", err, run.Status)
 						return

@@ -121,8 +121,10 @@ func BudgetPausedRule(key string) string { return "budget:" + key + ":paused" }
 // delay spreads it).
 const BudgetHorizon = 5
 
-// slotBuckets is the length of BudgetState.Slots.
-const slotBuckets = BudgetBuckets * (1 + BudgetHorizon)
+// slotBuckets is the length of BudgetState.Slots: two windows before the
+// latest decision's bucket (a worker whose clock is behind another's by
+// up to a window still books in its own bucket), and the horizon.
+const slotBuckets = BudgetBuckets * (2 + BudgetHorizon)
 
 // BudgetState is the persisted state of one budget key, which a store
 // reads, changes with [BudgetState.Apply] and writes back in the
@@ -160,7 +162,7 @@ type BudgetState struct {
 	RetriesTotal  int64 `json:"rt,omitempty"`
 	DeferredTotal int64 `json:"dt,omitempty"`
 	// Slots counts the retries booked per bucket, by due time, from
-	// bucket SlotFirst on: at least the window before now, and the
+	// bucket SlotFirst on: at least the two windows before now, and the
 	// buckets ahead.
 	SlotFirst int64              `json:"sf"`
 	Slots     [slotBuckets]int64 `json:"sl"`
@@ -185,7 +187,7 @@ func (s *BudgetState) roll(widthMS, t int64) {
 	cur := t / widthMS
 	if s.WidthMS != widthMS {
 		*s = BudgetState{Scope: s.Scope, RetriesTotal: s.RetriesTotal, DeferredTotal: s.DeferredTotal,
-			PausedUntil: s.PausedUntil, WidthMS: widthMS, Bucket: cur, SlotFirst: cur - BudgetBuckets + 1}
+			PausedUntil: s.PausedUntil, WidthMS: widthMS, Bucket: cur, SlotFirst: cur - 2*BudgetBuckets + 1}
 		return
 	}
 	if n := cur - s.Bucket; n > 0 {
@@ -193,7 +195,7 @@ func (s *BudgetState) roll(widthMS, t int64) {
 		shift(s.Deferred[:], n)
 		s.Bucket = cur
 	}
-	s.moveSlots(cur - BudgetBuckets + 1)
+	s.moveSlots(cur - 2*BudgetBuckets + 1)
 }
 
 // moveSlots moves the start of the bookings to bucket first, if later.
@@ -207,10 +209,12 @@ func (s *BudgetState) moveSlots(first int64) {
 // Apply is what a store does with a budgeted failure recorded at now with
 // decision d: it records u.PauseUntil and, when the failure leaves the run
 // retrying, admits the retry against the budget, its scope's window
-// holding attempts attempts (this one included). It returns the decision
+// holding attempts() attempts (this one included; called only when the
+// window holds the floor already, so that a quiet budget costs no count).
+// It returns the decision
 // to record: d, or d deferred (a longer Delay, and Rule [BudgetRule] or
 // [BudgetPausedRule]).
-func (s *BudgetState) Apply(u BudgetUse, now time.Time, retrying bool, d Decision, attempts int64) Decision {
+func (s *BudgetState) Apply(u BudgetUse, now time.Time, retrying bool, d Decision, attempts func() int64) Decision {
 	if !u.PauseUntil.IsZero() {
 		s.PausedUntil = max(s.PausedUntil, u.PauseUntil.UnixMilli())
 	}
@@ -229,10 +233,10 @@ func (s *BudgetState) Apply(u BudgetUse, now time.Time, retrying bool, d Decisio
 // admit books a retry of u's budget asked at now with the policy's delay.
 // It returns the delay the retry gets and, when that is later than asked,
 // the rule that deferred it; the rule is "" when the retry goes as asked.
-func (s *BudgetState) admit(u BudgetUse, now time.Time, delay time.Duration, attempts int64) (time.Duration, string) {
+func (s *BudgetState) admit(u BudgetUse, now time.Time, delay time.Duration, attempts func() int64) (time.Duration, string) {
 	b := u.Budget.WithDefaults()
 	w, t := b.bucketMS(), now.UnixMilli()
-	limit := b.Limit(attempts)
+	limit, counted := int64(b.MinRetries), false // the floor, until a window holds it
 	due := t + delay.Milliseconds()
 	arrive := max(due, s.PausedUntil) // a pause moves the retry to its end
 	// Slots[i] is bucket SlotFirst+i. A bucket's window must be in the
@@ -249,7 +253,11 @@ func (s *BudgetState) admit(u BudgetUse, now time.Time, delay time.Duration, att
 			if bucket-s.SlotFirst >= slotBuckets {
 				s.moveSlots(bucket - slotBuckets + 1) // the buckets passed are full
 			}
-			if window(bucket) < limit {
+			n := window(bucket)
+			if n >= limit && !counted {
+				limit, counted = b.Limit(attempts()), true
+			}
+			if n < limit {
 				break
 			}
 			bucket++

@@ -81,7 +81,9 @@ VALUES (?, 'j', 'in_progress', 'a', 1, '{}', ?, 'w', ?, ?, '2001-09-09 01:46:40.
 // BenchmarkRecordFailure compares RecordFailure (attempt row, run update,
 // claim check, one transaction) with a bare single-row UPDATE transaction,
 // for one caller and for 16 concurrent callers (where group commit shares
-// transactions).
+// transactions); store+budget is RecordFailure charged to a retry budget
+// (its state read and written, the attempt counted, in the same
+// transaction).
 func BenchmarkRecordFailure(b *testing.B) {
 	for name, open := range benchDBs(b) {
 		for _, callers := range []int{1, 16} {
@@ -104,21 +106,28 @@ func BenchmarkRecordFailure(b *testing.B) {
 					return tx.Commit()
 				})
 			})
-			b.Run(fmt.Sprintf("%s/callers=%d/store", name, callers), func(b *testing.B) {
-				s := open(b)
-				seed(b, s, b.N+callers, true)
-				ctx := context.Background()
-				var next atomic.Int64
-				now := benchBase.Add(time.Second)
-				parallel(b, callers, func() error {
-					i := next.Add(1) - 1
-					c := retry.Claim{RunID: fmt.Sprint("r", i), Token: fmt.Sprint("t", i)}
-					_, err := s.RecordFailure(ctx, c, retry.FailureRecord{NodeID: "a", Class: retry.ClassNetworkBlip,
-						Message: "connection reset by peer", StartedAt: now, FinishedAt: now,
-						Decision: retry.Decision{Retry: true, Delay: time.Second, Strategy: "short", Rule: "class:network_blip"}})
-					return err
+			for _, budgeted := range []bool{false, true} {
+				variant := "store"
+				var u retry.BudgetUse
+				if budgeted { // a floor no retry reaches: the cost of the budget, not of deferring
+					variant, u = "store+budget", retry.BudgetUse{Key: "network_blip", Scope: "*", Budget: retry.Budget{MinRetries: 1 << 30}}
+				}
+				b.Run(fmt.Sprintf("%s/callers=%d/%s", name, callers, variant), func(b *testing.B) {
+					s := open(b)
+					seed(b, s, b.N+callers, true)
+					ctx := context.Background()
+					var next atomic.Int64
+					now := benchBase.Add(time.Second)
+					parallel(b, callers, func() error {
+						i := next.Add(1) - 1
+						c := retry.Claim{RunID: fmt.Sprint("r", i), Token: fmt.Sprint("t", i)}
+						_, err := s.RecordFailure(ctx, c, retry.FailureRecord{NodeID: "a", Class: retry.ClassNetworkBlip,
+							Message: "connection reset by peer", StartedAt: now, FinishedAt: now, Budget: u,
+							Decision: retry.Decision{Retry: true, Delay: time.Second, Strategy: "short", Rule: "class:network_blip"}})
+						return err
+					})
 				})
-			})
+			}
 		}
 	}
 }

@@ -133,16 +133,21 @@ func (bt *budgetTx) apply(ctx context.Context, tx queryer, u retry.BudgetUse, no
 	if err != nil {
 		return d, err
 	}
-	attempts, err := bt.window(ctx, tx, u, now)
-	if err != nil {
-		return d, err
+	var werr error // the count is read only if the window holds the floor
+	d = st.Apply(u, now, retrying, d, func() int64 {
+		n, err := bt.window(ctx, tx, u, now)
+		werr = err
+		return n
+	})
+	if werr != nil {
+		return d, werr
 	}
 	if bt.dirty == nil {
 		bt.dirty = map[string]bool{}
 	}
 	bt.dirty[u.Key] = true
 	bt.now = maxTime(bt.now, now)
-	return st.Apply(u, now, retrying, d, attempts), nil
+	return d, nil
 }
 
 // window counts u's scope's attempts in the window ending at now: those

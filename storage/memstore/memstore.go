@@ -481,7 +481,7 @@ func (s *Store) RecordFailure(ctx context.Context, c retry.Claim, f retry.Failur
 	if u := f.Budget; u.Key != "" {
 		s.data.countAttempt(u, now)
 		f.Decision = s.data.budgetState(u.Key).Apply(u, now, status == retry.StatusRetrying, f.Decision,
-			s.data.windowAttempts(u.Scope, u.Budget, now))
+			func() int64 { return s.data.windowAttempts(u.Scope, u.Budget, now) })
 	}
 	r.appendAttempt(retry.Attempt{NodeID: f.NodeID, StartedAt: f.StartedAt, FinishedAt: now, Outcome: retry.OutcomeFailed,
 		ErrorClass: f.Class, ErrorMessage: f.Message, Decision: f.Decision, Shadow: f.Shadow, Status: status})
