@@ -50,6 +50,9 @@ type DatabaseSummary struct {
 	RetriesByClass    map[retry.Class]int `json:"retriesByClass"`
 	// Replays counts operator replays.
 	Replays int `json:"replays"`
+	// Snoozes counts the attempts that snoozed (retry.Snooze): neither
+	// failures nor retries.
+	Snoozes int `json:"snoozes"`
 	// TopErrors are the most frequent (class, message) pairs among failed
 	// attempts, at most TopErrorsLimit.
 	TopErrors []TopError `json:"topErrors"`
@@ -112,8 +115,8 @@ func Summarize(ctx context.Context, in retry.Inspector, now time.Time) (Database
 	if err != nil {
 		return sum, fmt.Errorf("summary: %w", err)
 	}
-	sum.AttemptsPerRun, sum.RetriesByStrategy, sum.RetriesByClass, sum.Replays =
-		st.AttemptsPerRun, st.RetriesByStrategy, st.RetriesByClass, st.Replays
+	sum.AttemptsPerRun, sum.RetriesByStrategy, sum.RetriesByClass, sum.Replays, sum.Snoozes =
+		st.AttemptsPerRun, st.RetriesByStrategy, st.RetriesByClass, st.Replays, st.Snoozes
 	for n, runs := range st.AttemptsPerRun {
 		sum.Attempts += n * runs
 	}

@@ -48,6 +48,7 @@ func sample() *fakeInspector {
 			RetriesByStrategy:       map[string]int{"immediate": 4, "long": 2},
 			RetriesByClass:          map[retry.Class]int{retry.ClassNetworkBlip: 6},
 			Replays:                 2,
+			Snoozes:                 5,
 			ShadowDecisions:         3,
 			ShadowRetriesByStrategy: map[string]int{"immediate": 2},
 			ShadowRetriesByClass:    map[retry.Class]int{retry.ClassNetworkBlip: 2},
@@ -68,8 +69,8 @@ func TestSummarize(t *testing.T) {
 	if want := Total(in.counts); d.Runs != want {
 		t.Errorf("runs %d, want %d", d.Runs, want)
 	}
-	if d.Attempts != 40 || d.Retries != 6 || d.Replays != 2 || d.ShadowDecisions.WouldRetry != 2 || d.ShadowDecisions.Decisions != 3 {
-		t.Errorf("attempts %d retries %d replays %d shadow %+v", d.Attempts, d.Retries, d.Replays, d.ShadowDecisions)
+	if d.Attempts != 40 || d.Retries != 6 || d.Replays != 2 || d.Snoozes != 5 || d.ShadowDecisions.WouldRetry != 2 || d.ShadowDecisions.Decisions != 3 {
+		t.Errorf("attempts %d retries %d replays %d snoozes %d shadow %+v", d.Attempts, d.Retries, d.Replays, d.Snoozes, d.ShadowDecisions)
 	}
 	if len(d.TopErrors) != 1 || d.TopErrors[0] != (TopError{Class: retry.ClassNetworkBlip, Message: "reset", Count: 6}) {
 		t.Errorf("top errors %+v", d.TopErrors)

@@ -37,6 +37,9 @@ func WriteText(w io.Writer, s Summary) {
 	if d.Replays > 0 {
 		fmt.Fprintf(w, "Operator replays: %d\n", d.Replays)
 	}
+	if d.Snoozes > 0 {
+		fmt.Fprintf(w, "Snoozes (a node asked to run later; no retry counted): %d\n", d.Snoozes)
+	}
 	if sh := d.ShadowDecisions; sh.Decisions > 0 {
 		fmt.Fprintf(w, "Shadow decisions (recorded, not acted on): %d failures, %d would have been retried\n", sh.Decisions, sh.WouldRetry)
 		fmt.Fprintln(w, "Would retry by strategy:")

@@ -9,8 +9,8 @@ import (
 )
 
 // TestSummaryWording: the sweeper line says what the count is, overdue
-// runs of any cause, and the shadow decisions are shown when there are
-// some.
+// runs of any cause, and the shadow decisions and snoozes are shown when
+// there are some.
 func TestSummaryWording(t *testing.T) {
 	shadow := ShadowSummary{Decisions: 5, WouldRetry: 4,
 		WouldRetryByStrategy: map[string]int{"immediate": 3, "long": 1}, WouldRetryByClass: map[retry.Class]int{retry.ClassNetworkBlip: 4}}
@@ -26,7 +26,9 @@ func TestSummaryWording(t *testing.T) {
 		{name: "shadow", sum: Summary{Database: DatabaseSummary{ShadowDecisions: shadow}},
 			want: []string{regexp.QuoteMeta("Shadow decisions (recorded, not acted on): 5 failures, 4 would have been retried\n"),
 				"Would retry by strategy:\n  immediate +3\n  long +1\n", "Would retry by error class:\n  network_blip +4\n"}},
-		{name: "stats", sum: Summary{}, avoid: []string{"Sweeper", "Shadow"}},
+		{name: "snoozes", sum: Summary{Database: DatabaseSummary{Snoozes: 7}},
+			want: []string{regexp.QuoteMeta("Snoozes (a node asked to run later; no retry counted): 7\n")}},
+		{name: "stats", sum: Summary{}, avoid: []string{"Sweeper", "Shadow", "Snoozes"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -177,3 +177,36 @@ func TestPolicyFunc(t *testing.T) {
 		t.Errorf("PolicyFunc: %+v", d)
 	}
 }
+
+func TestSnooze(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want time.Duration
+		ok   bool
+	}{
+		{"nil", nil, 0, false},
+		{"plain", errBase, 0, false},
+		{"asked", Snooze(errBase, time.Minute), time.Minute, true},
+		{"negative is zero", Snooze(errBase, -time.Second), 0, true},
+		{"wrapped", fmt.Errorf("lab: %w", Snooze(errBase, time.Hour)), time.Hour, true},
+		{"not a retry-after", RetryAfter(errBase, time.Minute), 0, false},
+	} {
+		got, ok := RequestedSnooze(tc.err)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("%s: RequestedSnooze = %v, %v; want %v, %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+	// A snooze is never a success, and keeps the chain it wraps.
+	err := Snooze(nil, 90*time.Second)
+	if err == nil || err.Error() != "snoozed for 1m30s" {
+		t.Errorf("Snooze(nil, 90s) = %v; want an error saying so", err)
+	}
+	tagged := Snooze(WithClass(errBase, ClassRateLimit), time.Second)
+	if !errors.Is(tagged, errBase) || ClassOf(tagged) != ClassRateLimit || tagged.Error() != errBase.Error() {
+		t.Errorf("Snooze changed the chain: %v, class %s", tagged, ClassOf(tagged))
+	}
+	if _, ok := RequestedDelay(tagged); ok {
+		t.Error("a snooze reads as a Retry-After")
+	}
+}

@@ -221,6 +221,10 @@ type RetryStats struct {
 	RetriesByClass    map[Class]int
 	// Replays counts operator replays ([Inspector.Replay]).
 	Replays int
+	// Snoozes counts the snoozed attempts ([OutcomeSnoozed]): node
+	// executions (in AttemptsPerRun) that were neither a failure nor a
+	// retry.
+	Snoozes int
 	// ShadowDecisions counts the failures recorded with a shadow decision
 	// (FailureRecord.Shadow: rollout mode shadow), which ended their runs;
 	// ShadowRetriesByStrategy and ShadowRetriesByClass count those the

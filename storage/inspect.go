@@ -149,7 +149,8 @@ ORDER BY n DESC, 1, 2 LIMIT ?`, ms(since), ms(until), limit)
 // retryStatsQuery is RetryStats as one statement, so that its numbers come
 // from one snapshot and agree with each other: rows of (kind, attempts,
 // strategy, class, count), where kind is 'runs' (count runs took attempts
-// attempts), 'retries' (count retries had strategy and class) or 'replays'.
+// attempts), 'retries' (count retries had strategy and class), 'replays',
+// 'snoozes' or 'shadow'.
 const retryStatsQuery = `SELECT 'runs', n, '', '', COUNT(*) FROM (
 	SELECT COUNT(a.run_id) AS n FROM journey_runs r
 	LEFT JOIN journey_run_attempts a ON a.run_id = r.id AND a.outcome <> 'replayed'
@@ -161,6 +162,8 @@ FROM journey_run_attempts WHERE outcome = 'failed' AND status_after = 'retrying'
 GROUP BY COALESCE(decision_strategy, ''), COALESCE(error_class, '')
 UNION ALL
 SELECT 'replays', 0, '', '', COUNT(*) FROM journey_run_attempts WHERE outcome = 'replayed'
+UNION ALL
+SELECT 'snoozes', 0, '', '', COUNT(*) FROM journey_run_attempts WHERE outcome = 'snoozed'
 UNION ALL
 SELECT 'shadow', CASE WHEN decision_retry THEN 1 ELSE 0 END, COALESCE(decision_strategy, ''), COALESCE(error_class, ''), COUNT(*)
 FROM journey_run_attempts WHERE outcome = 'failed' AND shadow
@@ -192,6 +195,8 @@ func (s *Store) RetryStats(ctx context.Context) (retry.RetryStats, error) {
 			st.RetriesByClass[class] += n
 		case "replays":
 			st.Replays = n
+		case "snoozes":
+			st.Snoozes = n
 		case "shadow":
 			st.ShadowDecisions += n
 			if attempts == 1 { // the decision was to retry

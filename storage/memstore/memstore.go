@@ -651,6 +651,8 @@ func (s *Store) RetryStats(ctx context.Context) (retry.RetryStats, error) {
 			case a.Outcome == retry.OutcomeReplayed:
 				st.Replays++
 				continue
+			case a.Outcome == retry.OutcomeSnoozed:
+				st.Snoozes++
 			case a.Outcome == retry.OutcomeFailed && a.Shadow:
 				st.ShadowDecisions++
 				if a.Decision.Retry {

@@ -91,7 +91,7 @@ var inspectorChecks = []check{
 		}
 		if st.AttemptsPerRun == nil || st.RetriesByStrategy == nil || st.RetriesByClass == nil ||
 			st.ShadowRetriesByStrategy == nil || st.ShadowRetriesByClass == nil ||
-			len(st.AttemptsPerRun)+len(st.RetriesByStrategy)+len(st.RetriesByClass)+st.Replays+st.ShadowDecisions+
+			len(st.AttemptsPerRun)+len(st.RetriesByStrategy)+len(st.RetriesByClass)+st.Replays+st.Snoozes+st.ShadowDecisions+
 				len(st.ShadowRetriesByStrategy)+len(st.ShadowRetriesByClass) != 0 {
 			h.t.Fatalf("empty store: RetryStats = %+v; want empty, non-nil maps", st)
 		}
@@ -127,6 +127,9 @@ var inspectorChecks = []check{
 		h.create(nr, at(0))
 		r = h.claimRun("maxed", at(0))
 		h.fail(r.Claim(), retryAfter("a", at(time.Second), 0))
+		// A snooze is an attempt, not a retry.
+		r = h.createClaimed("snoozed", at(0))
+		h.snooze(r.Claim(), at(time.Second), time.Minute)
 		// A replay is not an attempt.
 		if _, err := in.Replay(h.ctx, "maxed", at(time.Hour)); err != nil {
 			h.t.Fatalf("Replay: %v", err)
@@ -136,10 +139,11 @@ var inspectorChecks = []check{
 			h.t.Fatalf("RetryStats: %v", err)
 		}
 		want := retry.RetryStats{
-			AttemptsPerRun:          map[int]int{0: 1, 1: 5, 3: 1},
+			AttemptsPerRun:          map[int]int{0: 1, 1: 6, 3: 1},
 			RetriesByStrategy:       map[string]int{"short": 2, "long": 1},
 			RetriesByClass:          map[retry.Class]int{retry.ClassNetworkBlip: 2, retry.ClassDatabaseLock: 1},
 			Replays:                 1,
+			Snoozes:                 1,
 			ShadowDecisions:         2,
 			ShadowRetriesByStrategy: map[string]int{"short": 1},
 			ShadowRetriesByClass:    map[retry.Class]int{retry.ClassNetworkBlip: 1},
