@@ -78,13 +78,26 @@ func TestPermanent(t *testing.T) {
 	}
 }
 
+// delayCase is an error and what a marker's reader should find in it.
+type delayCase struct {
+	name string
+	err  error
+	want time.Duration
+	ok   bool
+}
+
+// checkDelays checks that read, named what, finds each case's delay.
+func checkDelays(t *testing.T, what string, read func(error) (time.Duration, bool), cases []delayCase) {
+	t.Helper()
+	for _, tc := range cases {
+		if got, ok := read(tc.err); got != tc.want || ok != tc.ok {
+			t.Errorf("%s: %s = %v, %v; want %v, %v", tc.name, what, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
 func TestRetryAfter(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		err  error
-		want time.Duration
-		ok   bool
-	}{
+	checkDelays(t, "RequestedDelay", RequestedDelay, []delayCase{
 		{"nil", nil, 0, false},
 		{"plain", errBase, 0, false},
 		{"asked", RetryAfter(errBase, 30*time.Second), 30 * time.Second, true},
@@ -93,12 +106,7 @@ func TestRetryAfter(t *testing.T) {
 		{"wrapped", fmt.Errorf("rate limited: %w", RetryAfter(errBase, time.Minute)), time.Minute, true},
 		{"joined", multierror.Append(errBase, RetryAfter(errBase, 2*time.Second)), 2 * time.Second, true},
 		{"outermost wins", RetryAfter(RetryAfter(errBase, time.Second), time.Hour), time.Hour, true},
-	} {
-		got, ok := RequestedDelay(tc.err)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("%s: RequestedDelay = %v, %v; want %v, %v", tc.name, got, ok, tc.want, tc.ok)
-		}
-	}
+	})
 }
 
 func TestMarkersOfNilAreNil(t *testing.T) {
@@ -179,24 +187,14 @@ func TestPolicyFunc(t *testing.T) {
 }
 
 func TestSnooze(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		err  error
-		want time.Duration
-		ok   bool
-	}{
+	checkDelays(t, "RequestedSnooze", RequestedSnooze, []delayCase{
 		{"nil", nil, 0, false},
 		{"plain", errBase, 0, false},
 		{"asked", Snooze(errBase, time.Minute), time.Minute, true},
 		{"negative is zero", Snooze(errBase, -time.Second), 0, true},
 		{"wrapped", fmt.Errorf("lab: %w", Snooze(errBase, time.Hour)), time.Hour, true},
 		{"not a retry-after", RetryAfter(errBase, time.Minute), 0, false},
-	} {
-		got, ok := RequestedSnooze(tc.err)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("%s: RequestedSnooze = %v, %v; want %v, %v", tc.name, got, ok, tc.want, tc.ok)
-		}
-	}
+	})
 	// A snooze is never a success, and keeps the chain it wraps.
 	err := Snooze(nil, 90*time.Second)
 	if err == nil || err.Error() != "snoozed for 1m30s" {
