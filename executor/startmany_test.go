@@ -12,6 +12,7 @@ import (
 	"github.com/journeyretry/journeyretry/executor"
 	"github.com/journeyretry/journeyretry/retry"
 	"github.com/journeyretry/journeyretry/scheduler/memory"
+	"github.com/journeyretry/journeyretry/storage/memstore"
 )
 
 // unbatched hides the store's retry.BatchCreator: StartMany falls back to
@@ -37,8 +38,8 @@ func (s *batchScheduler) ScheduleMany(ctx context.Context, ids []string, at time
 
 // TestStartMany: StartMany creates every run deferred (unclaimed, due now,
 // the scheduler told: in one call per batch when it is a
-// retry.BatchScheduler) and a running executor completes them, on a store
-// that writes batches and on one that does not; a duplicate id stops it,
+// retry.BatchScheduler), on a store that writes batches and on one that
+// does not; a duplicate id stops it,
 // the runs before the failing batch (or, without batches, before the
 // failing run) created and returned, nothing after.
 func TestStartMany(t *testing.T) {
@@ -54,7 +55,7 @@ func TestStartMany(t *testing.T) {
 		{"one at a time", func(s retry.Store) retry.Store { return unbatched{s} }, 1500, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			store := openStore(t, "")
+			store := memstore.New() // the Bun store's CreateMany is storetest's
 			mem, err := memory.New(memory.Config{})
 			must(t, err)
 			t.Cleanup(func() { mem.Close() })
@@ -113,12 +114,22 @@ func TestStartMany(t *testing.T) {
 			if after, err := store.CountByStatus(t.Context()); err != nil || !maps.Equal(after, before) {
 				t.Fatalf("StartMany of an unknown journey wrote: %v, then %v (%v)", before, after, err)
 			}
-			serve(t, context.Background(), ex)
-			for _, r := range []string{"a-0000", "a-2499"} {
-				if run, err := ex.Wait(t.Context(), r); err != nil || run.Status != retry.StatusCompleted {
-					t.Fatalf("Wait(%s) = %s, %v; want completed", r, run.Status, err)
-				}
-			}
 		})
+	}
+}
+
+// TestStartManyRunsExecute: a running executor executes the runs StartMany
+// created, to their end.
+func TestStartManyRunsExecute(t *testing.T) {
+	ex := realExecutor(t, openStore(t, ""), time.Hour)
+	must(t, ex.Handle("ok", executor.HandlerFunc(ok)))
+	must(t, ex.RegisterJourney(executor.Journey{ID: "j", Start: "a", Nodes: []executor.Node{{ID: "a", Type: "ok"}}}))
+	runs, err := ex.StartMany(t.Context(), []executor.Start{{JourneyID: "j"}, {JourneyID: "j"}, {JourneyID: "j"}})
+	must(t, err)
+	serve(t, context.Background(), ex)
+	for _, r := range runs {
+		if run, err := ex.Wait(t.Context(), r.ID); err != nil || run.Status != retry.StatusCompleted {
+			t.Fatalf("Wait(%s) = %s, %v; want completed", r.ID, run.Status, err)
+		}
 	}
 }
