@@ -33,6 +33,8 @@ const (
 	// migrationBudgets adds the retry budgets' tables. Its number leaves
 	// room below it for migrations of other features.
 	migrationBudgets = "20260101000010"
+	// migrationCounts adds countIndexes.
+	migrationCounts = "20260101000011"
 )
 
 // operatorColumns are the columns migration 3 adds for operators'
@@ -56,15 +58,52 @@ var nodeColumns = []addedColumn{
 // addedColumn is a column a migration adds to a table.
 type addedColumn struct{ table, name, sqlType string }
 
+// index is an index of a migration: its name, and its definition after ON.
+type index struct{ name, def string }
+
 // readIndexes are the indexes migration 2 creates for operators' reads:
 // ended runs by status in id order (the dashboard's dead-letter pages) and
 // attempts by finish time (activity over time). The first two are partial,
 // one per failed status: an index over every status would offer claims,
 // whose statements filter on status too, a plan slower than their
 // due-time indexes.
-var readIndexes = []struct{ name, def string }{
+var readIndexes = []index{
 	{"idx_journey_runs_failed_id", "journey_runs(id) WHERE status = 'failed'"},
 	{"idx_journey_runs_failed_max_retries_id", "journey_runs(id) WHERE status = 'failed_max_retries'"},
+	{"idx_journey_run_attempts_finished", "journey_run_attempts(finished_at)"},
+}
+
+// countIndexes are the indexes migration 11 creates so that every read of
+// the dashboard's pages and the metrics' gauge walks entries of one index
+// and reads no row but those it returns: the counts of runs by status and
+// by retry count, the dead-letter pages with their filters, the error
+// patterns and the activity over time. The runs' indexes are partial, for
+// the reason readIndexes gives: one per status but completed (a claim
+// statement, whose condition names three statuses, can use none), each
+// failed status's in id order with the columns the dead-letter filters
+// test, and one over the runs of a status no store writes (normally
+// none). Completed runs need none: they are counted as the rest (see
+// countQuery). Four begin with the columns of an index they supersede
+// (supersededIndexes).
+var countIndexes = []index{
+	{"idx_journey_runs_in_progress_retries", "journey_runs(status, retry_count) WHERE status = 'in_progress'"},
+	{"idx_journey_runs_retrying_retries", "journey_runs(status, retry_count) WHERE status = 'retrying'"},
+	{"idx_journey_runs_waiting_retries", "journey_runs(status, retry_count) WHERE status = 'waiting'"},
+	{"idx_journey_runs_failed_filters", "journey_runs(id, journey_id, last_error_class) WHERE status = 'failed'"},
+	{"idx_journey_runs_failed_max_retries_filters", "journey_runs(id, journey_id, last_error_class) WHERE status = 'failed_max_retries'"},
+	{"idx_journey_runs_cancelled", "journey_runs(status) WHERE status = 'cancelled'"},
+	{"idx_journey_runs_unknown_status", "journey_runs(status) WHERE " + unknownStatus},
+	{"idx_journey_run_attempts_failed_errors", "journey_run_attempts(finished_at, outcome, error_class, error_message) WHERE outcome = 'failed'"},
+	{"idx_journey_run_attempts_finished_outcomes", "journey_run_attempts(finished_at, outcome, status_after)"},
+}
+
+// supersededIndexes are the indexes of migrations 1 and 2 that migration
+// 11 drops: a countIndexes index begins with each one's columns, under the
+// same condition, so keeping them would only slow the writes.
+var supersededIndexes = []index{
+	{"idx_journey_runs_failed_id", "journey_runs(id) WHERE status = 'failed'"},
+	{"idx_journey_runs_failed_max_retries_id", "journey_runs(id) WHERE status = 'failed_max_retries'"},
+	{"idx_journey_run_attempts_failed", "journey_run_attempts(finished_at) WHERE outcome = 'failed'"},
 	{"idx_journey_run_attempts_finished", "journey_run_attempts(finished_at)"},
 }
 
@@ -92,7 +131,7 @@ var retryColumns = []struct{ name, sqlType string }{
 
 // retryIndexes are the indexes migration 1 creates: the design's two, and
 // the one claims use.
-var retryIndexes = []struct{ name, def string }{
+var retryIndexes = []index{
 	{"idx_journey_runs_next_retry_at", "journey_runs(next_retry_at)"},
 	{"idx_journey_runs_retrying", "journey_runs(status) WHERE status = 'retrying'"},
 	{"idx_journey_runs_due_at", "journey_runs(due_at) WHERE due_at IS NOT NULL"},
@@ -404,6 +443,7 @@ func (s *Store) migrations() *migrate.Migrations {
 	ms.Add(migrate.Migration{Name: migrationOps, Comment: "operator_controls"})
 	ms.Add(migrate.Migration{Name: migrationNodes, Comment: "node_snoozes_and_start"})
 	ms.Add(migrate.Migration{Name: migrationBudgets, Comment: "retry_budgets"})
+	ms.Add(migrate.Migration{Name: migrationCounts, Comment: "count_indexes"})
 	return ms
 }
 
@@ -414,10 +454,12 @@ type migrationStep func(context.Context, bun.Tx) error
 // steps returns what each migration does up and down, by name (the legacy
 // table is never dropped).
 func (s *Store) steps() (up, down map[string]migrationStep) {
-	return map[string]migrationStep{migrationLegacy: s.createLegacyTable, migrationRetry: s.addRetrySchema, migrationReads: addReadIndexes,
-			migrationOps: addColumns(operatorColumns), migrationNodes: addColumns(nodeColumns), migrationBudgets: addBudgetTables},
-		map[string]migrationStep{migrationRetry: s.dropRetrySchema, migrationReads: dropReadIndexes,
-			migrationOps: dropColumns(operatorColumns), migrationNodes: dropColumns(nodeColumns), migrationBudgets: dropBudgetTables}
+	return map[string]migrationStep{migrationLegacy: s.createLegacyTable, migrationRetry: s.addRetrySchema, migrationReads: createIndexes(readIndexes),
+			migrationOps: addColumns(operatorColumns), migrationNodes: addColumns(nodeColumns), migrationBudgets: addBudgetTables,
+			migrationCounts: replaceIndexes(supersededIndexes, countIndexes)},
+		map[string]migrationStep{migrationRetry: s.dropRetrySchema, migrationReads: dropIndexes(readIndexes),
+			migrationOps: dropColumns(operatorColumns), migrationNodes: dropColumns(nodeColumns), migrationBudgets: dropBudgetTables,
+			migrationCounts: replaceIndexes(countIndexes, supersededIndexes)}
 }
 
 // budgetTables are the retry budgets' tables (see budget.go): each key's
@@ -472,24 +514,38 @@ func dropBudgetTables(ctx context.Context, tx bun.Tx) error {
 	return nil
 }
 
-// addReadIndexes creates readIndexes.
-func addReadIndexes(ctx context.Context, tx bun.Tx) error {
-	for _, ix := range readIndexes {
-		if _, err := tx.ExecContext(ctx, "CREATE INDEX IF NOT EXISTS "+ix.name+" ON "+ix.def); err != nil {
-			return fmt.Errorf("create index %s: %w", ix.name, err)
+// replaceIndexes is the step that drops old and creates ixs.
+func replaceIndexes(old, ixs []index) migrationStep {
+	return func(ctx context.Context, tx bun.Tx) error {
+		if err := dropIndexes(old)(ctx, tx); err != nil {
+			return err
 		}
+		return createIndexes(ixs)(ctx, tx)
 	}
-	return nil
 }
 
-// dropReadIndexes drops readIndexes.
-func dropReadIndexes(ctx context.Context, tx bun.Tx) error {
-	for _, ix := range readIndexes {
-		if _, err := tx.ExecContext(ctx, "DROP INDEX IF EXISTS "+ix.name); err != nil {
-			return fmt.Errorf("drop index %s: %w", ix.name, err)
+// createIndexes is the step that creates ixs.
+func createIndexes(ixs []index) migrationStep {
+	return func(ctx context.Context, tx bun.Tx) error {
+		for _, ix := range ixs {
+			if _, err := tx.ExecContext(ctx, "CREATE INDEX IF NOT EXISTS "+ix.name+" ON "+ix.def); err != nil {
+				return fmt.Errorf("create index %s: %w", ix.name, err)
+			}
 		}
+		return nil
 	}
-	return nil
+}
+
+// dropIndexes is the step that drops ixs.
+func dropIndexes(ixs []index) migrationStep {
+	return func(ctx context.Context, tx bun.Tx) error {
+		for _, ix := range ixs {
+			if _, err := tx.ExecContext(ctx, "DROP INDEX IF EXISTS "+ix.name); err != nil {
+				return fmt.Errorf("drop index %s: %w", ix.name, err)
+			}
+		}
+		return nil
+	}
 }
 
 func (s *Store) inTx(ctx context.Context, f func(context.Context, bun.Tx) error) error {
@@ -532,10 +588,8 @@ func (s *Store) addRetrySchema(ctx context.Context, tx bun.Tx) error {
 			return fmt.Errorf("add column %s: %w", c.name, err)
 		}
 	}
-	for _, ix := range retryIndexes {
-		if _, err := tx.ExecContext(ctx, "CREATE INDEX IF NOT EXISTS "+ix.name+" ON "+ix.def); err != nil {
-			return fmt.Errorf("create index %s: %w", ix.name, err)
-		}
+	if err := createIndexes(retryIndexes)(ctx, tx); err != nil {
+		return err
 	}
 	for _, stmt := range []string{`CREATE TABLE IF NOT EXISTS journey_run_attempts (
 	run_id TEXT NOT NULL,

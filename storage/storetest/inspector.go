@@ -23,14 +23,32 @@ var inspectorChecks = []check{
 		h.create(newRun("new"), at(0))
 		r := h.createClaimed("retrying", at(0))
 		h.fail(r.Claim(), retryAfter("a", at(1), time.Minute))
-		r = h.createClaimed("done", at(0))
-		h.complete(r.Claim(), retry.NodeSuccess{NodeID: "a", FinishedAt: at(1)})
+		for _, id := range []string{"done", "done too"} {
+			r = h.createClaimed(id, at(0))
+			h.complete(r.Claim(), retry.NodeSuccess{NodeID: "a", FinishedAt: at(1)})
+		}
+		r = h.createClaimed("waiting", at(0))
+		h.complete(r.Claim(), retry.NodeSuccess{NodeID: "a", NextNodeID: "b", FinishedAt: at(1), WakeAt: at(time.Hour)})
+		r = h.createClaimed("failed", at(0))
+		h.fail(r.Claim(), retry.FailureRecord{NodeID: "a", FinishedAt: at(1)})
+		r = h.createClaimed("exhausted", at(0))
+		h.fail(r.Claim(), retry.FailureRecord{NodeID: "a", Decision: retry.Decision{Exhausted: true}, FinishedAt: at(1)})
+		cancelled := 0
+		if _, ok := h.s.s.(retry.Operator); ok {
+			h.create(newRun("cancelled"), at(0))
+			if _, err := h.operator().Cancel(h.ctx, "cancelled", "operator", at(1)); err != nil {
+				h.t.Fatalf("Cancel: %v", err)
+			}
+			cancelled = 1
+		}
+		// Every status counted apart: a store that counts one status as
+		// the rest of another (completed, say) would be off by one here.
 		counts, err = in.CountByStatus(h.ctx)
 		if err != nil {
 			h.t.Fatalf("CountByStatus: %v", err)
 		}
-		want := map[retry.Status]int{retry.StatusInProgress: 1, retry.StatusRetrying: 1, retry.StatusCompleted: 1,
-			retry.StatusWaiting: 0, retry.StatusFailed: 0, retry.StatusFailedMaxRetries: 0, retry.StatusCancelled: 0}
+		want := map[retry.Status]int{retry.StatusInProgress: 1, retry.StatusRetrying: 1, retry.StatusCompleted: 2,
+			retry.StatusWaiting: 1, retry.StatusFailed: 1, retry.StatusFailedMaxRetries: 1, retry.StatusCancelled: cancelled}
 		if fmt.Sprint(counts) != fmt.Sprint(want) {
 			h.t.Fatalf("CountByStatus = %v; want %v", counts, want)
 		}
