@@ -31,6 +31,8 @@ func TestChecksCatchBrokenStores(t *testing.T) {
 		{"ReplayWith/FromNode", "ReplayWith ignores From", func() retry.Store { return replayIgnoresFrom{memstore.New()} }},
 		{"Snooze/KeepsRetryCount", "Snooze records a retried failure", func() retry.Store { return snoozeRetries{memstore.New()} }},
 		{"RecordFailure/MaxRetriesUnlimited", "-1 enforced as no retry", func() retry.Store { return unlimitedIsZero{memstore.New()} }},
+		{"Budget/DefersOverTheLimit", "RecordFailure ignores the budget", func() retry.Store { return ignoresBudget{memstore.New()} }},
+		{"Budget/AttemptsRaiseTheLimit", "successes are not counted", func() retry.Store { return successesUncounted{memstore.New()} }},
 		{"ClaimDue/ReturnsTheStoredRun", "ClaimDue returns nothing", func() retry.Store { return claimsNothing{memstore.New()} }},
 		{"RecordFailure/Truncation", "Attempts returns no history", func() retry.Store { return noHistory{memstore.New()} }},
 		{"CreateMany/DuplicateID", "CreateMany keeps the runs before a taken id", func() retry.Store { return createsOneByOne{memstore.New()} }},
@@ -118,6 +120,22 @@ func (s replayKeepsCount) Replay(ctx context.Context, id string, now time.Time) 
 	r, err := s.Store.Replay(ctx, id, now)
 	r.RetryCount = before.RetryCount
 	return r, err
+}
+
+// ignoresBudget records every failure as if it charged no budget.
+type ignoresBudget struct{ *memstore.Store }
+
+func (s ignoresBudget) RecordFailure(ctx context.Context, c retry.Claim, f retry.FailureRecord) (retry.Run, error) {
+	f.Budget = retry.BudgetUse{}
+	return s.Store.RecordFailure(ctx, c, f)
+}
+
+// successesUncounted counts no success in a budget's scope.
+type successesUncounted struct{ *memstore.Store }
+
+func (s successesUncounted) CompleteNode(ctx context.Context, c retry.Claim, ns retry.NodeSuccess) (retry.Run, error) {
+	ns.Budget = retry.BudgetUse{}
+	return s.Store.CompleteNode(ctx, c, ns)
 }
 
 // claimsNothing claims the due runs and returns none of them.
