@@ -53,7 +53,10 @@
 // statements of its own and skips rows another transaction holds (FOR
 // UPDATE SKIP LOCKED) instead of waiting, since a row being written is not
 // claimable at that moment anyway. ClaimRun therefore reports a run that
-// another transaction is writing as not claimable.
+// another transaction is writing as not claimable. A batch that charges
+// retry budgets locks their rows first, in key order, and writes the
+// budgets' attempt counters last, in key order (see budget.go): budget
+// rows, runs, counters is every transaction's one order.
 //
 // # Cancellation and deadlines
 //
