@@ -48,7 +48,8 @@ var mpPolicy = retry.PolicyFunc(func(f retry.Failure) retry.Decision {
 })
 
 // TestPostgresWorkers runs 4 worker processes on a PostgreSQL database of
-// its own, with leases of 1 s and 5 s, without and with SIGKILLs, and
+// its own, with leases of 1 s and 5 s, without and with SIGKILLs (three,
+// at set fractions of the runs ended, so they land mid-work), and
 // checks what they did from outside: PostgreSQL detected no deadlock in
 // that database (pg_stat_database.deadlocks, before and after), every run
 // ended, and the handlers' own execution log, compared with the attempt
@@ -132,6 +133,7 @@ func mpRound(t *testing.T, base string, lease time.Duration, kill bool) {
 		log      string
 		killedAt int64
 		exited   chan error
+		reaped   bool // its exit was read (and checked) already
 	}
 	var children []*child
 	start := func() {
@@ -146,19 +148,39 @@ func mpRound(t *testing.T, base string, lease time.Duration, kill bool) {
 	for range mpWorkers {
 		start()
 	}
+	deadline := time.After(90 * time.Second) // watchdog; a round takes seconds
 	if kill {
-		for k := range 3 { // kill a worker mid-work, three times, and start another
-			time.Sleep(time.Duration(300+mrand.IntN(400)) * time.Millisecond)
+		// Kill a worker mid-work, three times, and start another. Each
+		// kill waits for another fifth of the runs to end, not for a
+		// time: on a loaded machine the workers could be done first, and
+		// the round would then kill nothing.
+		landed := 0
+		for k := range 3 {
+			mpAwaitEnded(t, store, (k+1)*mpRuns/5+mrand.IntN(mpRuns/10), deadline)
 			c := children[k]
 			c.killedAt = time.Now().UnixMilli()
-			must(t, c.cmd.Process.Signal(syscall.SIGKILL))
+			err := c.cmd.Process.Signal(syscall.SIGKILL)
+			if errors.Is(err, os.ErrProcessDone) {
+				// It exited on its own: every run ended between the count
+				// and the signal. It was not killed, so its exit must be
+				// clean and all its executions recorded, as any other's.
+				c.killedAt = 0
+				must(t, <-c.exited)
+				c.reaped = true
+				continue
+			}
+			must(t, err)
 			<-c.exited
+			c.reaped = true
+			landed++
 			start()
 		}
+		if landed == 0 {
+			t.Errorf("every worker exited before its kill: the round killed none mid-work")
+		}
 	}
-	deadline := time.After(90 * time.Second) // watchdog; a round takes seconds
 	for _, c := range children {
-		if c.killedAt != 0 {
+		if c.reaped {
 			continue
 		}
 		select {
@@ -206,9 +228,19 @@ func mpRound(t *testing.T, base string, lease time.Duration, kill bool) {
 		for _, e := range es {
 			logged[fmt.Sprint(e.node, e.attempt, e.token)] = true
 		}
-		for _, a := range as { // the log is complete: every recorded attempt is in it
+		// The log is complete: every recorded attempt is in it. A handler
+		// logs its start before it returns, and the executor records the
+		// attempt only after that, so not even a kill in between explains
+		// a recorded attempt missing from the log: one the executor
+		// recorded without running the handler does (a run ended
+		// missing_journey or malformed_node, as every run did while the
+		// runs made here had no journey version), and so would a store
+		// that recorded an attempt under another claim than the one the
+		// handler ran under.
+		for _, a := range as {
 			if !logged[fmt.Sprint(a.NodeID, a.NodeAttempt, a.ClaimToken)] {
-				t.Errorf("run %s: recorded attempt %d of node %s (token %s) is not in the handlers' log", id, a.NodeAttempt, a.NodeID, a.ClaimToken)
+				t.Errorf("run %s: recorded attempt %d of node %s (token %s, worker %s, %s %s: %s) is not in the handlers' log",
+					id, a.NodeAttempt, a.NodeID, a.ClaimToken, a.Worker, a.Outcome, a.ErrorClass, a.ErrorMessage)
 			}
 		}
 		for j, e := range es {
@@ -239,6 +271,24 @@ func mpRound(t *testing.T, base string, lease time.Duration, kill bool) {
 	}
 	t.Logf("%d executions, %d not recorded (in flight at a kill)", total, unrecorded)
 	must(t, store.Close())
+}
+
+// mpAwaitEnded polls store until at least n runs have ended, failing t at
+// deadline.
+func mpAwaitEnded(t *testing.T, store *storage.Store, n int, deadline <-chan time.Time) {
+	t.Helper()
+	for {
+		counts, err := store.CountByStatus(t.Context())
+		must(t, err)
+		if counts[retry.StatusCompleted]+counts[retry.StatusFailed]+counts[retry.StatusFailedMaxRetries] >= n {
+			return
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("fewer than %d runs ended in time: %v", n, counts)
+		case <-time.After(10 * time.Millisecond): // polling the workers' progress
+		}
+	}
 }
 
 func mpReadLog(t *testing.T, path string) []mpExecution {
