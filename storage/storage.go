@@ -257,8 +257,12 @@ type Store struct {
 	mu     sync.RWMutex // held to read closed and send on ops; Close takes it to close ops
 	closed atomic.Bool
 	ops    chan *writeOp
-	done   chan struct{} // closed when every writer goroutine returned
-	stmts  sync.Map      // SQLite: query text to its statement prepared on db
+	// charging (PostgreSQL) are the writers' own queues: the writes that
+	// charge one retry budget all go to one writer, so that they share its
+	// batches instead of taking turns on the budget's row across writers.
+	charging []chan *writeOp
+	done     chan struct{} // closed when every writer goroutine returned
+	stmts    sync.Map      // SQLite: query text to its statement prepared on db
 
 	budgetPruned atomic.Int64 // the newest budget bucket this store pruned up to
 }
@@ -307,7 +311,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	var wg sync.WaitGroup
 	for range writers {
-		wg.Go(s.writer)
+		var own chan *writeOp
+		if s.pg {
+			own = make(chan *writeOp, cfg.MaxBatch)
+			s.charging = append(s.charging, own)
+		}
+		wg.Go(func() { s.writer(own) })
 	}
 	go func() { wg.Wait(); close(s.done) }()
 	return s, nil
@@ -435,6 +444,9 @@ func (s *Store) Close() error {
 	}
 	s.closed.Store(true)
 	close(s.ops)
+	for _, ch := range s.charging {
+		close(ch)
+	}
 	s.mu.Unlock()
 	<-s.done
 	return s.closeDBs()

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"slices"
 	"strings"
@@ -78,8 +79,14 @@ func (s *Store) writeCharging(ctx context.Context, op, key, budgetKey string, fn
 		s.mu.RUnlock()
 		return fmt.Errorf("%s: %w", op, retry.ErrClosed)
 	}
+	queue := s.ops
+	if budgetKey != "" && len(s.charging) > 0 {
+		h := fnv.New32a()
+		h.Write([]byte(budgetKey))
+		queue = s.charging[h.Sum32()%uint32(len(s.charging))]
+	}
 	select {
-	case s.ops <- w:
+	case queue <- w:
 		s.mu.RUnlock()
 	case <-ctx.Done():
 		s.mu.RUnlock()
@@ -153,18 +160,42 @@ func (s *Store) claim(ctx context.Context, op string, fn func(ctx context.Contex
 	return nil
 }
 
-// writer runs queued writes until Close closes the queue: each turn takes
+// writer runs queued writes, from the shared queue and its own (nil on
+// SQLite: see Store.charging), until Close closes them: each turn takes
 // every write already waiting (up to maxBatch) into one transaction.
-func (s *Store) writer() {
+func (s *Store) writer(own chan *writeOp) {
 	batch := make([]*writeOp, 0, s.maxBatch)
-	for w := range s.ops {
+	shared := s.ops
+	for shared != nil || own != nil {
+		var w *writeOp
+		ok := true
+		select {
+		case w, ok = <-shared:
+			if !ok {
+				shared = nil
+			}
+		case w, ok = <-own:
+			if !ok {
+				own = nil
+			}
+		}
+		if !ok {
+			continue
+		}
 		batch = append(batch[:0], w)
 	fill:
 		for len(batch) < s.maxBatch {
 			select {
-			case w, ok := <-s.ops:
+			case w, ok := <-own:
 				if !ok {
-					break fill
+					own = nil
+					continue
+				}
+				batch = append(batch, w)
+			case w, ok := <-shared:
+				if !ok {
+					shared = nil
+					continue
 				}
 				batch = append(batch, w)
 			default:
