@@ -34,6 +34,9 @@ func TestLogObserver(t *testing.T) {
 	refused.Status = retry.StatusFailedMaxRetries
 	shadow := retrying
 	shadow.Status, shadow.Shadow = retry.StatusFailed, true
+	snoozed := ok
+	snoozed.Err, snoozed.Snoozed, snoozed.Status = retry.Snooze(nil, time.Minute), true, retry.StatusWaiting
+	snoozed.Decision = retry.Decision{Delay: time.Minute}
 
 	o.Observe(ok) // debug: below the level
 	o.Observe(retrying)
@@ -41,6 +44,7 @@ func TestLogObserver(t *testing.T) {
 	o.Observe(exhausted)
 	o.Observe(refused)
 	o.Observe(shadow)
+	o.Observe(snoozed)
 	o.Observe(executor.LeaseLost{Step: step, Err: retry.ErrLostClaim})
 	o.Observe(executor.RetryScheduled{AttemptRecorded: retrying}) // not an attempt outcome
 	o.Observe(executor.Swept{Caught: 3})
@@ -48,7 +52,8 @@ func TestLogObserver(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	want := []struct{ level, outcome, decision string }{
 		{"INFO", "retrying", "retry"}, {"INFO", "retrying", "retry"}, {"WARN", "failed_max_retries", "exhausted"},
-		{"WARN", "failed_max_retries", "exhausted"}, {"WARN", "failed", "shadow"}, {"WARN", "lost_claim", ""},
+		{"WARN", "failed_max_retries", "exhausted"}, {"WARN", "failed", "shadow"}, {"INFO", "snoozed", "snooze"},
+		{"WARN", "lost_claim", ""},
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("%d records, want %d:\n%s", len(lines), len(want), buf.String())

@@ -264,7 +264,8 @@ func (f fakeExecutor) HookStats() []executor.HookStats { return f.hooks }
 
 // TestObserveEvents: each event moves its own counters, by node type, not
 // by node id; a zero-delay retry counts as a retry scheduled and its
-// attempt as retrying, as the store records it; a budget deferral counts by
+// attempt as retrying, as the store records it; a snooze is an attempt,
+// outcome snoozed, and no retry; a budget deferral counts by
 // class; the hooks' drops and failures are read from the executor.
 func TestObserveEvents(t *testing.T) {
 	reg := prometheus.NewRegistry()
@@ -281,10 +282,13 @@ func TestObserveEvents(t *testing.T) {
 	other := step
 	other.NodeID = "charge-card-8" // another node of the same type: the same series
 	done := executor.AttemptRecorded{Step: other, Duration: time.Second, Status: retry.StatusCompleted}
+	snoozed := executor.AttemptRecorded{Step: step, Duration: time.Second, Err: errors.New("lab result not in"), Snoozed: true,
+		Decision: retry.Decision{Delay: time.Minute}, Status: retry.StatusWaiting}
 	at := time.Unix(100, 0)
 	for _, ev := range []executor.Event{
 		immediate, executor.RetryScheduled{AttemptRecorded: immediate, At: at},
 		done, executor.RunCompleted{AttemptRecorded: done},
+		snoozed, executor.NodeSnoozed{AttemptRecorded: snoozed, At: at},
 		executor.BudgetDeferred{AttemptRecorded: immediate, Rule: "budget:network_blip", At: at},
 		executor.Swept{Caught: 2}, executor.RunRescued{RunID: "r"}, executor.RunRescued{RunID: "s"},
 		executor.LeaseLost{Step: step, Err: retry.ErrLostClaim},
@@ -297,7 +301,8 @@ func TestObserveEvents(t *testing.T) {
 	want := map[string]float64{
 		`journeyretry_attempts_total{class="network_blip",node_type="http",outcome="retrying"}`: 1,
 		`journeyretry_attempts_total{class="",node_type="http",outcome="succeeded"}`:            1,
-		`journeyretry_attempt_duration_seconds_count{node_type="http"}`:                         2,
+		`journeyretry_attempts_total{class="",node_type="http",outcome="snoozed"}`:              1,
+		`journeyretry_attempt_duration_seconds_count{node_type="http"}`:                         3,
 		`journeyretry_retries_scheduled_total{class="network_blip",strategy="immediate"}`:       1,
 		`journeyretry_retry_delay_seconds_count{strategy="immediate"}`:                          1,
 		`journeyretry_budget_deferred_total{class="network_blip"}`:                              1,
