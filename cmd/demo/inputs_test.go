@@ -474,3 +474,40 @@ func TestRunTakenSinceLookUp(t *testing.T) {
 		}
 	}
 }
+
+// TestRunsShowSnooze: a run whose node snoozed shows its snoozes beside
+// its retry count, the snooze in its history (outcome, delay, reason),
+// and, in --json, its snooze count; stats counts it apart from retries.
+func TestRunsShowSnooze(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "snooze.db")
+	if r := runDemo(t, dir, nil, "migrate", "--store", path); r.code != 0 {
+		t.Fatalf("migrate: %d %s", r.code, r.stderr)
+	}
+	s := openDB(t, path)
+	now := time.Now()
+	run, err := s.Create(t.Context(), retry.NewRun{ID: "lab-1", JourneyID: "patient_onboarding", JourneyVersion: 1, StartNodeID: "labs",
+		MaxRetries: 3, Worker: "w", Lease: time.Minute}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Snooze(t.Context(), run.Claim(), retry.SnoozeRecord{NodeID: "labs", Message: "lab result not in",
+		Delay: 10 * time.Minute, StartedAt: now, FinishedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	r := runDemo(t, dir, nil, "runs", "show", "lab-1", "--store", path)
+	if r.code != 0 || !strings.Contains(r.stdout, "status waiting  at node labs (retry 0 of 3, 1 snoozes)") ||
+		!regexp.MustCompile(`snoozed\s+-\s+-\s+-\s+10m0s\s+waiting\s+lab result not in`).MatchString(r.stdout) {
+		t.Errorf("runs show: status %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runDemo(t, dir, nil, "runs", "show", "lab-1", "--store", path, "--json")
+	var d runDetail
+	if err := json.Unmarshal([]byte(r.stdout), &d); err != nil || d.Run.SnoozeCount != 1 || d.Run.RetryCount != 0 ||
+		len(d.Attempts) != 1 || d.Attempts[0].Outcome != retry.OutcomeSnoozed || d.Attempts[0].DelayMs != 600000 {
+		t.Errorf("runs show --json: %v\n%s", err, r.stdout)
+	}
+	if r := runDemo(t, dir, nil, "stats", "--store", path); r.code != 0 || !strings.Contains(r.stdout, "Snoozes (a node asked to run later; no retry counted): 1") {
+		t.Errorf("stats: status %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
