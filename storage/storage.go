@@ -30,7 +30,8 @@
 // # Group commit
 //
 // A commit costs more than the writes it carries, so writes are queued to a
-// writer goroutine (one on SQLite, [Config.ReadConns] on PostgreSQL) that
+// writer goroutine (one on SQLite, [Config.ReadConns] on PostgreSQL, where
+// the writes charging one retry budget always go to the same one) that
 // runs every write waiting in the queue in one shared transaction, commits,
 // and only then answers each caller: a caller is told its write succeeded
 // only after its commit. One write's failure does not affect the others: a
