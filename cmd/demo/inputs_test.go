@@ -157,11 +157,7 @@ func TestBadWorkerNameRefused(t *testing.T) {
 // unstorable id is a usage error.
 func TestRunIDsQuoted(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	store := filepath.Join(dir, "ids.db")
-	if r := runDemo(t, dir, nil, "migrate", "--store", store); r.code != 0 {
-		t.Fatalf("migrate: %d %s", r.code, r.stderr)
-	}
+	dir, store := migratedDB(t, "ids.db")
 	ids := []string{"two\nlines", "\x1b[31mred", "tab\there"}
 	db := openDB(t, store).DB()
 	for _, id := range ids {
@@ -311,11 +307,7 @@ func TestTwoDemosOnAFreshFile(t *testing.T) {
 // stats: retry stats: ..."); usage errors exit 2, runtime failures 1.
 func TestErrorPrefixOnce(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	store := filepath.Join(dir, "broken.db")
-	if r := runDemo(t, dir, nil, "migrate", "--store", store); r.code != 0 {
-		t.Fatal(r.stderr)
-	}
+	dir, store := migratedDB(t, "broken.db")
 	s := openDB(t, store)
 	if _, err := s.DB().ExecContext(t.Context(), `DROP TABLE journey_run_attempts`); err != nil {
 		t.Fatal(err)
@@ -480,11 +472,7 @@ func TestRunTakenSinceLookUp(t *testing.T) {
 // and, in --json, its snooze count; stats counts it apart from retries.
 func TestRunsShowSnooze(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "snooze.db")
-	if r := runDemo(t, dir, nil, "migrate", "--store", path); r.code != 0 {
-		t.Fatalf("migrate: %d %s", r.code, r.stderr)
-	}
+	dir, path := migratedDB(t, "snooze.db")
 	s := openDB(t, path)
 	now := time.Now()
 	run, err := s.Create(t.Context(), retry.NewRun{ID: "lab-1", JourneyID: "patient_onboarding", JourneyVersion: 1, StartNodeID: "labs",
@@ -510,4 +498,16 @@ func TestRunsShowSnooze(t *testing.T) {
 	if r := runDemo(t, dir, nil, "stats", "--store", path); r.code != 0 || !strings.Contains(r.stdout, "Snoozes (a node asked to run later; no retry counted): 1") {
 		t.Errorf("stats: status %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+}
+
+// migratedDB migrates a new SQLite file named name with demo migrate, in a
+// temporary directory, and returns the directory and the file.
+func migratedDB(t *testing.T, name string) (dir, path string) {
+	t.Helper()
+	dir = t.TempDir()
+	path = filepath.Join(dir, name)
+	if r := runDemo(t, dir, nil, "migrate", "--store", path); r.code != 0 {
+		t.Fatalf("migrate: %d %s", r.code, r.stderr)
+	}
+	return dir, path
 }
