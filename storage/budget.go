@@ -193,8 +193,8 @@ WHERE scope = ? AND bucket > ? AND bucket <= ?`, scope, cur-retry.BudgetBuckets,
 }
 
 // flush writes what the batch changed: the states it charged, then the
-// attempts it counted, each in key order; and, once per bucket, drops the
-// attempts rows older than any window.
+// attempts it counted, each in key order; and, about once per bucket,
+// drops a scope's attempts rows older than any window.
 func (bt *budgetTx) flush(ctx context.Context, tx queryer) error {
 	for _, key := range slices.Sorted(maps.Keys(bt.dirty)) {
 		text, err := json.Marshal(bt.states[key])
@@ -212,21 +212,25 @@ ON CONFLICT (budget_key) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCL
 	keys := slices.SortedFunc(maps.Keys(bt.counted), func(a, b scopeBucket) int {
 		return cmp.Or(cmp.Compare(a.scope, b.scope), cmp.Compare(a.bucket, b.bucket))
 	})
-	newest := int64(0)
+	newest := map[string]int64{} // per scope: scopes may count in buckets of other widths
 	for _, k := range keys {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO journey_retry_budget_attempts (scope, bucket, attempts) VALUES (?, ?, ?)
 ON CONFLICT (scope, bucket) DO UPDATE SET attempts = journey_retry_budget_attempts.attempts + EXCLUDED.attempts`,
 			k.scope, k.bucket, bt.counted[k]); err != nil {
 			return fmt.Errorf("count budget attempts: %w", err)
 		}
-		newest = max(newest, k.bucket)
+		newest[k.scope] = max(newest[k.scope], k.bucket)
 	}
-	if newest > bt.s.budgetPruned.Load() {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM journey_retry_budget_attempts WHERE bucket <= ?`,
-			newest-2*retry.BudgetBuckets); err != nil {
+	for _, scope := range slices.Sorted(maps.Keys(newest)) {
+		b := newest[scope]
+		if last, ok := bt.s.budgetPruned.Load(scope); ok && b <= last.(int64) {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM journey_retry_budget_attempts WHERE scope = ? AND bucket <= ?`,
+			scope, b-2*retry.BudgetBuckets); err != nil {
 			return fmt.Errorf("prune budget attempts: %w", err)
 		}
-		bt.s.budgetPruned.Store(newest)
+		bt.s.budgetPruned.Store(scope, b)
 	}
 	return nil
 }

@@ -265,7 +265,7 @@ type Store struct {
 	done     chan struct{} // closed when every writer goroutine returned
 	stmts    sync.Map      // SQLite: query text to its statement prepared on db
 
-	budgetPruned atomic.Int64 // the newest budget bucket this store pruned up to
+	budgetPruned sync.Map // budget scope to the newest bucket this store pruned its attempts up to
 }
 
 var (
