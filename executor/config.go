@@ -171,10 +171,10 @@ func (b BudgetConfig) limits() retry.Budget {
 	return retry.Budget{Ratio: b.Ratio, MinRetries: b.MinRetries, Window: b.Window}
 }
 
-// Use returns what a failure of class on a node of nodeType charges (a
+// use returns what a failure of class on a node of nodeType charges (a
 // success passes no class: it only counts in the scope), or nothing when
 // the budgets are off.
-func (b BudgetConfig) Use(class retry.Class, nodeType string) retry.BudgetUse {
+func (b BudgetConfig) use(class retry.Class, nodeType string) retry.BudgetUse {
 	if !b.Enabled {
 		return retry.BudgetUse{}
 	}

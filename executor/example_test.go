@@ -8,12 +8,14 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/journeyretry/journeyretry/executor"
 	"github.com/journeyretry/journeyretry/policy"
 	"github.com/journeyretry/journeyretry/retry"
 	"github.com/journeyretry/journeyretry/scheduler/memory"
 	"github.com/journeyretry/journeyretry/storage"
+	"github.com/journeyretry/journeyretry/storage/memstore"
 )
 
 // Wire a store, a scheduler and a policy into an executor, register a
@@ -89,4 +91,52 @@ func Example() {
 	// completed {"saved":true}
 	// save 1 failed database_lock immediate
 	// save 2 succeeded
+}
+
+// Retry budgets: with 2 retries a minute allowed per class, the third run
+// that fails with service_unavailable at once has its retry deferred past
+// the budget's window, recorded with the budget's rule; nothing is
+// dropped.
+func ExampleBudgetConfig() {
+	ctx := context.Background()
+	store := memstore.New()
+	sched, err := memory.New(memory.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sched.Close()
+	retrySoon := retry.PolicyFunc(func(retry.Failure) retry.Decision {
+		return retry.Decision{Retry: true, Delay: time.Second, Strategy: "short", Rule: "default"}
+	})
+	now := time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
+	ex, err := executor.New(executor.Config{Now: func() time.Time { return now },
+		Budget: executor.BudgetConfig{Enabled: true, MinRetries: 2, Ratio: 0.01, Window: time.Minute}}, store, sched, retrySoon)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ex.Close()
+	down := retry.WithClass(errors.New("503 from the clinic API"), retry.ClassServiceUnavailable)
+	if err := ex.Handle("call", executor.HandlerFunc(func(context.Context, executor.NodeInput) (json.RawMessage, error) {
+		return nil, down
+	})); err != nil {
+		log.Fatal(err)
+	}
+	if err := ex.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "call"}}}); err != nil {
+		log.Fatal(err)
+	}
+	for range 3 {
+		run, err := ex.StartRunSync(ctx, "j", nil)
+		if err != nil {
+			log.Fatal(err)
+		}
+		as, err := store.Attempts(ctx, run.ID)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s: retry in %s (rule %s)\n", run.Status, run.NextRetryAt.Sub(now), as[0].Decision.Rule)
+	}
+	// Output:
+	// retrying: retry in 1s (rule default)
+	// retrying: retry in 1s (rule default)
+	// retrying: retry in 1m0s (rule budget:service_unavailable)
 }

@@ -73,7 +73,7 @@ func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 			claim = run.Claim()
 			continue
 		}
-		s := retry.NodeSuccess{NodeID: n.ID, Output: out, NextNodeID: n.next(out), StartedAt: started, Budget: e.cfg.Budget.Use("", n.Type)}
+		s := retry.NodeSuccess{NodeID: n.ID, Output: out, NextNodeID: n.next(out), StartedAt: started, Budget: e.cfg.Budget.use("", n.Type)}
 		s.FinishedAt = e.now()
 		if n.Type == NodeTypeDelay {
 			s.WakeAt = s.FinishedAt.Add(n.delay)
@@ -268,7 +268,7 @@ func (e *Executor) fail(ctx context.Context, run retry.Run, claim retry.Claim, j
 		rec.Decision, rec.Shadow = e.decide(e.runPolicy(run, j, n), f)
 	}
 	if !rec.Shadow {
-		rec.Budget = e.cfg.Budget.Use(f.Class, n.Type)
+		rec.Budget = e.cfg.Budget.use(f.Class, n.Type)
 		if e.cfg.Budget.PauseOnRetryAfter && f.HasRetryAfter {
 			rec.Budget.PauseUntil = rec.FinishedAt.Add(f.RetryAfter)
 		}
