@@ -161,8 +161,9 @@ type BudgetConfig struct {
 	// compared with the attempts of that node type.
 	PerNodeType bool `json:"perNodeType"`
 	// PauseOnRetryAfter makes a failure that carries a Retry-After
-	// ([retry.RetryAfter]: an upstream's rate limit) pause the retries of
-	// its class, on every worker, until then.
+	// ([retry.RetryAfter]: an upstream's rate limit) pause its class, on
+	// every worker, until then: each retry of the class decided during the
+	// pause is due after it (a retry scheduled before keeps its time).
 	PauseOnRetryAfter bool `json:"pauseOnRetryAfter"`
 }
 
