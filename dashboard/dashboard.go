@@ -7,7 +7,8 @@
 //
 // Every page reads bounded queries: counts by status, a page of runs in
 // (status, id) order, one run's attempts, and the store's optional
-// [retry.ActivityInspector], which bounds what it reads.
+// [retry.ActivityInspector], which bounds what it reads, the error
+// patterns included (without it, they are counted over the whole window).
 //
 // Replay is off unless [Config.Replay] is set; the replay action is a POST
 // that [http.CrossOriginProtection] refuses when it comes from another

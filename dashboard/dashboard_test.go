@@ -1,6 +1,7 @@
 package dashboard_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -127,6 +128,25 @@ func TestOverviewAgreesWithStore(t *testing.T) {
 	}
 	if code, body := get(t, srv.URL+"/?window=1y"); code != http.StatusBadRequest || !strings.Contains(body, "window") {
 		t.Errorf("window 1y: %d %s", code, body)
+	}
+}
+
+// wholeWindow is a store whose whole-window TopErrors fails: a page that
+// reads it (instead of the activity's bounded error patterns) fails.
+type wholeWindow struct{ *storage.Store }
+
+func (wholeWindow) TopErrors(context.Context, time.Time, time.Time, int) ([]retry.ErrorCount, error) {
+	return nil, errors.New("whole-window TopErrors read")
+}
+
+// TestErrorPatternsBounded: on a store that reports activity, the
+// overview's error patterns come with it, bounded as it is, not from a
+// count over the whole window.
+func TestErrorPatternsBounded(t *testing.T) {
+	srv := serve(t, dashboard.Config{Store: wholeWindow{fill(t, 5)}})
+	code, body := get(t, srv.URL+"/?window=7d")
+	if code != http.StatusOK || !strings.Contains(body, `<td class="n">3</td><td><code>network_blip</code></td><td>boom</td>`) {
+		t.Fatalf("GET /?window=7d: %d; want 200 with network_blip boom 3:\n%s", code, body)
 	}
 }
 

@@ -77,7 +77,18 @@ func (s *server) overview(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now()
 	since := now.Add(-win.Span).Truncate(win.Bucket)
 	until := now.Truncate(win.Bucket).Add(win.Bucket)
-	if d.TopErrors, err = s.cfg.Store.TopErrors(ctx, since, until, topErrors); err != nil {
+	// The error patterns come with the activity, bounded as it is, from a
+	// store that reports it; from the whole window otherwise.
+	if ai, ok := s.cfg.Store.(retry.ActivityInspector); ok {
+		act, err := ai.Activity(ctx, retry.ActivityQuery{Since: since, Until: until, Bucket: win.Bucket, TopErrors: topErrors})
+		if err != nil {
+			fail(w, fmt.Errorf("activity: %w", err))
+			return
+		}
+		d.Activity = &act
+		d.Lateness = latenessBars(act.RetryLateness)
+		d.TopErrors = act.TopErrors
+	} else if d.TopErrors, err = s.cfg.Store.TopErrors(ctx, since, until, topErrors); err != nil {
 		fail(w, fmt.Errorf("top errors: %w", err))
 		return
 	}
@@ -92,15 +103,6 @@ func (s *server) overview(w http.ResponseWriter, r *http.Request) {
 		a, b := d.TopClasses[i], d.TopClasses[j]
 		return a.Count > b.Count || a.Count == b.Count && a.Status < b.Status
 	})
-	if ai, ok := s.cfg.Store.(retry.ActivityInspector); ok {
-		act, err := ai.Activity(ctx, retry.ActivityQuery{Since: since, Until: until, Bucket: win.Bucket})
-		if err != nil {
-			fail(w, fmt.Errorf("activity: %w", err))
-			return
-		}
-		d.Activity = &act
-		d.Lateness = latenessBars(act.RetryLateness)
-	}
 	s.render(w, "overview.html", "Overview", d)
 }
 

@@ -325,6 +325,10 @@ type ActivityQuery struct {
 	MaxAttempts int
 	// LatenessSamples bounds the retries sampled; 0 means 2,000.
 	LatenessSamples int
+	// TopErrors, when > 0, asks for the window's error patterns, bounded
+	// as the buckets are: at most TopErrors of the most frequent (class,
+	// message) pairs among the failures of the attempts read.
+	TopErrors int
 }
 
 // ActivityBucket counts the attempts that finished in [Start, Start+Bucket).
@@ -341,8 +345,13 @@ type Activity struct {
 	// included).
 	Buckets []ActivityBucket
 	// Truncated is true when the window held at least MaxAttempts
-	// attempts: the buckets count the latest MaxAttempts only.
+	// attempts: the buckets (and TopErrors) count the latest MaxAttempts
+	// only.
 	Truncated bool
+	// TopErrors are the pairs q.TopErrors asked for, most frequent first
+	// (then by class and message, as [Inspector.TopErrors] orders them);
+	// nil when it did not ask.
+	TopErrors []ErrorCount
 	// RetryLateness holds, for the latest retries that ran in the window,
 	// how late each started: its start minus the failure's finish plus
 	// the chosen delay (a missed wake-up the sweeper caught shows here).

@@ -162,26 +162,35 @@ func (s *Store) TopErrors(ctx context.Context, since, until time.Time, limit int
 	if err := s.checkOpen("top errors"); err != nil {
 		return nil, err
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT COALESCE(error_class, ''), COALESCE(error_message, ''), COUNT(*) AS n
-FROM journey_run_attempts WHERE outcome = 'failed' AND finished_at >= ? AND finished_at < ?
-GROUP BY COALESCE(error_class, ''), COALESCE(error_message, '')
-ORDER BY n DESC, 1, 2 LIMIT ?`, ms(since), ms(until), limit)
+	out, err := s.topErrors(ctx, `FROM journey_run_attempts WHERE outcome = 'failed' AND finished_at >= ? AND finished_at < ?`,
+		ms(since), ms(until), limit)
 	if err != nil {
 		return nil, fmt.Errorf("top errors: %w", err)
+	}
+	return out, nil
+}
+
+// topErrors groups the rows of from (a FROM clause with its conditions,
+// over columns error_class and error_message, taking args) by class and
+// message, and returns the limit most frequent.
+func (s *Store) topErrors(ctx context.Context, from string, args ...any) ([]retry.ErrorCount, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT COALESCE(error_class, ''), COALESCE(error_message, ''), COUNT(*) AS n
+`+from+`
+GROUP BY COALESCE(error_class, ''), COALESCE(error_message, '')
+ORDER BY n DESC, 1, 2 LIMIT ?`, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []retry.ErrorCount
 	for rows.Next() {
 		var e retry.ErrorCount
 		if err := rows.Scan(&e.Class, &e.Message, &e.Count); err != nil {
-			return nil, fmt.Errorf("top errors: %w", err)
+			return nil, err
 		}
 		out = append(out, e)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("top errors: %w", err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // retryStatsQuery is RetryStats as one statement, so that its numbers come
@@ -451,7 +460,7 @@ func (s *Store) Activity(ctx context.Context, q retry.ActivityQuery) (retry.Acti
 		return retry.Activity{}, fmt.Errorf("activity: %w", storecheck.Invalid("bucket %s is not a positive number of milliseconds", q.Bucket))
 	case q.Until.Sub(q.Since)/q.Bucket >= retry.MaxBuckets:
 		return retry.Activity{}, fmt.Errorf("activity: %w", storecheck.Invalid("more than %d buckets of %s", retry.MaxBuckets, q.Bucket))
-	case q.MaxAttempts < 0 || q.LatenessSamples < 0:
+	case q.MaxAttempts < 0 || q.LatenessSamples < 0 || q.TopErrors < 0:
 		return retry.Activity{}, fmt.Errorf("activity: %w", storecheck.Invalid("negative bound"))
 	}
 	if err := s.checkOpen("activity"); err != nil {
@@ -511,6 +520,13 @@ ORDER BY a.finished_at DESC LIMIT ?`, since, ms(q.Until), cmp.Or(q.LatenessSampl
 	}
 	if err := rows.Err(); err != nil {
 		return retry.Activity{}, fmt.Errorf("activity: %w", err)
+	}
+	if q.TopErrors > 0 {
+		if act.TopErrors, err = s.topErrors(ctx, `FROM (SELECT outcome, error_class, error_message FROM journey_run_attempts
+  WHERE finished_at >= ? AND finished_at < ? AND outcome <> 'replayed'
+  ORDER BY finished_at DESC LIMIT ?) latest WHERE outcome = 'failed'`, since, ms(q.Until), maxAttempts, q.TopErrors); err != nil {
+			return retry.Activity{}, fmt.Errorf("activity: %w", err)
+		}
 	}
 	return act, nil
 }

@@ -94,7 +94,7 @@ var countIndexes = []index{
 	{"idx_journey_runs_cancelled", "journey_runs(status) WHERE status = 'cancelled'"},
 	{"idx_journey_runs_unknown_status", "journey_runs(status) WHERE " + unknownStatus},
 	{"idx_journey_run_attempts_failed_errors", "journey_run_attempts(finished_at, outcome, error_class, error_message) WHERE outcome = 'failed'"},
-	{"idx_journey_run_attempts_finished_outcomes", "journey_run_attempts(finished_at, outcome, status_after)"},
+	{"idx_journey_run_attempts_finished_outcomes", "journey_run_attempts(finished_at, outcome, status_after, error_class, error_message)"},
 }
 
 // supersededIndexes are the indexes of migrations 1 and 2 that migration

@@ -66,15 +66,34 @@ var dashboardChecks = []check{
 		if !slices.Equal(act.RetryLateness, []time.Duration{time.Second}) {
 			h.t.Fatalf("RetryLateness = %v; want [1s]", act.RetryLateness)
 		}
-		// MaxAttempts bounds what is read: the latest attempt only.
-		act, err = h.s.Activity(h.ctx, retry.ActivityQuery{Since: at(0), Until: at(2 * time.Minute), Bucket: time.Minute, MaxAttempts: 1})
-		if err != nil || !act.Truncated || act.Buckets[0].Attempts != 0 || act.Buckets[1].Attempts != 1 {
+		if act.TopErrors != nil {
+			h.t.Fatalf("TopErrors = %v unasked; want nil", act.TopErrors)
+		}
+		// The error patterns, most frequent first, then by class.
+		r = h.createClaimed("r3", at(62*time.Second))
+		h.fail(r.Claim(), retry.FailureRecord{NodeID: "a", Class: retry.ClassValidation, Message: "bad", StartedAt: at(62 * time.Second), FinishedAt: at(63 * time.Second)})
+		q := retry.ActivityQuery{Since: at(0), Until: at(2 * time.Minute), Bucket: time.Minute, TopErrors: 5}
+		act, err = h.s.Activity(h.ctx, q)
+		wantTop := []retry.ErrorCount{{Class: retry.ClassValidation, Message: "bad", Count: 2}, {Class: retry.ClassNetworkBlip, Message: "connection reset", Count: 1}}
+		if err != nil || !slices.Equal(act.TopErrors, wantTop) {
+			h.t.Fatalf("Activity(TopErrors 5).TopErrors = %v, %v; want %v", act.TopErrors, err, wantTop)
+		}
+		q.TopErrors = 1
+		if act, err = h.s.Activity(h.ctx, q); err != nil || !slices.Equal(act.TopErrors, wantTop[:1]) {
+			h.t.Fatalf("Activity(TopErrors 1).TopErrors = %v, %v; want %v", act.TopErrors, err, wantTop[:1])
+		}
+		// MaxAttempts bounds what is read, the error patterns' too: the
+		// latest attempt only.
+		act, err = h.s.Activity(h.ctx, retry.ActivityQuery{Since: at(0), Until: at(2 * time.Minute), Bucket: time.Minute, MaxAttempts: 1, TopErrors: 5})
+		if err != nil || !act.Truncated || act.Buckets[0].Attempts != 0 || act.Buckets[1].Attempts != 1 ||
+			!slices.Equal(act.TopErrors, []retry.ErrorCount{{Class: retry.ClassValidation, Message: "bad", Count: 1}}) {
 			h.t.Fatalf("Activity(MaxAttempts 1) = %+v, %v; want the latest attempt only, truncated", act, err)
 		}
 		for _, q := range []retry.ActivityQuery{
 			{Since: at(time.Minute), Until: at(0), Bucket: time.Second},
 			{Since: at(0), Until: at(time.Minute), Bucket: 0},
 			{Since: at(0), Until: at(time.Hour), Bucket: time.Millisecond},
+			{Since: at(0), Until: at(time.Minute), Bucket: time.Second, TopErrors: -1},
 		} {
 			if _, err := h.s.Activity(h.ctx, q); !errors.Is(err, retry.ErrInvalidArgument) {
 				h.t.Errorf("Activity(%+v) = %v; want ErrInvalidArgument", q, err)
