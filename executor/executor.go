@@ -219,14 +219,15 @@ func (e *Executor) start(ctx context.Context, journeyID string, input []byte, op
 		return retry.Run{}, fmt.Errorf("start run: %w", err)
 	}
 	e.stats.started.Add(1)
+	sl := e.taken()
 	if sync {
-		defer e.release()
-		return e.executeRun(ctx, run), nil
+		defer sl.release()
+		return e.executeRun(ctx, sl, run), nil
 	}
 	work := e.detach(ctx)
 	go func() {
-		defer e.release()
-		e.executeRun(work, run)
+		defer sl.release()
+		e.executeRun(work, sl, run)
 	}()
 	return run, nil
 }
@@ -357,10 +358,10 @@ func (e *Executor) StartMany(ctx context.Context, starts []Start) ([]retry.Run, 
 	return runs, nil
 }
 
-// executeRun executes a claimed run and wakes the callers of Wait once it
-// has ended.
-func (e *Executor) executeRun(ctx context.Context, run retry.Run) retry.Run {
-	run = e.execute(ctx, run)
+// executeRun executes a claimed run in worker slot sl and wakes the callers
+// of Wait once it has ended.
+func (e *Executor) executeRun(ctx context.Context, sl *slot, run retry.Run) retry.Run {
+	run = e.execute(ctx, sl, run)
 	if run.Status.Terminal() {
 		e.waiters.wake(run.ID)
 	}
@@ -414,13 +415,47 @@ func (e *Executor) beginStop() {
 	e.stopOnce.Do(func() { close(e.stopping) })
 }
 
+// release gives back a slot that acquire took and ends its work.
 func (e *Executor) release() {
-	<-e.slots
+	e.freeSlot()
 	e.inflight.Done()
+}
+
+// freeSlot gives back a worker slot, and tells the consume loop.
+func (e *Executor) freeSlot() {
+	<-e.slots
 	select {
 	case e.slotFreed <- struct{}{}:
 	default:
 	}
+}
+
+// slot is the worker slot of one execution, taken by acquire, used by one
+// goroutine. The execution frees it as soon as it will run no more nodes
+// (a parked run, before it tells the scheduler: on a networked scheduler
+// that is a round trip, which another run's node need not wait for), and
+// release ends the work the slot counted in flight, that call included:
+// shutdown waits for it, so the scheduler is told before Run returns.
+type slot struct {
+	e     *Executor
+	freed bool
+}
+
+// taken is the slot acquire just took.
+func (e *Executor) taken() *slot { return &slot{e: e} }
+
+// free gives the slot back to the pool; the work stays in flight.
+func (s *slot) free() {
+	if !s.freed {
+		s.freed = true
+		s.e.freeSlot()
+	}
+}
+
+// release frees the slot if the execution did not, and ends its work.
+func (s *slot) release() {
+	s.free()
+	s.e.inflight.Done()
 }
 
 func (e *Executor) now() time.Time { return e.cfg.Now() }
@@ -537,9 +572,10 @@ func (e *Executor) claimWakeups(ctx context.Context) error {
 			if !e.acquire(ctx) {
 				return nil // undelivered entries are redelivered after the scheduler's lease
 			}
+			sl := e.taken()
 			go func() {
-				defer e.release()
-				e.wake(d)
+				defer sl.release()
+				e.wake(sl, d)
 			}()
 		}
 		if len(ds) < free {
@@ -548,23 +584,35 @@ func (e *Executor) claimWakeups(ctx context.Context) error {
 	}
 }
 
-// wake claims the run of one delivery and executes it.
-func (e *Executor) wake(d retry.Delivery) {
+// wake claims the run of one delivery and executes it in slot sl.
+//
+// The delivery is acknowledged beside the execution, not before it: on a
+// networked scheduler the Ack is a round trip that the node need not wait
+// for. That is safe because an Ack with a stale token removes nothing
+// ([retry.Delivery]): one that lands after the execution rescheduled the
+// run leaves the new entry alone. Shutdown waits for it (it counts in
+// flight), so it is sent before Run returns and the scheduler is closed.
+func (e *Executor) wake(sl *slot, d retry.Delivery) {
 	ctx := e.workCtx()
 	run, err := e.store.ClaimRun(ctx, d.ID, e.cfg.Worker, e.now(), e.cfg.Lease)
 	if err != nil && !errors.Is(err, retry.ErrNotFound) && !errors.Is(err, retry.ErrNotClaimable) {
 		e.backendError("claim woken run", err, "run", d.ID)
 		return // not acknowledged: the scheduler hands it out again
 	}
-	if err := e.sched.Ack(ctx, d); err != nil && !errors.Is(err, retry.ErrClosed) {
-		e.backendError("ack wake-up", err, "run", d.ID)
-	}
+	e.inflight.Add(1) // within this slot's count: never after shutdown's Wait began
+	go func() {
+		defer e.inflight.Done()
+		// Not ctx: a hard stop cancels the execution, not its Ack.
+		if err := e.sched.Ack(context.WithoutCancel(ctx), d); err != nil && !errors.Is(err, retry.ErrClosed) {
+			e.backendError("ack wake-up", err, "run", d.ID)
+		}
+	}()
 	if err != nil {
 		e.stats.wasted.Add(1)
 		return
 	}
 	e.stats.resumed.Add(1)
-	e.executeRun(ctx, run)
+	e.executeRun(ctx, sl, run)
 }
 
 // rebuildOnLoss rebuilds the scheduler each time it reports lost entries
@@ -665,10 +713,11 @@ func (e *Executor) SweepOnce(ctx context.Context) (SweepResult, error) {
 		for _, run := range runs {
 			e.emit(e.rescued(run))
 			wg.Add(1)
+			sl := e.taken()
 			go func() {
 				defer wg.Done()
-				defer e.release()
-				e.executeRun(e.workCtx(), run)
+				defer sl.release()
+				e.executeRun(e.workCtx(), sl, run)
 			}()
 		}
 		if len(runs) < n {

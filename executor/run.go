@@ -26,7 +26,7 @@ import (
 // Cancelling ctx stops a node, never a store write: a result already
 // computed is written (or found lost) rather than left half way, so the
 // worker always knows what the store holds.
-func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
+func (e *Executor) execute(ctx context.Context, sl *slot, run retry.Run) retry.Run {
 	e.stats.inFlight.Add(1)
 	defer e.stats.inFlight.Add(-1)
 	ctx, cancel := context.WithCancel(ctx)
@@ -45,7 +45,7 @@ func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 			return e.endMissing(ctx, run, claim, j == nil)
 		}
 		var ok bool
-		if claim, ok = e.halfLease(ctx, run, claim, n, fresh); !ok {
+		if claim, ok = e.halfLease(ctx, sl, run, claim, n, fresh); !ok {
 			return run
 		}
 		started := e.now()
@@ -62,10 +62,10 @@ func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 			return run
 		}
 		if d, ok := retry.RequestedSnooze(err); ok && !retry.Exceeds(run.SnoozeCount, e.cfg.MaxSnoozes) {
-			return e.snooze(ctx, run, claim, n, err, d, started)
+			return e.snooze(ctx, sl, run, claim, n, err, d, started)
 		}
 		if err != nil {
-			next, retryNow := e.fail(ctx, run, claim, j, n, err, started)
+			next, retryNow := e.fail(ctx, sl, run, claim, j, n, err, started)
 			run = next
 			if !retryNow {
 				return run
@@ -84,7 +84,7 @@ func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 			// hold): the handler's fault, and running it again would
 			// loop. The node fails for good; an operator can replay it.
 			err = retry.Permanent(retry.WithClass(fmt.Errorf("node %s: output not stored: %w", n.ID, err), retry.ClassMalformedNode))
-			run, _ = e.fail(ctx, run, claim, j, n, err, started)
+			run, _ = e.fail(ctx, sl, run, claim, j, n, err, started)
 			return run
 		}
 		ev := AttemptRecorded{Step: step(run, n), Duration: s.FinishedAt.Sub(started), Status: written.Status}
@@ -100,7 +100,7 @@ func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 		run = written
 		if run.Status == retry.StatusWaiting {
 			if !scheduled { // else its wake-up was committed with the wait
-				e.schedule(ctx, run.ID, run.WakeAt)
+				e.schedule(ctx, sl, run.ID, run.WakeAt)
 			}
 			return run
 		}
@@ -118,7 +118,7 @@ func (e *Executor) execute(ctx context.Context, run retry.Run) retry.Run {
 // runs: a fresh claim that has not is released (counted in Stats.ShortClaims)
 // and the run scheduled at once, so that a later claim, with a whole lease,
 // runs it; a kept one is extended. ok is false when the node must not run.
-func (e *Executor) halfLease(ctx context.Context, run retry.Run, claim retry.Claim, n *Node, fresh bool) (retry.Claim, bool) {
+func (e *Executor) halfLease(ctx context.Context, sl *slot, run retry.Run, claim retry.Claim, n *Node, fresh bool) (retry.Claim, bool) {
 	now := e.now()
 	if claim.LeaseExpiresAt.Sub(now) >= e.cfg.Lease/2 {
 		return claim, true
@@ -127,7 +127,7 @@ func (e *Executor) halfLease(ctx context.Context, run retry.Run, claim retry.Cla
 		e.stats.short.Add(1)
 		e.releaseClaim(claim)
 		if !e.stopped() {
-			e.schedule(ctx, run.ID, now)
+			e.schedule(ctx, sl, run.ID, now)
 		}
 		return claim, false
 	}
@@ -258,7 +258,7 @@ func (e *Executor) renewIn(c retry.Claim) time.Duration {
 // the start of its first attempt, this one when it is the first recorded.
 // A snooze past MaxSnoozes is not the policy's to decide: the node is
 // exhausted by rule "max_snoozes".
-func (e *Executor) fail(ctx context.Context, run retry.Run, claim retry.Claim, j *Journey, n *Node, err error, started time.Time) (retry.Run, bool) {
+func (e *Executor) fail(ctx context.Context, sl *slot, run retry.Run, claim retry.Claim, j *Journey, n *Node, err error, started time.Time) (retry.Run, bool) {
 	f := retry.NewFailure(err, run.RetryCount, run.LastDelay)
 	rec := retry.FailureRecord{NodeID: n.ID, Class: f.Class, Message: f.Message, StartedAt: started, FinishedAt: e.now()}
 	f.Elapsed = rec.FinishedAt.Sub(cmp.Or(run.NodeStartedAt, started))
@@ -289,7 +289,7 @@ func (e *Executor) fail(ctx context.Context, run retry.Run, claim retry.Claim, j
 	case retry.StatusRetrying:
 		e.stats.retries.Add(1)
 		if !scheduled { // else its wake-up was committed with the failure
-			e.schedule(ctx, written.ID, written.NextRetryAt)
+			e.schedule(ctx, sl, written.ID, written.NextRetryAt)
 		}
 		if deferred {
 			e.emit(BudgetDeferred{ev, ev.Decision.Rule, written.NextRetryAt})
@@ -315,7 +315,7 @@ const RuleMaxSnoozes = "max_snoozes"
 // snooze records that node n asked, with err, to run again after d, and
 // tells the scheduler: the run waits at the same node, its retry count
 // unchanged, as a delay node's run waits.
-func (e *Executor) snooze(ctx context.Context, run retry.Run, claim retry.Claim, n *Node, err error, d time.Duration, started time.Time) retry.Run {
+func (e *Executor) snooze(ctx context.Context, sl *slot, run retry.Run, claim retry.Claim, n *Node, err error, d time.Duration, started time.Time) retry.Run {
 	rec := retry.SnoozeRecord{NodeID: n.ID, Message: err.Error(), Delay: d, StartedAt: started, FinishedAt: e.now()}
 	ev := AttemptRecorded{Step: step(run, n), Duration: rec.FinishedAt.Sub(started), Err: err, Snoozed: true,
 		Decision: retry.Decision{Delay: d}}
@@ -337,7 +337,7 @@ func (e *Executor) snooze(ctx context.Context, run retry.Run, claim retry.Claim,
 	ev.Status = written.Status
 	e.emit(ev)
 	if !scheduled { // else its wake-up was committed with the snooze
-		e.schedule(ctx, written.ID, written.WakeAt)
+		e.schedule(ctx, sl, written.ID, written.WakeAt)
 	}
 	e.emit(NodeSnoozed{AttemptRecorded: ev, At: written.WakeAt})
 	return written
@@ -492,7 +492,11 @@ func (e *Executor) recorded(ev AttemptRecorded) {
 	}
 }
 
-func (e *Executor) schedule(ctx context.Context, id string, at time.Time) {
+// schedule tells the scheduler that run id, which the execution in slot sl
+// leaves parked, is due at at. It frees sl first: no node of the run runs
+// any more, and a networked scheduler's round trip need not hold a worker.
+func (e *Executor) schedule(ctx context.Context, sl *slot, id string, at time.Time) {
+	sl.free()
 	if err := e.sched.Schedule(ctx, id, at); err != nil {
 		// The store holds the due time: Rebuild and the sweeper catch it.
 		e.backendError("schedule", err, "run", id)

@@ -34,7 +34,10 @@ type Scheduler interface {
 	// Claim hands out up to limit entries due at or before now, earliest
 	// first, each leased to the caller. Never an entry due after now.
 	Claim(ctx context.Context, now time.Time, limit int) ([]Delivery, error)
-	// Ack removes the delivered entry unless it was rescheduled since.
+	// Ack removes the delivered entry unless it was rescheduled since. The
+	// executor sends it beside the run's execution, so it may arrive after
+	// the execution's own Schedule of the entry: its stale token must then
+	// remove nothing.
 	Ack(ctx context.Context, d Delivery) error
 	// Ready receives a value when an entry may have become claimable: its
 	// time came, an entry was scheduled earlier than the earliest pending

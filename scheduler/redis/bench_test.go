@@ -227,6 +227,13 @@ func BenchmarkWakeLateness(b *testing.B) {
 		tick.Stop()
 		wg.Wait()
 	}
+	ReportLateness(b, late)
+}
+
+// ReportLateness reports the median, 99th percentile, maximum and minimum
+// of late, in milliseconds. (Exported for the benchmarks of package
+// redis_test.)
+func ReportLateness(b *testing.B, late []time.Duration) {
 	slices.Sort(late)
 	q := func(p float64) time.Duration { return late[int(p*float64(len(late)-1))] }
 	b.ReportMetric(float64(q(0.5).Microseconds())/1000, "p50-ms")

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -177,6 +179,133 @@ func TestConsumerProcess(t *testing.T) {
 		}
 		_, err = f.WriteString(b.String())
 		must(t, err)
+		for _, d := range ds {
+			must(t, s.Ack(ctx, d))
+		}
+	}
+}
+
+// The wake-up consumer processes' environment.
+const (
+	envWaker       = "JRETRY_TEST_WAKER" // the file a child logs its lateness to
+	envWakerPrefix = "JRETRY_TEST_WAKER_PREFIX"
+)
+
+// BenchmarkWakeLatenessProcesses is BenchmarkWakeLateness with each of the
+// 4 consumers a process of its own (this test binary, running
+// TestWakeConsumerProcess), so that a wake-up crosses processes through
+// Redis's pub/sub as it does between worker processes: this process
+// schedules 1,000 entries due 20-220 ms ahead, 200 a second, and each
+// consumer logs, per delivery, its Claim's wall time minus the entry's due
+// time. Never negative: nothing is handed out early.
+func BenchmarkWakeLatenessProcesses(b *testing.B) {
+	const entries, procs = 1000, 4
+	c := testConn(b, false)
+	ctx := context.Background()
+	var late []time.Duration
+	for range b.N {
+		prefix := testPrefix(b, c)
+		producer := open(b, c, redisched.Config{Prefix: prefix})
+		dir := b.TempDir()
+		var children []*exec.Cmd
+		for p := range procs {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestWakeConsumerProcess$")
+			cmd.Env = append(os.Environ(), envWaker+"="+filepath.Join(dir, fmt.Sprint(p)), envWakerPrefix+"="+prefix)
+			cmd.Stderr = os.Stderr
+			must(b, cmd.Start())
+			children = append(children, cmd)
+		}
+		stop := func() {
+			for _, cmd := range children {
+				cmd.Process.Kill()
+				cmd.Wait()
+			}
+		}
+		// A child creates its file once it is subscribed and waiting.
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+			ready := 0
+			for p := range procs {
+				if _, err := os.Stat(filepath.Join(dir, fmt.Sprint(p))); err == nil {
+					ready++
+				}
+			}
+			if ready == procs {
+				break
+			}
+			if time.Now().After(deadline) {
+				stop()
+				b.Fatalf("%d of %d consumer processes ready after a minute", ready, procs)
+			}
+		}
+		b.ResetTimer()
+		tick := time.NewTicker(5 * time.Millisecond)
+		for i := range entries {
+			<-tick.C
+			at := time.Now().Add(time.Duration(20+mrand.IntN(200)) * time.Millisecond)
+			if err := producer.Schedule(ctx, fmt.Sprint(i), at); err != nil {
+				stop()
+				b.Fatal(err)
+			}
+		}
+		tick.Stop()
+		got := 0
+		for deadline := time.Now().Add(time.Minute); got < entries; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				stop()
+				b.Fatalf("%d of %d entries delivered after a minute", got, entries)
+			}
+			got = 0
+			for p := range procs {
+				data, err := os.ReadFile(filepath.Join(dir, fmt.Sprint(p)))
+				must(b, err)
+				got += strings.Count(string(data), "\n")
+			}
+		}
+		b.StopTimer()
+		stop()
+		producer.Close()
+		for p := range procs {
+			data, err := os.ReadFile(filepath.Join(dir, fmt.Sprint(p)))
+			must(b, err)
+			for line := range strings.Lines(string(data)) {
+				ns, err := strconv.ParseInt(strings.TrimSpace(line), 10, 64)
+				must(b, err)
+				late = append(late, time.Duration(ns))
+			}
+		}
+	}
+	redisched.ReportLateness(b, late)
+}
+
+// TestWakeConsumerProcess is BenchmarkWakeLatenessProcesses's child: it
+// waits on Ready, claims at the wall clock, logs each delivery's lateness
+// in nanoseconds (one write per Claim) and acknowledges it, until killed.
+func TestWakeConsumerProcess(t *testing.T) {
+	path := os.Getenv(envWaker)
+	if path == "" {
+		t.Skip("the wake-up consumer processes' child")
+	}
+	c := testConn(t, false)
+	s := open(t, c, redisched.Config{Prefix: os.Getenv(envWakerPrefix)})
+	defer s.Close()
+	f, err := os.Create(path)
+	must(t, err)
+	ctx := context.Background()
+	for {
+		select {
+		case <-s.Ready():
+		case <-time.After(100 * time.Millisecond):
+		}
+		now := time.Now()
+		ds, err := s.Claim(ctx, now, 100)
+		must(t, err)
+		var b strings.Builder
+		for _, d := range ds {
+			fmt.Fprintf(&b, "%d\n", now.Sub(d.At).Nanoseconds())
+		}
+		if _, err := f.WriteString(b.String()); err != nil {
+			t.Fatal(err)
+		}
 		for _, d := range ds {
 			must(t, s.Ack(ctx, d))
 		}

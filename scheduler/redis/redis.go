@@ -11,6 +11,11 @@
 // fresh token; a consumer that dies leaves its entries to come back when
 // their lease ends.
 //
+// Schedule, Restore, Cancel and Ack return once Redis has run them, but
+// the calls of many goroutines at once share a pipeline, one round trip:
+// a worker pool's calls do not queue for the client's connections one
+// round trip each, with Claims behind them.
+//
 // Wake-ups need no polling: a Schedule that makes an entry the earliest
 // publishes its due time, and every consumer's waiter (one goroutine and one
 // pub/sub connection per [Scheduler]) re-arms a timer for the earliest entry
@@ -125,6 +130,9 @@ type Scheduler struct {
 	done    chan struct{}
 	pubsub  *goredis.PubSub
 
+	calls     chan *call    // to the batcher: Schedule, Restore, Cancel, Ack
+	batchDone chan struct{} // closed when the batcher has stopped
+
 	// closeMu orders calls against Close: calls hold it shared, Close
 	// exclusively, so nothing is handed out once Close has returned.
 	closeMu sync.RWMutex
@@ -167,6 +175,9 @@ func newScheduler(ctx context.Context, rdb goredis.UniversalClient, own bool, cf
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 		next:   math.MaxInt64,
+		calls:  make(chan *call),
+
+		batchDone: make(chan struct{}),
 	}
 	for _, suffix := range keySuffixes {
 		s.keys = append(s.keys, "{"+cfg.Prefix+"}:"+suffix)
@@ -182,6 +193,7 @@ func newScheduler(ctx context.Context, rdb goredis.UniversalClient, own bool, cf
 	}
 	s.stopCtx, s.cancel = context.WithCancel(context.Background())
 	go s.wait()
+	go s.batch()
 	return s, nil
 }
 
@@ -277,7 +289,7 @@ func (s *Scheduler) put(ctx context.Context, op string, script *goredis.Script, 
 	}
 	defer release()
 	due := ceilMs(at)
-	published, err := script.Run(ctx, s.rdb, s.keys, id, due, at.UnixNano(), s.channel).Int()
+	published, err := s.send(ctx, script, id, due, at.UnixNano(), s.channel)
 	if err != nil {
 		return fmt.Errorf("%s %q: %w", op, id, err)
 	}
@@ -297,7 +309,7 @@ func (s *Scheduler) Cancel(ctx context.Context, id string) error {
 		return err
 	}
 	defer release()
-	if err := cancelScript.Run(ctx, s.rdb, s.keys, id).Err(); err != nil {
+	if _, err := s.send(ctx, cancelScript, id); err != nil {
 		return fmt.Errorf("cancel %q: %w", id, err)
 	}
 	return nil
@@ -349,7 +361,7 @@ func (s *Scheduler) Ack(ctx context.Context, d retry.Delivery) error {
 		return err
 	}
 	defer release()
-	if err := ackScript.Run(ctx, s.rdb, s.keys, d.ID, d.Token).Err(); err != nil {
+	if _, err := s.send(ctx, ackScript, d.ID, d.Token); err != nil {
 		return fmt.Errorf("ack %q: %w", d.ID, err)
 	}
 	return nil
@@ -369,6 +381,7 @@ func (s *Scheduler) Close() error {
 	s.cancel()
 	err := s.pubsub.Close()
 	<-s.done
+	<-s.batchDone
 	if s.ownClient {
 		err = combine.Errors(err, s.rdb.Close())
 	}
@@ -507,4 +520,100 @@ func ceilMs(t time.Time) int64 {
 		ms++
 	}
 	return ms
+}
+
+// call is one Schedule, Restore, Cancel or Ack on its way to Redis: the
+// script, its arguments (the entry's id first) and where its reply goes.
+type call struct {
+	script *goredis.Script
+	args   []any
+	reply  chan reply
+}
+
+type reply struct {
+	n   int64
+	err error
+}
+
+// maxBatch bounds the calls of one pipeline.
+const maxBatch = 256
+
+// send runs script with args through the batcher and returns its integer
+// reply, once Redis has run it. Calls of many goroutines (a worker pool's
+// Schedules and Acks) share one pipeline, one round trip, instead of
+// queueing for the client's connections one round trip each, where a
+// Claim would queue behind them.
+func (s *Scheduler) send(ctx context.Context, script *goredis.Script, args ...any) (int64, error) {
+	c := &call{script: script, args: args, reply: make(chan reply, 1)}
+	select {
+	case s.calls <- c:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	select {
+	case r := <-c.reply:
+		return r.n, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err() // it may have run; each call's effect is a hint
+	}
+}
+
+// batch is the batcher: it sends the calls waiting when it is free, up to
+// maxBatch, in one pipeline, until Close (which waits for every call to
+// return first). A call for an id already in the batch waits for the
+// next one, so that the calls of one id run in order even when a batch
+// is partly sent again (after NOSCRIPT).
+func (s *Scheduler) batch() {
+	defer close(s.batchDone)
+	var carry *call
+	for {
+		batch := make([]*call, 0, 8)
+		if carry != nil {
+			batch, carry = append(batch, carry), nil
+		} else {
+			select {
+			case c := <-s.calls:
+				batch = append(batch, c)
+			case <-s.stop:
+				return
+			}
+		}
+		ids := map[any]bool{batch[0].args[0]: true}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case c := <-s.calls:
+				if ids[c.args[0]] {
+					carry = c
+					break fill
+				}
+				ids[c.args[0]] = true
+				batch = append(batch, c)
+			default:
+				break fill
+			}
+		}
+		s.flush(batch)
+	}
+}
+
+// flush sends batch in one pipeline and answers each call. The scripts
+// run by SHA; one Redis no longer knows (NOSCRIPT: restarted, or SCRIPT
+// FLUSH) runs again on its own, which loads the script.
+func (s *Scheduler) flush(batch []*call) {
+	ctx := s.stopCtx
+	cmds := make([]*goredis.Cmd, len(batch))
+	_, _ = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, c := range batch {
+			cmds[i] = c.script.EvalSha(ctx, p, s.keys, c.args...)
+		}
+		return nil
+	}) // each command carries its error
+	for i, c := range batch {
+		n, err := cmds[i].Int64()
+		if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
+			n, err = c.script.Run(ctx, s.rdb, s.keys, c.args...).Int64()
+		}
+		c.reply <- reply{n, err}
+	}
 }

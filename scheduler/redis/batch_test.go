@@ -1,0 +1,107 @@
+package redis_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	redisched "github.com/journeyretry/journeyretry/scheduler/redis"
+)
+
+// pipelineHook counts the pipelines a client sends and the largest.
+type pipelineHook struct{ pipelines, largest atomic.Int64 }
+
+func (h *pipelineHook) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (h *pipelineHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook { return next }
+
+func (h *pipelineHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		h.pipelines.Add(1)
+		for n := int64(len(cmds)); ; {
+			l := h.largest.Load()
+			if n <= l || h.largest.CompareAndSwap(l, n) {
+				break
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestConcurrentCallsShareRoundTrips: Schedules and Acks of many
+// goroutines at once go out in shared pipelines (a worker pool's calls
+// do not queue for connections one round trip each), and each still
+// returns once Redis has run it: every entry is due after its Schedule
+// returned, and gone after its Ack returned.
+func TestConcurrentCallsShareRoundTrips(t *testing.T) {
+	c := testConn(t, false)
+	rdb := newClient(t, c)
+	defer rdb.Close()
+	var hook pipelineHook
+	rdb.AddHook(&hook)
+	s, err := redisched.New(context.Background(), rdb, redisched.Config{Prefix: testPrefix(t, c)})
+	must(t, err)
+	defer s.Close()
+	ctx := context.Background()
+	const n = 200
+	all := func(call func(i int) error) {
+		t.Helper()
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				if err := call(i); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+	}
+	all(func(i int) error { return s.Schedule(ctx, fmt.Sprint(i), base) })
+	ds, err := s.Claim(ctx, base, 2*n)
+	must(t, err)
+	if len(ds) != n {
+		t.Fatalf("Claim after %d Schedules returned: %d entries", n, len(ds))
+	}
+	all(func(i int) error { return s.Ack(ctx, ds[i]) })
+	if left, err := s.Claim(ctx, base.Add(redisched.LeaseDefault), 2*n); err != nil || len(left) != 0 {
+		t.Fatalf("after the Acks returned, Claim past the lease = %d entries, %v; want none", len(left), err)
+	}
+	if p := hook.pipelines.Load(); p >= 2*n || hook.largest.Load() < 2 {
+		t.Fatalf("%d calls in %d pipelines, the largest of %d; want them shared", 2*n, p, hook.largest.Load())
+	}
+}
+
+// TestScriptsReloaded: after SCRIPT FLUSH (or a restart) Redis knows none
+// of the scripts; a batch that meets NOSCRIPT runs its calls again, which
+// loads them.
+func TestScriptsReloaded(t *testing.T) {
+	c := testConn(t, false)
+	s := open(t, c, redisched.Config{Prefix: testPrefix(t, c)})
+	defer s.Close()
+	rdb := newClient(t, c)
+	defer rdb.Close()
+	ctx := context.Background()
+	must(t, s.Schedule(ctx, "a", base))
+	must(t, rdb.ScriptFlush(ctx).Err())
+	must(t, s.Schedule(ctx, "b", base))
+	must(t, rdb.ScriptFlush(ctx).Err())
+	ds, err := s.Claim(ctx, base, 10)
+	must(t, err)
+	if len(ds) != 2 {
+		t.Fatalf("Claim = %+v; want a and b", ds)
+	}
+	must(t, rdb.ScriptFlush(ctx).Err())
+	must(t, s.Ack(ctx, ds[0]))
+	must(t, rdb.ScriptFlush(ctx).Err())
+	must(t, s.Cancel(ctx, "b"))
+	if left, err := s.Claim(ctx, base.Add(redisched.LeaseDefault), 10); err != nil || len(left) != 0 {
+		t.Fatalf("after Ack and Cancel, Claim = %+v, %v; want none", left, err)
+	}
+}
