@@ -52,6 +52,22 @@ func (s *gatedScheduler) Ack(ctx context.Context, d retry.Delivery) error {
 	return s.hold(func() error { return s.Scheduler.Ack(ctx, d) })
 }
 
+// stopWithHeld cancels Run (cancel, whose result errc receives) while
+// calls are held, checks that Run waits for them, then lets them through
+// and waits for Run.
+func (s *gatedScheduler) stopWithHeld(t *testing.T, cancel context.CancelFunc, errc <-chan error) {
+	t.Helper()
+	cancel()
+	synctest.Wait()
+	select {
+	case err := <-errc:
+		t.Fatalf("Run returned (%v) with %d scheduler calls in flight", err, s.held.Load())
+	default:
+	}
+	s.release()
+	must(t, <-errc)
+}
+
 // gatedExecutor is an executor of one worker on sched (wrapping a memory
 // scheduler, returned too), with a journey "fail" failing once with a 1s
 // retry and a journey "ok"; ran counts the "ok" node's executions.
@@ -121,15 +137,7 @@ func TestScheduleFreesWorkerFirst(t *testing.T) {
 			t.Fatal(err)
 		}
 		synctest.Wait() // its Schedule held too
-		cancel()
-		synctest.Wait()
-		select {
-		case err := <-errc:
-			t.Fatalf("Run returned (%v) with a Schedule in flight", err)
-		default:
-		}
-		sched.release()
-		must(t, <-errc)
+		sched.stopWithHeld(t, cancel, errc)
 		if run := <-syncDone; run.Status != retry.StatusRetrying {
 			t.Fatalf("StartRunSync returned the run %s; want retrying", run.Status)
 		}
@@ -170,15 +178,7 @@ func TestAckBesideExecution(t *testing.T) {
 		if attempts.Load() != 2 || sched.held.Load() != 1 {
 			t.Fatalf("%d attempts, %d Acks held; want the woken run executed beside its held Ack", attempts.Load(), sched.held.Load())
 		}
-		cancel()
-		synctest.Wait()
-		select {
-		case err := <-errc:
-			t.Fatalf("Run returned (%v) with an Ack in flight", err)
-		default:
-		}
-		sched.release()
-		must(t, <-errc)
+		sched.stopWithHeld(t, cancel, errc)
 		sched.mu.Lock()
 		defer sched.mu.Unlock()
 		if len(sched.errs) != 1 || sched.errs[0] != nil {
