@@ -111,21 +111,7 @@ var replayChecks = []check{
 		// changing nothing.
 		in := h.inspector()
 		now := at(time.Hour)
-		runs := map[retry.Status][]string{}
-		h.create(newRun("new"), at(0))
-		runs[retry.StatusInProgress] = append(runs[retry.StatusInProgress], "new")
-		h.createClaimed("claimed", at(0))
-		runs[retry.StatusInProgress] = append(runs[retry.StatusInProgress], "claimed")
-		r := h.createClaimed("retrying", at(0))
-		h.fail(r.Claim(), retryAfter("a", at(time.Second), 2*time.Hour))
-		r = h.createClaimed("waiting", at(0))
-		h.complete(r.Claim(), retry.NodeSuccess{NodeID: "a", NextNodeID: "b", WakeAt: at(2 * time.Hour), FinishedAt: at(time.Second)})
-		r = h.createClaimed("completed", at(0))
-		h.complete(r.Claim(), retry.NodeSuccess{NodeID: "a", FinishedAt: at(time.Second)})
-		r = h.createClaimed("failed", at(0))
-		h.fail(r.Claim(), retry.FailureRecord{NodeID: "a", FinishedAt: at(time.Second)})
-		r = h.createClaimed("failed_max_retries", at(0))
-		h.fail(r.Claim(), retry.FailureRecord{NodeID: "a", Decision: retry.Decision{Exhausted: true}, FinishedAt: at(time.Second)})
+		h.runInEveryStatus()
 		for _, id := range []string{"new", "claimed", "retrying", "waiting", "completed"} {
 			before := h.get(id)
 			n := len(h.attempts(id))

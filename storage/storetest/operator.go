@@ -19,19 +19,8 @@ var operatorChecks = []check{
 		// refuses one that has, changing nothing.
 		op := h.operator()
 		now := at(time.Hour)
-		h.create(newRun("new"), at(0))
-		h.createClaimed("claimed", at(0))
+		h.runInEveryStatus()
 		h.createClaimed("expired", at(0)) // its lease ended before now
-		r := h.createClaimed("retrying", at(0))
-		h.fail(r.Claim(), retryAfter("a", at(time.Second), 2*time.Hour))
-		r = h.createClaimed("waiting", at(0))
-		h.complete(r.Claim(), retry.NodeSuccess{NodeID: "a", NextNodeID: "b", WakeAt: at(2 * time.Hour), FinishedAt: at(time.Second)})
-		r = h.createClaimed("completed", at(0))
-		h.complete(r.Claim(), retry.NodeSuccess{NodeID: "a", FinishedAt: at(time.Second)})
-		r = h.createClaimed("failed", at(0))
-		h.fail(r.Claim(), retry.FailureRecord{NodeID: "a", FinishedAt: at(time.Second)})
-		r = h.createClaimed("failed_max_retries", at(0))
-		h.fail(r.Claim(), retry.FailureRecord{NodeID: "a", Decision: retry.Decision{Exhausted: true}, FinishedAt: at(time.Second)})
 		for _, id := range []string{"new", "claimed", "expired", "retrying", "waiting"} {
 			before := h.get(id)
 			n := len(h.attempts(id))

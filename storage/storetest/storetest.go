@@ -289,6 +289,26 @@ func (h *harness) claimRun(id string, now time.Time) retry.Run {
 	return r
 }
 
+// runInEveryStatus creates one run named for each status a run can reach
+// by the Recorder's writes ("new" unclaimed and "claimed" in progress,
+// "retrying" and "waiting" due in two hours, and the three ended ones),
+// every write at node "a", by one second past at(0).
+func (h *harness) runInEveryStatus() {
+	h.t.Helper()
+	h.create(newRun("new"), at(0))
+	h.createClaimed("claimed", at(0))
+	r := h.createClaimed("retrying", at(0))
+	h.fail(r.Claim(), retryAfter("a", at(time.Second), 2*time.Hour))
+	r = h.createClaimed("waiting", at(0))
+	h.complete(r.Claim(), retry.NodeSuccess{NodeID: "a", NextNodeID: "b", WakeAt: at(2 * time.Hour), FinishedAt: at(time.Second)})
+	r = h.createClaimed("completed", at(0))
+	h.complete(r.Claim(), retry.NodeSuccess{NodeID: "a", FinishedAt: at(time.Second)})
+	r = h.createClaimed("failed", at(0))
+	h.fail(r.Claim(), retry.FailureRecord{NodeID: "a", FinishedAt: at(time.Second)})
+	r = h.createClaimed("failed_max_retries", at(0))
+	h.fail(r.Claim(), retry.FailureRecord{NodeID: "a", Decision: retry.Decision{Exhausted: true}, FinishedAt: at(time.Second)})
+}
+
 // createClaimed creates run id at now and claims it.
 func (h *harness) createClaimed(id string, now time.Time) retry.Run {
 	h.t.Helper()
