@@ -118,9 +118,9 @@ func benchExecutor(b *testing.B, store *storage.Store, workers int, cpu func() t
 	must(b, ex.Handle("flaky", failing(blip, 2)))
 	must(b, ex.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "flaky"}}}))
 	ctx := context.Background()
-	prefix := "e" // the two executors share the store
+	prefix := "e" + rand.Text()[:6] // the two executors, and each -count, share the store
 	if budget.Enabled {
-		prefix = "b"
+		prefix = "b" + rand.Text()[:6]
 	}
 	var total, used time.Duration
 	for i := range b.N {
