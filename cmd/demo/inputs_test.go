@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -279,26 +280,51 @@ func TestETA(t *testing.T) {
 	}
 }
 
-// TestTwoDemosOnAFreshFile: a second demo started on the fresh file a
-// first one is filling stops with a message saying so, not "run id
-// already taken: invalid argument".
+// TestTwoDemosOnAFreshFile: two demos started on one fresh file, the
+// second while the first is still creating its runs, both creating the
+// same run ids: the one that finds its ids taken stops with a message
+// saying another demo is running, not "run id already taken: invalid
+// argument". The runs are many (50 batches of creation), so that the two
+// are still creating when they meet whatever the machine's load; the one
+// that carries on is killed.
 func TestTwoDemosOnAFreshFile(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	store := filepath.Join(dir, "two.db")
-	args := []string{"--store", store, "--runs", "3000", "--lease", "2s"}
-	first := demoCmd(t.Context(), dir, nil, args...)
-	if err := first.Start(); err != nil {
-		t.Fatal(err)
+	args := []string{"--store", store, "--runs", "50000", "--lease", "2s"}
+	type ended struct {
+		i      int
+		err    error
+		stderr string
 	}
-	defer func() { first.Process.Kill(); first.Wait() }()
+	done := make(chan ended, 2)
+	start := func(i int) {
+		cmd := demoCmd(t.Context(), dir, nil, args...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waited := make(chan struct{})
+		t.Cleanup(func() { cmd.Process.Kill(); <-waited })
+		go func() {
+			defer close(waited)
+			err := cmd.Wait()
+			done <- ended{i, err, stderr.String()}
+		}()
+	}
+	start(0)
 	waitFor(t, store, 30*time.Second, func(c map[retry.Status]int) bool { return report.Total(c) >= 1 })
-	r := runBin(t, dir, nil, args...)
-	if r.code == 0 {
-		t.Skip("the first demo had created every run before the second started")
-	}
-	if r.code != exitFailure || !strings.Contains(r.stderr, "another demo is running on this database") || strings.Contains(r.stderr, "invalid argument") {
-		t.Errorf("second demo: status %d\n%s", r.code, r.stderr)
+	start(1)
+	select {
+	case e := <-done:
+		ee, ok := errors.AsType[*exec.ExitError](e.err)
+		if !ok || ee.ExitCode() != exitFailure || !strings.Contains(e.stderr, "another demo is running on this database") ||
+			strings.Contains(e.stderr, "invalid argument") {
+			t.Errorf("demo %d ended first: %v\n%s", e.i, e.err, e.stderr)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("neither demo stopped within 2 minutes: they never met on a run id")
 	}
 }
 
