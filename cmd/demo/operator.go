@@ -67,18 +67,26 @@ func cmdRunsCancel(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer s.Close()
 	r, err := s.Cancel(ctx, id, *by, time.Now())
-	switch {
-	case errors.Is(err, retry.ErrNotFound):
-		return fmt.Errorf("run %s: %w", retry.QuoteID(id), retry.ErrNotFound)
-	case errors.Is(err, retry.ErrNotCancellable):
-		return fmt.Errorf("%w (only in_progress, waiting and retrying runs are)", err) // the store's error names the status
-	case errors.Is(err, retry.ErrInvalidArgument):
-		return usageError(err)
-	case err != nil:
-		return err
+	if err != nil {
+		return operatorError(err, id, retry.ErrNotCancellable, "in_progress, waiting and retrying")
 	}
 	fmt.Fprintf(stdout, "run %s cancelled at node %s by %s; a worker running it stops within a lease\n", quoteID(r.ID), dash(r.CurrentNodeID), *by)
 	return nil
+}
+
+// operatorError says what an operator action on run id met: a missing
+// run, a run in a status the action refuses (refused, the store's error
+// naming the status; allowed lists those it takes), or a usage error.
+func operatorError(err error, id string, refused error, allowed string) error {
+	switch {
+	case errors.Is(err, retry.ErrNotFound):
+		return fmt.Errorf("run %s: %w", retry.QuoteID(id), retry.ErrNotFound)
+	case errors.Is(err, refused):
+		return fmt.Errorf("%w (only %s runs are)", err, allowed)
+	case errors.Is(err, retry.ErrInvalidArgument):
+		return usageError(err)
+	}
+	return err
 }
 
 // retryFlags are runs retry's own flags.
@@ -252,15 +260,8 @@ func (c *command) replayOne(ctx context.Context, id string, o retry.ReplayOption
 	}
 	defer s.Close()
 	r, err := s.ReplayWith(ctx, id, o, time.Now())
-	switch {
-	case errors.Is(err, retry.ErrNotFound):
-		return fmt.Errorf("run %s: %w", retry.QuoteID(id), retry.ErrNotFound)
-	case errors.Is(err, retry.ErrNotReplayable):
-		return fmt.Errorf("%w (only failed, failed_max_retries and cancelled runs are)", err) // the store's error names the status
-	case errors.Is(err, retry.ErrInvalidArgument):
-		return usageError(err) // a node the run never reached
-	case err != nil:
-		return err
+	if err != nil { // ErrInvalidArgument: a node the run never reached, among others
+		return operatorError(err, id, retry.ErrNotReplayable, "failed, failed_max_retries and cancelled")
 	}
 	fmt.Fprintf(stdout, "run %s replayed from node %s%s: %s, due now; a worker's sweeper picks it up\n", quoteID(r.ID), r.CurrentNodeID, overrideText(o.Override), r.Status)
 	return nil
