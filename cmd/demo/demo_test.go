@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -393,5 +394,30 @@ func TestRedisPasswordNeverShown(t *testing.T) {
 		if !slices.Contains(tc.args, "--help") && r.code == 0 {
 			t.Errorf("%v: exit status 0 with no Redis to reach", tc.args)
 		}
+	}
+}
+
+// TestOutputSerialized: a command's output writers take concurrent writes
+// (the progress line beside the executor's log records, which once raced
+// on a test's buffer): under -race, unlocked writes to a bytes.Buffer
+// fail this test. A file is left as it is, so that a terminal is still
+// recognised.
+func TestOutputSerialized(t *testing.T) {
+	var buf bytes.Buffer
+	w := serialized(&buf)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 100 {
+				fmt.Fprintln(w, "line")
+			}
+		})
+	}
+	wg.Wait()
+	if n := strings.Count(buf.String(), "line\n"); n != 400 {
+		t.Fatalf("%d whole lines, want 400", n)
+	}
+	if serialized(os.Stderr) != io.Writer(os.Stderr) {
+		t.Fatal("os.Stderr was wrapped: a terminal would no longer be recognised")
 	}
 }

@@ -34,6 +34,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -82,10 +83,34 @@ func surroundingsOf(ctx context.Context) surroundings {
 	return surroundings{environ: os.Environ()}
 }
 
+// serialized returns w safe for the concurrent writes a command makes
+// (the progress line beside the executor's log records): a file is, as
+// each write is one system call, and stays itself so that a terminal is
+// still recognised; any other writer gets a lock.
+func serialized(w io.Writer) io.Writer {
+	if _, ok := w.(*os.File); ok {
+		return w
+	}
+	return &lockedWriter{w: w}
+}
+
+// lockedWriter writes to w one call at a time.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 // run runs the command line args in the surroundings sur and returns the
 // exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, sur surroundings) int {
 	ctx = context.WithValue(ctx, surroundingsKey{}, sur)
+	stdout, stderr = serialized(stdout), serialized(stderr)
 	err := dispatch(ctx, args, stdout, stderr)
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) && !errors.Is(err, errInterrupted) {
 		// A signal cut a store call short: an interrupt all the same.
