@@ -104,8 +104,8 @@ func TestMigrateLegacy(t *testing.T) {
 			if err := s.DB().NewRaw(`SELECT COUNT(*) FROM journeyretry_migrations`).Scan(ctx, &applied); err != nil {
 				t.Fatal(err)
 			}
-			if applied != 7 {
-				t.Fatalf("%d migrations recorded after migrating twice; want 7", applied)
+			if applied != 8 {
+				t.Fatalf("%d migrations recorded after migrating twice; want 8", applied)
 			}
 			want := map[string]struct {
 				journey, node string
@@ -514,8 +514,8 @@ func TestPendingMigrations(t *testing.T) {
 			s := openRaw(t, newDSN(t))
 			loadLegacy(t, s, name == "postgres")
 			for range 2 { // asking twice: the first call created nothing
-				if n, err := s.PendingMigrations(t.Context()); err != nil || n != 7 {
-					t.Fatalf("PendingMigrations before Migrate = %d, %v; want 7", n, err)
+				if n, err := s.PendingMigrations(t.Context()); err != nil || n != 8 {
+					t.Fatalf("PendingMigrations before Migrate = %d, %v; want 8", n, err)
 				}
 			}
 			if err := s.Migrate(t.Context()); err != nil {
@@ -596,8 +596,8 @@ func TestFailedMigrateChangesNothing(t *testing.T) {
 			if cols := columns(t, s, "journey_runs"); len(cols) != 2 {
 				t.Errorf("journey_runs columns after a failed Migrate: %v", cols)
 			}
-			if n, err := s.PendingMigrations(ctx); err != nil || n != 7 {
-				t.Errorf("PendingMigrations = %d, %v; want 7", n, err)
+			if n, err := s.PendingMigrations(ctx); err != nil || n != 8 {
+				t.Errorf("PendingMigrations = %d, %v; want 8", n, err)
 			}
 		})
 	}

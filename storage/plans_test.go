@@ -130,3 +130,36 @@ func TestUnknownStatusCondition(t *testing.T) {
 		t.Fatalf("the unknown-status condition names %v; retry.Statuses is %v: a new status needs a migration that redefines idx_journey_runs_unknown_status", named, all)
 	}
 }
+
+// TestWritesBuildNoTemporaryTable: on SQLite, writing a run's status
+// builds no temporary table (OpenEphemeral) for the partial indexes'
+// conditions, which SQLite tests on every write of a row: one per NOT IN
+// list of more than two values, each mapping and unmapping page-cache
+// memory.
+func TestWritesBuildNoTemporaryTable(t *testing.T) {
+	s := open(t, sqliteFile(t))
+	for _, q := range []string{
+		`INSERT INTO journey_runs (id, journey_id, status) VALUES ('r', 'j', 'in_progress')`,
+		`UPDATE journey_runs SET status = 'completed' WHERE id = 'r'`,
+	} {
+		rows, err := s.DB().QueryContext(t.Context(), "EXPLAIN "+q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var addr, p1, p2, p3 int
+			var op string
+			var p4, p5, comment any
+			if err := rows.Scan(&addr, &op, &p1, &p2, &p3, &p4, &p5, &comment); err != nil {
+				t.Fatal(err)
+			}
+			if op == "OpenEphemeral" {
+				t.Errorf("%s: step %d builds a temporary table", q, addr)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+	}
+}
