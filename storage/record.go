@@ -21,11 +21,19 @@ func (s *Store) CompleteNode(ctx context.Context, c retry.Claim, ns retry.NodeSu
 // transaction that records the node; see [retry.TxStore] and
 // [Store.RecordFailureTx] (then may run more than once).
 func (s *Store) CompleteNodeTx(ctx context.Context, c retry.Claim, ns retry.NodeSuccess, then retry.TxFunc) (retry.Run, error) {
-	out, err := storecheck.Success(c, ns)
+	rec, err := s.completion(c, ns)
 	if err != nil {
 		return retry.Run{}, fmt.Errorf("complete node: %w", err)
 	}
-	output := string(out)
+	return s.writeRecord(ctx, "complete node", rec, ns.Budget, then)
+}
+
+// completion is the record of node success ns under c.
+func (s *Store) completion(c retry.Claim, ns retry.NodeSuccess) (*record, error) {
+	out, err := storecheck.Success(c, ns)
+	if err != nil {
+		return nil, err
+	}
 	now := ns.FinishedAt
 	status, set, setArgs := retry.StatusInProgress, "current_node_id = ?", []any{ns.NextNodeID}
 	switch {
@@ -35,21 +43,14 @@ func (s *Store) CompleteNodeTx(ctx context.Context, c retry.Claim, ns retry.Node
 		status, set = retry.StatusWaiting, "current_node_id = ?, wake_at = ?, due_at = ?, "+releaseSet
 		setArgs = append(setArgs, ms(ns.WakeAt), ms(ns.WakeAt))
 	}
-	args := append([]any{ns.NodeID, output, string(status), datetime(now)}, setArgs...)
-	a := attempt{nodeID: ns.NodeID, started: ns.StartedAt, finished: now,
-		outcome: retry.OutcomeSucceeded, statusExpr: "'" + string(status) + "'"}
-	var run retry.Run
-	err = s.write(ctx, "complete node", c.RunID, func(ctx context.Context, tx queryer) error {
-		r, err := s.recordUnder(ctx, tx, c, a, `UPDATE journey_runs SET context = `+s.setOutput()+`,
+	return &record{c: c,
+		a: attempt{nodeID: ns.NodeID, started: ns.StartedAt, finished: now,
+			outcome: retry.OutcomeSucceeded, statusExpr: "'" + string(status) + "'"},
+		update: `UPDATE journey_runs SET context = ` + s.setOutput() + `,
 	status = ?, retry_count = 0, last_delay_ms = 0, snooze_count = 0, node_started_at = NULL,
-	attempt_count = attempt_count + 1, updated_at = ?, `+set, args...)
-		if err == nil {
-			budgetsOf(ctx).countAttempt(ns.Budget, now)
-		}
-		run = r
-		return joinTx(ctx, tx, r, err, then)
-	})
-	return run, err
+	attempt_count = attempt_count + 1, updated_at = ?, ` + set,
+		args: append([]any{ns.NodeID, string(out), string(status), datetime(now)}, setArgs...),
+	}, nil
 }
 
 // recordUnder appends attempt a to the history of the run c claims, then
@@ -110,12 +111,30 @@ func (s *Store) RecordFailure(ctx context.Context, c retry.Claim, f retry.Failur
 // more than once (a batch that another write rolls back is replayed), each
 // time in a new transaction, and is committed at most once.
 func (s *Store) RecordFailureTx(ctx context.Context, c retry.Claim, f retry.FailureRecord, then retry.TxFunc) (retry.Run, error) {
-	// The failure's free text is stored, never rejected.
-	f, err := storecheck.Failure(c, f)
+	rec, f, err := failure(c, f)
 	if err != nil {
 		return retry.Run{}, fmt.Errorf("record failure: %w", err)
 	}
-	class := f.Class
+	if s.pg && f.Budget.Key == "" {
+		return s.writeRecord(ctx, "record failure", rec, retry.BudgetUse{}, then)
+	}
+	var run retry.Run
+	err = s.writeCharging(ctx, "record failure", c.RunID, f.Budget.Key, func(ctx context.Context, tx queryer) error {
+		r, err := recordFailureRead(ctx, tx, c, rec.a, f.Budget)
+		run = r
+		return joinTx(ctx, tx, r, err, then)
+	})
+	return run, err
+}
+
+// failure is the record of failure f under c, with f as stored (its free
+// text is stored, never rejected). The store enforces the run's limits in
+// SQL: see failedStatus.
+func failure(c retry.Claim, f retry.FailureRecord) (*record, retry.FailureRecord, error) {
+	f, err := storecheck.Failure(c, f)
+	if err != nil {
+		return nil, f, err
+	}
 	now := f.FinishedAt
 	st := failedStatus(f)
 	retrying := `(` + st + `) = 'retrying'`
@@ -131,30 +150,19 @@ func (s *Store) RecordFailureTx(ctx context.Context, c retry.Claim, f retry.Fail
 	lease_expires_at = CASE WHEN ` + retrying + ` THEN lease_expires_at END`
 		due, dueArgs = `CASE WHEN `+retrying+` THEN lease_expires_at ELSE NULL END`, nil
 	}
-	a := attempt{
-		nodeID: f.NodeID, started: f.StartedAt, finished: now, outcome: retry.OutcomeFailed,
-		class: class, message: f.Message, decision: f.Decision, shadow: f.Shadow, statusExpr: st,
-	}
-	var run retry.Run
-	err = s.writeCharging(ctx, "record failure", c.RunID, f.Budget.Key, func(ctx context.Context, tx queryer) error {
-		if !s.pg || f.Budget.Key != "" {
-			r, err := recordFailureRead(ctx, tx, c, a, f.Budget)
-			run = r
-			return joinTx(ctx, tx, r, err, then)
-		}
-		r, err := s.recordUnder(ctx, tx, c, a, `UPDATE journey_runs SET status = `+runStatus+`,
-	retry_count = retry_count + CASE WHEN `+retrying+` THEN 1 ELSE 0 END,
-	next_retry_at = CASE WHEN `+retrying+` THEN ? ELSE next_retry_at END,
-	last_delay_ms = CASE WHEN `+retrying+` THEN ? ELSE last_delay_ms END,
-	due_at = `+due+`,
+	return &record{c: c,
+		a: attempt{nodeID: f.NodeID, started: f.StartedAt, finished: now, outcome: retry.OutcomeFailed,
+			class: f.Class, message: f.Message, decision: f.Decision, shadow: f.Shadow, statusExpr: st},
+		update: `UPDATE journey_runs SET status = ` + runStatus + `,
+	retry_count = retry_count + CASE WHEN ` + retrying + ` THEN 1 ELSE 0 END,
+	next_retry_at = CASE WHEN ` + retrying + ` THEN ? ELSE next_retry_at END,
+	last_delay_ms = CASE WHEN ` + retrying + ` THEN ? ELSE last_delay_ms END,
+	due_at = ` + due + `,
 	last_error_message = ?, last_error_class = ?, last_error_timestamp = ?,
-	node_started_at = COALESCE(node_started_at, ?), attempt_count = attempt_count + 1, updated_at = ?, `+held,
-			slices.Concat([]any{next, f.Decision.Delay.Milliseconds()}, dueArgs,
-				[]any{f.Message, string(class), ms(now), ms(storecheck.NodeStart(f.StartedAt, now)), datetime(now)})...)
-		run = r
-		return joinTx(ctx, tx, r, err, then)
-	})
-	return run, err
+	node_started_at = COALESCE(node_started_at, ?), attempt_count = attempt_count + 1, updated_at = ?, ` + held,
+		args: slices.Concat([]any{next, f.Decision.Delay.Milliseconds()}, dueArgs,
+			[]any{f.Message, string(f.Class), ms(now), ms(storecheck.NodeStart(f.StartedAt, now)), datetime(now)}),
+	}, f, nil
 }
 
 // Snooze parks the run until its node runs again, without a failure,
@@ -167,23 +175,29 @@ func (s *Store) Snooze(ctx context.Context, c retry.Claim, sn retry.SnoozeRecord
 // parks the run; see [retry.TxStore] and [Store.RecordFailureTx] (then may
 // run more than once).
 func (s *Store) SnoozeTx(ctx context.Context, c retry.Claim, sn retry.SnoozeRecord, then retry.TxFunc) (retry.Run, error) {
-	sn, err := storecheck.Snooze(c, sn)
+	rec, err := snoozing(c, sn)
 	if err != nil {
 		return retry.Run{}, fmt.Errorf("snooze: %w", err)
 	}
+	return s.writeRecord(ctx, "snooze", rec, retry.BudgetUse{}, then)
+}
+
+// snoozing is the record of snooze sn under c.
+func snoozing(c retry.Claim, sn retry.SnoozeRecord) (*record, error) {
+	sn, err := storecheck.Snooze(c, sn)
+	if err != nil {
+		return nil, err
+	}
 	now := sn.FinishedAt
 	wake := ms(now.Add(sn.Delay))
-	a := attempt{nodeID: sn.NodeID, started: sn.StartedAt, finished: now, outcome: retry.OutcomeSnoozed,
-		message: sn.Message, decision: retry.Decision{Delay: sn.Delay}, statusExpr: "'" + string(retry.StatusWaiting) + "'"}
-	var run retry.Run
-	err = s.write(ctx, "snooze", c.RunID, func(ctx context.Context, tx queryer) error {
-		r, err := s.recordUnder(ctx, tx, c, a, `UPDATE journey_runs SET status = 'waiting', wake_at = ?, due_at = ?,
+	return &record{c: c,
+		a: attempt{nodeID: sn.NodeID, started: sn.StartedAt, finished: now, outcome: retry.OutcomeSnoozed,
+			message: sn.Message, decision: retry.Decision{Delay: sn.Delay}, statusExpr: "'" + string(retry.StatusWaiting) + "'"},
+		update: `UPDATE journey_runs SET status = 'waiting', wake_at = ?, due_at = ?,
 	snooze_count = COALESCE(snooze_count, 0) + 1, node_started_at = COALESCE(node_started_at, ?),
-	attempt_count = attempt_count + 1, updated_at = ?, `+releaseSet, wake, wake, ms(storecheck.NodeStart(sn.StartedAt, now)), datetime(now))
-		run = r
-		return joinTx(ctx, tx, r, err, then)
-	})
-	return run, err
+	attempt_count = attempt_count + 1, updated_at = ?, ` + releaseSet,
+		args: []any{wake, wake, ms(storecheck.NodeStart(sn.StartedAt, now)), datetime(now)},
+	}, nil
 }
 
 // recordFailureRead is RecordFailure on SQLite, and for a failure charged

@@ -41,7 +41,13 @@
 // alone. (A SAVEPOINT around each write would do the same, but on SQLite
 // it copies every page the write touches to a journal.) A lone caller pays
 // for a transaction of its own, as it would without batching. On SQLite
-// statements are prepared once on the writer's connection.
+// statements are prepared once on the writer's connection. On PostgreSQL
+// the records of a batch (node completions, failures and snoozes that run
+// nothing in the transaction and charge no budget: the executor's hot
+// path) are written by one statement, whatever their number, and a batch
+// of nothing else is that statement alone, with no BEGIN and COMMIT
+// around it: a round trip for the batch where each record would otherwise
+// cost two.
 //
 // # Locks (PostgreSQL)
 //
@@ -50,6 +56,9 @@
 // transactions deadlock_timeout, a second by default). Every write of a
 // batch writes one run (its row and its attempts), and a batch runs its
 // writes in run id order, so every batch takes its row locks in one order.
+// The statement for a batch's records locks every run of the batch, in id
+// order (SELECT ... ORDER BY id FOR UPDATE), before any other write of the
+// batch runs.
 // Claims (ClaimRun, ClaimDue) are kept out of the batches: each runs as
 // statements of its own and skips rows another transaction holds (FOR
 // UPDATE SKIP LOCKED) instead of waiting, since a row being written is not

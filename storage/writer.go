@@ -28,8 +28,12 @@ type writeOp struct {
 	// locks it before any run (see budget.go).
 	budgetKey string
 	fn        func(ctx context.Context, tx queryer) error
-	done      chan error
-	state     atomic.Int32
+	// rec, when not nil, is what fn writes, as a record the batch's one
+	// statement for records may write instead (PostgreSQL; see
+	// execRecords): then fn does not run.
+	rec   *record
+	done  chan error
+	state atomic.Int32
 }
 
 // The states of a writeOp.
@@ -62,27 +66,33 @@ func (w *writeOp) start() bool {
 // after the writer is done with them. The write's deadline is ctx's, or
 // the store's write timeout from now if sooner.
 func (s *Store) write(ctx context.Context, op, key string, fn func(ctx context.Context, tx queryer) error) error {
-	return s.writeCharging(ctx, op, key, "", fn)
+	return s.submit(ctx, op, &writeOp{key: key, fn: fn})
 }
 
 // writeCharging is write for a write that may charge retry budget
 // budgetKey ("" for none).
 func (s *Store) writeCharging(ctx context.Context, op, key, budgetKey string, fn func(ctx context.Context, tx queryer) error) error {
+	return s.submit(ctx, op, &writeOp{key: key, budgetKey: budgetKey, fn: fn})
+}
+
+// submit queues w, whose key, budgetKey, fn and rec are set, and waits for
+// its outcome, as write describes.
+func (s *Store) submit(ctx context.Context, op string, w *writeOp) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	ctx, cancel := context.WithDeadline(ctx, s.deadline(ctx))
 	defer cancel()
-	w := &writeOp{ctx: ctx, key: key, budgetKey: budgetKey, fn: fn, done: make(chan error, 1)}
+	w.ctx, w.done = ctx, make(chan error, 1)
 	s.mu.RLock()
 	if s.closed.Load() {
 		s.mu.RUnlock()
 		return fmt.Errorf("%s: %w", op, retry.ErrClosed)
 	}
 	queue := s.ops
-	if budgetKey != "" && len(s.charging) > 0 {
+	if w.budgetKey != "" && len(s.charging) > 0 {
 		h := fnv.New32a()
-		h.Write([]byte(budgetKey))
+		h.Write([]byte(w.budgetKey))
 		queue = s.charging[h.Sum32()%uint32(len(s.charging))]
 	}
 	select {
@@ -260,13 +270,32 @@ func clean(err error) bool {
 // errs holds each op's clean error; err is the transaction's (or
 // errReplay). An op whose caller's ctx ended before its turn is skipped
 // and answered with ctx's error. The ops share one budgetTx, written
-// before the commit.
+// before the commit. On PostgreSQL the records among ops are written by
+// one statement (see execRecords), first; a batch of nothing else is that
+// statement alone, with no transaction around it.
 func (s *Store) runTx(ops []*writeOp) (errs []error, err error) {
 	ctx, cancel := batchContext(ops)
 	defer cancel()
+	errs = make([]error, len(ops))
+	var (
+		pick  []bool // the records one statement writes
+		rest  int    // the ops that need a transaction
+		locks []string
+	)
+	if s.pg {
+		pick, rest, locks = pickRecords(ops, errs)
+		if rest == 0 {
+			if slices.Contains(pick, true) {
+				err = s.execRecords(ctx, s.db, ops, pick, locks, errs)
+			}
+			if err != nil && len(ops) > 1 {
+				return errs, errReplay
+			}
+			return errs, err
+		}
+	}
 	bt := &budgetTx{s: s}
 	ctx = context.WithValue(ctx, budgetCtxKey{}, bt)
-	errs = make([]error, len(ops))
 	btx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return errs, err
@@ -278,8 +307,17 @@ func (s *Store) runTx(ops []*writeOp) (errs []error, err error) {
 			_ = btx.Rollback()
 			return errs, err
 		}
+		if slices.Contains(pick, true) {
+			if err := s.execRecords(ctx, tx, ops, pick, locks, errs); err != nil {
+				_ = btx.Rollback()
+				return errs, errReplay
+			}
+		}
 	}
 	for i, w := range ops {
+		if pick != nil && (pick[i] || errs[i] != nil) {
+			continue // written above, or abandoned
+		}
 		if !w.start() {
 			errs[i] = w.ctx.Err() // it wrote nothing: the others go on
 			continue
@@ -304,6 +342,30 @@ func (s *Store) runTx(ops []*writeOp) (errs []error, err error) {
 		return errs, err
 	}
 	return errs, btx.Commit()
+}
+
+// pickRecords marks the ops of a PostgreSQL batch that its one statement
+// for records writes: each started op with a record, the first of its run
+// (PostgreSQL updates a row once per statement; a later write of the run
+// runs after it, as the ops' order says). An op whose caller gave up gets
+// its ctx's error in errs. rest counts the ops left for a transaction,
+// and locks lists the batch's runs, in id order.
+func pickRecords(ops []*writeOp, errs []error) (pick []bool, rest int, locks []string) {
+	pick = make([]bool, len(ops))
+	for i, w := range ops {
+		if w.key != "" && (len(locks) == 0 || locks[len(locks)-1] != w.key) {
+			locks = append(locks, w.key)
+		}
+		switch {
+		case w.rec == nil || i > 0 && ops[i-1].key == w.key:
+			rest++
+		case !w.start():
+			errs[i] = w.ctx.Err()
+		default:
+			pick[i] = true
+		}
+	}
+	return pick, rest, locks
 }
 
 // batchContext is the context of a transaction of ops: without their

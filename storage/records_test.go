@@ -1,0 +1,234 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/journeyretry/journeyretry/retry"
+)
+
+// statements counts the statements a store sends that hold all of words.
+type statements struct {
+	words []string
+	n     atomic.Int64
+}
+
+func (h *statements) BeforeQuery(ctx context.Context, e *bun.QueryEvent) context.Context {
+	for _, w := range h.words {
+		if !strings.Contains(e.Query, w) {
+			return ctx
+		}
+	}
+	h.n.Add(1)
+	return ctx
+}
+
+func (*statements) AfterQuery(context.Context, *bun.QueryEvent) {}
+
+// pgClaimed opens a PostgreSQL store with runs ids, each claimed.
+func pgClaimed(t *testing.T, ids ...string) (*Store, map[string]retry.Claim) {
+	t.Helper()
+	s := openPG(t)
+	claims := map[string]retry.Claim{}
+	for _, id := range ids {
+		if _, err := s.Create(t.Context(), retry.NewRun{ID: id, JourneyID: "j", StartNodeID: "a", MaxRetries: 5}, testNow); err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.ClaimRun(t.Context(), id, "w", testNow, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		claims[id] = retry.Claim{RunID: id, Token: r.ClaimToken}
+	}
+	return s, claims
+}
+
+// TestRecordsInOneStatement: on PostgreSQL a batch's completions,
+// failures and snoozes are written by one statement, with no transaction
+// around it, and each caller gets its own outcome: the run as written, a
+// lost claim or a missing run. A second record of a run in the batch is
+// written after the first.
+func TestRecordsInOneStatement(t *testing.T) {
+	s, claims := pgClaimed(t, "r1", "r2", "r3", "r4")
+	ctx := t.Context()
+	later := testNow.Add(time.Millisecond)
+	ops := []*writeOp{
+		s.recordOp(completeRec(s, claims["r1"], later), retry.BudgetUse{}, nil),
+		s.recordOp(failureRec(claims["r2"], later, 0), retry.BudgetUse{}, nil),
+		s.recordOp(failureRec(claims["r2"], later, 0), retry.BudgetUse{}, nil), // the same run again
+		s.recordOp(snoozeRec(claims["r3"], later), retry.BudgetUse{}, nil),
+		s.recordOp(failureRec(retry.Claim{RunID: "r4", Token: "stale"}, later, time.Second), retry.BudgetUse{}, nil),
+		s.recordOp(failureRec(retry.Claim{RunID: "r5", Token: "any"}, later, time.Second), retry.BudgetUse{}, nil),
+	}
+	for _, w := range ops {
+		w.ctx, w.done = ctx, make(chan error, 1)
+	}
+	records := &statements{words: []string{"INSERT INTO journey_run_attempts"}}
+	begins := &statements{words: []string{"BEGIN"}}
+	s.db.AddQueryHook(records)
+	s.db.AddQueryHook(begins)
+	s.runBatch(ops)
+	want := []error{nil, nil, nil, nil, retry.ErrLostClaim, retry.ErrNotFound}
+	for i, w := range ops {
+		if err := <-w.done; !errors.Is(err, want[i]) || (want[i] == nil) != (err == nil) {
+			t.Errorf("op %d (%s): %v, want %v", i, w.key, err, want[i])
+		}
+	}
+	// One statement for the first five records; the second of r2 runs
+	// alone after it, in a transaction with it.
+	if n := records.n.Load(); n != 2 {
+		t.Errorf("%d statements appended attempts, want 2 (one for the batch, one for r2's second record)", n)
+	}
+	if n := begins.n.Load(); n != 1 {
+		t.Errorf("%d transactions begun, want 1", n)
+	}
+	wantRuns := map[string]struct {
+		status  retry.Status
+		retries int
+		held    bool
+	}{
+		"r1": {retry.StatusCompleted, 0, false},
+		"r2": {retry.StatusInProgress, 2, true},
+		"r3": {retry.StatusWaiting, 0, false},
+		"r4": {retry.StatusInProgress, 0, true},
+	}
+	for id, w := range wantRuns {
+		r, err := s.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != w.status || r.RetryCount != w.retries || (r.ClaimToken != "") != w.held {
+			t.Errorf("%s: status %s, retries %d, token %q; want %s, %d, held %v", id, r.Status, r.RetryCount, r.ClaimToken, w.status, w.retries, w.held)
+		}
+		as, err := s.Attempts(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wantN := map[string]int{"r1": 1, "r2": 2, "r3": 1, "r4": 0}[id]; len(as) != wantN {
+			t.Errorf("%s: %d attempts, want %d", id, len(as), wantN)
+		}
+	}
+	if r := ops[0].rec.run; r.Status != retry.StatusCompleted || r.ID != "r1" {
+		t.Errorf("r1's caller got %+v, want the run as written", r)
+	}
+	if r := ops[2].rec.run; r.RetryCount != 2 || r.ClaimToken != claims["r2"].Token {
+		t.Errorf("r2's second caller got retries %d, token %q", r.RetryCount, r.ClaimToken)
+	}
+}
+
+// TestRecordsStatementFails: a record whose statement fails fails only its
+// own caller: the batch is written again one write at a time.
+func TestRecordsStatementFails(t *testing.T) {
+	s, claims := pgClaimed(t, "r1", "r2")
+	ctx := t.Context()
+	later := testNow.Add(time.Millisecond)
+	bad := failureRec(claims["r2"], later, time.Second)
+	bad.update = strings.Replace(bad.update, "retry_count = retry_count +", "retry_count = retry_count / 0 +", 1)
+	ops := []*writeOp{
+		s.recordOp(failureRec(claims["r1"], later, time.Second), retry.BudgetUse{}, nil),
+		s.recordOp(bad, retry.BudgetUse{}, nil),
+	}
+	for _, w := range ops {
+		w.ctx, w.done = ctx, make(chan error, 1)
+	}
+	s.runBatch(ops)
+	if err := <-ops[0].done; err != nil {
+		t.Errorf("r1: %v", err)
+	}
+	if err := <-ops[1].done; err == nil || !strings.Contains(err.Error(), "division by zero") {
+		t.Errorf("r2: %v, want division by zero", err)
+	}
+	if r, err := s.Get(ctx, "r1"); err != nil || r.Status != retry.StatusRetrying {
+		t.Errorf("r1: %v, %v", r.Status, err)
+	}
+	if as, err := s.Attempts(ctx, "r2"); err != nil || len(as) != 0 {
+		t.Errorf("r2: %d attempts, %v", len(as), err)
+	}
+}
+
+// TestMixedBatchesLockInIDOrder: two batches, each with a record of one
+// run and another write of the other, in opposite orders. The records'
+// statement locks every run of its batch, in id order, before the other
+// write starts, so neither batch waits for the other in a cycle (without
+// that, each would lock its record's run and wait for the other's).
+func TestMixedBatchesLockInIDOrder(t *testing.T) {
+	s, claims := pgClaimed(t, "a", "b")
+	ctx := t.Context()
+	later := testNow.Add(time.Millisecond)
+	var others sync.WaitGroup // the other writes: each waits a while for the other
+	others.Add(2)
+	var mu sync.Mutex
+	var stmtErrs []error
+	other := func(id string) *writeOp {
+		var once sync.Once // a replayed batch runs it again
+		return &writeOp{ctx: ctx, key: id, done: make(chan error, 1), fn: func(ctx context.Context, tx queryer) error {
+			once.Do(others.Done)
+			wait := make(chan struct{})
+			go func() { others.Wait(); close(wait) }()
+			select {
+			case <-wait:
+			case <-time.After(500 * time.Millisecond):
+			}
+			_, err := tx.ExecContext(ctx, `UPDATE journey_runs SET updated_at = updated_at WHERE id = ?`, id)
+			if err != nil {
+				mu.Lock()
+				stmtErrs = append(stmtErrs, err)
+				mu.Unlock()
+			}
+			return err
+		}}
+	}
+	rec := func(id string) *writeOp {
+		w := s.recordOp(failureRec(claims[id], later, 0), retry.BudgetUse{}, nil)
+		w.ctx, w.done = ctx, make(chan error, 1)
+		return w
+	}
+	batches := [][]*writeOp{{other("a"), rec("b")}, {rec("a"), other("b")}}
+	var wg sync.WaitGroup
+	for _, b := range batches {
+		wg.Go(func() { s.runBatch(b) })
+	}
+	wg.Wait()
+	for _, err := range stmtErrs {
+		t.Errorf("a batch's statement failed (a deadlock the batch then replayed one op at a time?): %v", err)
+	}
+	for i, b := range batches {
+		for _, w := range b {
+			if err := <-w.done; err != nil {
+				t.Errorf("batch %d, write of %s: %v", i, w.key, err)
+			}
+		}
+	}
+}
+
+func completeRec(s *Store, c retry.Claim, at time.Time) *record {
+	rec, err := s.completion(c, retry.NodeSuccess{NodeID: "a", StartedAt: testNow, FinishedAt: at, Output: []byte(`{"ok":true}`)})
+	if err != nil {
+		panic(err)
+	}
+	return rec
+}
+
+func failureRec(c retry.Claim, at time.Time, delay time.Duration) *record {
+	rec, _, err := failure(c, retry.FailureRecord{NodeID: "a", StartedAt: testNow, FinishedAt: at,
+		Class: retry.ClassNetworkBlip, Message: "boom", Decision: retry.Decision{Retry: true, Delay: delay}})
+	if err != nil {
+		panic(err)
+	}
+	return rec
+}
+
+func snoozeRec(c retry.Claim, at time.Time) *record {
+	rec, err := snoozing(c, retry.SnoozeRecord{NodeID: "a", StartedAt: testNow, FinishedAt: at, Delay: time.Minute})
+	if err != nil {
+		panic(err)
+	}
+	return rec
+}
