@@ -33,7 +33,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,6 +88,11 @@ type Metrics struct {
 	caught      prometheus.Counter
 	lost        prometheus.Counter
 	backendErrs *prometheus.CounterVec
+
+	// attemptSeries and retrySeries are the children of attempts and
+	// duration, and of retries and delay, by their labels.
+	attemptSeries *series[attemptKey, attemptSeries]
+	retrySeries   *series[retryKey, retrySeries]
 }
 
 var _ executor.Observer = (*Metrics)(nil)
@@ -130,6 +137,12 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 		Help:    "A scheduler delivery's fired-at minus due-at, by scheduler backend.",
 		Buckets: []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300}}, []string{"scheduler"})
 	m.lateness = lateness.WithLabelValues(m.scheduler)
+	m.attemptSeries = newSeries(func(k attemptKey) attemptSeries {
+		return attemptSeries{m.attempts.WithLabelValues(k.nodeType, k.outcome, string(k.class)), m.duration.WithLabelValues(k.nodeType)}
+	})
+	m.retrySeries = newSeries(func(k retryKey) retrySeries {
+		return retrySeries{m.retries.WithLabelValues(k.strategy, string(k.class)), m.delay.WithLabelValues(k.strategy)}
+	})
 	cs := []prometheus.Collector{m.attempts, m.duration, m.retries, m.delay, m.deferred, lateness, m.sweeps, m.caught, m.lost, m.backendErrs}
 	if m.now == nil {
 		m.now = time.Now
@@ -204,11 +217,13 @@ func (m *Metrics) CountRuns(in retry.Inspector) error {
 func (m *Metrics) Observe(ev executor.Event) {
 	switch ev := ev.(type) {
 	case executor.AttemptRecorded:
-		m.attempts.WithLabelValues(ev.NodeType, ev.Outcome(), string(ev.Class)).Inc()
-		m.duration.WithLabelValues(ev.NodeType).Observe(ev.Duration.Seconds())
+		s := m.attemptSeries.get(attemptKey{ev.NodeType, ev.Outcome(), ev.Class})
+		s.count.Inc()
+		s.duration.Observe(ev.Duration.Seconds())
 	case executor.RetryScheduled:
-		m.retries.WithLabelValues(ev.Decision.Strategy, string(ev.Class)).Inc()
-		m.delay.WithLabelValues(ev.Decision.Strategy).Observe(ev.Decision.Delay.Seconds())
+		s := m.retrySeries.get(retryKey{ev.Decision.Strategy, ev.Class})
+		s.count.Inc()
+		s.delay.Observe(ev.Decision.Delay.Seconds())
 	case executor.BudgetDeferred:
 		m.deferred.WithLabelValues(string(ev.Class)).Inc()
 	case executor.Swept:
@@ -221,6 +236,68 @@ func (m *Metrics) Observe(ev executor.Event) {
 	case executor.BackendError:
 		m.backendErrs.WithLabelValues(ev.Op).Inc()
 	}
+}
+
+// attemptKey labels an attempt's series: attempts_total's labels, of
+// which attempt_duration_seconds has the node type.
+type attemptKey struct {
+	nodeType, outcome string
+	class             retry.Class
+}
+
+// attemptSeries is an attempt's counter and duration histogram.
+type attemptSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
+}
+
+// retryKey labels a scheduled retry's series: retries_scheduled_total's
+// labels, of which retry_delay_seconds has the strategy.
+type retryKey struct {
+	strategy string
+	class    retry.Class
+}
+
+// retrySeries is a scheduled retry's counter and delay histogram.
+type retrySeries struct {
+	count prometheus.Counter
+	delay prometheus.Observer
+}
+
+// series caches the children of metric vectors by their labels, built by
+// new, so that an event on the attempt path costs a map lookup rather than
+// hashing each label value and taking each vector's lock. Reads take no
+// lock: the map is replaced, copied, for each new key, which the labels
+// being bounded sets makes rare.
+type series[K comparable, V any] struct {
+	new func(K) V
+
+	m  atomic.Pointer[map[K]V]
+	mu sync.Mutex // orders the copies
+}
+
+// newSeries returns an empty cache of the children build makes.
+func newSeries[K comparable, V any](build func(K) V) *series[K, V] {
+	s := &series[K, V]{new: build}
+	s.m.Store(&map[K]V{})
+	return s
+}
+
+// get returns k's children, building them the first time.
+func (s *series[K, V]) get(k K) V {
+	if v, ok := (*s.m.Load())[k]; ok {
+		return v
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := *s.m.Load()
+	if v, ok := m[k]; ok {
+		return v
+	}
+	next := maps.Clone(m)
+	next[k] = s.new(k)
+	s.m.Store(&next)
+	return next[k]
 }
 
 // statusCollector counts runs by status at scrape time, reusing a count

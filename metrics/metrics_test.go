@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -325,6 +327,45 @@ func TestObserveEvents(t *testing.T) {
 	for k := range got {
 		if strings.Contains(k, "charge-card") || strings.Contains(k, `journey="`) {
 			t.Errorf("%s: labelled by node id or journey", k)
+		}
+	}
+}
+
+// TestObserveConcurrent: workers telling attempts and retries of label
+// sets seen for the first time, all at once, lose no count and mix no
+// series up.
+func TestObserveConcurrent(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers, types, each = 8, 5, 50
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range types * each {
+				typ := fmt.Sprintf("type%d", (w+i)%types)
+				ev := executor.AttemptRecorded{Step: executor.Step{NodeType: typ}, Err: errors.New("reset"), Class: retry.Class(typ),
+					Decision: retry.Decision{Retry: true, Strategy: typ, Delay: time.Second}, Status: retry.StatusRetrying}
+				m.Observe(ev)
+				m.Observe(executor.RetryScheduled{AttemptRecorded: ev})
+			}
+		})
+	}
+	wg.Wait()
+	got := scrape(t, reg)
+	for i := range types {
+		typ := fmt.Sprintf("type%d", i)
+		for k, v := range map[string]float64{
+			`journeyretry_attempts_total{class="` + typ + `",node_type="` + typ + `",outcome="retrying"}`: workers * each,
+			`journeyretry_attempt_duration_seconds_count{node_type="` + typ + `"}`:                        workers * each,
+			`journeyretry_retries_scheduled_total{class="` + typ + `",strategy="` + typ + `"}`:            workers * each,
+			`journeyretry_retry_delay_seconds_sum{strategy="` + typ + `"}`:                                workers * each,
+		} {
+			if got[k] != v {
+				t.Errorf("%s = %v, want %v", k, got[k], v)
+			}
 		}
 	}
 }
