@@ -16,22 +16,28 @@ import (
 )
 
 // Create inserts a run; see [retry.Runs]. An id already taken wraps
-// [retry.ErrDuplicateRun].
+// [retry.ErrDuplicateRun]. The run it returns is the row as newRunRow
+// makes it, not read back: a read of every column cost about as much as
+// the INSERT.
 func (s *Store) Create(ctx context.Context, nr retry.NewRun, now time.Time) (retry.Run, error) {
-	id, args, err := newRunRow(nr, now)
+	run, args, err := newRunRow(nr, now)
 	if err != nil {
 		return retry.Run{}, fmt.Errorf("create run: %w", err)
 	}
-	var run retry.Run
-	err = s.write(ctx, "create run", id, func(ctx context.Context, tx queryer) error {
-		r, ok, err := s.writeRun(ctx, tx, id, insertRuns[1]+` ON CONFLICT (id) DO NOTHING`, args...)
-		if err == nil && !ok {
-			err = fmt.Errorf("%w: %s", retry.ErrDuplicateRun, retry.QuoteID(id))
+	err = s.write(ctx, "create run", run.ID, func(ctx context.Context, tx queryer) error {
+		res, err := tx.ExecContext(ctx, insertRuns[1]+` ON CONFLICT (id) DO NOTHING`, args...)
+		if err != nil {
+			return err
 		}
-		run = r
-		return err
+		if ok, err := affected(res); err != nil || !ok {
+			return cmpErr(err, fmt.Errorf("%w: %s", retry.ErrDuplicateRun, retry.QuoteID(run.ID)))
+		}
+		return nil
 	})
-	return run, err
+	if err != nil {
+		return retry.Run{}, err
+	}
+	return run, nil
 }
 
 // CreateMany inserts runs in one transaction; see [retry.BatchCreator].
@@ -40,11 +46,11 @@ func (s *Store) Create(ctx context.Context, nr retry.NewRun, now time.Time) (ret
 func (s *Store) CreateMany(ctx context.Context, nrs []retry.NewRun, now time.Time) ([]retry.Run, error) {
 	rows := make([]runRow, len(nrs))
 	for i, nr := range nrs {
-		id, args, err := newRunRow(nr, now)
+		r, args, err := newRunRow(nr, now)
 		if err != nil {
 			return nil, fmt.Errorf("create runs: run %d: %w", i, err)
 		}
-		rows[i] = runRow{id, args}
+		rows[i] = runRow{r.ID, args}
 	}
 	if len(rows) == 0 {
 		return nil, s.checkOpen("create runs")
@@ -115,38 +121,36 @@ VALUES ` + strings.Repeat(row+", ", n-1) + row
 	return stmts
 }()
 
-// newRunRow checks nr and returns its id (generated when nr has none) and
-// the arguments of its row in insertRuns.
-func newRunRow(nr retry.NewRun, now time.Time) (string, []any, error) {
+// newRunRow checks nr and returns the run as its row in insertRuns holds
+// it, as a read of it would return it (its id generated when nr has
+// none), and the arguments of the row.
+func newRunRow(nr retry.NewRun, now time.Time) (retry.Run, []any, error) {
 	if err := storecheck.NewRun(nr, now); err != nil {
-		return "", nil, err
+		return retry.Run{}, nil, err
 	}
 	runCtx, err := json.Marshal(retry.RunContext{Input: nr.Input})
 	if err != nil {
-		return "", nil, storecheck.Invalid("input: %v", err)
+		return retry.Run{}, nil, storecheck.Invalid("input: %v", err)
 	}
-	id := nr.ID
-	if id == "" {
-		id = uuid.Must(uuid.NewV7()).String()
+	created := now.UTC().Truncate(time.Millisecond) // as datetime writes it
+	r := retry.Run{ID: nr.ID, JourneyID: nr.JourneyID, JourneyVersion: nr.JourneyVersion, Status: retry.StatusInProgress,
+		CurrentNodeID: nr.StartNodeID, MaxRetries: nr.MaxRetries, RetryEnabled: !nr.DisableRetry,
+		CreatedAt: created, UpdatedAt: created}
+	if r.ID == "" {
+		r.ID = uuid.Must(uuid.NewV7()).String()
 	}
-	var token, worker, lease sql.Null[any]
+	if err := json.Unmarshal(runCtx, &r.Context); err != nil { // the input as the column holds it
+		return retry.Run{}, nil, storecheck.Invalid("input: %v", err)
+	}
+	var token, worker, lease any // NULL unless claimed
 	due := ms(now)
 	if nr.Lease > 0 {
 		due = ms(now.Add(nr.Lease))
-		token = sql.Null[any]{V: newToken(), Valid: true}
-		worker = sql.Null[any]{V: nr.Worker, Valid: true}
-		lease = sql.Null[any]{V: due, Valid: true}
+		r.ClaimToken, r.ClaimedBy, r.LeaseExpiresAt = newToken(), nr.Worker, time.UnixMilli(due).UTC()
+		token, worker, lease = r.ClaimToken, r.ClaimedBy, due
 	}
-	return id, []any{id, nr.JourneyID, nr.JourneyVersion, nr.StartNodeID, string(runCtx), nr.MaxRetries, !nr.DisableRetry,
-		nullable(token), nullable(worker), nullable(lease), due, datetime(now), datetime(now)}, nil
-}
-
-// nullable turns an unset sql.Null into a nil argument.
-func nullable(v sql.Null[any]) any {
-	if !v.Valid {
-		return nil
-	}
-	return v.V
+	return r, []any{r.ID, nr.JourneyID, nr.JourneyVersion, nr.StartNodeID, string(runCtx), nr.MaxRetries, !nr.DisableRetry,
+		token, worker, lease, due, datetime(now), datetime(now)}, nil
 }
 
 // Get returns the run, or an error wrapping [retry.ErrNotFound].

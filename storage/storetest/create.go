@@ -29,6 +29,9 @@ var createChecks = []check{
 			h.t.Fatalf("Create with a lease: token %q, worker %q, lease %v; want a token, creator, %v",
 				r.ClaimToken, r.ClaimedBy, r.LeaseExpiresAt, at(lease))
 		}
+		if got := h.get("r1"); !sameRun(got, r) {
+			h.t.Fatalf("Get returned %+v; Create returned %+v", got, r)
+		}
 		_, err := h.s.ClaimRun(h.ctx, "r1", "other", at(lease-1), lease)
 		h.expectErr("ClaimRun of a run created claimed, before its lease expired", err, retry.ErrNotClaimable)
 		// The creator writes under its claim at once.
