@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/journeyretry/journeyretry/retry"
@@ -141,6 +140,10 @@ func (e *Executor) halfLease(ctx context.Context, sl *slot, run retry.Run, claim
 
 // runNode executes one node under its timeout, renewing the lease while it
 // runs. It returns the (renewed) claim; a lost lease is retry.ErrLostClaim.
+//
+// The handler runs in a goroutine of its own, so that one that ignores its
+// context is not waited for; this goroutine waits for it and renews the
+// lease in between, one renewal at a time.
 func (e *Executor) runNode(ctx context.Context, run retry.Run, claim retry.Claim, n *Node) (json.RawMessage, retry.Claim, error) {
 	e.stats.attempts.Add(1)
 	if n.Type == NodeTypeDelay {
@@ -157,44 +160,6 @@ func (e *Executor) runNode(ctx context.Context, run retry.Run, claim retry.Claim
 	defer cancel()
 
 	run.LeaseExpiresAt = claim.LeaseExpiresAt // as extended before the node
-	var mu sync.Mutex
-	var lost error // the renewal's ErrLostClaim (and ErrCancelled, for a cancelled run)
-	done := make(chan struct{})
-	renewerDone := make(chan struct{})
-	// The first renewal is timed now, not whenever the goroutine starts:
-	// by then the node may have moved the clock.
-	first := e.renewIn(claim)
-	go func() { // lease renewal
-		defer close(renewerDone)
-		t := time.NewTimer(first)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-			mu.Lock()
-			c := claim
-			mu.Unlock()
-			c, err := e.store.ExtendLease(context.WithoutCancel(nctx), c, e.now(), e.cfg.Lease)
-			mu.Lock()
-			next := e.cfg.Lease / 10 // a failed write is tried again soon
-			switch {
-			case err == nil:
-				claim = c
-				next = e.renewIn(c)
-			case errors.Is(err, retry.ErrLostClaim):
-				lost = err
-				cancel()
-			default:
-				e.backendError("extend lease", err, "run", run.ID)
-			}
-			mu.Unlock()
-			t.Reset(next)
-		}
-	}()
-
 	in := NodeInput{
 		Run: run, Node: *n, Config: n.Config, Context: run.Context,
 		IdempotencyKey: run.IdempotencyKey(),
@@ -204,6 +169,10 @@ func (e *Executor) runNode(ctx context.Context, run retry.Run, claim retry.Claim
 		out json.RawMessage
 		err error
 	}
+	// The first renewal is timed now, not once the handler has started:
+	// by then it may have moved the clock.
+	renew := time.NewTimer(e.renewIn(claim))
+	defer renew.Stop()
 	ch := make(chan result, 1)
 	go func() {
 		defer func() {
@@ -214,17 +183,35 @@ func (e *Executor) runNode(ctx context.Context, run retry.Run, claim retry.Claim
 		out, err := h.Execute(nctx, in)
 		ch <- result{out, err}
 	}()
-	var r result
-	returned := true
-	select {
-	case r = <-ch:
-	case <-nctx.Done(): // a handler that ignores its context is not waited for
-		r.err, returned = nctx.Err(), false
+	var (
+		r        result
+		returned = true
+		lost     error // the renewal's ErrLostClaim (and ErrCancelled, for a cancelled run)
+	)
+wait:
+	for {
+		select {
+		case r = <-ch:
+			break wait
+		case <-nctx.Done(): // a handler that ignores its context is not waited for
+			r.err, returned = nctx.Err(), false
+			break wait
+		case <-renew.C:
+		}
+		c, err := e.store.ExtendLease(context.WithoutCancel(nctx), claim, e.now(), e.cfg.Lease)
+		next := e.cfg.Lease / 10 // a failed write is tried again soon
+		switch {
+		case err == nil:
+			claim = c
+			next = e.renewIn(c)
+		case errors.Is(err, retry.ErrLostClaim):
+			lost = err
+			cancel()
+		default:
+			e.backendError("extend lease", err, "run", run.ID)
+		}
+		renew.Reset(next)
 	}
-	close(done)
-	<-renewerDone
-	mu.Lock()
-	defer mu.Unlock()
 	switch {
 	case lost != nil:
 		return nil, claim, fmt.Errorf("node %s: %w", n.ID, lost)
