@@ -21,39 +21,43 @@ func (s *Store) CompleteNode(ctx context.Context, c retry.Claim, ns retry.NodeSu
 // transaction that records the node; see [retry.TxStore] and
 // [Store.RecordFailureTx] (then may run more than once).
 func (s *Store) CompleteNodeTx(ctx context.Context, c retry.Claim, ns retry.NodeSuccess, then retry.TxFunc) (retry.Run, error) {
-	rec, err := s.completion(c, ns)
+	rec, err := completion(c, ns)
 	if err != nil {
 		return retry.Run{}, fmt.Errorf("complete node: %w", err)
 	}
-	return s.writeRecord(ctx, "complete node", rec, ns.Budget, then)
+	rec.count, rec.then = ns.Budget, then
+	return s.writeRecord(ctx, "complete node", rec)
 }
 
 // completion is the record of node success ns under c.
-func (s *Store) completion(c retry.Claim, ns retry.NodeSuccess) (*record, error) {
+func completion(c retry.Claim, ns retry.NodeSuccess) (*record, error) {
 	out, err := storecheck.Success(c, ns)
 	if err != nil {
 		return nil, err
 	}
-	now := ns.FinishedAt
+	now, output := ns.FinishedAt, string(out)
+	var wake *int64
 	status, set, setArgs := retry.StatusInProgress, "current_node_id = ?", []any{ns.NextNodeID}
 	switch {
 	case ns.NextNodeID == "":
 		status, set, setArgs = retry.StatusCompleted, "current_node_id = NULL, due_at = NULL, "+releaseSet, nil
 	case !ns.WakeAt.IsZero():
 		status, set = retry.StatusWaiting, "current_node_id = ?, wake_at = ?, due_at = ?, "+releaseSet
-		setArgs = append(setArgs, ms(ns.WakeAt), ms(ns.WakeAt))
+		at := ms(ns.WakeAt)
+		setArgs, wake = append(setArgs, at, at), &at
 	}
 	return &record{c: c,
 		a: attempt{nodeID: ns.NodeID, started: ns.StartedAt, finished: now,
 			outcome: retry.OutcomeSucceeded, statusExpr: "'" + string(status) + "'"},
-		update: `UPDATE journey_runs SET context = ` + s.setOutput() + `,
+		update: `UPDATE journey_runs SET context = ` + setOutput + `,
 	status = ?, retry_count = 0, last_delay_ms = 0, snooze_count = 0, node_started_at = NULL,
 	attempt_count = attempt_count + 1, updated_at = ?, ` + set,
-		args: append([]any{ns.NodeID, string(out), string(status), datetime(now)}, setArgs...),
+		args: append([]any{ns.NodeID, output, string(status), datetime(now)}, setArgs...),
+		row:  recordRow{kind: "c", mode: string(status), nextNode: nonEmpty(ns.NextNodeID), wake: wake, output: &output},
 	}, nil
 }
 
-// recordUnder appends attempt a to the history of the run c claims, then
+// recordUnder (SQLite) appends attempt a to the history of the run c claims, then
 // runs update, an UPDATE of journey_runs without its WHERE clause (the
 // claim's, added here with its arguments after args), and returns the run
 // as written. A claim that no longer holds changes nothing (ErrLostClaim,
@@ -68,22 +72,36 @@ func (s *Store) recordUnder(ctx context.Context, tx queryer, c retry.Claim, a at
 		return retry.Run{}, lostOrMissing(ctx, tx, c)
 	}
 	r, ok, err := s.writeRun(ctx, tx, c.RunID, update+"\nWHERE "+heldBy, append(args, c.RunID, c.Token, now)...)
-	if err == nil && !ok { // the claim was lost between the two statements (PostgreSQL)
+	if err == nil && !ok { // the claim moved between the two statements: never keep the attempt alone
 		err = dirty(fmt.Errorf("run %s: %w", retry.QuoteID(c.RunID), retry.ErrLostClaim))
 	}
 	return r, err
 }
 
-// setOutput is the SQL expression for the context with the output
-// (second argument, JSON text) stored under the node id (first argument).
-func (s *Store) setOutput() string {
-	if s.pg {
-		const c = `COALESCE(NULLIF(context, ''), '{}')::jsonb`
-		return `jsonb_set(` + c + `, '{outputs}', COALESCE(` + c + ` -> 'outputs', '{}'::jsonb) || jsonb_build_object(?::text, ?::jsonb))::text`
-	}
-	const c = `COALESCE(NULLIF(context, ''), '{}')`
-	return `json_set(json_set(` + c + `, '$.outputs', json(COALESCE(json_extract(` + c + `, '$.outputs'), '{}'))),
+// setOutput is the SQL expression (SQLite) for the context with the
+// output (second argument, JSON text) stored under the node id (first
+// argument); recordsSQL has PostgreSQL's.
+const setOutput = `json_set(json_set(COALESCE(NULLIF(context, ''), '{}'), '$.outputs',
+	json(COALESCE(json_extract(COALESCE(NULLIF(context, ''), '{}'), '$.outputs'), '{}'))),
 	'$.outputs.' || json_quote(?), json(?))`
+
+// failureMode is f's decision in recordsSQL's terms (see failedStatus).
+func failureMode(f retry.FailureRecord) string {
+	switch d := f.Decision; {
+	case f.Shadow || (!d.Retry && !d.Exhausted):
+		return "failed"
+	case d.Exhausted:
+		return "exhausted"
+	}
+	return "retry"
+}
+
+// nonEmpty is &s, or nil for "".
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // failedStatus is the SQL expression, over the run row before the write,
@@ -116,7 +134,8 @@ func (s *Store) RecordFailureTx(ctx context.Context, c retry.Claim, f retry.Fail
 		return retry.Run{}, fmt.Errorf("record failure: %w", err)
 	}
 	if s.pg && f.Budget.Key == "" {
-		return s.writeRecord(ctx, "record failure", rec, retry.BudgetUse{}, then)
+		rec.then = then
+		return s.writeRecord(ctx, "record failure", rec)
 	}
 	var run retry.Run
 	err = s.writeCharging(ctx, "record failure", c.RunID, f.Budget.Key, func(ctx context.Context, tx queryer) error {
@@ -141,7 +160,7 @@ func failure(c retry.Claim, f retry.FailureRecord) (*record, retry.FailureRecord
 	// The run's own status and claim: a retry with no delay keeps the
 	// claim, in progress, due when its lease expires (see retry.Recorder);
 	// anything else releases it.
-	next := ms(now.Add(f.Decision.Delay))
+	next, start := ms(now.Add(f.Decision.Delay)), ms(storecheck.NodeStart(f.StartedAt, now))
 	runStatus, held, due, dueArgs := st, releaseSet, `CASE WHEN `+retrying+` THEN ? ELSE NULL END`, []any{next}
 	if f.Decision.Delay == 0 {
 		runStatus = `CASE WHEN ` + retrying + ` THEN 'in_progress' ELSE ` + st + ` END`
@@ -161,7 +180,9 @@ func failure(c retry.Claim, f retry.FailureRecord) (*record, retry.FailureRecord
 	last_error_message = ?, last_error_class = ?, last_error_timestamp = ?,
 	node_started_at = COALESCE(node_started_at, ?), attempt_count = attempt_count + 1, updated_at = ?, ` + held,
 		args: slices.Concat([]any{next, f.Decision.Delay.Milliseconds()}, dueArgs,
-			[]any{f.Message, string(f.Class), ms(now), ms(storecheck.NodeStart(f.StartedAt, now)), datetime(now)}),
+			[]any{f.Message, string(f.Class), ms(now), start, datetime(now)}),
+		row: recordRow{kind: "f", mode: failureMode(f), delay: f.Decision.Delay.Milliseconds(), next: next,
+			message: f.Message, class: string(f.Class), nodeStart: &start},
 	}, f, nil
 }
 
@@ -179,7 +200,8 @@ func (s *Store) SnoozeTx(ctx context.Context, c retry.Claim, sn retry.SnoozeReco
 	if err != nil {
 		return retry.Run{}, fmt.Errorf("snooze: %w", err)
 	}
-	return s.writeRecord(ctx, "snooze", rec, retry.BudgetUse{}, then)
+	rec.then = then
+	return s.writeRecord(ctx, "snooze", rec)
 }
 
 // snoozing is the record of snooze sn under c.
@@ -189,14 +211,15 @@ func snoozing(c retry.Claim, sn retry.SnoozeRecord) (*record, error) {
 		return nil, err
 	}
 	now := sn.FinishedAt
-	wake := ms(now.Add(sn.Delay))
+	wake, start := ms(now.Add(sn.Delay)), ms(storecheck.NodeStart(sn.StartedAt, now))
 	return &record{c: c,
 		a: attempt{nodeID: sn.NodeID, started: sn.StartedAt, finished: now, outcome: retry.OutcomeSnoozed,
 			message: sn.Message, decision: retry.Decision{Delay: sn.Delay}, statusExpr: "'" + string(retry.StatusWaiting) + "'"},
 		update: `UPDATE journey_runs SET status = 'waiting', wake_at = ?, due_at = ?,
 	snooze_count = COALESCE(snooze_count, 0) + 1, node_started_at = COALESCE(node_started_at, ?),
 	attempt_count = attempt_count + 1, updated_at = ?, ` + releaseSet,
-		args: []any{wake, wake, ms(storecheck.NodeStart(sn.StartedAt, now)), datetime(now)},
+		args: []any{wake, wake, start, datetime(now)},
+		row:  recordRow{kind: "s", wake: &wake, nodeStart: &start},
 	}, nil
 }
 

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"strings"
 	"sync"
@@ -38,7 +39,7 @@ func pgClaimed(t *testing.T, ids ...string) (*Store, map[string]retry.Claim) {
 	s := openPG(t)
 	claims := map[string]retry.Claim{}
 	for _, id := range ids {
-		if _, err := s.Create(t.Context(), retry.NewRun{ID: id, JourneyID: "j", StartNodeID: "a", MaxRetries: 5}, testNow); err != nil {
+		if _, err := s.Create(t.Context(), retry.NewRun{ID: id, JourneyID: "j", StartNodeID: "a", MaxRetries: -1}, testNow); err != nil {
 			t.Fatal(err)
 		}
 		r, err := s.ClaimRun(t.Context(), id, "w", testNow, time.Minute)
@@ -51,28 +52,26 @@ func pgClaimed(t *testing.T, ids ...string) (*Store, map[string]retry.Claim) {
 }
 
 // TestRecordsInOneStatement: on PostgreSQL a batch's completions,
-// failures and snoozes are written by one statement, with no transaction
-// around it, and each caller gets its own outcome: the run as written, a
-// lost claim or a missing run. A second record of a run in the batch is
-// written after the first.
+// failures and snoozes are written together, and each caller gets its own
+// outcome: the run as written, a lost claim or a missing run. A second
+// record of a run in the batch is written after the first, in the same
+// transaction; a batch of records alone needs none (TestRecordsAlone).
 func TestRecordsInOneStatement(t *testing.T) {
 	s, claims := pgClaimed(t, "r1", "r2", "r3", "r4")
 	ctx := t.Context()
 	later := testNow.Add(time.Millisecond)
 	ops := []*writeOp{
-		s.recordOp(completeRec(s, claims["r1"], later), retry.BudgetUse{}, nil),
-		s.recordOp(failureRec(claims["r2"], later, 0), retry.BudgetUse{}, nil),
-		s.recordOp(failureRec(claims["r2"], later, 0), retry.BudgetUse{}, nil), // the same run again
-		s.recordOp(snoozeRec(claims["r3"], later), retry.BudgetUse{}, nil),
-		s.recordOp(failureRec(retry.Claim{RunID: "r4", Token: "stale"}, later, time.Second), retry.BudgetUse{}, nil),
-		s.recordOp(failureRec(retry.Claim{RunID: "r5", Token: "any"}, later, time.Second), retry.BudgetUse{}, nil),
+		s.recordOp(completeRec(s, claims["r1"], later)),
+		s.recordOp(failureRec(claims["r2"], later, 0)),
+		s.recordOp(failureRec(claims["r2"], later, 0)), // the same run again
+		s.recordOp(snoozeRec(claims["r3"], later)),
+		s.recordOp(failureRec(retry.Claim{RunID: "r4", Token: "stale"}, later, time.Second)),
+		s.recordOp(failureRec(retry.Claim{RunID: "r5", Token: "any"}, later, time.Second)),
 	}
 	for _, w := range ops {
 		w.ctx, w.done = ctx, make(chan error, 1)
 	}
-	records := &statements{words: []string{"INSERT INTO journey_run_attempts"}}
 	begins := &statements{words: []string{"BEGIN"}}
-	s.db.AddQueryHook(records)
 	s.db.AddQueryHook(begins)
 	s.runBatch(ops)
 	want := []error{nil, nil, nil, nil, retry.ErrLostClaim, retry.ErrNotFound}
@@ -81,11 +80,8 @@ func TestRecordsInOneStatement(t *testing.T) {
 			t.Errorf("op %d (%s): %v, want %v", i, w.key, err, want[i])
 		}
 	}
-	// One statement for the first five records; the second of r2 runs
-	// alone after it, in a transaction with it.
-	if n := records.n.Load(); n != 2 {
-		t.Errorf("%d statements appended attempts, want 2 (one for the batch, one for r2's second record)", n)
-	}
+	// The second record of r2 runs after the batch's statement, in a
+	// transaction with it.
 	if n := begins.n.Load(); n != 1 {
 		t.Errorf("%d transactions begun, want 1", n)
 	}
@@ -123,17 +119,55 @@ func TestRecordsInOneStatement(t *testing.T) {
 	}
 }
 
-// TestRecordsStatementFails: a record whose statement fails fails only its
-// own caller: the batch is written again one write at a time.
-func TestRecordsStatementFails(t *testing.T) {
-	s, claims := pgClaimed(t, "r1", "r2")
+// TestRecordsAlone: a batch of records and nothing else is one statement
+// with no transaction around it.
+func TestRecordsAlone(t *testing.T) {
+	s, claims := pgClaimed(t, "r1", "r2", "r3")
 	ctx := t.Context()
 	later := testNow.Add(time.Millisecond)
-	bad := failureRec(claims["r2"], later, time.Second)
-	bad.update = strings.Replace(bad.update, "retry_count = retry_count +", "retry_count = retry_count / 0 +", 1)
 	ops := []*writeOp{
-		s.recordOp(failureRec(claims["r1"], later, time.Second), retry.BudgetUse{}, nil),
-		s.recordOp(bad, retry.BudgetUse{}, nil),
+		s.recordOp(completeRec(s, claims["r1"], later)),
+		s.recordOp(failureRec(claims["r2"], later, time.Second)),
+		s.recordOp(snoozeRec(claims["r3"], later)),
+	}
+	for _, w := range ops {
+		w.ctx, w.done = ctx, make(chan error, 1)
+	}
+	begins := &statements{words: []string{"BEGIN"}}
+	s.db.AddQueryHook(begins)
+	s.runBatch(ops)
+	for i, w := range ops {
+		if err := <-w.done; err != nil {
+			t.Errorf("op %d: %v", i, err)
+		}
+	}
+	if n := begins.n.Load(); n != 0 {
+		t.Errorf("%d transactions begun, want none", n)
+	}
+	for id, want := range map[string]retry.Status{"r1": retry.StatusCompleted, "r2": retry.StatusRetrying, "r3": retry.StatusWaiting} {
+		if r, err := s.Get(ctx, id); err != nil || r.Status != want {
+			t.Errorf("%s: %s, %v; want %s", id, r.Status, err, want)
+		}
+	}
+}
+
+// TestRecordsStatementFails: a record whose statement fails, or whose
+// function in the transaction fails, fails only its own caller: the batch
+// is written again one write at a time.
+func TestRecordsStatementFails(t *testing.T) {
+	s, claims := pgClaimed(t, "r1", "r2", "r3")
+	ctx := t.Context()
+	later := testNow.Add(time.Millisecond)
+	bad := completeRec(s, claims["r2"], later)
+	notJSON := `{"ok":`
+	bad.row.output = &notJSON // past the store's checks: the statement fails
+	thenFails := failureRec(claims["r3"], later, time.Second)
+	errThen := errors.New("then failed")
+	thenFails.then = func(context.Context, *sql.Tx, retry.Run) error { return errThen }
+	ops := []*writeOp{
+		s.recordOp(failureRec(claims["r1"], later, time.Second)),
+		s.recordOp(bad),
+		s.recordOp(thenFails),
 	}
 	for _, w := range ops {
 		w.ctx, w.done = ctx, make(chan error, 1)
@@ -142,14 +176,19 @@ func TestRecordsStatementFails(t *testing.T) {
 	if err := <-ops[0].done; err != nil {
 		t.Errorf("r1: %v", err)
 	}
-	if err := <-ops[1].done; err == nil || !strings.Contains(err.Error(), "division by zero") {
-		t.Errorf("r2: %v, want division by zero", err)
+	if err := <-ops[1].done; err == nil || !strings.Contains(err.Error(), "json") {
+		t.Errorf("r2: %v, want invalid JSON", err)
+	}
+	if err := <-ops[2].done; !errors.Is(err, errThen) {
+		t.Errorf("r3: %v, want %v", err, errThen)
 	}
 	if r, err := s.Get(ctx, "r1"); err != nil || r.Status != retry.StatusRetrying {
 		t.Errorf("r1: %v, %v", r.Status, err)
 	}
-	if as, err := s.Attempts(ctx, "r2"); err != nil || len(as) != 0 {
-		t.Errorf("r2: %d attempts, %v", len(as), err)
+	for _, id := range []string{"r2", "r3"} {
+		if as, err := s.Attempts(ctx, id); err != nil || len(as) != 0 {
+			t.Errorf("%s: %d attempts, %v", id, len(as), err)
+		}
 	}
 }
 
@@ -186,7 +225,7 @@ func TestMixedBatchesLockInIDOrder(t *testing.T) {
 		}}
 	}
 	rec := func(id string) *writeOp {
-		w := s.recordOp(failureRec(claims[id], later, 0), retry.BudgetUse{}, nil)
+		w := s.recordOp(failureRec(claims[id], later, 0))
 		w.ctx, w.done = ctx, make(chan error, 1)
 		return w
 	}
@@ -209,7 +248,7 @@ func TestMixedBatchesLockInIDOrder(t *testing.T) {
 }
 
 func completeRec(s *Store, c retry.Claim, at time.Time) *record {
-	rec, err := s.completion(c, retry.NodeSuccess{NodeID: "a", StartedAt: testNow, FinishedAt: at, Output: []byte(`{"ok":true}`)})
+	rec, err := completion(c, retry.NodeSuccess{NodeID: "a", StartedAt: testNow, FinishedAt: at, Output: []byte(`{"ok":true}`)})
 	if err != nil {
 		panic(err)
 	}

@@ -42,12 +42,14 @@
 // it copies every page the write touches to a journal.) A lone caller pays
 // for a transaction of its own, as it would without batching. On SQLite
 // statements are prepared once on the writer's connection. On PostgreSQL
-// the records of a batch (node completions, failures and snoozes that run
-// nothing in the transaction and charge no budget: the executor's hot
-// path) are written by one statement, whatever their number, and a batch
-// of nothing else is that statement alone, with no BEGIN and COMMIT
-// around it: a round trip for the batch where each record would otherwise
-// cost two.
+// the records of a batch (node completions, failures and snoozes: the
+// executor's hot path) are written by one execution of one prepared
+// statement, whatever their number, with the records as arrays of
+// parameters, so the server parses and plans it once per connection; a
+// batch of records that run nothing in the transaction and count no
+// budget is that statement alone, with no BEGIN and COMMIT around it. A
+// batch costs a round trip where each record would otherwise cost two
+// statements, each parsed and planned.
 //
 // # Locks (PostgreSQL)
 //

@@ -253,6 +253,14 @@ func (e dirtyError) Unwrap() error { return e.error }
 // dirty marks err as found after writing.
 func dirty(err error) error { return dirtyError{err} }
 
+// undirty is err without its dirty mark, for the caller.
+func undirty(err error) error {
+	if d, ok := errors.AsType[dirtyError](err); ok {
+		return d.error
+	}
+	return err
+}
+
 // clean reports whether err left the transaction as it was.
 func clean(err error) bool {
 	if _, ok := errors.AsType[dirtyError](err); ok {
@@ -308,9 +316,20 @@ func (s *Store) runTx(ops []*writeOp) (errs []error, err error) {
 			return errs, err
 		}
 		if slices.Contains(pick, true) {
-			if err := s.execRecords(ctx, tx, ops, pick, locks, errs); err != nil {
+			err := s.execRecords(ctx, tx, ops, pick, locks, errs)
+			for i, w := range ops {
+				if err == nil && pick[i] {
+					if errs[i] = w.rec.after(ctx, tx, errs[i]); !clean(errs[i]) {
+						err = errs[i]
+					}
+				}
+			}
+			if err != nil {
 				_ = btx.Rollback()
-				return errs, errReplay
+				if len(ops) > 1 {
+					return errs, errReplay
+				}
+				return []error{nil}, undirty(err)
 			}
 		}
 	}
@@ -329,9 +348,7 @@ func (s *Store) runTx(ops []*writeOp) (errs []error, err error) {
 		if len(ops) > 1 {
 			return errs, errReplay
 		}
-		if d, ok := errors.AsType[dirtyError](errs[0]); ok {
-			errs[0] = d.error
-		}
+		errs[0] = undirty(errs[0])
 		return errs, nil
 	}
 	if err := bt.flush(ctx, tx); err != nil {
@@ -348,8 +365,9 @@ func (s *Store) runTx(ops []*writeOp) (errs []error, err error) {
 // for records writes: each started op with a record, the first of its run
 // (PostgreSQL updates a row once per statement; a later write of the run
 // runs after it, as the ops' order says). An op whose caller gave up gets
-// its ctx's error in errs. rest counts the ops left for a transaction,
-// and locks lists the batch's runs, in id order.
+// its ctx's error in errs. rest counts the ops that need a transaction:
+// the others, and the records that run more in it than their statement.
+// locks lists the batch's runs, in id order.
 func pickRecords(ops []*writeOp, errs []error) (pick []bool, rest int, locks []string) {
 	pick = make([]bool, len(ops))
 	for i, w := range ops {
@@ -363,6 +381,9 @@ func pickRecords(ops []*writeOp, errs []error) (pick []bool, rest int, locks []s
 			errs[i] = w.ctx.Err()
 		default:
 			pick[i] = true
+			if !w.rec.alone() {
+				rest++ // it runs more in the transaction
+			}
 		}
 	}
 	return pick, rest, locks
