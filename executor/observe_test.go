@@ -17,7 +17,7 @@ import (
 // TestLogObserver: one record per attempt outcome, at the level its
 // outcome deserves, with run id, journey, node, node type, attempt, class
 // and decision; nothing below the logger's level, nothing for the events
-// that are not an attempt's outcome.
+// that are not an attempt's outcome; LogObserver's own source.
 func TestLogObserver(t *testing.T) {
 	var buf bytes.Buffer
 	o := executor.LogObserver{Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
@@ -77,6 +77,20 @@ func TestLogObserver(t *testing.T) {
 	o.Observe(ok)
 	if s := buf.String(); !strings.Contains(s, "level=DEBUG") || !strings.Contains(s, "outcome=succeeded") || strings.Contains(s, "class=") {
 		t.Errorf("success record %q", s)
+	}
+
+	// A handler that adds the source finds LogObserver's, every time.
+	for range 2 {
+		buf.Reset()
+		o.Logger = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{AddSource: true}))
+		o.Observe(retrying)
+		var rec struct{ Source slog.Source }
+		if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasSuffix(rec.Source.Function, "executor.LogObserver.log") || !strings.HasSuffix(rec.Source.File, "observe.go") {
+			t.Errorf("source %+v, want LogObserver.log in observe.go", rec.Source)
+		}
 	}
 }
 
