@@ -24,18 +24,15 @@ func (s *Store) ClaimRun(ctx context.Context, id, worker string, now time.Time, 
 		return retry.Run{}, fmt.Errorf("claim run %s: %w", retry.QuoteID(id), err)
 	}
 	until := ms(now.Add(lease))
-	// PostgreSQL: a run whose row another transaction holds is being
-	// written (claimed, or recorded by its holder): not claimable now, and
-	// waiting for it could close a cycle of waits (see claim).
-	where := `WHERE id = ? AND ` + claimable
 	if s.pg {
-		where = `FROM (SELECT id AS claim_id FROM journey_runs WHERE id = ? AND ` + claimable + ` FOR UPDATE SKIP LOCKED) c
-WHERE id = c.claim_id`
+		req := &claimReq{id: id, token: newToken() + "." + id, worker: worker, now: ms(now), until: until, updated: datetime(now)}
+		err := s.submit(ctx, "claim run", &writeOp{key: id, claim: req})
+		return req.run, err
 	}
 	var run retry.Run
-	err := s.claim(ctx, "claim run", func(ctx context.Context, tx queryer) error {
+	err := s.write(ctx, "claim run", "", func(ctx context.Context, tx queryer) error {
 		r, ok, err := s.writeRun(ctx, tx, id, `UPDATE journey_runs SET `+claimSet+`
-`+where,
+WHERE id = ? AND `+claimable,
 			newToken()+".", worker, until, until, datetime(now), id, ms(now))
 		if err != nil || ok {
 			run = r
@@ -44,6 +41,83 @@ WHERE id = c.claim_id`
 		return refused(ctx, tx, id, retry.ErrNotClaimable)
 	})
 	return run, err
+}
+
+// claimReq is a by-id claim on PostgreSQL, which the claimers run in
+// batches: one statement claims every run the batch asks for (see
+// claimsSQL).
+type claimReq struct {
+	id, token, worker string
+	now, until        int64
+	updated           string
+	run               retry.Run // as claimed, once the claim succeeded
+}
+
+// claimsSQL claims runs by id (PostgreSQL), one row of its parameter
+// arrays a claim, each with its own token, worker, time and lease. A run
+// that another transaction holds is skipped (FOR UPDATE SKIP LOCKED), not
+// waited for: it is being written, so not claimable now, and waiting could
+// close a cycle of waits. The runs are distinct. As in recordsSQL, every
+// scan of journey_runs states its ids.
+var claimsSQL = `WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[])
+	AS v(c_id, c_token, c_worker, c_now, c_until, c_updated)),
+c AS MATERIALIZED (SELECT v.* FROM v JOIN LATERAL (SELECT 1 FROM journey_runs r WHERE r.id = v.c_id
+	AND r.due_at <= v.c_now AND r.` + claimableStatus + ` FOR UPDATE SKIP LOCKED) l ON true)
+UPDATE journey_runs r SET status = 'in_progress', claim_token = c.c_token, claimed_by = c.c_worker,
+	lease_expires_at = c.c_until, due_at = c.c_until, updated_at = c.c_updated
+	FROM c WHERE r.id = c.c_id AND r.id = ANY($1::text[])
+	RETURNING ` + recordsReturning
+
+// runClaims runs a batch of by-id claims (PostgreSQL) as one statement,
+// outside every transaction, and answers each: the run as claimed, or why
+// not (ErrNotClaimable naming its status, ErrNotFound). The statement runs
+// to its end once started, without the callers' cancellations but under
+// the earliest of their deadlines (see batchContext).
+func (s *Store) runClaims(batch []*writeOp) {
+	ctx, cancel := batchContext(batch)
+	defer cancel()
+	var cols [6]pgArray
+	var asked []*writeOp
+	seen := map[string]bool{}
+	for _, w := range batch {
+		if !w.start() {
+			w.done <- w.ctx.Err()
+			continue
+		}
+		c := w.claim
+		asked = append(asked, w)
+		if seen[c.id] {
+			continue // claimed once at most: the other claims find it in progress
+		}
+		seen[c.id] = true
+		for i, v := range []any{c.id, c.token, c.worker, c.now, c.until, c.updated} {
+			cols[i].add(v)
+		}
+	}
+	if len(asked) == 0 {
+		return
+	}
+	args := make([]any, len(cols))
+	for i := range cols {
+		args[i] = cols[i].String()
+	}
+	claimed := map[string]retry.Run{}
+	runs, err := queryRuns(ctx, pgPrepared{s}, claimsSQL, args...)
+	for _, r := range runs {
+		claimed[r.ClaimToken] = r
+	}
+	for _, w := range asked {
+		r, ok := claimed[w.claim.token]
+		switch {
+		case err != nil:
+			w.done <- err
+		case ok:
+			w.claim.run = r
+			w.done <- nil
+		default:
+			w.done <- refused(ctx, pgPrepared{s}, w.claim.id, retry.ErrNotClaimable)
+		}
+	}
 }
 
 // ClaimDue claims up to limit due runs, earliest due first; see

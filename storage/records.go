@@ -100,6 +100,11 @@ func (rec *record) alone() bool { return rec.then == nil && rec.count.Scope == "
 // reached) or retrying; a retry with no delay keeps the claim, in
 // progress, due when its lease expires, as does a completion that moves
 // on at once.
+//
+// Every scan of journey_runs states its ids (id = ANY, or a lateral
+// lookup per id): the statement is planned once per connection, perhaps
+// while the table is small, and a plan that joined on the table alone
+// could read all of it on every batch once it has grown.
 var recordsSQL = `WITH v AS (SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::bigint[], $5::text[],
 	$6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[], $11::bigint[], $12::bigint[], $13::text[],
 	$14::text[], $15::bigint[], $16::text[], $17::bigint[], $18::text[], $19::text[], $20::text[], $21::bool[],
@@ -138,7 +143,7 @@ u AS (UPDATE journey_runs r SET
 	claim_token = CASE WHEN x.st = 'in_progress' OR x.st = 'retrying' AND x.delay = 0 THEN r.claim_token END,
 	claimed_by = CASE WHEN x.st = 'in_progress' OR x.st = 'retrying' AND x.delay = 0 THEN r.claimed_by END,
 	lease_expires_at = CASE WHEN x.st = 'in_progress' OR x.st = 'retrying' AND x.delay = 0 THEN r.lease_expires_at END
-	FROM x WHERE r.id = x.id
+	FROM x WHERE r.id = x.id AND r.id = ANY($28::text[])
 	RETURNING ` + recordsReturning + `, x.k),
 i AS (INSERT INTO journey_run_attempts (` + attemptColumns + `)
 	SELECT x.id, x.o_attempts + 1, COALESCE(NULLIF(x.node, ''), x.o_node, ''), x.o_retries + 1, x.o_worker, x.token,
@@ -289,13 +294,14 @@ func (a *pgArray) String() string {
 	return a.b.String() + "}"
 }
 
-// prepared returns query prepared on the store's pool (PostgreSQL): the
-// server plans it once per connection instead of once per execution.
+// prepared returns query, its placeholders numbered, prepared on the
+// store's pool (PostgreSQL): the server plans it once per connection
+// instead of once per execution.
 func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 	if st, ok := s.stmts.Load(query); ok {
 		return st.(*sql.Stmt), nil
 	}
-	st, err := s.db.DB.PrepareContext(ctx, query)
+	st, err := s.db.DB.PrepareContext(ctx, numbered(query))
 	if err != nil {
 		return nil, err
 	}
@@ -304,4 +310,45 @@ func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 		return prev.(*sql.Stmt), nil
 	}
 	return st, nil
+}
+
+// pgPrepared runs each query through the store's prepared statement for
+// it (PostgreSQL; see prepared): the server parses and
+// plans it once per connection instead of on every call, which for a
+// claim costs more than running it.
+type pgPrepared struct{ s *Store }
+
+func (p pgPrepared) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := p.s.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (p pgPrepared) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := p.s.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// numbered replaces query's ? placeholders, outside quoted text, by
+// PostgreSQL's $1, $2, ...
+func numbered(query string) string {
+	var b strings.Builder
+	n, quoted := 0, false
+	for _, r := range query {
+		switch {
+		case r == '\'':
+			quoted = !quoted
+		case r == '?' && !quoted:
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -271,3 +271,39 @@ func snoozeRec(c retry.Claim, at time.Time) *record {
 	}
 	return rec
 }
+
+// TestClaimsInOneStatement: by-id claims on PostgreSQL are claimed
+// together, and each caller gets its own answer: the run under a token
+// of its own, or why not (a second claim of the same run, a run another
+// worker holds, a missing run).
+func TestClaimsInOneStatement(t *testing.T) {
+	s := openPG(t)
+	ctx := t.Context()
+	for _, nr := range []retry.NewRun{{ID: "r1"}, {ID: "r2"}, {ID: "held", Worker: "other", Lease: time.Hour}} {
+		nr.JourneyID, nr.StartNodeID = "j", "a"
+		if _, err := s.Create(ctx, nr, testNow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := func(id string) *writeOp {
+		return &writeOp{ctx: ctx, key: id, done: make(chan error, 1), claim: &claimReq{id: id, token: newToken() + "." + id,
+			worker: "w", now: ms(testNow), until: ms(testNow.Add(time.Minute)), updated: datetime(testNow)}}
+	}
+	batch := []*writeOp{req("r1"), req("r2"), req("r1"), req("held"), req("missing")}
+	s.runClaims(batch)
+	want := []error{nil, nil, retry.ErrNotClaimable, retry.ErrNotClaimable, retry.ErrNotFound}
+	for i, w := range batch {
+		if err := <-w.done; !errors.Is(err, want[i]) || (want[i] == nil) != (err == nil) {
+			t.Errorf("claim %d (%s): %v, want %v", i, w.key, err, want[i])
+		}
+	}
+	for _, w := range batch[:2] {
+		r, err := s.Get(ctx, w.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != retry.StatusInProgress || r.ClaimToken != w.claim.token || w.claim.run.ClaimToken != w.claim.token {
+			t.Errorf("%s: %s under %q (caller told %q), want in progress under %q", w.key, r.Status, r.ClaimToken, w.claim.run.ClaimToken, w.claim.token)
+		}
+	}
+}

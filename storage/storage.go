@@ -61,10 +61,12 @@
 // The statement for a batch's records locks every run of the batch, in id
 // order (SELECT ... ORDER BY id FOR UPDATE), before any other write of the
 // batch runs.
-// Claims (ClaimRun, ClaimDue) are kept out of the batches: each runs as
-// statements of its own and skips rows another transaction holds (FOR
-// UPDATE SKIP LOCKED) instead of waiting, since a row being written is not
-// claimable at that moment anyway. ClaimRun therefore reports a run that
+// Claims (ClaimRun, ClaimDue) are kept out of the batches: concurrent
+// ClaimRun calls are batched among themselves, by two claimer goroutines,
+// into one statement of its own, ClaimDue is a statement of its own, and
+// both skip rows another transaction holds (FOR UPDATE SKIP LOCKED)
+// instead of waiting, since a row being written is not claimable at that
+// moment anyway. ClaimRun therefore reports a run that
 // another transaction is writing as not claimable. A batch that charges
 // retry budgets locks their rows first, in key order, and writes the
 // budgets' attempt counters last, in key order (see budget.go): budget
@@ -273,7 +275,8 @@ type Store struct {
 	// charge one retry budget all go to one writer, so that they share its
 	// batches instead of taking turns on the budget's row across writers.
 	charging []chan *writeOp
-	done     chan struct{} // closed when every writer goroutine returned
+	claims   chan *writeOp // PostgreSQL: by-id claims, for the claimers
+	done     chan struct{} // closed when every writer and claimer goroutine returned
 	stmts    sync.Map      // SQLite: query text to its statement prepared on db
 
 	budgetPruned sync.Map // budget scope to the newest bucket this store pruned its attempts up to
@@ -328,7 +331,16 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			own = make(chan *writeOp, cfg.MaxBatch)
 			s.charging = append(s.charging, own)
 		}
-		wg.Go(func() { s.writer(own) })
+		wg.Go(func() { s.serve(s.ops, own, s.runBatch) })
+	}
+	if s.pg {
+		// Claims take their batches apart from the writes (see Locks);
+		// two claimers, so that claims queue for one while the other's
+		// statement runs.
+		s.claims = make(chan *writeOp, cfg.MaxBatch)
+		for range 2 {
+			wg.Go(func() { s.serve(s.claims, nil, s.runClaims) })
+		}
 	}
 	go func() { wg.Wait(); close(s.done) }()
 	return s, nil
@@ -338,6 +350,18 @@ func (s *Store) openPostgres(dsn string, cfg Config) error {
 	connector, err := pgConnector(dsn)
 	if err != nil {
 		return err
+	}
+	// The store's prepared statements (see prepared) are planned for
+	// their parameters on every execution, as unprepared ones are: a plan
+	// cached for the connection, perhaps made while the tables were small,
+	// could scan all of journey_runs on every batch once they have grown.
+	// Preparing still saves the parse. A DSN parameter overrides it.
+	conf := connector.Config()
+	if _, set := conf.ConnParams["plan_cache_mode"]; !set {
+		if conf.ConnParams == nil {
+			conf.ConnParams = map[string]any{}
+		}
+		conf.ConnParams["plan_cache_mode"] = "force_custom_plan"
 	}
 	sqldb := sql.OpenDB(connector)
 	sqldb.SetMaxOpenConns(2 * cfg.ReadConns) // the writers' and the readers'
@@ -458,6 +482,9 @@ func (s *Store) Close() error {
 	close(s.ops)
 	for _, ch := range s.charging {
 		close(ch)
+	}
+	if s.claims != nil {
+		close(s.claims)
 	}
 	s.mu.Unlock()
 	<-s.done

@@ -31,7 +31,10 @@ type writeOp struct {
 	// rec, when not nil, is what fn writes, as a record the batch's one
 	// statement for records may write instead (PostgreSQL; see
 	// execRecords): then fn does not run.
-	rec   *record
+	rec *record
+	// claim, when not nil, makes the op a by-id claim on PostgreSQL, for
+	// the claimers (see runClaims), instead of a write.
+	claim *claimReq
 	done  chan error
 	state atomic.Int32
 }
@@ -90,7 +93,10 @@ func (s *Store) submit(ctx context.Context, op string, w *writeOp) error {
 		return fmt.Errorf("%s: %w", op, retry.ErrClosed)
 	}
 	queue := s.ops
-	if w.budgetKey != "" && len(s.charging) > 0 {
+	switch {
+	case w.claim != nil:
+		queue = s.claims
+	case w.budgetKey != "" && len(s.charging) > 0:
 		h := fnv.New32a()
 		h.Write([]byte(w.budgetKey))
 		queue = s.charging[h.Sum32()%uint32(len(s.charging))]
@@ -142,7 +148,8 @@ func timedOut(ctx context.Context, err error) error {
 }
 
 // claim runs fn, a claim, and returns its error. On PostgreSQL fn runs
-// outside every batch, each statement its own transaction, and its
+// outside every batch, each statement its own transaction (and prepared
+// once per connection: see pgPrepared), and its
 // statements never wait for a locked row (SKIP LOCKED): a claim inside a
 // batch would hold the rows it took until that batch commits, rows of any
 // id, where the batch's other writes take theirs in id order. On SQLite it
@@ -164,18 +171,20 @@ func (s *Store) claim(ctx context.Context, op string, fn func(ctx context.Contex
 	}
 	fctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), s.deadline(ctx))
 	defer cancel()
-	if err := fn(fctx, s.db); err != nil {
+	if err := fn(fctx, pgPrepared{s}); err != nil {
 		return fmt.Errorf("%s: %w", op, timedOut(fctx, err))
 	}
 	return nil
 }
 
-// writer runs queued writes, from the shared queue and its own (nil on
-// SQLite: see Store.charging), until Close closes them: each turn takes
-// every write already waiting (up to maxBatch) into one transaction.
-func (s *Store) writer(own chan *writeOp) {
+// serve runs queued ops, from the shared queue and its own (nil if none),
+// until Close closes them: each turn takes every op already waiting (up
+// to maxBatch) and hands the batch to run. The writers serve writes
+// (SQLite: one; PostgreSQL: one per read connection, own being its
+// budgets' queue: see Store.charging) with runBatch; on PostgreSQL the
+// claimers serve by-id claims with runClaims.
+func (s *Store) serve(shared, own chan *writeOp, run func([]*writeOp)) {
 	batch := make([]*writeOp, 0, s.maxBatch)
-	shared := s.ops
 	for shared != nil || own != nil {
 		var w *writeOp
 		ok := true
@@ -212,7 +221,7 @@ func (s *Store) writer(own chan *writeOp) {
 				break fill
 			}
 		}
-		s.runBatch(batch)
+		run(batch)
 		clear(batch)
 	}
 }
