@@ -94,33 +94,35 @@ func queryRun(ctx context.Context, q queryer, query string, args ...any) (r retr
 }
 
 // runDest holds scanRun's destinations: one allocation per row, where
-// twenty separate variables would each escape to the heap through Scan's
-// arguments. The columns other than the run's ids and status are scanned
-// as the driver's values and converted by null: Scan into a sql.Null type
-// runs its Scan method, and reflection in it, on every column of every
-// row.
+// twenty separate variables (or the run itself) would each escape to the
+// heap through Scan's arguments. The columns other than the run's ids and
+// status are scanned as the driver's values and converted by null: Scan
+// into a sql.Null type runs its Scan method, and reflection in it, on
+// every column of every row.
 type runDest struct {
+	id, journeyID string
 	journeyVersion, node, ctxJSON, retryCount, maxRetries, enabled, msg, class,
 	errorAt, lastDelay, nextRetry, wake, attempts, created, override, snoozes, nodeStarted any
 	status                        string
 	token, worker, lease, updated any
 }
 
-// unclaimed returns the destinations of unclaimedColumns, in r and d.
-func (d *runDest) unclaimed(r *retry.Run) []any {
-	return []any{&r.ID, &r.JourneyID, &d.journeyVersion, &d.node, &d.ctxJSON,
+// unclaimed returns the destinations of unclaimedColumns, in d, in a slice
+// with room for extra more.
+func (d *runDest) unclaimed(extra int) []any {
+	return append(make([]any, 0, 19+extra), &d.id, &d.journeyID, &d.journeyVersion, &d.node, &d.ctxJSON,
 		&d.retryCount, &d.maxRetries, &d.enabled, &d.msg, &d.class,
-		&d.errorAt, &d.lastDelay, &d.nextRetry, &d.wake, &d.attempts, &d.created, &d.override, &d.snoozes, &d.nodeStarted}
+		&d.errorAt, &d.lastDelay, &d.nextRetry, &d.wake, &d.attempts, &d.created, &d.override, &d.snoozes, &d.nodeStarted)
 }
 
 // scanRun scans a row of runColumns, followed by the columns of extra.
 func scanRun(rows *sql.Rows, extra ...any) (retry.Run, error) {
-	var r retry.Run
 	d := new(runDest)
-	dest := append(d.unclaimed(&r), &d.status, &d.token, &d.worker, &d.lease, &d.updated)
+	dest := append(d.unclaimed(5+len(extra)), &d.status, &d.token, &d.worker, &d.lease, &d.updated)
 	if err := rows.Scan(append(dest, extra...)...); err != nil {
 		return retry.Run{}, fmt.Errorf("scan run: %w", err)
 	}
+	var r retry.Run
 	c := new(converter)
 	r.ClaimToken, r.ClaimedBy, r.LeaseExpiresAt = null[string](c, d.token).V, null[string](c, d.worker).V, fromMS(null[int64](c, d.lease))
 	if err := d.convert(&r, c); err != nil {
@@ -148,7 +150,7 @@ func scanRun(rows *sql.Rows, extra ...any) (retry.Run, error) {
 func scanClaimed(claimed retry.Run) func(*sql.Rows) (retry.Run, error) {
 	var r retry.Run
 	d := new(runDest)
-	dest := d.unclaimed(&r)
+	dest := d.unclaimed(0)
 	return func(rows *sql.Rows) (retry.Run, error) {
 		r = claimed
 		if err := rows.Scan(dest...); err != nil {
@@ -169,6 +171,7 @@ func scanClaimed(claimed retry.Run) func(*sql.Rows) (retry.Run, error) {
 // decode reads (it leaves the context as a string for decode); it reports
 // the first conversion error, c's included.
 func (d *runDest) convert(r *retry.Run, c *converter) error {
+	r.ID, r.JourneyID = d.id, d.journeyID
 	d.ctxJSON = null[string](c, d.ctxJSON).V
 	d.override = null[string](c, d.override).V
 	r.JourneyVersion = int(null[int64](c, d.journeyVersion).V)
@@ -187,16 +190,22 @@ func (d *runDest) convert(r *retry.Run, c *converter) error {
 }
 
 // decode reads the scanned context, policy override and created_at into r.
+// It decodes into variables of its own: a field of r given to
+// json.Unmarshal would move all of r to the heap.
 func (d *runDest) decode(r *retry.Run) error {
 	if ctxJSON := d.ctxJSON.(string); ctxJSON != "" {
-		if err := json.Unmarshal([]byte(ctxJSON), &r.Context); err != nil {
+		var rc retry.RunContext
+		if err := json.Unmarshal([]byte(ctxJSON), &rc); err != nil {
 			return fmt.Errorf("run %s: context: %w", retry.QuoteID(r.ID), err)
 		}
+		r.Context = rc
 	}
 	if o := d.override.(string); o != "" {
-		if err := json.Unmarshal([]byte(o), &r.Override); err != nil {
+		var po retry.PolicyOverride
+		if err := json.Unmarshal([]byte(o), &po); err != nil {
 			return fmt.Errorf("run %s: policy override: %w", retry.QuoteID(r.ID), err)
 		}
+		r.Override = po
 	}
 	var err error
 	if r.CreatedAt, err = parseDatetime(d.created); err != nil {
