@@ -102,7 +102,7 @@ func (s *Store) runClaims(batch []*writeOp) {
 		args[i] = cols[i].String()
 	}
 	claimed := map[string]retry.Run{}
-	runs, err := queryRuns(ctx, pgPrepared{s}, claimsSQL, args...)
+	runs, err := queryRuns(ctx, pgPrepared{s: s}, claimsSQL, args...)
 	for _, r := range runs {
 		claimed[r.ClaimToken] = r
 	}
@@ -115,7 +115,7 @@ func (s *Store) runClaims(batch []*writeOp) {
 			w.claim.run = r
 			w.done <- nil
 		default:
-			w.done <- refused(ctx, pgPrepared{s}, w.claim.id, retry.ErrNotClaimable)
+			w.done <- refused(ctx, pgPrepared{s: s}, w.claim.id, retry.ErrNotClaimable)
 		}
 	}
 }

@@ -166,7 +166,7 @@ var recordsReturning = func() string {
 	return strings.Join(cols, ", ")
 }()
 
-// execRecords writes the records of ops that pick marks with one execution
+// execRecords writes the records among the ops that pick marks with one execution
 // of recordsSQL on q, locking the runs in lock (a batch passes all its runs,
 // so that its other writes find theirs locked already and the batch takes
 // its row locks in id order, as every batch does), and sets each picked
@@ -176,7 +176,7 @@ var recordsReturning = func() string {
 func (s *Store) execRecords(ctx context.Context, q queryer, ops []*writeOp, pick []bool, lock []string, errs []error) error {
 	cols := make([]pgArray, 27)
 	for i, w := range ops {
-		if !pick[i] {
+		if !pick[i] || w.rec == nil {
 			continue
 		}
 		r, row := w.rec, &w.rec.row
@@ -200,14 +200,7 @@ func (s *Store) execRecords(ctx context.Context, q queryer, ops []*writeOp, pick
 		locks.add(id)
 	}
 	args = append(args, locks.String())
-	st, err := s.prepared(ctx, recordsSQL)
-	if err != nil {
-		return err
-	}
-	if tx, ok := q.(bun.Tx); ok {
-		st = tx.Tx.StmtContext(ctx, st)
-	}
-	rows, err := st.QueryContext(ctx, args...)
+	rows, err := s.preparedOn(q).QueryContext(ctx, recordsSQL, args...)
 	if err != nil {
 		return err
 	}
@@ -225,7 +218,7 @@ func (s *Store) execRecords(ctx context.Context, q queryer, ops []*writeOp, pick
 		return err
 	}
 	for i, w := range ops {
-		if pick[i] && !wrote[i] {
+		if pick[i] && w.rec != nil && !wrote[i] {
 			if errs[i] = lostOrMissing(ctx, q, w.rec.c); !clean(errs[i]) {
 				return errs[i]
 			}
@@ -316,10 +309,30 @@ func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 // it (PostgreSQL; see prepared): the server parses and
 // plans it once per connection instead of on every call, which for a
 // claim costs more than running it.
-type pgPrepared struct{ s *Store }
+// With tx, the statements run in that transaction.
+type pgPrepared struct {
+	s  *Store
+	tx *sql.Tx
+}
+
+// preparedOn is pgPrepared on q: the pool, or the writer's transaction.
+func (s *Store) preparedOn(q queryer) pgPrepared {
+	if tx, ok := q.(bun.Tx); ok {
+		return pgPrepared{s, tx.Tx}
+	}
+	return pgPrepared{s: s}
+}
+
+func (p pgPrepared) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	st, err := p.s.prepared(ctx, query)
+	if err == nil && p.tx != nil {
+		st = p.tx.StmtContext(ctx, st)
+	}
+	return st, err
+}
 
 func (p pgPrepared) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	st, err := p.s.prepared(ctx, query)
+	st, err := p.stmt(ctx, query)
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +340,7 @@ func (p pgPrepared) QueryContext(ctx context.Context, query string, args ...any)
 }
 
 func (p pgPrepared) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	st, err := p.s.prepared(ctx, query)
+	st, err := p.stmt(ctx, query)
 	if err != nil {
 		return nil, err
 	}

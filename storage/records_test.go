@@ -307,3 +307,52 @@ func TestClaimsInOneStatement(t *testing.T) {
 		}
 	}
 }
+
+// TestCreatesInOneStatement: on PostgreSQL a batch's new runs are
+// inserted together, beside its records and with no transaction around
+// them, and an id already taken, or taken earlier in the batch, fails
+// only its own caller.
+func TestCreatesInOneStatement(t *testing.T) {
+	s, claims := pgClaimed(t, "taken", "x")
+	ctx := t.Context()
+	create := func(id string) *writeOp {
+		_, args, err := newRunRow(retry.NewRun{ID: id, JourneyID: "j", StartNodeID: "a"}, testNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &writeOp{ctx: ctx, key: id, done: make(chan error, 1), row: &runRow{id, args},
+			fn: func(context.Context, queryer) error { return duplicate(id) }} // what a second create of id finds
+	}
+	rec := s.recordOp(failureRec(claims["x"], testNow.Add(time.Millisecond), time.Second))
+	rec.ctx, rec.done = ctx, make(chan error, 1)
+	batch := []*writeOp{create("n1"), create("n2"), create("taken"), rec}
+	begins := &statements{words: []string{"BEGIN"}}
+	s.db.AddQueryHook(begins)
+	s.runBatch(batch)
+	want := []error{nil, nil, retry.ErrDuplicateRun, nil}
+	for i, w := range batch {
+		if err := <-w.done; !errors.Is(err, want[i]) || (want[i] == nil) != (err == nil) {
+			t.Errorf("op %d (%s): %v, want %v", i, w.key, err, want[i])
+		}
+	}
+	if n := begins.n.Load(); n != 0 {
+		t.Errorf("%d transactions begun, want none", n)
+	}
+	for _, id := range []string{"n1", "n2"} {
+		if r, err := s.Get(ctx, id); err != nil || r.Status != retry.StatusInProgress {
+			t.Errorf("%s: %s, %v", id, r.Status, err)
+		}
+	}
+	if r, err := s.Get(ctx, "x"); err != nil || r.Status != retry.StatusRetrying {
+		t.Errorf("x: %s, %v; want its failure recorded", r.Status, err)
+	}
+	// The same id twice in one batch: the second finds it taken.
+	twice := []*writeOp{create("n3"), create("n3")}
+	s.runBatch(twice)
+	if err := <-twice[0].done; err != nil {
+		t.Errorf("first n3: %v", err)
+	}
+	if err := <-twice[1].done; !errors.Is(err, retry.ErrDuplicateRun) {
+		t.Errorf("second n3: %v, want %v", err, retry.ErrDuplicateRun)
+	}
+}

@@ -24,17 +24,20 @@ func (s *Store) Create(ctx context.Context, nr retry.NewRun, now time.Time) (ret
 	if err != nil {
 		return retry.Run{}, fmt.Errorf("create run: %w", err)
 	}
-	err = s.write(ctx, "create run", run.ID, func(ctx context.Context, tx queryer) error {
+	w := &writeOp{key: run.ID, fn: func(ctx context.Context, tx queryer) error {
 		res, err := tx.ExecContext(ctx, insertRuns[1]+` ON CONFLICT (id) DO NOTHING`, args...)
 		if err != nil {
 			return err
 		}
 		if ok, err := affected(res); err != nil || !ok {
-			return cmpErr(err, fmt.Errorf("%w: %s", retry.ErrDuplicateRun, retry.QuoteID(run.ID)))
+			return cmpErr(err, duplicate(run.ID))
 		}
 		return nil
-	})
-	if err != nil {
+	}}
+	if s.pg {
+		w.row = &runRow{run.ID, args}
+	}
+	if err := s.submit(ctx, "create run", w); err != nil {
 		return retry.Run{}, err
 	}
 	return run, nil
@@ -85,7 +88,7 @@ func (s *Store) CreateMany(ctx context.Context, nrs []retry.NewRun, now time.Tim
 		}
 		for _, r := range byID {
 			if _, ok := created[r.id]; !ok {
-				return dirty(fmt.Errorf("%w: %s", retry.ErrDuplicateRun, retry.QuoteID(r.id)))
+				return dirty(duplicate(r.id))
 			}
 		}
 		return nil
@@ -98,6 +101,67 @@ func (s *Store) CreateMany(ctx context.Context, nrs []retry.NewRun, now time.Tim
 		out[i] = created[r.id]
 	}
 	return out, nil
+}
+
+// duplicate is the error for creating run id, whose id is taken.
+func duplicate(id string) error {
+	return fmt.Errorf("%w: %s", retry.ErrDuplicateRun, retry.QuoteID(id))
+}
+
+// createsSQL inserts new runs (PostgreSQL), one row of its parameter
+// arrays each, in the columns and order of newRunRow's arguments, and
+// returns the ids it inserted: an id already taken is left alone. Like
+// recordsSQL it is prepared once per connection.
+const createsSQL = `INSERT INTO journey_runs (id, journey_id, journey_version, status,
+	current_node_id, context, retry_count, max_retries, retry_enabled, last_delay_ms, attempt_count,
+	claim_token, claimed_by, lease_expires_at, due_at, created_at, updated_at)
+SELECT id, journey, version, 'in_progress', node, context, 0, max_retries, retry_enabled, 0, 0,
+	token, worker, lease, due, created, updated
+FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::bool[], $8::text[],
+	$9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::text[])
+	AS v(id, journey, version, node, context, max_retries, retry_enabled, token, worker, lease, due, created, updated)
+ON CONFLICT (id) DO NOTHING RETURNING id`
+
+// execCreates inserts the new runs among the ops that pick marks (their
+// ids distinct, in id order: concurrent batches insert in one order) with
+// one execution of createsSQL on q, and sets each picked op's outcome in
+// errs: nil, or ErrDuplicateRun for an id taken. It returns the
+// statement's error, which wrote nothing.
+func (s *Store) execCreates(ctx context.Context, q queryer, ops []*writeOp, pick []bool, errs []error) error {
+	var cols [13]pgArray
+	for i, w := range ops {
+		if pick[i] && w.row != nil {
+			for c, v := range w.row.args {
+				cols[c].add(v)
+			}
+		}
+	}
+	args := make([]any, len(cols))
+	for i := range cols {
+		args[i] = cols[i].String()
+	}
+	rows, err := s.preparedOn(q).QueryContext(ctx, createsSQL, args...)
+	if err != nil {
+		return err
+	}
+	inserted := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			_ = rows.Close()
+			return err
+		}
+		inserted[id] = true
+	}
+	if err := cmpErr(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	for i, w := range ops {
+		if pick[i] && w.row != nil && !inserted[w.row.id] {
+			errs[i] = duplicate(w.row.id)
+		}
+	}
+	return nil
 }
 
 // runRow is a new run's id and the arguments of its row in insertRuns.

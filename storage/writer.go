@@ -32,6 +32,10 @@ type writeOp struct {
 	// statement for records may write instead (PostgreSQL; see
 	// execRecords): then fn does not run.
 	rec *record
+	// row, when not nil, is the run fn creates, which the batch's one
+	// statement for new runs may insert instead (PostgreSQL; see
+	// execCreates): then fn does not run.
+	row *runRow
 	// claim, when not nil, makes the op a by-id claim on PostgreSQL, for
 	// the claimers (see runClaims), instead of a write.
 	claim *claimReq
@@ -171,7 +175,7 @@ func (s *Store) claim(ctx context.Context, op string, fn func(ctx context.Contex
 	}
 	fctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), s.deadline(ctx))
 	defer cancel()
-	if err := fn(fctx, pgPrepared{s}); err != nil {
+	if err := fn(fctx, pgPrepared{s: s}); err != nil {
 		return fmt.Errorf("%s: %w", op, timedOut(fctx, err))
 	}
 	return nil
@@ -287,24 +291,22 @@ func clean(err error) bool {
 // errs holds each op's clean error; err is the transaction's (or
 // errReplay). An op whose caller's ctx ended before its turn is skipped
 // and answered with ctx's error. The ops share one budgetTx, written
-// before the commit. On PostgreSQL the records among ops are written by
-// one statement (see execRecords), first; a batch of nothing else is that
-// statement alone, with no transaction around it.
+// before the commit. On PostgreSQL the records and new runs among ops are
+// written first, by a statement each (see execPicked); a batch of nothing
+// else is those statements alone, with no transaction around them.
 func (s *Store) runTx(ops []*writeOp) (errs []error, err error) {
 	ctx, cancel := batchContext(ops)
 	defer cancel()
 	errs = make([]error, len(ops))
 	var (
-		pick  []bool // the records one statement writes
+		pick  []bool // the records and new runs execPicked writes
 		rest  int    // the ops that need a transaction
 		locks []string
 	)
 	if s.pg {
 		pick, rest, locks = pickRecords(ops, errs)
 		if rest == 0 {
-			if slices.Contains(pick, true) {
-				err = s.execRecords(ctx, s.db, ops, pick, locks, errs)
-			}
+			err = s.execPicked(ctx, s.db, ops, pick, locks, errs)
 			if err != nil && len(ops) > 1 {
 				return errs, errReplay
 			}
@@ -325,9 +327,9 @@ func (s *Store) runTx(ops []*writeOp) (errs []error, err error) {
 			return errs, err
 		}
 		if slices.Contains(pick, true) {
-			err := s.execRecords(ctx, tx, ops, pick, locks, errs)
+			err := s.execPicked(ctx, tx, ops, pick, locks, errs)
 			for i, w := range ops {
-				if err == nil && pick[i] {
+				if err == nil && pick[i] && w.rec != nil {
 					if errs[i] = w.rec.after(ctx, tx, errs[i]); !clean(errs[i]) {
 						err = errs[i]
 					}
@@ -370,13 +372,33 @@ func (s *Store) runTx(ops []*writeOp) (errs []error, err error) {
 	return errs, btx.Commit()
 }
 
-// pickRecords marks the ops of a PostgreSQL batch that its one statement
-// for records writes: each started op with a record, the first of its run
-// (PostgreSQL updates a row once per statement; a later write of the run
-// runs after it, as the ops' order says). An op whose caller gave up gets
-// its ctx's error in errs. rest counts the ops that need a transaction:
-// the others, and the records that run more in it than their statement.
-// locks lists the batch's runs, in id order.
+// execPicked writes the records and the new runs of ops that pick marks,
+// a statement for each kind (see execRecords and execCreates); its
+// arguments are theirs.
+func (s *Store) execPicked(ctx context.Context, q queryer, ops []*writeOp, pick []bool, locks []string, errs []error) error {
+	var recs, rows bool
+	for i, w := range ops {
+		recs = recs || pick[i] && w.rec != nil
+		rows = rows || pick[i] && w.row != nil
+	}
+	var err error
+	if recs {
+		err = s.execRecords(ctx, q, ops, pick, locks, errs)
+	}
+	if rows && err == nil {
+		err = s.execCreates(ctx, q, ops, pick, errs)
+	}
+	return err
+}
+
+// pickRecords marks the ops of a PostgreSQL batch that its statements for
+// records and new runs write (see execPicked): each started op with a
+// record or a new run, the first of its run (PostgreSQL updates a row once
+// per statement; a later write of the run runs after it, as the ops'
+// order says). An op whose caller gave up gets its ctx's error in errs.
+// rest counts the ops that need a transaction: the others, and the
+// records that run more in it than their statement. locks lists the
+// batch's runs, in id order.
 func pickRecords(ops []*writeOp, errs []error) (pick []bool, rest int, locks []string) {
 	pick = make([]bool, len(ops))
 	for i, w := range ops {
@@ -384,13 +406,13 @@ func pickRecords(ops []*writeOp, errs []error) (pick []bool, rest int, locks []s
 			locks = append(locks, w.key)
 		}
 		switch {
-		case w.rec == nil || i > 0 && ops[i-1].key == w.key:
+		case w.rec == nil && w.row == nil || i > 0 && ops[i-1].key == w.key:
 			rest++
 		case !w.start():
 			errs[i] = w.ctx.Err()
 		default:
 			pick[i] = true
-			if !w.rec.alone() {
+			if w.rec != nil && !w.rec.alone() {
 				rest++ // it runs more in the transaction
 			}
 		}
