@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/journeyretry/journeyretry/internal/storecheck"
@@ -148,39 +147,18 @@ func (s *Store) RecordFailureTx(ctx context.Context, c retry.Claim, f retry.Fail
 
 // failure is the record of failure f under c, with f as stored (its free
 // text is stored, never rejected). The store enforces the run's limits in
-// SQL: see failedStatus.
+// SQL: see failedStatus. It has no update: on SQLite, and for a failure
+// charged to a retry budget, recordFailureRead writes it.
 func failure(c retry.Claim, f retry.FailureRecord) (*record, retry.FailureRecord, error) {
 	f, err := storecheck.Failure(c, f)
 	if err != nil {
 		return nil, f, err
 	}
 	now := f.FinishedAt
-	st := failedStatus(f)
-	retrying := `(` + st + `) = 'retrying'`
-	// The run's own status and claim: a retry with no delay keeps the
-	// claim, in progress, due when its lease expires (see retry.Recorder);
-	// anything else releases it.
 	next, start := ms(now.Add(f.Decision.Delay)), ms(storecheck.NodeStart(f.StartedAt, now))
-	runStatus, held, due, dueArgs := st, releaseSet, `CASE WHEN `+retrying+` THEN ? ELSE NULL END`, []any{next}
-	if f.Decision.Delay == 0 {
-		runStatus = `CASE WHEN ` + retrying + ` THEN 'in_progress' ELSE ` + st + ` END`
-		held = `claim_token = CASE WHEN ` + retrying + ` THEN claim_token END,
-	claimed_by = CASE WHEN ` + retrying + ` THEN claimed_by END,
-	lease_expires_at = CASE WHEN ` + retrying + ` THEN lease_expires_at END`
-		due, dueArgs = `CASE WHEN `+retrying+` THEN lease_expires_at ELSE NULL END`, nil
-	}
 	return &record{c: c,
 		a: attempt{nodeID: f.NodeID, started: f.StartedAt, finished: now, outcome: retry.OutcomeFailed,
-			class: f.Class, message: f.Message, decision: f.Decision, shadow: f.Shadow, statusExpr: st},
-		update: `UPDATE journey_runs SET status = ` + runStatus + `,
-	retry_count = retry_count + CASE WHEN ` + retrying + ` THEN 1 ELSE 0 END,
-	next_retry_at = CASE WHEN ` + retrying + ` THEN ? ELSE next_retry_at END,
-	last_delay_ms = CASE WHEN ` + retrying + ` THEN ? ELSE last_delay_ms END,
-	due_at = ` + due + `,
-	last_error_message = ?, last_error_class = ?, last_error_timestamp = ?,
-	node_started_at = COALESCE(node_started_at, ?), attempt_count = attempt_count + 1, updated_at = ?, ` + held,
-		args: slices.Concat([]any{next, f.Decision.Delay.Milliseconds()}, dueArgs,
-			[]any{f.Message, string(f.Class), ms(now), start, datetime(now)}),
+			class: f.Class, message: f.Message, decision: f.Decision, shadow: f.Shadow, statusExpr: failedStatus(f)},
 		row: recordRow{kind: "f", mode: failureMode(f), delay: f.Decision.Delay.Milliseconds(), next: next,
 			message: f.Message, class: string(f.Class), nodeStart: &start},
 	}, f, nil

@@ -315,7 +315,7 @@ func (s *Store) runTx(ops []*writeOp) (errs []error, err error) {
 	}
 	bt := &budgetTx{s: s}
 	ctx = context.WithValue(ctx, budgetCtxKey{}, bt)
-	btx, err := s.db.BeginTx(ctx, nil)
+	btx, err := s.db.BeginTx(s.driverContext(ctx), nil)
 	if err != nil {
 		return errs, err
 	}
@@ -493,6 +493,7 @@ func (s *Store) prepareNew(ctx context.Context, tx queryer) {
 }
 
 func (p *preparedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx = p.s.driverContext(ctx)
 	st, err := p.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -501,9 +502,25 @@ func (p *preparedTx) QueryContext(ctx context.Context, query string, args ...any
 }
 
 func (p *preparedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx = p.s.driverContext(ctx)
 	st, err := p.stmt(ctx, query)
 	if err != nil {
 		return nil, err
 	}
 	return st.ExecContext(ctx, args...)
+}
+
+// driverContext is the context the writer's transaction and statements
+// run under: ctx on PostgreSQL, where the write's deadline bounds a
+// connection that stops answering; on SQLite one without its deadline,
+// since a statement there waits only for another process's lock, which
+// the busy timeout bounds, and a context that can end makes the driver
+// and database/sql watch it with a goroutine for every statement and
+// transaction. A write still starts only before its deadline (see
+// writeOp.start).
+func (s *Store) driverContext(ctx context.Context) context.Context {
+	if s.pg {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
 }
