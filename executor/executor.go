@@ -20,6 +20,15 @@
 // half a lease by the executor's clock, so that a claim that expired while
 // the store answered is never executed. Node execution is at-least-once
 // (see [Handler]).
+//
+// Back-pressure: wake-ups due while every worker is busy wait in the
+// scheduler, where other processes sharing it can take them. Every
+// delivery the executor claims has a worker waiting for it: Run claims
+// for the free workers it has taken, and a run writing its last result
+// (it ends or parks) may claim one more for its own worker when earlier
+// Claims found a backlog, so that a networked scheduler's round trip
+// overlaps the write. The deliveries held and not yet started never
+// outnumber Config.Workers.
 package executor
 
 import (
@@ -60,6 +69,8 @@ type Executor struct {
 
 	slots     chan struct{} // worker pool: one token per executing run
 	slotFreed chan struct{}
+	consuming atomic.Bool // Run's loop claims wake-ups: slots may claim ahead
+	backlog   atomic.Bool // the last Claim was full: more may be due
 	inflight  sync.WaitGroup
 
 	running  atomic.Bool
@@ -436,20 +447,78 @@ func (e *Executor) freeSlot() {
 // that is a round trip, which another run's node need not wait for), and
 // release ends the work the slot counted in flight, that call included:
 // shutdown waits for it, so the scheduler is told before Run returns.
+//
+// A slot whose run is writing its last result may have claimed the
+// delivery that takes it next (claimAhead): free then hands the slot to
+// that delivery instead of giving it back to the pool.
 type slot struct {
 	e     *Executor
 	freed bool
+	next  chan []retry.Delivery // claimAhead's Claim, nil when none was sent
 }
 
 // taken is the slot acquire just took.
 func (e *Executor) taken() *slot { return &slot{e: e} }
 
-// free gives the slot back to the pool; the work stays in flight.
+// free gives the slot back to the pool, or to the delivery claimed ahead
+// for it; the work stays in flight.
 func (s *slot) free() {
-	if !s.freed {
-		s.freed = true
-		s.e.freeSlot()
+	if s.freed {
+		return
 	}
+	s.freed = true
+	if s.next != nil {
+		if ds := <-s.next; len(ds) == 1 && s.e.handOff(ds[0]) {
+			return
+		}
+	}
+	s.e.freeSlot()
+}
+
+// claimAhead claims, while Run consumes wake-ups and the last Claim found
+// more due than it asked for, one delivery for this slot, whose run is
+// about to write its last result (it ends or parks, and runs no more
+// nodes here). The Claim's round trip overlaps that write, so on a
+// networked scheduler a backlog of due retries does not leave the slot
+// idle for it. The delivery waits for this slot only (free hands it
+// over): the executor still holds no delivery without a worker for it.
+func (s *slot) claimAhead() {
+	e := s.e
+	if s.next != nil || s.freed || !e.consuming.Load() || !e.backlog.Load() || e.stopped() {
+		return
+	}
+	s.next = make(chan []retry.Delivery, 1)
+	go func() {
+		now := e.now()
+		ds, err := e.sched.Claim(e.hardCtx, now, 1)
+		if err != nil {
+			ds = nil // the consume loop claims, and reports, once the slot is free
+		}
+		e.backlog.Store(len(ds) == 1)
+		if len(ds) == 1 {
+			e.stats.deliveries.Add(1)
+			e.emit(Woke{RunID: ds[0].ID, At: ds[0].At, FiredAt: now})
+		}
+		s.next <- ds
+	}()
+}
+
+// handOff executes d in a new goroutine in the slot its caller's execution
+// just freed, unless shutdown has begun (then d is dropped: an
+// unacknowledged delivery is handed out again after the scheduler's lease).
+func (e *Executor) handOff(d retry.Delivery) bool {
+	e.stopMu.RLock()
+	defer e.stopMu.RUnlock()
+	if e.stopped() {
+		return false
+	}
+	e.inflight.Add(1) // within the caller's count: never after shutdown's Wait began
+	next := e.taken()
+	go func() {
+		defer next.release()
+		e.wake(next, d)
+	}()
+	return true
 }
 
 // release frees the slot if the execution did not, and ends its work.
@@ -530,8 +599,11 @@ func (e *Executor) Run(ctx context.Context) error {
 }
 
 // consume claims due wake-ups, as many as there are free workers, until ctx
-// ends.
+// ends. Meanwhile a run about to end or park may claim the wake-up that
+// takes its worker next (slot.claimAhead).
 func (e *Executor) consume(ctx context.Context) error {
+	e.consuming.Store(true)
+	defer e.consuming.Store(false)
 	ready := e.sched.Ready()
 	for {
 		if err := e.claimWakeups(ctx); err != nil {
@@ -555,33 +627,45 @@ func (e *Executor) consume(ctx context.Context) error {
 	}
 }
 
+// claimWakeups takes every free worker slot, claims as many due wake-ups
+// and executes them, until fewer are due. The slots are taken before the
+// Claim, so that a delivery never waits for a worker that a StartRun or a
+// sweep took during the Claim's round trip: with claimAhead's, the
+// deliveries the executor holds unstarted never outnumber its workers.
 func (e *Executor) claimWakeups(ctx context.Context) error {
-	for {
-		free := cap(e.slots) - len(e.slots)
-		if free <= 0 || ctx.Err() != nil {
+	for ctx.Err() == nil {
+		n := 0
+		for n < cap(e.slots) && e.acquireNow() {
+			n++
+		}
+		if n == 0 {
 			return nil
 		}
 		now := e.now()
-		ds, err := e.sched.Claim(ctx, now, free)
+		ds, err := e.sched.Claim(ctx, now, n)
+		ds = ds[:min(len(ds), n)] // more than asked for: redelivered after the lease
+		for range n - len(ds) { // not e.release: no slotFreed, which would claim again
+			<-e.slots
+			e.inflight.Done()
+		}
 		if err != nil {
 			return err
 		}
+		e.backlog.Store(len(ds) == n)
 		e.stats.deliveries.Add(int64(len(ds)))
 		for _, d := range ds {
 			e.emit(Woke{RunID: d.ID, At: d.At, FiredAt: now})
-			if !e.acquire(ctx) {
-				return nil // undelivered entries are redelivered after the scheduler's lease
-			}
 			sl := e.taken()
 			go func() {
 				defer sl.release()
 				e.wake(sl, d)
 			}()
 		}
-		if len(ds) < free {
+		if len(ds) < n {
 			return nil
 		}
 	}
+	return nil
 }
 
 // wake claims the run of one delivery and executes it in slot sl.

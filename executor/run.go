@@ -77,6 +77,9 @@ func (e *Executor) execute(ctx context.Context, sl *slot, run retry.Run) retry.R
 		if n.Type == NodeTypeDelay {
 			s.WakeAt = s.FinishedAt.Add(n.delay)
 		}
+		if s.NextNodeID == "" || n.Type == NodeTypeDelay { // the run ends or waits
+			sl.claimAhead()
+		}
 		written, scheduled, err := e.completeNode(context.WithoutCancel(ctx), claim, s)
 		if errors.Is(err, retry.ErrInvalidArgument) {
 			// The store refuses the output (not JSON, or JSON it cannot
@@ -260,6 +263,9 @@ func (e *Executor) fail(ctx context.Context, sl *slot, run retry.Run, claim retr
 			rec.Budget.PauseUntil = rec.FinishedAt.Add(f.RetryAfter)
 		}
 	}
+	if rec.Shadow || !rec.Decision.Retry || rec.Decision.Delay > 0 { // the run ends or parks
+		sl.claimAhead()
+	}
 	written, scheduled, werr := e.recordFailure(context.WithoutCancel(ctx), claim, rec)
 	if werr != nil {
 		e.writeFailed(step(run, n), rec.FinishedAt.Sub(rec.StartedAt), "record failure", werr)
@@ -311,6 +317,7 @@ func (e *Executor) snooze(ctx context.Context, sl *slot, run retry.Run, claim re
 		scheduled bool
 		werr      error
 	)
+	sl.claimAhead() // the run waits
 	if e.txStore == nil {
 		written, werr = e.store.Snooze(context.WithoutCancel(ctx), claim, rec)
 	} else {
