@@ -129,18 +129,22 @@ var (
 	storeFlags = []flagBinding{
 		{"store", "store.dsn", "database: a SQLite file path or a postgres:// URL"},
 	}
-	runtimeFlags = []flagBinding{
+	// schedulerFlags choose the scheduler: where runs execute, and where
+	// they are created for workers, who hear of them through a shared one.
+	schedulerFlags = []flagBinding{
 		{"scheduler", "scheduler.backend", "scheduler backend: memory, redis or sqlpoll"},
 		{"redis", "scheduler.redisUrl", "Redis URL of the redis scheduler: redis://[user:password@]host[:port][/db], rediss:// for TLS"},
 		{"redis-cluster", "scheduler.redisCluster", "Redis Cluster seeds of the redis scheduler, host:port,... (credentials and TLS from --redis)"},
 		{"redis-prefix", "scheduler.redisPrefix", "key prefix of the redis scheduler: one per application sharing a Redis"},
 		{"poll-interval", "scheduler.pollInterval", "longest sleep of the sqlpoll scheduler between two looks at its table, a Go duration (0: 1s)"},
 		{"sqlpoll-db", "scheduler.sqlpollDsn", "database of the sqlpoll scheduler's table, a SQLite path or a postgres:// URL (empty: the store's, which writes wake-ups in the store's transactions)"},
+	}
+	runtimeFlags = append(slices.Clip(schedulerFlags), []flagBinding{
 		{"workers", "executor.workers", "worker pool size (0: the library's default)"},
 		{"lease", "executor.lease", "claim lease, a Go duration (0: the library's default)"},
 		{"sweep", "executor.sweepSpec", "sweeper schedule (a cron spec such as @every 1s)"},
 		{"sweep-grace", "executor.sweepGrace", "how long a due run is left to the scheduler before the sweeper takes it (a Go duration)"},
-	}
+	}...)
 	modeFlags = []flagBinding{
 		{"mode", "executor.mode", "rollout mode: off, shadow, selective or full"},
 	}

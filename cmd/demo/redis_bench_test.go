@@ -32,14 +32,16 @@ const oneSecondRetries = `{"retry": {"baseDelayMs": 1000, "maxDelayMs": 1000, "j
 // BenchmarkRetryLatenessThroughRedis: 4 `demo worker` processes on one
 // PostgreSQL store share the Redis scheduler (a key prefix of their own on
 // RETRY_TEST_REDIS_URL); `demo start` adds 20 runs every 300 ms, 300 in
-// all, whose failed attempts are retried after exactly 1 s. The lateness
+// all, and tells the Redis scheduler of them, so that workers wake for
+// them as they come; their failed attempts are retried after exactly 1 s. The lateness
 // of each retry (its start minus the failure's finish plus the delay) is
 // read from the store's attempt history (Activity's RetryLateness, whole
 // milliseconds), as an operator would. A negative one, a retry started
 // before it was due, fails the benchmark. Beside it, in the same run, the
 // same workers each on a memory scheduler of its own (a retry wakes in the
-// process that scheduled it): the lateness the store's claim and the
-// executor cost without Redis.
+// process that scheduled it), which no `demo start` can tell: their
+// sweepers take the new runs, in bursts once a second that meet the 1 s
+// retries of the burst before.
 func BenchmarkRetryLatenessThroughRedis(b *testing.B) {
 	u := os.Getenv("RETRY_TEST_REDIS_URL")
 	if u == "" {
@@ -64,10 +66,11 @@ func retryLatenessWorkers(b *testing.B, u, backend string) {
 		b.Cleanup(func() { deleteRedisPrefix(b, u, prefix) })
 		since := time.Now().Add(-time.Second)
 		var workers []*exec.Cmd
-		args := []string{"worker", "--config", cfg, "--store", dsn, "--workers", "16", "--sweep", "@every 1s", "--log-level", "error", "--scheduler", backend}
+		sched := []string{"--scheduler", backend}
 		if backend == "redis" {
-			args = append(args, "--redis", u, "--redis-prefix", prefix)
+			sched = append(sched, "--redis", u, "--redis-prefix", prefix)
 		}
+		args := append([]string{"worker", "--config", cfg, "--store", dsn, "--workers", "16", "--sweep", "@every 1s", "--log-level", "error"}, sched...)
 		for range procs {
 			w := demoCmd(b.Context(), dir, nil, args...)
 			w.Stderr = os.Stderr
@@ -77,7 +80,7 @@ func retryLatenessWorkers(b *testing.B, u, backend string) {
 			workers = append(workers, w)
 		}
 		for range rounds {
-			if out, err := demoCmd(b.Context(), dir, nil, "start", "--config", cfg, "--store", dsn, "--runs", fmt.Sprint(perRound)).CombinedOutput(); err != nil {
+			if out, err := demoCmd(b.Context(), dir, nil, append([]string{"start", "--config", cfg, "--store", dsn, "--runs", fmt.Sprint(perRound)}, sched...)...).CombinedOutput(); err != nil {
 				b.Fatalf("start: %v\n%s", err, out)
 			}
 			time.Sleep(300 * time.Millisecond)

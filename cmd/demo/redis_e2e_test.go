@@ -103,3 +103,40 @@ func TestWorkersShareRedis(t *testing.T) {
 		t.Errorf("nodes attempted beyond 3 retries: %v", over)
 	}
 }
+
+// TestStartTellsRedis: `demo start` on the workers' Redis scheduler
+// schedules the runs it creates there, so that workers wake for them at
+// once instead of waiting for a sweep.
+func TestStartTellsRedis(t *testing.T) {
+	t.Parallel()
+	u := os.Getenv("RETRY_TEST_REDIS_URL")
+	if u == "" {
+		t.Skip("RETRY_TEST_REDIS_URL is unset: no Redis for the redis scheduler")
+	}
+	dir := t.TempDir()
+	prefix := "jrtest-" + strings.ToLower(strconv.FormatInt(time.Now().UnixNano(), 36))
+	opts, err := goredis.ParseURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := goredis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() }) // after the keys' deletion below
+	keys := func() []string {
+		ks, err := rdb.Keys(context.Background(), "{"+prefix+"}:*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ks
+	}
+	t.Cleanup(func() {
+		if ks := keys(); len(ks) > 0 {
+			rdb.Del(context.Background(), ks...)
+		}
+	})
+	if r := runDemo(t, dir, nil, "start", "--runs", "3", "--scheduler", "redis", "--redis", u, "--redis-prefix", prefix); r.code != 0 {
+		t.Fatalf("start: status %d\n%s", r.code, r.stderr)
+	}
+	if n, err := rdb.ZCard(context.Background(), "{"+prefix+"}:due").Result(); err != nil || n != 3 {
+		t.Fatalf("%d runs due in Redis (%v); want the 3 started", n, err)
+	}
+}
