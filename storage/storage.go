@@ -45,7 +45,8 @@
 // the records of a batch (node completions, failures and snoozes: the
 // executor's hot path) are written by one execution of one prepared
 // statement, whatever their number, with the records as arrays of
-// parameters, so the server parses and plans it once per connection; a
+// parameters, so the server parses it once per connection and plans it
+// once per batch (see openPostgres); a
 // batch of records that run nothing in the transaction and count no
 // budget is that statement alone, with no BEGIN and COMMIT around it. A
 // batch costs a round trip where each record would otherwise cost two
