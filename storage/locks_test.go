@@ -78,7 +78,7 @@ func TestBatchesLockInIDOrder(t *testing.T) {
 	var firsts sync.WaitGroup
 	firsts.Add(2)
 	var mu sync.Mutex
-	var stmtErrs []error // what the statements met, before a batch replays it away
+	var stmtErrs []error
 	batch := func(ids ...string) []*writeOp {
 		started := false
 		var ops []*writeOp
@@ -105,13 +105,20 @@ func TestBatchesLockInIDOrder(t *testing.T) {
 		}
 		return ops
 	}
-	batches := [][]*writeOp{batch("a", "b"), batch("b", "a")}
+	runTogether(t, s, [][]*writeOp{batch("a", "b"), batch("b", "a")}, func() []error { return stmtErrs })
+}
+
+// runTogether runs batches at once and fails t if a statement failed
+// (stmtErrs, read once they are done: what the statements met, before a
+// batch replays it away) or a write did.
+func runTogether(t *testing.T, s *Store, batches [][]*writeOp, stmtErrs func() []error) {
+	t.Helper()
 	var wg sync.WaitGroup
 	for _, b := range batches {
 		wg.Go(func() { s.runBatch(b) })
 	}
 	wg.Wait()
-	for _, err := range stmtErrs {
+	for _, err := range stmtErrs() {
 		t.Errorf("a batch's statement failed (a deadlock the batch then replayed one op at a time?): %v", err)
 	}
 	for i, b := range batches {

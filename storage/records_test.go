@@ -61,7 +61,7 @@ func TestRecordsInOneStatement(t *testing.T) {
 	ctx := t.Context()
 	later := testNow.Add(time.Millisecond)
 	ops := []*writeOp{
-		s.recordOp(completeRec(s, claims["r1"], later)),
+		s.recordOp(completeRec(claims["r1"], later)),
 		s.recordOp(failureRec(claims["r2"], later, 0)),
 		s.recordOp(failureRec(claims["r2"], later, 0)), // the same run again
 		s.recordOp(snoozeRec(claims["r3"], later)),
@@ -126,7 +126,7 @@ func TestRecordsAlone(t *testing.T) {
 	ctx := t.Context()
 	later := testNow.Add(time.Millisecond)
 	ops := []*writeOp{
-		s.recordOp(completeRec(s, claims["r1"], later)),
+		s.recordOp(completeRec(claims["r1"], later)),
 		s.recordOp(failureRec(claims["r2"], later, time.Second)),
 		s.recordOp(snoozeRec(claims["r3"], later)),
 	}
@@ -158,7 +158,7 @@ func TestRecordsStatementFails(t *testing.T) {
 	s, claims := pgClaimed(t, "r1", "r2", "r3")
 	ctx := t.Context()
 	later := testNow.Add(time.Millisecond)
-	bad := completeRec(s, claims["r2"], later)
+	bad := completeRec(claims["r2"], later)
 	notJSON := `{"ok":`
 	bad.row.output = &notJSON // past the store's checks: the statement fails
 	thenFails := failureRec(claims["r3"], later, time.Second)
@@ -229,25 +229,10 @@ func TestMixedBatchesLockInIDOrder(t *testing.T) {
 		w.ctx, w.done = ctx, make(chan error, 1)
 		return w
 	}
-	batches := [][]*writeOp{{other("a"), rec("b")}, {rec("a"), other("b")}}
-	var wg sync.WaitGroup
-	for _, b := range batches {
-		wg.Go(func() { s.runBatch(b) })
-	}
-	wg.Wait()
-	for _, err := range stmtErrs {
-		t.Errorf("a batch's statement failed (a deadlock the batch then replayed one op at a time?): %v", err)
-	}
-	for i, b := range batches {
-		for _, w := range b {
-			if err := <-w.done; err != nil {
-				t.Errorf("batch %d, write of %s: %v", i, w.key, err)
-			}
-		}
-	}
+	runTogether(t, s, [][]*writeOp{{other("a"), rec("b")}, {rec("a"), other("b")}}, func() []error { return stmtErrs })
 }
 
-func completeRec(s *Store, c retry.Claim, at time.Time) *record {
+func completeRec(c retry.Claim, at time.Time) *record {
 	rec, err := completion(c, retry.NodeSuccess{NodeID: "a", StartedAt: testNow, FinishedAt: at, Output: []byte(`{"ok":true}`)})
 	if err != nil {
 		panic(err)
