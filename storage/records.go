@@ -102,10 +102,10 @@ func (rec *record) alone() bool { return rec.then == nil && rec.count.Scope == "
 // on at once.
 //
 // Every scan of journey_runs states its ids (id = ANY, or a lateral
-// lookup per id). The store's connections plan each execution for its
-// parameters (see openPostgres): a plan cached for the connection, made
-// while the table was empty, would read all of it on every batch once it
-// has grown.
+// lookup per id), and the writers' connections plan without sequential
+// scans and hash joins (see openPostgres): the plan cached for the
+// connection may be made while the table is empty, and must still look
+// its rows up by index once it has grown.
 var recordsSQL = `WITH v AS (SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::bigint[], $5::text[],
 	$6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[], $11::bigint[], $12::bigint[], $13::text[],
 	$14::text[], $15::bigint[], $16::text[], $17::bigint[], $18::text[], $19::text[], $20::text[], $21::bool[],
@@ -289,8 +289,8 @@ func (a *pgArray) String() string {
 }
 
 // prepared returns query, its placeholders numbered, prepared on the
-// store's pool (PostgreSQL): the server parses it once per connection
-// instead of once per execution.
+// store's pool (PostgreSQL): the server parses and plans it once per
+// connection instead of once per execution.
 func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 	if st, ok := s.stmts.Load(query); ok {
 		return st.(*sql.Stmt), nil
@@ -307,9 +307,9 @@ func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 }
 
 // pgPrepared runs each query through the store's prepared statement for
-// it (PostgreSQL; see prepared): the server parses it once per connection
-// instead of on every call. With tx, the statements run in that
-// transaction.
+// it (PostgreSQL; see prepared): the server parses and plans it once per
+// connection instead of on every call. With tx, the statements run in
+// that transaction.
 type pgPrepared struct {
 	s  *Store
 	tx *sql.Tx

@@ -341,3 +341,24 @@ func TestCreatesInOneStatement(t *testing.T) {
 		t.Errorf("second n3: %v, want %v", err, retry.ErrDuplicateRun)
 	}
 }
+
+// TestWritersPlanByIndex: the connections the writers and claimers use
+// plan without sequential scans and hash joins (see openPostgres), and
+// reads keep the server's defaults.
+func TestWritersPlanByIndex(t *testing.T) {
+	s := openPG(t)
+	for _, c := range []struct {
+		db   *bun.DB
+		want string
+	}{{s.db, "off"}, {s.rdb, "on"}} {
+		for _, p := range []string{"enable_seqscan", "enable_hashjoin", "enable_mergejoin"} {
+			var got string
+			if err := c.db.QueryRowContext(t.Context(), "SHOW "+p).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != c.want {
+				t.Errorf("%s on the %s pool: %s, want %s", p, map[bool]string{true: "write", false: "read"}[c.db == s.db], got, c.want)
+			}
+		}
+	}
+}

@@ -45,8 +45,8 @@
 // the records of a batch (node completions, failures and snoozes: the
 // executor's hot path) are written by one execution of one prepared
 // statement, whatever their number, with the records as arrays of
-// parameters, so the server parses it once per connection and plans it
-// once per batch (see openPostgres); a
+// parameters, so the server parses and plans it once per connection (see
+// openPostgres); a
 // batch of records that run nothing in the transaction and count no
 // budget is that statement alone, with no BEGIN and COMMIT around it. A
 // batch costs a round trip where each record would otherwise cost two
@@ -348,27 +348,37 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 }
 
 func (s *Store) openPostgres(dsn string, cfg Config) error {
-	connector, err := pgConnector(dsn)
+	writes, err := pgConnector(dsn)
 	if err != nil {
 		return err
 	}
-	// The store's prepared statements (see prepared) are planned for
-	// their parameters on every execution, as unprepared ones are: a plan
-	// cached for the connection, perhaps made while the tables were small,
-	// could scan all of journey_runs on every batch once they have grown.
-	// Preparing still saves the parse. A DSN parameter overrides it.
-	conf := connector.Config()
-	if _, set := conf.ConnParams["plan_cache_mode"]; !set {
-		if conf.ConnParams == nil {
-			conf.ConnParams = map[string]any{}
+	reads, _ := pgConnector(dsn)
+	// Every statement the writers and claimers run finds its runs by id,
+	// and the store's prepared ones (see prepared) keep a plan per
+	// connection, perhaps made while the tables were empty, where a
+	// sequential scan or a hash join over one looks cheapest and then
+	// reads all of journey_runs on every batch once it has grown. Their
+	// connections plan without those (a DSN parameter overrides each),
+	// so every plan of theirs looks its rows up by index; reads, which
+	// may want them, have a pool of their own.
+	conf := writes.Config()
+	for _, p := range []string{"enable_seqscan", "enable_hashjoin", "enable_mergejoin"} {
+		if _, set := conf.ConnParams[p]; !set {
+			if conf.ConnParams == nil {
+				conf.ConnParams = map[string]any{}
+			}
+			conf.ConnParams[p] = "off"
 		}
-		conf.ConnParams["plan_cache_mode"] = "force_custom_plan"
 	}
-	sqldb := sql.OpenDB(connector)
-	sqldb.SetMaxOpenConns(2 * cfg.ReadConns) // the writers' and the readers'
-	sqldb.SetMaxIdleConns(2 * cfg.ReadConns)
-	s.db = bun.NewDB(sqldb, pgdialect.New())
-	s.rdb = s.db
+	wdb := sql.OpenDB(writes)
+	// The writers', the claimers', and what shares the pool (DB): a
+	// SQL-polling scheduler's statements and its listener, sweeps.
+	wdb.SetMaxOpenConns(2*cfg.ReadConns + 2)
+	wdb.SetMaxIdleConns(2*cfg.ReadConns + 2)
+	rdb := sql.OpenDB(reads)
+	rdb.SetMaxOpenConns(cfg.ReadConns)
+	rdb.SetMaxIdleConns(cfg.ReadConns)
+	s.db, s.rdb = bun.NewDB(wdb, pgdialect.New()), bun.NewDB(rdb, pgdialect.New())
 	return nil
 }
 
