@@ -71,6 +71,7 @@ type Executor struct {
 	slotFreed chan struct{}
 	consuming atomic.Bool // Run's loop claims wake-ups: slots may claim ahead
 	backlog   atomic.Bool // the last Claim was full: more may be due
+	ahead     atomic.Bool // a claimAhead's Claim is in flight
 	inflight  sync.WaitGroup
 
 	running  atomic.Bool
@@ -482,15 +483,19 @@ func (s *slot) free() {
 // networked scheduler a backlog of due retries does not leave the slot
 // idle for it. The delivery waits for this slot only (free hands it
 // over): the executor still holds no delivery without a worker for it.
+// One such Claim is in flight at a time: with many workers, slots free
+// often enough for Run's loop to claim in batches, where a Claim of one
+// per finishing run would multiply the round trips.
 func (s *slot) claimAhead() {
 	e := s.e
-	if s.next != nil || s.freed || !e.consuming.Load() || !e.backlog.Load() || e.stopped() {
+	if s.next != nil || s.freed || !e.consuming.Load() || !e.backlog.Load() || e.stopped() || !e.ahead.CompareAndSwap(false, true) {
 		return
 	}
 	s.next = make(chan []retry.Delivery, 1)
 	go func() {
 		now := e.now()
 		ds, err := e.sched.Claim(e.hardCtx, now, 1)
+		e.ahead.Store(false)
 		if err != nil {
 			ds = nil // the consume loop claims, and reports, once the slot is free
 		}
