@@ -649,7 +649,7 @@ func (e *Executor) claimWakeups(ctx context.Context) error {
 		now := e.now()
 		ds, err := e.sched.Claim(ctx, now, n)
 		ds = ds[:min(len(ds), n)] // more than asked for: redelivered after the lease
-		for range n - len(ds) { // not e.release: no slotFreed, which would claim again
+		for range n - len(ds) {   // not e.release: no slotFreed, which would claim again
 			<-e.slots
 			e.inflight.Done()
 		}

@@ -76,7 +76,7 @@ UPDATE journey_runs r SET status = 'in_progress', claim_token = c.c_token, claim
 func (s *Store) runClaims(batch []*writeOp) {
 	ctx, cancel := batchContext(batch)
 	defer cancel()
-	var cols [6]pgArray
+	cols := make(pgColumns, 6)
 	var asked []*writeOp
 	seen := map[string]bool{}
 	for _, w := range batch {
@@ -90,19 +90,13 @@ func (s *Store) runClaims(batch []*writeOp) {
 			continue // claimed once at most: the other claims find it in progress
 		}
 		seen[c.id] = true
-		for i, v := range []any{c.id, c.token, c.worker, c.now, c.until, c.updated} {
-			cols[i].add(v)
-		}
+		cols.add(c.id, c.token, c.worker, c.now, c.until, c.updated)
 	}
 	if len(asked) == 0 {
 		return
 	}
-	args := make([]any, len(cols))
-	for i := range cols {
-		args[i] = cols[i].String()
-	}
 	claimed := map[string]retry.Run{}
-	runs, err := queryRuns(ctx, pgPrepared{s: s}, claimsSQL, args...)
+	runs, err := queryRuns(ctx, pgPrepared{s: s}, claimsSQL, cols.args()...)
 	for _, r := range runs {
 		claimed[r.ClaimToken] = r
 	}

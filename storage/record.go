@@ -35,24 +35,26 @@ func completion(c retry.Claim, ns retry.NodeSuccess) (*record, error) {
 		return nil, err
 	}
 	now, output := ns.FinishedAt, string(out)
+	// The UPDATE for each case is a constant: nothing is built per call.
+	const completeSet = `UPDATE journey_runs SET context = ` + setOutput + `,
+	status = ?, retry_count = 0, last_delay_ms = 0, snooze_count = 0, node_started_at = NULL,
+	attempt_count = attempt_count + 1, updated_at = ?, `
 	var wake *int64
-	status, set, setArgs := retry.StatusInProgress, "current_node_id = ?", []any{ns.NextNodeID}
+	status, update, setArgs := retry.StatusInProgress, completeSet+"current_node_id = ?", []any{ns.NextNodeID}
 	switch {
 	case ns.NextNodeID == "":
-		status, set, setArgs = retry.StatusCompleted, "current_node_id = NULL, due_at = NULL, "+releaseSet, nil
+		status, update, setArgs = retry.StatusCompleted, completeSet+"current_node_id = NULL, due_at = NULL, "+releaseSet, nil
 	case !ns.WakeAt.IsZero():
-		status, set = retry.StatusWaiting, "current_node_id = ?, wake_at = ?, due_at = ?, "+releaseSet
+		status, update = retry.StatusWaiting, completeSet+"current_node_id = ?, wake_at = ?, due_at = ?, "+releaseSet
 		at := ms(ns.WakeAt)
 		setArgs, wake = append(setArgs, at, at), &at
 	}
 	return &record{c: c,
 		a: attempt{nodeID: ns.NodeID, started: ns.StartedAt, finished: now,
 			outcome: retry.OutcomeSucceeded, statusExpr: "'" + string(status) + "'"},
-		update: `UPDATE journey_runs SET context = ` + setOutput + `,
-	status = ?, retry_count = 0, last_delay_ms = 0, snooze_count = 0, node_started_at = NULL,
-	attempt_count = attempt_count + 1, updated_at = ?, ` + set,
-		args: append([]any{ns.NodeID, output, string(status), datetime(now)}, setArgs...),
-		row:  recordRow{kind: "c", mode: string(status), nextNode: nonEmpty(ns.NextNodeID), wake: wake, output: &output},
+		update: update,
+		args:   append([]any{ns.NodeID, output, string(status), datetime(now)}, setArgs...),
+		row:    recordRow{kind: "c", mode: string(status), nextNode: nonEmpty(ns.NextNodeID), wake: wake, output: &output},
 	}, nil
 }
 

@@ -175,7 +175,7 @@ var recordsReturning = func() string {
 // clean error for a lost claim or a missing run. It returns the
 // statement's error, which wrote nothing.
 func (s *Store) execRecords(ctx context.Context, q queryer, ops []*writeOp, pick []bool, lock []string, errs []error) error {
-	cols := make([]pgArray, 27)
+	cols := make(pgColumns, 27)
 	for i, w := range ops {
 		if !pick[i] || w.rec == nil {
 			continue
@@ -186,21 +186,15 @@ func (s *Store) execRecords(ctx context.Context, q queryer, ops []*writeOp, pick
 			return err
 		}
 		vals := r.a.values() // started, finished, outcome, class, message, retry, delay, strategy, rule, exhausted, shadow
-		for c, v := range []any{i, r.c.RunID, r.c.Token, ms(r.a.finished), row.kind, r.a.nodeID, row.mode, row.nextNode,
+		cols.add(i, r.c.RunID, r.c.Token, ms(r.a.finished), row.kind, r.a.nodeID, row.mode, row.nextNode,
 			row.wake, row.output, row.delay, row.next, row.message, row.class, row.nodeStart, datetime(r.a.finished),
-			vals[0], vals[2], vals[3], vals[4], vals[5], vals[6], vals[7], vals[8], vals[9], vals[10], act} {
-			cols[c].add(v)
-		}
-	}
-	args := make([]any, 0, 28)
-	for _, c := range cols {
-		args = append(args, c.String())
+			vals[0], vals[2], vals[3], vals[4], vals[5], vals[6], vals[7], vals[8], vals[9], vals[10], act)
 	}
 	var locks pgArray
 	for _, id := range lock {
 		locks.add(id)
 	}
-	args = append(args, locks.String())
+	args := append(cols.args(), locks.String())
 	rows, err := s.preparedOn(q).QueryContext(ctx, recordsSQL, args...)
 	if err != nil {
 		return err
@@ -278,6 +272,25 @@ func (a *pgArray) text(v string) {
 		a.b.WriteRune(r)
 	}
 	a.b.WriteByte('"')
+}
+
+// pgColumns are the parameter arrays of a statement over unnest, a
+// column each: add appends a row.
+type pgColumns []pgArray
+
+func (c pgColumns) add(row ...any) {
+	for i, v := range row {
+		c[i].add(v)
+	}
+}
+
+// args are the columns' literals, the statement's arguments.
+func (c pgColumns) args() []any {
+	args := make([]any, len(c), len(c)+1)
+	for i := range c {
+		args[i] = c[i].String()
+	}
+	return args
 }
 
 // String is the literal; an empty array is {}.

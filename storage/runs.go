@@ -128,19 +128,13 @@ ON CONFLICT (id) DO NOTHING RETURNING id`
 // errs: nil, or ErrDuplicateRun for an id taken. It returns the
 // statement's error, which wrote nothing.
 func (s *Store) execCreates(ctx context.Context, q queryer, ops []*writeOp, pick []bool, errs []error) error {
-	var cols [13]pgArray
+	cols := make(pgColumns, 13)
 	for i, w := range ops {
 		if pick[i] && w.row != nil {
-			for c, v := range w.row.args {
-				cols[c].add(v)
-			}
+			cols.add(w.row.args...)
 		}
 	}
-	args := make([]any, len(cols))
-	for i := range cols {
-		args[i] = cols[i].String()
-	}
-	rows, err := s.preparedOn(q).QueryContext(ctx, createsSQL, args...)
+	rows, err := s.preparedOn(q).QueryContext(ctx, createsSQL, cols.args()...)
 	if err != nil {
 		return err
 	}
