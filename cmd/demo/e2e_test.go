@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -460,7 +461,26 @@ func waitFor(t *testing.T, dsn string, within time.Duration, ok func(map[retry.S
 // worker is a running worker process.
 type worker struct {
 	cmd *exec.Cmd
-	out bytes.Buffer
+	out lockedBuffer // its stdout and stderr
+}
+
+// lockedBuffer is a bytes.Buffer that a test may read while the process
+// writing to it runs.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func startWorker(t *testing.T, dir, store string, extra ...string) *worker {

@@ -77,20 +77,30 @@ func TestWorkersShareRedis(t *testing.T) {
 	all = append(all, ws[0], ws[1])
 	waitFor(t, dsn, 60*time.Second, finished(runs*2/5))
 	flush()
-	waitFor(t, dsn, 60*time.Second, finished(runs*3/5))
+	rebuilt := func() int {
+		n := 0
+		for _, w := range all {
+			n += strings.Count(w.out.String(), lossLine)
+		}
+		return n
+	}
+	// Every worker peeks at Redis each second, idle or not: one of them
+	// notices the flush, whether or not the runs still need the scheduler.
+	// Stopping the workers before that would stop a rebuild half way.
+	for deadline := time.Now().Add(30 * time.Second); rebuilt() == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no worker noticed the flush within 30s; runs %v", countRuns(t, dsn))
+		}
+	}
 	if n := report.Unfinished(countRuns(t, dsn)); n == 0 {
 		t.Fatal("every run had finished before the flush was felt: the test shows nothing")
 	}
 	waitFor(t, dsn, 90*time.Second, finished(runs))
-	rebuilt := 0
 	for _, w := range ws {
 		w.stop(t)
 	}
-	for _, w := range all {
-		rebuilt += strings.Count(w.out.String(), "the scheduler lost its entries")
-	}
-	if rebuilt != 1 {
-		t.Errorf("%d workers rebuilt the lost entries, want exactly one", rebuilt)
+	if n := rebuilt(); n != 1 {
+		t.Errorf("%d workers rebuilt the lost entries, want exactly one", n)
 	}
 	checkNoOverlap(t, dsn)
 	c := countRuns(t, dsn)
@@ -103,6 +113,9 @@ func TestWorkersShareRedis(t *testing.T) {
 		t.Errorf("nodes attempted beyond 3 retries: %v", over)
 	}
 }
+
+// lossLine is what a worker logs when it rebuilt a lost scheduler.
+const lossLine = "the scheduler lost its entries"
 
 // TestStartTellsRedis: `demo start` on the workers' Redis scheduler
 // schedules the runs it creates there, so that workers wake for them at
