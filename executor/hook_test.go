@@ -1,7 +1,6 @@
 package executor_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -13,25 +12,8 @@ import (
 
 	"github.com/journeyretry/journeyretry/executor"
 	"github.com/journeyretry/journeyretry/retry"
+	"github.com/journeyretry/journeyretry/retrytest"
 )
-
-// lockedBuffer is a log destination read while hooks may still write.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // outcome is what a run did, as the store holds it.
 type outcome struct {
@@ -78,7 +60,7 @@ func TestPanickingHookChangesNothing(t *testing.T) {
 	if want.status != retry.StatusCompleted || len(want.attempts) != 3 {
 		t.Fatalf("without hooks: %+v", want)
 	}
-	var logs lockedBuffer
+	var logs retrytest.Buffer
 	got, events, ex := runFlaky(t, executor.Config{
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		Hooks: []executor.Hook{
@@ -105,7 +87,7 @@ func TestPanickingHookChangesNothing(t *testing.T) {
 		t.Errorf("%d error records, want %d:\n%s", c, n, l)
 	}
 
-	var obsLogs lockedBuffer
+	var obsLogs retrytest.Buffer
 	got, events, _ = runFlaky(t, executor.Config{
 		Logger:   slog.New(slog.NewTextHandler(&obsLogs, nil)),
 		Observer: executor.ObserverFunc(func(executor.Event) { panic("counter bug") }),
@@ -131,7 +113,7 @@ func TestSlowHookDropsEvents(t *testing.T) {
 		var mu sync.Mutex
 		var seen []executor.Event
 		obs := &recordingObserver{}
-		var logs lockedBuffer
+		var logs retrytest.Buffer
 		slow := executor.Hook{Name: "slow", Queue: 2, Func: func(_ context.Context, ev executor.Event) error {
 			<-release
 			mu.Lock()

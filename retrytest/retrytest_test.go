@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,5 +72,31 @@ func TestRunNodeMatchesTheExecutor(t *testing.T) {
 	if got.IdempotencyKey != real.IdempotencyKey || got.Attempt != real.Attempt || got.RunAttempt != real.RunAttempt ||
 		got.Run.RetryCount != real.Run.RetryCount || string(got.Context.Input) != string(real.Context.Input) {
 		t.Fatalf("RunNode's input %+v; the executor's %+v", got, real)
+	}
+}
+
+// A Buffer takes writes of many goroutines while it is read, and keeps
+// every byte (run with -race).
+func TestBufferConcurrent(t *testing.T) {
+	var b retrytest.Buffer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 100 {
+			_ = b.String()
+		}
+	}()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				b.Write([]byte("x"))
+			}
+		})
+	}
+	wg.Wait()
+	<-done
+	if n := len(b.String()); n != 800 {
+		t.Fatalf("%d bytes written, want 800", n)
 	}
 }

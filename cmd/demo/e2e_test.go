@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/journeyretry/journeyretry/report"
 	"github.com/journeyretry/journeyretry/retry"
+	"github.com/journeyretry/journeyretry/retrytest"
 	"github.com/journeyretry/journeyretry/storage"
 	"github.com/journeyretry/journeyretry/storage/pgtest"
 )
@@ -461,26 +461,7 @@ func waitFor(t *testing.T, dsn string, within time.Duration, ok func(map[retry.S
 // worker is a running worker process.
 type worker struct {
 	cmd *exec.Cmd
-	out lockedBuffer // its stdout and stderr
-}
-
-// lockedBuffer is a bytes.Buffer that a test may read while the process
-// writing to it runs.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	out retrytest.Buffer // its stdout and stderr
 }
 
 func startWorker(t *testing.T, dir, store string, extra ...string) *worker {
