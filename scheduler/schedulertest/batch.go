@@ -19,7 +19,7 @@ var batchChecks = []check{
 			h.t.Fatalf("ScheduleMany: %v", err)
 		}
 		h.expectNone(h.s, at(time.Minute-time.Millisecond), "due at +1m")
-		ds := h.claimAll(h.s, at(time.Minute), 10)
+		ds := h.claimAll(h.s, at(time.Minute), 10, 3)
 		got := ids(ds)
 		slices.Sort(got)
 		if !slices.Equal(got, []string{"a", "b", "c"}) {

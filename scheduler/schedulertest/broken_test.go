@@ -28,6 +28,7 @@ func TestChecksCatchBrokenSchedulers(t *testing.T) {
 		{"RestoreOnlyWhenAbsent", func(s *memory.Scheduler) retry.Scheduler { return restoreMoves{s} }, time.Minute},
 		{"LostClosedByClose", func(s *memory.Scheduler) retry.Scheduler { return lostNeverClosed{s, make(chan struct{})} }, time.Minute},
 		{"ScheduleMany", func(s *memory.Scheduler) retry.Scheduler { return schedulesFirst{s} }, time.Minute},
+		{"Thousands", func(s *memory.Scheduler) retry.Scheduler { return &neverDry{Scheduler: s} }, time.Minute},
 		{"ScheduleManyInvalid", func(s *memory.Scheduler) retry.Scheduler { return schedulesFirst{s} }, time.Minute},
 	} {
 		t.Run(tc.check, func(t *testing.T) {
@@ -60,6 +61,25 @@ func (s schedulesFirst) ScheduleMany(ctx context.Context, ids []string, at time.
 		}
 	}
 	return nil
+}
+
+// neverDry hands out its due entries, then the last of them again on
+// every Claim: a Claim loop on it never runs dry.
+type neverDry struct {
+	*memory.Scheduler
+	mu   sync.Mutex
+	last []retry.Delivery
+}
+
+func (s *neverDry) Claim(ctx context.Context, now time.Time, limit int) ([]retry.Delivery, error) {
+	ds, err := s.Scheduler.Claim(ctx, now, limit)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(ds) > 0 {
+		s.last = ds[len(ds)-1:]
+		return ds, err
+	}
+	return s.last, err
 }
 
 // relay is a scheduler whose Ready is its own channel, fed by forward

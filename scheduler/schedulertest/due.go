@@ -25,11 +25,11 @@ var dueChecks = []check{
 		for i := range 5 {
 			h.schedule(h.s, fmt.Sprintf("later-%d", i), at(2*time.Hour+time.Duration(i)*time.Minute))
 		}
-		got := h.claimAll(h.s, at(time.Hour), 3)
+		got := h.claimAll(h.s, at(time.Hour), 3, n)
 		if !slices.Equal(ids(got), want) {
 			h.t.Fatalf("claimed in pages of 3 at +1h: %v; want %v (earliest first, nothing due later)", ids(got), want)
 		}
-		if got := h.claimAll(h.s, at(3*time.Hour), 100); len(got) != 5 {
+		if got := h.claimAll(h.s, at(3*time.Hour), 100, 5); len(got) != 5 {
 			h.t.Fatalf("claimed %v at +3h; want the 5 entries due after +2h", ids(got))
 		}
 	}},
@@ -44,7 +44,7 @@ var dueChecks = []check{
 		if len(first) == 0 {
 			h.t.Fatal("Claim(limit 4) with 10 entries due handed out nothing")
 		}
-		rest := h.claimAll(h.s, now, 4)
+		rest := h.claimAll(h.s, now, 4, 10)
 		seen := map[string]int{}
 		for _, d := range append(first, rest...) {
 			seen[d.ID]++

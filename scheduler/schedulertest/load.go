@@ -20,7 +20,7 @@ var loadChecks = []check{
 			// A permutation of 0..n-1 (7919 is prime, n is not its multiple).
 			h.schedule(h.s, fmt.Sprintf("t%05d", i), at(time.Duration(i*7919%n)*time.Second))
 		}
-		got := h.claimAll(h.s, at(time.Duration(n)*time.Second), 100)
+		got := h.claimAll(h.s, at(time.Duration(n)*time.Second), 100, n)
 		if len(got) != n {
 			h.t.Fatalf("claimed %d of %d entries", len(got), n)
 		}
@@ -50,7 +50,7 @@ var loadChecks = []check{
 			}
 			return nil
 		})
-		got := h.claimAll(h.s, at(time.Hour), 100)
+		got := h.claimAll(h.s, at(time.Hour), 100, goroutines*each+1)
 		if len(got) != goroutines*each+1 {
 			h.t.Fatalf("claimed %d entries; want %d (each id once)", len(got), goroutines*each+1)
 		}

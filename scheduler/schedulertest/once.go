@@ -20,7 +20,7 @@ var onceChecks = []check{
 		h.schedule(h.s, "a", at(time.Minute))
 		h.schedule(h.s, "a", at(time.Minute))
 		h.schedule(h.s, "b", at(time.Minute))
-		if got := h.claimAll(h.s, at(time.Hour), 100); len(got) != 2 {
+		if got := h.claimAll(h.s, at(time.Hour), 100, 2); len(got) != 2 {
 			h.t.Fatalf("claimed %v; want a and b once each", ids(got))
 		}
 	}},
