@@ -12,7 +12,10 @@ import (
 // claimSet is the SET clause of a claim: the run is in progress under a
 // new token (first argument, to which the run id is appended so a batch's
 // tokens differ), worker and lease, and due again when the lease expires.
-const claimSet = `status = 'in_progress', claim_token = ? || id, claimed_by = ?,
+const claimSet = `status = 'in_progress', ` + claimHold
+
+// claimHold is claimSet but the status.
+const claimHold = `claim_token = ? || id, claimed_by = ?,
 	lease_expires_at = ?, due_at = ?, updated_at = ?`
 
 // ClaimRun claims run id; see [retry.Claimer].
@@ -145,7 +148,13 @@ UPDATE journey_runs SET `+claimSet+` FROM due WHERE id = due.due_id AND `+claima
 		// SQLite: without RETURNING (see writeRun), then read back the rows
 		// that carry this batch's tokens: they are due when the new lease
 		// ends. OR FAIL: no statement journal to undo a partial update.
-		res, err := tx.ExecContext(ctx, `UPDATE OR FAIL journey_runs SET `+claimSet+`
+		// The claim leaves the status alone, and a second statement sets it
+		// where it changes: SQLite maintains every index whose columns or
+		// condition an UPDATE's SET names, and the status has eight partial
+		// indexes (the counts and the dashboard's), which runs already in
+		// progress (expired leases) would each cost a delete and an insert
+		// for nothing.
+		res, err := tx.ExecContext(ctx, `UPDATE OR FAIL journey_runs SET `+claimHold+`
 WHERE id IN (SELECT id FROM journey_runs WHERE `+claimable+` ORDER BY due_at LIMIT ?)`, append(set, ms(dueBy), limit)...)
 		if err != nil {
 			return err
@@ -154,6 +163,10 @@ WHERE id IN (SELECT id FROM journey_runs WHERE `+claimable+` ORDER BY due_at LIM
 		n, err := res.RowsAffected()
 		if err != nil || n == 0 {
 			runs = nil // this may run again after its group commit rolled back
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE OR FAIL journey_runs SET status = 'in_progress'
+WHERE due_at = ? AND substr(claim_token, 1, ?) = ? AND status <> 'in_progress'`, until, len(prefix), prefix); err != nil {
 			return err
 		}
 		// The read-back reads only the columns the claim left alone; the
