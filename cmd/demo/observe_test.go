@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -149,5 +151,56 @@ func TestWorkerMetricsAgreeWithStore(t *testing.T) {
 	w.Process.Signal(syscall.SIGTERM)
 	if err := w.Wait(); err != nil {
 		t.Errorf("worker after SIGTERM: %v", err)
+	}
+}
+
+// TestLogsByConfiguration: the attempt records as a user configures them,
+// at each layer: JSON at info by flags (each line an object with the
+// fields an operator filters on), text at info by the environment, and a
+// file's info level overridden by a flag's error, which leaves no attempt
+// record.
+func TestLogsByConfiguration(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	store := func(name string) []string { return []string{"--runs", "20", "--store", filepath.Join(dir, name)} }
+	stderr := func(env []string, args ...string) string {
+		t.Helper()
+		r := runDemo(t, dir, env, args...)
+		if r.code != 0 {
+			t.Fatalf("demo %v: status %d\n%s", args, r.code, r.stderr)
+		}
+		return r.stderr
+	}
+
+	attempts := 0
+	for _, line := range strings.Split(strings.TrimSpace(stderr(nil, append(store("json.db"), "--log-format", "json", "--log-level", "info")...)), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("--log-format json wrote a line that is not JSON: %q (%v)", line, err)
+		}
+		if rec["msg"] != "attempt" || rec["decision"] != "retry" {
+			continue
+		}
+		attempts++
+		for _, k := range []string{"run", "journey", "node", "nodeType", "attempt", "outcome", "class", "strategy", "rule", "delay", "err"} {
+			if _, ok := rec[k]; !ok {
+				t.Errorf("attempt record without %q: %s", k, line)
+			}
+		}
+	}
+	if attempts == 0 {
+		t.Fatal("--log-level info: no record of a retried attempt")
+	}
+
+	if text := stderr([]string{"JRETRY_LOG_LEVEL=info"}, store("text.db")...); !regexp.MustCompile(`(?m)^time=\S+ level=INFO msg=attempt run=\S+ journey=patient-reminder .*decision=retry`).MatchString(text) {
+		t.Fatalf("JRETRY_LOG_LEVEL=info: no text record of a retried attempt in\n%s", text)
+	}
+
+	cfg := filepath.Join(dir, "info.json")
+	if err := os.WriteFile(cfg, []byte(`{"log": {"level": "info"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if quiet := stderr(nil, append(store("quiet.db"), "--config", cfg, "--log-level", "error")...); strings.Contains(quiet, "msg=attempt") {
+		t.Fatalf("--log-level error over a file's info: attempt records written\n%s", quiet)
 	}
 }
