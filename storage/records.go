@@ -284,7 +284,8 @@ func (c pgColumns) add(row ...any) {
 	}
 }
 
-// args are the columns' literals, the statement's arguments.
+// args are the columns' literals, the statement's arguments, with room
+// for one more (recordsSQL's lock ids) without a copy.
 func (c pgColumns) args() []any {
 	args := make([]any, len(c), len(c)+1)
 	for i := range c {
