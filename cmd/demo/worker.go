@@ -9,8 +9,13 @@ import (
 	"github.com/journeyretry/journeyretry/internal/combine"
 )
 
+// startCommand is the start command's flags and configuration.
+func startCommand(ctx context.Context) *command {
+	return newCommand(ctx, "start", "start [flags]\n\nCreates --runs runs of the patient journey, unclaimed and due now, without executing\nthem: the work that worker processes pick up. With the workers' shared scheduler\n(--scheduler redis, or sqlpoll) they hear of the runs through it; otherwise their\nsweepers find them.", storeFlags, schedulerFlags, retryLimitFlags, runsFlags, seedFlags, patientFlags)
+}
+
 func cmdStart(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	c := newCommand(ctx, "start", "start [flags]\n\nCreates --runs runs of the patient journey, unclaimed and due now, without executing\nthem: the work that worker processes pick up. With the workers' shared scheduler\n(--scheduler redis, or sqlpoll) they hear of the runs through it; otherwise their\nsweepers find them.", storeFlags, schedulerFlags, retryLimitFlags, runsFlags, seedFlags, patientFlags)
+	c := startCommand(ctx)
 	if err := c.parseNoArgs(args); err != nil {
 		return err
 	}
