@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/journeyretry/journeyretry/storage"
+	"github.com/journeyretry/journeyretry/storage/pgtest"
 )
 
 // TestOpenSQLiteNamesTheCause: opening a SQLite path that cannot be a
@@ -32,5 +33,23 @@ func TestOpenSQLiteNamesTheCause(t *testing.T) {
 		if msg := err.Error(); !strings.Contains(msg, tc.want) || strings.Contains(msg, "out of memory") {
 			t.Errorf("Open(%s): %v; want it to say %q", tc.dsn, err, tc.want)
 		}
+	}
+}
+
+// TestOpenPostgresServerSettings: a server setting in the DSN's query
+// reaches every connection of the store, as the README tells an operator
+// who trades commit durability for retry precision.
+func TestOpenPostgresServerSettings(t *testing.T) {
+	s, err := storage.Open(t.Context(), storage.Config{DSN: pgtest.DSN(t) + "&synchronous_commit=off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var got string
+	if err := s.DB().QueryRowContext(t.Context(), "SHOW synchronous_commit").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != "off" {
+		t.Errorf("synchronous_commit = %q; want off, as the DSN sets it", got)
 	}
 }
