@@ -19,14 +19,16 @@ var errTest = errors.New("connection reset")
 // lateStore is a store that answers claims late, as one under load does:
 // each claim (and each Create with a lease) is made at the clock's time,
 // and the clock then moves on by late before it comes back, for the first
-// lateN claims. It counts the claims and lease extensions it is asked for.
+// lateN claims, and the same for the first lateExtends lease extensions.
+// It counts the claims and lease extensions it is asked for.
 type lateStore struct {
 	retry.Store
-	clock   *clock
-	late    time.Duration
-	lateN   atomic.Int64
-	claims  atomic.Int64
-	extends atomic.Int64
+	clock       *clock
+	late        time.Duration
+	lateN       atomic.Int64
+	lateExtends atomic.Int64
+	claims      atomic.Int64
+	extends     atomic.Int64
 }
 
 func (s *lateStore) answer() {
@@ -61,7 +63,11 @@ func (s *lateStore) ClaimDue(ctx context.Context, worker string, dueBy, now time
 
 func (s *lateStore) ExtendLease(ctx context.Context, c retry.Claim, now time.Time, lease time.Duration) (retry.Claim, error) {
 	s.extends.Add(1)
-	return s.Store.ExtendLease(ctx, c, now, lease)
+	c, err := s.Store.ExtendLease(ctx, c, now, lease)
+	if s.lateExtends.Add(-1) >= 0 {
+		s.clock.Add(s.late)
+	}
+	return c, err
 }
 
 const attemptLease = 10 * time.Second
@@ -203,6 +209,40 @@ func TestKeptClaimExtendedBeforeNode(t *testing.T) {
 	}
 	if n := ls.extends.Load(); n != 1 {
 		t.Fatalf("%d lease extensions; want 1, before node b", n)
+	}
+}
+
+// A kept claim's extension that comes back with less than half a lease
+// left (the store answered late) is released unused like a late claim:
+// the next node does not start under it, and the run is scheduled again
+// at once.
+func TestLateExtensionNotExecuted(t *testing.T) {
+	ex, ls, h := newLateExecutor(t, attemptLease/2+time.Second, 0)
+	ls.lateExtends.Store(1)
+	var calls atomic.Int64
+	must(t, ex.Handle("slow", executor.HandlerFunc(func(ctx context.Context, in executor.NodeInput) (json.RawMessage, error) {
+		h.clock.Add(attemptLease/2 + time.Second) // more than half the lease: b needs an extension
+		return nil, nil
+	})))
+	must(t, ex.Handle("t", countingHandler(t, h.clock, &calls, 0)))
+	must(t, ex.RegisterJourney(executor.Journey{ID: "j", Start: "a", Nodes: []executor.Node{
+		{ID: "a", Type: "slow", Next: "b"}, {ID: "b", Type: "t"}}}))
+	ctx := context.Background()
+	run, err := ex.StartRunSync(ctx, "j", nil, executor.WithRunID("r1"))
+	must(t, err)
+	if run.Status != retry.StatusInProgress || calls.Load() != 0 {
+		t.Fatalf("StartRun = %s, %d executions of b; want in_progress, handed back before b ran", run.Status, calls.Load())
+	}
+	if n, st := ls.extends.Load(), ex.Stats(); n != 1 || st.ShortClaims != 1 {
+		t.Fatalf("%d extensions, Stats.ShortClaims = %d; want 1 and 1", n, st.ShortClaims)
+	}
+	r, err := ls.Get(ctx, "r1")
+	must(t, err)
+	if r.ClaimToken != "" || r.CurrentNodeID != "b" {
+		t.Fatalf("after the late extension: node %s, token %q; want b, released", r.CurrentNodeID, r.ClaimToken)
+	}
+	if ds, err := h.sched.Claim(ctx, h.clock.Now(), 10); err != nil || len(ds) != 1 || ds[0].ID != "r1" {
+		t.Fatalf("scheduler due entries %v, %v; want r1 scheduled again at once", ds, err)
 	}
 }
 

@@ -919,9 +919,9 @@ type Stats struct {
 	// flight was stopped and nothing of it recorded.
 	Cancelled int64
 	// ShortClaims counts claims released unused because the store handed
-	// them back with less than half the lease left by the executor's clock
-	// (a store answering late): the node could have outlasted the claim.
-	// Their runs are scheduled again at once.
+	// them back, or extended them, with less than half the lease left by
+	// the executor's clock (a store answering late): the node could have
+	// outlasted the claim. Their runs are scheduled again at once.
 	ShortClaims int64
 	// Deliveries counts the wake-ups the scheduler handed out; Wasted
 	// those whose run was no longer there to claim (taken by another

@@ -119,26 +119,37 @@ func (e *Executor) execute(ctx context.Context, sl *slot, run retry.Run) retry.R
 // halfLease makes sure claim has at least half a lease left before node n
 // runs: a fresh claim that has not is released (counted in Stats.ShortClaims)
 // and the run scheduled at once, so that a later claim, with a whole lease,
-// runs it; a kept one is extended. ok is false when the node must not run.
+// runs it; a kept one is extended, and released the same way when the
+// extension itself comes back with less than half a lease left (the
+// store answered late: the lease runs from the time it was asked for). ok
+// is false when the node must not run.
 func (e *Executor) halfLease(ctx context.Context, sl *slot, run retry.Run, claim retry.Claim, n *Node, fresh bool) (retry.Claim, bool) {
-	now := e.now()
-	if claim.LeaseExpiresAt.Sub(now) >= e.cfg.Lease/2 {
+	if e.leftHalf(claim) {
 		return claim, true
 	}
-	if fresh {
-		e.stats.short.Add(1)
-		e.releaseClaim(claim)
-		if !e.stopped() {
-			e.schedule(ctx, sl, run.ID, now)
+	if !fresh {
+		c, err := e.store.ExtendLease(context.WithoutCancel(ctx), claim, e.now(), e.cfg.Lease)
+		if err != nil {
+			e.writeFailed(step(run, n), 0, "extend lease", err)
+			return claim, false
 		}
-		return claim, false
+		if e.leftHalf(c) {
+			return c, true
+		}
+		claim = c
 	}
-	c, err := e.store.ExtendLease(context.WithoutCancel(ctx), claim, now, e.cfg.Lease)
-	if err != nil {
-		e.writeFailed(step(run, n), 0, "extend lease", err)
-		return claim, false
+	e.stats.short.Add(1)
+	e.releaseClaim(claim)
+	if !e.stopped() {
+		e.schedule(ctx, sl, run.ID, e.now())
 	}
-	return c, true
+	return claim, false
+}
+
+// leftHalf reports whether claim has at least half a lease left by the
+// executor's clock.
+func (e *Executor) leftHalf(claim retry.Claim) bool {
+	return claim.LeaseExpiresAt.Sub(e.now()) >= e.cfg.Lease/2
 }
 
 // runNode executes one node under its timeout, renewing the lease while it
