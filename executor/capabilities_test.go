@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/journeyretry/journeyretry/executor"
 	"github.com/journeyretry/journeyretry/retry"
+	"github.com/journeyretry/journeyretry/retrytest"
 	"github.com/journeyretry/journeyretry/scheduler/memory"
 )
 
@@ -78,6 +81,7 @@ type sharedLossy struct {
 	mu        sync.Mutex
 	scheduled int
 	restored  []string
+	fail      int           // the next Restores that fail
 	rebuilt   chan struct{} // one value per Restore
 }
 
@@ -94,8 +98,13 @@ func (s *sharedLossy) Schedule(ctx context.Context, id string, at time.Time) err
 func (s *sharedLossy) Restore(ctx context.Context, id string, at time.Time) error {
 	s.mu.Lock()
 	s.restored = append(s.restored, id)
+	failing := s.fail > 0
+	s.fail--
 	s.mu.Unlock()
 	s.rebuilt <- struct{}{}
+	if failing {
+		return errors.New("LOADING Redis is loading the dataset in memory")
+	}
 	return nil // a real backend inserts only what is absent
 }
 
@@ -132,5 +141,48 @@ func TestLossRebuildsAtOnce(t *testing.T) {
 	}
 	if s := exec.Stats(); s.Rebuilt != 2 {
 		t.Fatalf("stats %+v; want 2 rebuilt", s)
+	}
+}
+
+// TestFailedLossRebuildRetried: a rebuild after a loss that fails (Redis
+// back but still loading, say) is tried again until it succeeds: the
+// scheduler reports a loss once, and nothing else would restore its
+// entries.
+func TestFailedLossRebuildRetried(t *testing.T) {
+	store := openStore(t, "")
+	leaveRetry(t, store, "r1", time.Now().Add(time.Hour))
+	mem, err := memory.New(memory.Config{})
+	must(t, err)
+	sched := &sharedLossy{Scheduler: mem, lost: make(chan struct{}), rebuilt: make(chan struct{}, 10)}
+	var logs retrytest.Buffer
+	exec, err := executor.New(executor.Config{Mode: executor.ModeFull, SweepSpec: "@every 1h", Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+		store, sched, defaultPolicy(t))
+	must(t, err)
+	must(t, exec.Handle("n", executor.HandlerFunc(ok)))
+	must(t, exec.RegisterJourney(executor.Journey{ID: "j", Start: "n", Nodes: []executor.Node{{ID: "n", Type: "n"}}}))
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- exec.Run(ctx) }()
+	await(t, sched.rebuilt, "the rebuild on start")
+	sched.mu.Lock()
+	sched.fail = 2
+	sched.mu.Unlock()
+	sched.lost <- struct{}{}
+	await(t, sched.rebuilt, "the rebuild after the loss, failing")
+	await(t, sched.rebuilt, "the rebuild tried again, failing")
+	await(t, sched.rebuilt, "the rebuild tried again, succeeding")
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "rebuilt them from the store"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no rebuild logged within 10s:\n%s", logs.String())
+		}
+		time.Sleep(time.Millisecond) // the log follows the Restore just seen
+	}
+	cancel()
+	must(t, await(t, errc, "Run's return"))
+	if s := exec.Stats(); s.Rebuilt != 2 {
+		t.Fatalf("stats %+v; want 2 rebuilt: on start, and once after the loss", s)
+	}
+	if out := logs.String(); strings.Count(out, "trying again") != 2 || !strings.Contains(out, "rebuilt them from the store") {
+		t.Fatalf("log:\n%s\nwant two failed rebuilds, then a rebuilt one", out)
 	}
 }

@@ -566,7 +566,10 @@ func (e *Executor) Run(ctx context.Context) error {
 	// the store holds every run, and the sweeper takes what the scheduler
 	// misses. A durable one keeps its entries across restarts: rebuilding
 	// it on every start would only make other processes' deliveries stale.
-	var lost <-chan struct{}
+	var (
+		lost   <-chan struct{}
+		failed bool // the rebuild on start failed
+	)
 	if lr, ok := e.sched.(retry.LossReporter); ok {
 		lost = lr.Lost()
 	}
@@ -579,10 +582,11 @@ func (e *Executor) Run(ctx context.Context) error {
 		}
 		if err := e.Rebuild(ctx); err != nil && ctx.Err() == nil {
 			e.backendError("rebuild scheduler; the sweeper covers what it misses", err)
+			failed = lost != nil // a loss reporter's rebuild is tried again
 		}
 	}
 	if lost != nil {
-		go e.rebuildOnLoss(ctx, lost)
+		go e.rebuildOnLoss(ctx, lost, failed)
 	}
 	c := cron.New(cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
 	sweep := func() {
@@ -706,7 +710,18 @@ func (e *Executor) wake(sl *slot, d retry.Delivery) {
 
 // rebuildOnLoss rebuilds the scheduler each time it reports lost entries
 // (a Redis flushed or restarted empty), until ctx ends or lost is closed.
-func (e *Executor) rebuildOnLoss(ctx context.Context, lost <-chan struct{}) {
+// A rebuild that fails (the backend down again, or still loading) is tried
+// again after rebuildRetry, the wait doubling up to rebuildRetryMax, until
+// one succeeds: a scheduler reports a loss once, so nothing else would
+// bring its entries back, and meanwhile the sweeper runs what is due.
+// failed says the rebuild on start failed.
+func (e *Executor) rebuildOnLoss(ctx context.Context, lost <-chan struct{}, failed bool) {
+	wait := rebuildRetry
+	again := time.NewTimer(wait)
+	defer again.Stop()
+	if !failed {
+		again.Stop()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -715,16 +730,27 @@ func (e *Executor) rebuildOnLoss(ctx context.Context, lost <-chan struct{}) {
 			if !ok {
 				return
 			}
+		case <-again.C:
 		}
+		again.Stop()
 		n, err := e.rebuild(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
-			e.backendError("rebuild lost scheduler entries; the sweeper covers what it misses", err)
+			e.backendError("rebuild lost scheduler entries; trying again, the sweeper covers what it misses", err, "in", wait)
+			again.Reset(wait)
+			wait = min(2*wait, rebuildRetryMax)
 		case err == nil:
 			e.cfg.Logger.Warn("the scheduler lost its entries: rebuilt them from the store", "wakeups", n)
+			wait = rebuildRetry
 		}
 	}
 }
+
+// The waits before a failed rebuild of a lost scheduler is tried again.
+const (
+	rebuildRetry    = time.Second
+	rebuildRetryMax = 30 * time.Second
+)
 
 // Rebuild schedules every retrying and waiting run of the store: after a
 // restart the scheduler knows nothing. Run calls it first, and again each
