@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"os"
 	"slices"
@@ -89,7 +90,11 @@ func TestWorkersShareRedis(t *testing.T) {
 	// Stopping the workers before that would stop a rebuild half way.
 	for deadline := time.Now().Add(30 * time.Second); rebuilt() == 0; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no worker noticed the flush within 30s; runs %v", countRuns(t, dsn))
+			var outs strings.Builder
+			for i, w := range all {
+				fmt.Fprintf(&outs, "--- worker %d:\n%s", i, w.out.String())
+			}
+			t.Fatalf("no worker noticed the flush within 30s; runs %v\n%s", countRuns(t, dsn), outs.String())
 		}
 	}
 	if n := report.Unfinished(countRuns(t, dsn)); n == 0 {
