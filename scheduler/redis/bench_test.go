@@ -21,19 +21,22 @@ import (
 //
 //	RETRY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 go test -run '^$' -bench . -count 3 ./scheduler/redis/
 
-func benchClient(b *testing.B) goredis.UniversalClient {
-	b.Helper()
+// benchClient is a client of RETRY_TEST_REDIS_URL's server, closed when t
+// ends, with a pool for many goroutines; t skips when the variable is
+// unset.
+func benchClient(t testing.TB) goredis.UniversalClient {
+	t.Helper()
 	u := os.Getenv("RETRY_TEST_REDIS_URL")
 	if u == "" {
-		b.Skip("RETRY_TEST_REDIS_URL is unset: no Redis to benchmark against")
+		t.Skip("RETRY_TEST_REDIS_URL is unset: no Redis to test against (.ci/run starts one)")
 	}
 	opts, err := goredis.ParseURL(u)
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	opts.PoolSize = 64
 	rdb := goredis.NewClient(opts)
-	b.Cleanup(func() { rdb.Close() })
+	t.Cleanup(func() { rdb.Close() })
 	return rdb
 }
 
@@ -94,11 +97,11 @@ func BenchmarkClaim(b *testing.B) {
 				for got := 0; got < entries; {
 					var n int
 					if raw {
-						res, err := claimScript.Run(ctx, rdb, s.keys, s.newGen, now.UnixMilli(), ceilMs(now.Add(time.Minute)), batch).Slice()
+						res, err := claimScript.Run(ctx, rdb, s.keys, s.generation(), now.UnixMilli(), ceilMs(now.Add(time.Minute)), batch).Slice()
 						if err != nil {
 							b.Fatal(err)
 						}
-						n = (len(res) - 2) / 3
+						n = (len(res) - 3) / 3
 					} else {
 						ds, err := s.Claim(ctx, now, batch)
 						if err != nil {

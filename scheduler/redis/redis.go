@@ -119,7 +119,6 @@ type Scheduler struct {
 	lease     time.Duration
 	poll      time.Duration
 	now       func() time.Time
-	newGen    string // the generation this handle creates if it finds none
 
 	ready   chan struct{}
 	lost    chan struct{}
@@ -141,6 +140,8 @@ type Scheduler struct {
 	mu       sync.Mutex
 	next     int64  // earliest score the waiter knows of, Unix ms; math.MaxInt64 for none
 	messages uint64 // wake-ups heard (published or local) since New
+	newGen   string // the generation this handle creates if it finds none
+	seen     string // the generation the latest reply named
 }
 
 var (
@@ -328,16 +329,16 @@ func (s *Scheduler) Claim(ctx context.Context, now time.Time, limit int) ([]retr
 	}
 	defer release()
 	heard := s.heardCount()
-	res, err := claimScript.Run(ctx, s.rdb, s.keys, s.newGen, now.UnixMilli(), ceilMs(now.Add(s.lease)), limit).Slice()
+	res, err := claimScript.Run(ctx, s.rdb, s.keys, s.generation(), now.UnixMilli(), ceilMs(now.Add(s.lease)), limit).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
-	if len(res) < 2 || (len(res)-2)%3 != 0 {
+	if len(res) < 3 || (len(res)-3)%3 != 0 {
 		return nil, fmt.Errorf("claim: unexpected reply of %d values", len(res))
 	}
-	s.learn(res[0], res[1], heard)
-	out := make([]retry.Delivery, 0, (len(res)-2)/3)
-	for i := 2; i < len(res); i += 3 {
+	s.learn(res[0], res[1], res[2], heard)
+	out := make([]retry.Delivery, 0, (len(res)-3)/3)
+	for i := 3; i < len(res); i += 3 {
 		id, _ := res[i].(string)
 		atText, _ := res[i+1].(string)
 		token, _ := res[i+2].(string)
@@ -404,38 +405,59 @@ func (s *Scheduler) enter(op string) (release func(), err error) {
 // peek reads the earliest score and the generation: at New and every Poll.
 func (s *Scheduler) peek(ctx context.Context) error {
 	heard := s.heardCount()
-	res, err := peekScript.Run(ctx, s.rdb, s.keys, s.newGen).Slice()
+	res, err := peekScript.Run(ctx, s.rdb, s.keys, s.generation()).Slice()
 	if err != nil {
 		return fmt.Errorf("peek: %w", err)
 	}
-	if len(res) != 2 {
+	if len(res) != 3 {
 		return fmt.Errorf("peek: unexpected reply of %d values", len(res))
 	}
-	s.learn(res[0], res[1], heard)
+	s.learn(res[0], res[1], res[2], heard)
 	return nil
 }
 
-// learn takes a script's {lost, next}. next is the earliest score in Redis
-// when the script ran: it replaces what the waiter knew, unless a wake-up
-// was heard since the call began (heard), which may be newer.
-func (s *Scheduler) learn(lost, next any, heard uint64) {
-	if l, _ := lost.(int64); l == 1 {
-		select {
-		case s.lost <- struct{}{}:
-		default:
-		}
-	}
+// generation is the generation this handle creates if it finds none.
+func (s *Scheduler) generation() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.newGen
+}
+
+// learn takes a script's {lost, next, gen}. The entries were lost when
+// the script created the generation (lost), or when the generation is
+// the one this handle creates and no earlier reply named it: a call that
+// created it and whose reply never arrived (a timeout, a dropped
+// connection), which would otherwise leave every process thinking
+// another had rebuilt. The loss is reported once per generation, and the
+// handle picks a new value for the next one, so that tokens of two
+// generations never repeat. next is the earliest score in Redis when the
+// script ran: it replaces what the waiter knew, unless a wake-up was
+// heard since the call began (heard), which may be newer.
+func (s *Scheduler) learn(lost, next, gen any, heard uint64) {
+	l, _ := lost.(int64)
+	g, _ := gen.(string)
 	n, _ := next.(int64)
 	if n < 0 {
 		n = math.MaxInt64
 	}
 	s.mu.Lock()
+	created := (l == 1 || g == s.newGen) && g != s.seen
+	s.seen = g
+	if created {
+		s.newGen = rand.Text()
+	}
 	if s.messages == heard {
 		s.next = n
 	} else {
 		s.next = min(s.next, n)
 	}
 	s.mu.Unlock()
+	if created {
+		select {
+		case s.lost <- struct{}{}:
+		default:
+		}
+	}
 	s.kickWaiter()
 }
 

@@ -105,13 +105,14 @@ end
 // claimScript: ARGV new generation, now ms, lease end ms, limit. Moves up
 // to limit entries due at now (from due, and from inflight those whose lease
 // ran out), earliest first, to inflight with a fresh token each. Returns
-// {lost, next, id1, at1, token1, id2, ...}, next being the earliest score
-// left (-1 for none), so the caller's waiter re-arms without another call.
+// {lost, next, gen, id1, at1, token1, id2, ...}, next being the earliest
+// score left (-1 for none), so the caller's waiter re-arms without another
+// call, and gen the generation.
 var claimScript = goredis.NewScript(genLua + `
 local now, limit = ARGV[2], tonumber(ARGV[4])
 local d = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
 local f = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
-local out = {lost, 0}
+local out = {lost, 0, gen}
 local i, j, n = 1, 1, 0
 while n < limit and (i <= #d or j <= #f) do
   local id
@@ -134,8 +135,8 @@ out[2] = nxt
 return out
 `)
 
-// peekScript: ARGV new generation. Returns {lost, next}: the waiter's
+// peekScript: ARGV new generation. Returns {lost, next, gen}: the waiter's
 // periodic look, which also notices a lost generation while nobody claims.
 var peekScript = goredis.NewScript(genLua + nextLua + `
-return {lost, nxt}
+return {lost, nxt, gen}
 `)
