@@ -717,10 +717,9 @@ func (e *Executor) wake(sl *slot, d retry.Delivery) {
 // failed says the rebuild on start failed.
 func (e *Executor) rebuildOnLoss(ctx context.Context, lost <-chan struct{}, failed bool) {
 	wait := rebuildRetry
-	again := time.NewTimer(wait)
-	defer again.Stop()
-	if !failed {
-		again.Stop()
+	var again <-chan time.Time // the next try of a failed rebuild; nil for none
+	if failed {
+		again = time.After(wait)
 	}
 	for {
 		select {
@@ -730,14 +729,14 @@ func (e *Executor) rebuildOnLoss(ctx context.Context, lost <-chan struct{}, fail
 			if !ok {
 				return
 			}
-		case <-again.C:
+		case <-again:
 		}
-		again.Stop()
+		again = nil
 		n, err := e.rebuild(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			e.backendError("rebuild lost scheduler entries; trying again, the sweeper covers what it misses", err, "in", wait)
-			again.Reset(wait)
+			again = time.After(wait)
 			wait = min(2*wait, rebuildRetryMax)
 		case err == nil:
 			e.cfg.Logger.Warn("the scheduler lost its entries: rebuilt them from the store", "wakeups", n)

@@ -101,7 +101,7 @@ func BenchmarkClaim(b *testing.B) {
 						if err != nil {
 							b.Fatal(err)
 						}
-						n = (len(res) - 3) / 3
+						n = (len(res) - 2) / 3
 					} else {
 						ds, err := s.Claim(ctx, now, batch)
 						if err != nil {

@@ -333,12 +333,12 @@ func (s *Scheduler) Claim(ctx context.Context, now time.Time, limit int) ([]retr
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
-	if len(res) < 3 || (len(res)-3)%3 != 0 {
+	if len(res) < 2 || (len(res)-2)%3 != 0 {
 		return nil, fmt.Errorf("claim: unexpected reply of %d values", len(res))
 	}
-	s.learn(res[0], res[1], res[2], heard)
-	out := make([]retry.Delivery, 0, (len(res)-3)/3)
-	for i := 3; i < len(res); i += 3 {
+	s.learn(res[0], res[1], heard)
+	out := make([]retry.Delivery, 0, (len(res)-2)/3)
+	for i := 2; i < len(res); i += 3 {
 		id, _ := res[i].(string)
 		atText, _ := res[i+1].(string)
 		token, _ := res[i+2].(string)
@@ -409,10 +409,10 @@ func (s *Scheduler) peek(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("peek: %w", err)
 	}
-	if len(res) != 3 {
+	if len(res) != 2 {
 		return fmt.Errorf("peek: unexpected reply of %d values", len(res))
 	}
-	s.learn(res[0], res[1], res[2], heard)
+	s.learn(res[0], res[1], heard)
 	return nil
 }
 
@@ -423,25 +423,24 @@ func (s *Scheduler) generation() string {
 	return s.newGen
 }
 
-// learn takes a script's {lost, next, gen}. The entries were lost when
-// the script created the generation (lost), or when the generation is
-// the one this handle creates and no earlier reply named it: a call that
-// created it and whose reply never arrived (a timeout, a dropped
+// learn takes a script's {next, gen}. The entries were lost when the
+// generation is the one this handle creates and no earlier reply named
+// it: this handle's call created it, whether this reply says so or a
+// later one does after the first never arrived (a timeout, a dropped
 // connection), which would otherwise leave every process thinking
 // another had rebuilt. The loss is reported once per generation, and the
 // handle picks a new value for the next one, so that tokens of two
 // generations never repeat. next is the earliest score in Redis when the
 // script ran: it replaces what the waiter knew, unless a wake-up was
 // heard since the call began (heard), which may be newer.
-func (s *Scheduler) learn(lost, next, gen any, heard uint64) {
-	l, _ := lost.(int64)
+func (s *Scheduler) learn(next, gen any, heard uint64) {
 	g, _ := gen.(string)
 	n, _ := next.(int64)
 	if n < 0 {
 		n = math.MaxInt64
 	}
 	s.mu.Lock()
-	created := (l == 1 || g == s.newGen) && g != s.seen
+	created := g == s.newGen && g != s.seen
 	s.seen = g
 	if created {
 		s.newGen = rand.Text()

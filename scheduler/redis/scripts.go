@@ -81,15 +81,14 @@ redis.call('HDEL', KEYS[4], ARGV[1])
 return 1
 `)
 
-// genLua makes sure the generation exists; lost is 1 when this call
-// created it (the caller's process should rebuild the entries).
+// genLua makes sure the generation exists, creating it as ARGV[1] (the
+// caller's value: the caller then knows by the reply's gen that the
+// entries were lost, and rebuilds them).
 const genLua = `
-local lost = 0
 local gen = redis.call('GET', KEYS[6])
 if not gen then
   gen = ARGV[1]
   redis.call('SET', KEYS[6], gen)
-  lost = 1
 end
 `
 
@@ -105,14 +104,14 @@ end
 // claimScript: ARGV new generation, now ms, lease end ms, limit. Moves up
 // to limit entries due at now (from due, and from inflight those whose lease
 // ran out), earliest first, to inflight with a fresh token each. Returns
-// {lost, next, gen, id1, at1, token1, id2, ...}, next being the earliest
-// score left (-1 for none), so the caller's waiter re-arms without another
-// call, and gen the generation.
+// {next, gen, id1, at1, token1, id2, ...}, next being the earliest score
+// left (-1 for none), so the caller's waiter re-arms without another call,
+// and gen the generation.
 var claimScript = goredis.NewScript(genLua + `
 local now, limit = ARGV[2], tonumber(ARGV[4])
 local d = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
 local f = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
-local out = {lost, 0, gen}
+local out = {0, gen}
 local i, j, n = 1, 1, 0
 while n < limit and (i <= #d or j <= #f) do
   local id
@@ -131,12 +130,12 @@ while n < limit and (i <= #d or j <= #f) do
   n = n + 1
 end
 ` + nextLua + `
-out[2] = nxt
+out[1] = nxt
 return out
 `)
 
-// peekScript: ARGV new generation. Returns {lost, next, gen}: the waiter's
+// peekScript: ARGV new generation. Returns {next, gen}: the waiter's
 // periodic look, which also notices a lost generation while nobody claims.
 var peekScript = goredis.NewScript(genLua + nextLua + `
-return {lost, nxt, gen}
+return {nxt, gen}
 `)
