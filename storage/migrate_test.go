@@ -469,6 +469,8 @@ func TestConfig(t *testing.T) {
 		{storage.Config{DSN: "x.db", ReadConns: -1}, "read_conns"},
 		{storage.Config{DSN: "x.db", MaxBatch: -1}, "max_batch"},
 		{storage.Config{DSN: "x.db", ReadConns: storage.ReadConnsLimit + 1}, "read_conns"},
+		{storage.Config{DSN: "x.db", Writers: -1}, "writers"},
+		{storage.Config{DSN: "x.db", Writers: storage.WritersLimit + 1}, "writers"},
 		{storage.Config{DSN: "x.db", MaxBatch: 1 << 62}, "max_batch"},
 		{storage.Config{DSN: "x.db", WriteTimeout: -time.Second}, "write_timeout"},
 		{storage.Config{DSN: "mysql://x@localhost/db"}, "dsn"},

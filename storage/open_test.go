@@ -1,11 +1,15 @@
 package storage_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/journeyretry/journeyretry/retry"
 	"github.com/journeyretry/journeyretry/storage"
 	"github.com/journeyretry/journeyretry/storage/pgtest"
 )
@@ -51,5 +55,39 @@ func TestOpenPostgresServerSettings(t *testing.T) {
 	}
 	if got != "off" {
 		t.Errorf("synchronous_commit = %q; want off, as the DSN sets it", got)
+	}
+}
+
+// TestPostgresWriters: Config.Writers, not the read pool's size, sets how
+// many connections write at once, and the pool makes room for them, the
+// two claimers and as many shared connections as the read pool has.
+func TestPostgresWriters(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	for _, writers := range []int{1, 3} {
+		s, err := storage.Open(t.Context(), storage.Config{DSN: dsn, Writers: writers, ReadConns: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if err := s.Migrate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for i := range 64 {
+			wg.Go(func() {
+				id := fmt.Sprintf("w%d-%d", writers, i)
+				if _, err := s.Create(t.Context(), retry.NewRun{ID: id, JourneyID: "j", StartNodeID: "a"}, time.Now()); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		st := s.DB().Stats()
+		if st.OpenConnections > writers {
+			t.Errorf("writers=%d: 64 concurrent writes opened %d connections", writers, st.OpenConnections)
+		}
+		if want := writers + 2 + 8; st.MaxOpenConnections != want {
+			t.Errorf("writers=%d: pool bound %d; want %d", writers, st.MaxOpenConnections, want)
+		}
 	}
 }

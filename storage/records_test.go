@@ -343,21 +343,24 @@ func TestCreatesInOneStatement(t *testing.T) {
 }
 
 // TestWritersPlanByIndex: the connections the writers and claimers use
-// plan without sequential scans and hash joins (see openPostgres), and
-// reads keep the server's defaults.
+// plan without sequential scans and hash joins and keep to generic plans
+// (see openPostgres), and reads keep the server's defaults.
 func TestWritersPlanByIndex(t *testing.T) {
 	s := openPG(t)
 	for _, c := range []struct {
 		db   *bun.DB
-		want string
-	}{{s.db, "off"}, {s.rdb, "on"}} {
-		for _, p := range []string{"enable_seqscan", "enable_hashjoin", "enable_mergejoin"} {
+		want map[string]string
+	}{
+		{s.db, map[string]string{"enable_seqscan": "off", "enable_hashjoin": "off", "enable_mergejoin": "off", "plan_cache_mode": "force_generic_plan"}},
+		{s.rdb, map[string]string{"enable_seqscan": "on", "enable_hashjoin": "on", "enable_mergejoin": "on", "plan_cache_mode": "auto"}},
+	} {
+		for p, want := range c.want {
 			var got string
 			if err := c.db.QueryRowContext(t.Context(), "SHOW "+p).Scan(&got); err != nil {
 				t.Fatal(err)
 			}
-			if got != c.want {
-				t.Errorf("%s on the %s pool: %s, want %s", p, map[bool]string{true: "write", false: "read"}[c.db == s.db], got, c.want)
+			if got != want {
+				t.Errorf("%s on the %s pool: %s, want %s", p, map[bool]string{true: "write", false: "read"}[c.db == s.db], got, want)
 			}
 		}
 	}

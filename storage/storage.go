@@ -30,7 +30,7 @@
 // # Group commit
 //
 // A commit costs more than the writes it carries, so writes are queued to a
-// writer goroutine (one on SQLite, [Config.ReadConns] on PostgreSQL, where
+// writer goroutine (one on SQLite, [Config.Writers] on PostgreSQL, where
 // the writes charging one retry budget always go to the same one) that
 // runs every write waiting in the queue in one shared transaction, commits,
 // and only then answers each caller: a caller is told its write succeeded
@@ -134,10 +134,19 @@ const (
 	// ReadConnsDefault is the size of the SQLite read pool, and of the
 	// PostgreSQL pool.
 	ReadConnsDefault = 4
-	// ReadConnsLimit and MaxBatchLimit bound ReadConns and MaxBatch: far
-	// above any useful value, low enough that a typo cannot exhaust the
-	// database's connections or the process's memory.
+	// WritersDefault is the number of PostgreSQL writers: two, so that one
+	// batch gathers while the other's commit is under way. More make
+	// smaller batches, each of which costs the server about as much as a
+	// large one: on a 2-core host, 64 workers did 15 % fewer attempts a
+	// second with 4 writers, each attempt taking 20 % more CPU
+	// (BENCHMARKS.md, the attempt path).
+	WritersDefault = 2
+	// ReadConnsLimit, WritersLimit and MaxBatchLimit bound ReadConns,
+	// Writers and MaxBatch: far above any useful value, low enough that a
+	// typo cannot exhaust the database's connections or the process's
+	// memory.
 	ReadConnsLimit = 256
+	WritersLimit   = 64
 	MaxBatchLimit  = 10_000
 	// WriteTimeoutDefault bounds every write (see [Config.WriteTimeout]).
 	WriteTimeoutDefault = 30 * time.Second
@@ -160,10 +169,13 @@ type Config struct {
 	// Synchronous (SQLite) is OFF, NORMAL or FULL; default
 	// [SynchronousDefault].
 	Synchronous string `json:"synchronous"`
-	// ReadConns is the number of connections that serve reads; on
-	// PostgreSQL also the number of writer goroutines, each batching
-	// writes into transactions of its own. Default [ReadConnsDefault].
+	// ReadConns is the number of connections that serve reads. Default
+	// [ReadConnsDefault].
 	ReadConns int `json:"read_conns"`
+	// Writers (PostgreSQL) is the number of writer goroutines, each
+	// batching the queued writes into transactions on a connection of its
+	// own; SQLite has one writer. Default [WritersDefault].
+	Writers int `json:"writers"`
 	// MaxBatch bounds the writes that share one transaction; 1 disables
 	// group commit. Default [MaxBatchDefault].
 	MaxBatch int `json:"max_batch"`
@@ -184,6 +196,7 @@ func (c Config) withDefaults() Config {
 	c.BusyTimeout = cmp.Or(c.BusyTimeout, BusyTimeoutDefault)
 	c.Synchronous = strings.ToUpper(cmp.Or(c.Synchronous, SynchronousDefault))
 	c.ReadConns = cmp.Or(c.ReadConns, ReadConnsDefault)
+	c.Writers = cmp.Or(c.Writers, WritersDefault)
 	c.MaxBatch = cmp.Or(c.MaxBatch, MaxBatchDefault)
 	c.WriteTimeout = cmp.Or(c.WriteTimeout, WriteTimeoutDefault)
 	return c
@@ -201,6 +214,8 @@ func (c Config) Validate() error {
 		return retry.InvalidField("synchronous", "%q: want OFF, NORMAL or FULL", c.Synchronous)
 	case c.ReadConns < 0 || c.ReadConns > ReadConnsLimit:
 		return retry.InvalidField("read_conns", "%d: want 1 to %d", c.ReadConns, ReadConnsLimit)
+	case c.Writers < 0 || c.Writers > WritersLimit:
+		return retry.InvalidField("writers", "%d: want 1 to %d", c.Writers, WritersLimit)
 	case c.MaxBatch < 0 || c.MaxBatch > MaxBatchLimit:
 		return retry.InvalidField("max_batch", "%d: want 1 to %d", c.MaxBatch, MaxBatchLimit)
 	case c.WriteTimeout < 0:
@@ -323,7 +338,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	// round trips, not commits, bound one writer there.
 	writers := 1
 	if s.pg {
-		writers = cfg.ReadConns
+		writers = cfg.Writers
 	}
 	var wg sync.WaitGroup
 	for range writers {
@@ -347,6 +362,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// writerSettings are the server settings of the writers' and claimers'
+// connections on PostgreSQL (see openPostgres).
+var writerSettings = map[string]string{
+	"enable_seqscan":   "off",
+	"enable_hashjoin":  "off",
+	"enable_mergejoin": "off",
+	"plan_cache_mode":  "force_generic_plan",
+}
+
 func (s *Store) openPostgres(dsn string, cfg Config) error {
 	writes, err := pgConnector(dsn)
 	if err != nil {
@@ -358,23 +382,28 @@ func (s *Store) openPostgres(dsn string, cfg Config) error {
 	// connection, perhaps made while the tables were empty, where a
 	// sequential scan or a hash join over one looks cheapest and then
 	// reads all of journey_runs on every batch once it has grown. Their
-	// connections plan without those (a DSN parameter overrides each),
-	// so every plan of theirs looks its rows up by index; reads, which
-	// may want them, have a pool of their own.
+	// connections plan without those, so every plan of theirs looks its
+	// rows up by index, and always use the prepared statement's generic
+	// plan: the server's own choice, made from the first five executions'
+	// costs, sometimes settles on planning the records' statement anew at
+	// every execution, which at 2 workers cost 60 % more CPU an attempt
+	// (BENCHMARKS.md, the attempt path). A DSN parameter overrides each.
+	// Reads, which may want other plans, have a pool of their own.
 	conf := writes.Config()
-	for _, p := range []string{"enable_seqscan", "enable_hashjoin", "enable_mergejoin"} {
+	for p, v := range writerSettings {
 		if _, set := conf.ConnParams[p]; !set {
 			if conf.ConnParams == nil {
 				conf.ConnParams = map[string]any{}
 			}
-			conf.ConnParams[p] = "off"
+			conf.ConnParams[p] = v
 		}
 	}
 	wdb := sql.OpenDB(writes)
-	// The writers', the claimers', and what shares the pool (DB): a
-	// SQL-polling scheduler's statements and its listener, sweeps.
-	wdb.SetMaxOpenConns(2*cfg.ReadConns + 2)
-	wdb.SetMaxIdleConns(2*cfg.ReadConns + 2)
+	// The writers', the claimers' (two), and as many as the read pool for
+	// what shares the pool (DB): a SQL-polling scheduler's statements and
+	// its listener, sweeps.
+	wdb.SetMaxOpenConns(cfg.Writers + 2 + cfg.ReadConns)
+	wdb.SetMaxIdleConns(cfg.Writers + 2 + cfg.ReadConns)
 	rdb := sql.OpenDB(reads)
 	rdb.SetMaxOpenConns(cfg.ReadConns)
 	rdb.SetMaxIdleConns(cfg.ReadConns)

@@ -21,7 +21,8 @@ import (
 var keyMeanings = map[string]string{
 	"store.busy_timeout":                fmt.Sprintf("SQLite: how long to wait for another process's lock (0: %s)", storage.BusyTimeoutDefault),
 	"store.synchronous":                 fmt.Sprintf("SQLite: OFF, NORMAL or FULL (empty: %s)", storage.SynchronousDefault),
-	"store.read_conns":                  fmt.Sprintf("connections serving reads (PostgreSQL: also writer goroutines) (0: %d)", storage.ReadConnsDefault),
+	"store.read_conns":                  fmt.Sprintf("connections serving reads (0: %d)", storage.ReadConnsDefault),
+	"store.writers":                     fmt.Sprintf("PostgreSQL: writer goroutines, each batching writes on a connection of its own (0: %d)", storage.WritersDefault),
 	"store.max_batch":                   fmt.Sprintf("most writes sharing one transaction (1: no group commit) (0: %d)", storage.MaxBatchDefault),
 	"store.write_timeout":               fmt.Sprintf("bound of each write whose caller sets none sooner (0: %s)", storage.WriteTimeoutDefault),
 	"executor.worker":                   "this process's name in claims (empty: hostname-pid)",
