@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -59,7 +60,7 @@ func (s *Store) recordOp(rec *record) *writeOp {
 	w.fn = func(ctx context.Context, tx queryer) error {
 		if s.pg {
 			errs := make([]error, 1)
-			if err := s.execRecords(ctx, tx, []*writeOp{w}, []bool{true}, []string{w.key}, errs); err != nil {
+			if err := s.execRecords(ctx, tx, []*writeOp{w}, []bool{true}, []string{w.key}, errs, false); err != nil {
 				return err
 			}
 			return rec.after(ctx, tx, errs[0])
@@ -153,6 +154,18 @@ i AS (INSERT INTO journey_run_attempts (` + attemptColumns + `)
 	FROM x JOIN u ON u.id = x.id)
 SELECT * FROM u`
 
+// recordsCreatesSQL is recordsSQL and createsSQL as one statement, for a
+// batch of both: one commit, and so one flush of the server's log, where
+// the two would take one each. Its new runs come back after the records,
+// as whole rows (the insert's RETURNING names runColumns), their k -1;
+// createsInsert's parameters follow recordsSQL's 28.
+var recordsCreatesSQL = strings.TrimSuffix(recordsSQL, "SELECT * FROM u") + `,
+n AS (` + regexp.MustCompile(`\$[0-9]+`).ReplaceAllStringFunc(createsInsert, func(p string) string {
+	n, _ := strconv.Atoi(p[1:])
+	return "$" + strconv.Itoa(n+28)
+}) + ` RETURNING ` + runColumns + `)
+SELECT * FROM u UNION ALL SELECT *, -1 FROM n`
+
 // recordsReturning is runColumns of the updated row r.
 var recordsReturning = func() string {
 	cols := strings.Split(runColumns, ",")
@@ -172,9 +185,11 @@ var recordsReturning = func() string {
 // so that its other writes find theirs locked already and the batch takes
 // its row locks in id order, as every batch does), and sets each picked
 // op's outcome in errs: nil, with the run as written in its record, or a
-// clean error for a lost claim or a missing run. It returns the
-// statement's error, which wrote nothing.
-func (s *Store) execRecords(ctx context.Context, q queryer, ops []*writeOp, pick []bool, lock []string, errs []error) error {
+// clean error for a lost claim or a missing run. With creates, the same
+// execution inserts the picked ops' new runs, as execCreates would
+// (recordsCreatesSQL). It returns the statement's error, which wrote
+// nothing.
+func (s *Store) execRecords(ctx context.Context, q queryer, ops []*writeOp, pick []bool, lock []string, errs []error, creates bool) error {
 	cols := make(pgColumns, 27)
 	for i, w := range ops {
 		if !pick[i] || w.rec == nil {
@@ -194,12 +209,16 @@ func (s *Store) execRecords(ctx context.Context, q queryer, ops []*writeOp, pick
 	for _, id := range lock {
 		locks.add(id)
 	}
-	args := append(cols.args(), locks.String())
-	rows, err := s.preparedOn(q).QueryContext(ctx, recordsSQL, args...)
+	args, query := append(cols.args(), locks.String()), recordsSQL
+	if creates {
+		args, query = append(args, createArgs(ops, pick)...), recordsCreatesSQL
+	}
+	rows, err := s.preparedOn(q).QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}
 	wrote := make([]bool, len(ops))
+	inserted := map[string]bool{}
 	for rows.Next() {
 		var i int
 		r, err := scanRun(rows, &i)
@@ -207,10 +226,17 @@ func (s *Store) execRecords(ctx context.Context, q queryer, ops []*writeOp, pick
 			_ = rows.Close()
 			return err
 		}
+		if i < 0 {
+			inserted[r.ID] = true
+			continue
+		}
 		ops[i].rec.run, wrote[i] = r, true
 	}
 	if err := cmpErr(rows.Err(), rows.Close()); err != nil {
 		return err
+	}
+	if creates {
+		createdOrDuplicate(ops, pick, inserted, errs)
 	}
 	for i, w := range ops {
 		if pick[i] && w.rec != nil && !wrote[i] {

@@ -294,9 +294,9 @@ func TestClaimsInOneStatement(t *testing.T) {
 }
 
 // TestCreatesInOneStatement: on PostgreSQL a batch's new runs are
-// inserted together, beside its records and with no transaction around
-// them, and an id already taken, or taken earlier in the batch, fails
-// only its own caller.
+// inserted together, in the statement of its records (one commit) and
+// with no transaction around it, and an id already taken, or taken
+// earlier in the batch, fails only its own caller.
 func TestCreatesInOneStatement(t *testing.T) {
 	s, claims := pgClaimed(t, "taken", "x")
 	ctx := t.Context()
@@ -330,6 +330,14 @@ func TestCreatesInOneStatement(t *testing.T) {
 	}
 	if r, err := s.Get(ctx, "x"); err != nil || r.Status != retry.StatusRetrying {
 		t.Errorf("x: %s, %v; want its failure recorded", r.Status, err)
+	}
+	var xacts int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(DISTINCT xmin::text) FROM (SELECT xmin FROM journey_runs WHERE id IN ('n1', 'n2', 'x')
+	UNION ALL SELECT xmin FROM journey_run_attempts WHERE run_id = 'x') w`).Scan(&xacts); err != nil {
+		t.Fatal(err)
+	}
+	if xacts != 1 {
+		t.Errorf("the batch's rows were written by %d transactions, want 1", xacts)
 	}
 	// The same id twice in one batch: the second finds it taken.
 	twice := []*writeOp{create("n3"), create("n3")}

@@ -109,10 +109,14 @@ func duplicate(id string) error {
 }
 
 // createsSQL inserts new runs (PostgreSQL), one row of its parameter
-// arrays each, in the columns and order of newRunRow's arguments, and
-// returns the ids it inserted: an id already taken is left alone. Like
-// recordsSQL it is prepared once per connection.
-const createsSQL = `INSERT INTO journey_runs (id, journey_id, journey_version, status,
+// arrays each, in the columns and order of newRunRow's arguments (see
+// createsInsert), and returns the ids it inserted: an id already taken is
+// left alone. Like recordsSQL it is prepared once per connection.
+const createsSQL = createsInsert + ` RETURNING id`
+
+// createsInsert is createsSQL without its RETURNING, which
+// recordsCreatesSQL replaces.
+const createsInsert = `INSERT INTO journey_runs (id, journey_id, journey_version, status,
 	current_node_id, context, retry_count, max_retries, retry_enabled, last_delay_ms, attempt_count,
 	claim_token, claimed_by, lease_expires_at, due_at, created_at, updated_at)
 SELECT id, journey, version, 'in_progress', node, context, 0, max_retries, retry_enabled, 0, 0,
@@ -120,21 +124,15 @@ SELECT id, journey, version, 'in_progress', node, context, 0, max_retries, retry
 FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::bool[], $8::text[],
 	$9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::text[])
 	AS v(id, journey, version, node, context, max_retries, retry_enabled, token, worker, lease, due, created, updated)
-ON CONFLICT (id) DO NOTHING RETURNING id`
+ON CONFLICT (id) DO NOTHING`
 
 // execCreates inserts the new runs among the ops that pick marks (their
 // ids distinct, in id order: concurrent batches insert in one order) with
 // one execution of createsSQL on q, and sets each picked op's outcome in
-// errs: nil, or ErrDuplicateRun for an id taken. It returns the
-// statement's error, which wrote nothing.
+// errs (see createdOrDuplicate). It returns the statement's error, which
+// wrote nothing.
 func (s *Store) execCreates(ctx context.Context, q queryer, ops []*writeOp, pick []bool, errs []error) error {
-	cols := make(pgColumns, 13)
-	for i, w := range ops {
-		if pick[i] && w.row != nil {
-			cols.add(w.row.args...)
-		}
-	}
-	rows, err := s.preparedOn(q).QueryContext(ctx, createsSQL, cols.args()...)
+	rows, err := s.preparedOn(q).QueryContext(ctx, createsSQL, createArgs(ops, pick)...)
 	if err != nil {
 		return err
 	}
@@ -150,12 +148,31 @@ func (s *Store) execCreates(ctx context.Context, q queryer, ops []*writeOp, pick
 	if err := cmpErr(rows.Err(), rows.Close()); err != nil {
 		return err
 	}
+	createdOrDuplicate(ops, pick, inserted, errs)
+	return nil
+}
+
+// createArgs are the arguments of createsInsert for the new runs among
+// the ops that pick marks.
+func createArgs(ops []*writeOp, pick []bool) []any {
+	cols := make(pgColumns, 13)
+	for i, w := range ops {
+		if pick[i] && w.row != nil {
+			cols.add(w.row.args...)
+		}
+	}
+	return cols.args()
+}
+
+// createdOrDuplicate sets the outcome in errs of each new run among the
+// ops that pick marks: nil for an id in inserted, ErrDuplicateRun for one
+// that was taken.
+func createdOrDuplicate(ops []*writeOp, pick []bool, inserted map[string]bool, errs []error) {
 	for i, w := range ops {
 		if pick[i] && w.row != nil && !inserted[w.row.id] {
 			errs[i] = duplicate(w.row.id)
 		}
 	}
-	return nil
 }
 
 // runRow is a new run's id and the arguments of its row in insertRuns.

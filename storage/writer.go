@@ -372,23 +372,22 @@ func (s *Store) runTx(ops []*writeOp) (errs []error, err error) {
 	return errs, btx.Commit()
 }
 
-// execPicked writes the records and the new runs of ops that pick marks,
-// a statement for each kind (see execRecords and execCreates); its
-// arguments are theirs.
+// execPicked writes the records and the new runs of ops that pick marks
+// with one statement (see execRecords and execCreates); its arguments
+// are theirs.
 func (s *Store) execPicked(ctx context.Context, q queryer, ops []*writeOp, pick []bool, locks []string, errs []error) error {
 	var recs, rows bool
 	for i, w := range ops {
 		recs = recs || pick[i] && w.rec != nil
 		rows = rows || pick[i] && w.row != nil
 	}
-	var err error
-	if recs {
-		err = s.execRecords(ctx, q, ops, pick, locks, errs)
+	switch {
+	case recs:
+		return s.execRecords(ctx, q, ops, pick, locks, errs, rows)
+	case rows:
+		return s.execCreates(ctx, q, ops, pick, errs)
 	}
-	if rows && err == nil {
-		err = s.execCreates(ctx, q, ops, pick, errs)
-	}
-	return err
+	return nil
 }
 
 // pickRecords marks the ops of a PostgreSQL batch that its statements for
