@@ -68,7 +68,7 @@ c AS MATERIALIZED (SELECT v.* FROM v JOIN LATERAL (SELECT 1 FROM journey_runs r 
 	AND r.due_at <= v.c_now AND r.` + claimableStatus + ` FOR UPDATE SKIP LOCKED) l ON true)
 UPDATE journey_runs r SET status = 'in_progress', claim_token = c.c_token, claimed_by = c.c_worker,
 	lease_expires_at = c.c_until, due_at = c.c_until, updated_at = c.c_updated
-	FROM c WHERE r.id = c.c_id AND r.id = ANY($1::text[])
+	FROM c WHERE r.id = c.c_id
 	RETURNING ` + recordsReturning
 
 // runClaims runs a batch of by-id claims (PostgreSQL) as one statement,

@@ -102,11 +102,14 @@ func (rec *record) alone() bool { return rec.then == nil && rec.count.Scope == "
 // progress, due when its lease expires, as does a completion that moves
 // on at once.
 //
-// Every scan of journey_runs states its ids (id = ANY, or a lateral
-// lookup per id), and the writers' connections plan without sequential
+// Every scan of journey_runs states its ids (id = ANY, or a lookup per
+// id in a join), and the writers' connections plan without sequential
 // scans and hash joins (see openPostgres): the plan cached for the
 // connection may be made while the table is empty, and must still look
-// its rows up by index once it has grown.
+// its rows up by index once it has grown. The UPDATE finds each row by
+// the id its join brings (r.id = x.id) and names no array beside it: an
+// index scan on both would deconstruct and sort the whole array again at
+// each lookup, n² log n comparisons of ids for a batch of n.
 var recordsSQL = `WITH v AS (SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::bigint[], $5::text[],
 	$6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[], $11::bigint[], $12::bigint[], $13::text[],
 	$14::text[], $15::bigint[], $16::text[], $17::bigint[], $18::text[], $19::text[], $20::text[], $21::bool[],
@@ -145,7 +148,7 @@ u AS (UPDATE journey_runs r SET
 	claim_token = CASE WHEN x.st = 'in_progress' OR x.st = 'retrying' AND x.delay = 0 THEN r.claim_token END,
 	claimed_by = CASE WHEN x.st = 'in_progress' OR x.st = 'retrying' AND x.delay = 0 THEN r.claimed_by END,
 	lease_expires_at = CASE WHEN x.st = 'in_progress' OR x.st = 'retrying' AND x.delay = 0 THEN r.lease_expires_at END
-	FROM x WHERE r.id = x.id AND r.id = ANY($28::text[])
+	FROM x WHERE r.id = x.id
 	RETURNING ` + recordsReturning + `, x.k),
 i AS (INSERT INTO journey_run_attempts (` + attemptColumns + `)
 	SELECT x.id, x.o_attempts + 1, COALESCE(NULLIF(x.node, ''), x.o_node, ''), x.o_retries + 1, x.o_worker, x.token,
