@@ -42,19 +42,22 @@ func TestOpenSQLiteNamesTheCause(t *testing.T) {
 
 // TestOpenPostgresServerSettings: a server setting in the DSN's query
 // reaches every connection of the store, as the README tells an operator
-// who trades commit durability for retry precision.
+// who trades commit durability for retry precision, and overrides the
+// writers' own settings.
 func TestOpenPostgresServerSettings(t *testing.T) {
-	s, err := storage.Open(t.Context(), storage.Config{DSN: pgtest.DSN(t) + "&synchronous_commit=off"})
+	s, err := storage.Open(t.Context(), storage.Config{DSN: pgtest.DSN(t) + "&synchronous_commit=off&plan_cache_mode=auto&enable_seqscan=on"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	var got string
-	if err := s.DB().QueryRowContext(t.Context(), "SHOW synchronous_commit").Scan(&got); err != nil {
-		t.Fatal(err)
-	}
-	if got != "off" {
-		t.Errorf("synchronous_commit = %q; want off, as the DSN sets it", got)
+	for setting, want := range map[string]string{"synchronous_commit": "off", "plan_cache_mode": "auto", "enable_seqscan": "on", "enable_hashjoin": "off"} {
+		var got string
+		if err := s.DB().QueryRowContext(t.Context(), "SHOW "+setting).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s = %q; want %s", setting, got, want)
+		}
 	}
 }
 
