@@ -43,12 +43,12 @@
 // for a transaction of its own, as it would without batching. On SQLite
 // statements are prepared once on the writer's connection. On PostgreSQL
 // the records of a batch (node completions, failures and snoozes: the
-// executor's hot path) are written by one execution of one prepared
-// statement, whatever their number, with the records as arrays of
-// parameters, so the server parses and plans it once per connection (see
-// openPostgres); a
-// batch of records that run nothing in the transaction and count no
-// budget is that statement alone, with no BEGIN and COMMIT around it. A
+// executor's hot path) and its new runs are written by one execution of
+// one prepared statement, whatever their number, with the records and the
+// runs as arrays of parameters, so the server parses and plans it once
+// per connection (see openPostgres); a batch of records and new runs that
+// run nothing in the transaction and count no budget is that statement
+// alone, with no BEGIN and COMMIT around it: one commit. A
 // batch costs a round trip where each record would otherwise cost two
 // statements, each parsed and planned.
 //
