@@ -138,7 +138,7 @@ const (
 	// batch gathers while the other's commit is under way. More make
 	// smaller batches, each of which costs the server about as much as a
 	// large one: on a 2-core host, 64 workers did 15 % fewer attempts a
-	// second with 4 writers, each attempt taking 20 % more CPU
+	// second with 4 writers, each attempt taking a quarter more CPU
 	// (BENCHMARKS.md, the attempt path).
 	WritersDefault = 2
 	// ReadConnsLimit, WritersLimit and MaxBatchLimit bound ReadConns,
@@ -402,8 +402,9 @@ func (s *Store) openPostgres(dsn string, cfg Config) error {
 	// The writers', the claimers' (two), and as many as the read pool for
 	// what shares the pool (DB): a SQL-polling scheduler's statements and
 	// its listener, sweeps.
-	wdb.SetMaxOpenConns(cfg.Writers + 2 + cfg.ReadConns)
-	wdb.SetMaxIdleConns(cfg.Writers + 2 + cfg.ReadConns)
+	conns := cfg.Writers + 2 + cfg.ReadConns
+	wdb.SetMaxOpenConns(conns)
+	wdb.SetMaxIdleConns(conns)
 	rdb := sql.OpenDB(reads)
 	rdb.SetMaxOpenConns(cfg.ReadConns)
 	rdb.SetMaxIdleConns(cfg.ReadConns)
