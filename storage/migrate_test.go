@@ -104,8 +104,8 @@ func TestMigrateLegacy(t *testing.T) {
 			if err := s.DB().NewRaw(`SELECT COUNT(*) FROM journeyretry_migrations`).Scan(ctx, &applied); err != nil {
 				t.Fatal(err)
 			}
-			if applied != 8 {
-				t.Fatalf("%d migrations recorded after migrating twice; want 8", applied)
+			if applied != 9 {
+				t.Fatalf("%d migrations recorded after migrating twice; want 9", applied)
 			}
 			want := map[string]struct {
 				journey, node string
@@ -145,8 +145,9 @@ func TestMigrateLegacy(t *testing.T) {
 			if withDefaults != len(want) {
 				t.Fatalf("%d of %d legacy rows hold the retry columns' defaults", withDefaults, len(want))
 			}
-			// The proposal's two indexes, the second partial.
-			for ix, def := range map[string]string{"idx_journey_runs_next_retry_at": "next_retry_at", "idx_journey_runs_retrying": "'retrying'"} {
+			// The proposal's two indexes, both partial (the first since
+			// migration 13).
+			for ix, def := range map[string]string{"idx_journey_runs_next_retry_at": "(next_retry_at) WHERE", "idx_journey_runs_retrying": "'retrying'"} {
 				q := `SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?`
 				if name == "postgres" {
 					q = `SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ?`
@@ -516,8 +517,8 @@ func TestPendingMigrations(t *testing.T) {
 			s := openRaw(t, newDSN(t))
 			loadLegacy(t, s, name == "postgres")
 			for range 2 { // asking twice: the first call created nothing
-				if n, err := s.PendingMigrations(t.Context()); err != nil || n != 8 {
-					t.Fatalf("PendingMigrations before Migrate = %d, %v; want 8", n, err)
+				if n, err := s.PendingMigrations(t.Context()); err != nil || n != 9 {
+					t.Fatalf("PendingMigrations before Migrate = %d, %v; want 9", n, err)
 				}
 			}
 			if err := s.Migrate(t.Context()); err != nil {
@@ -598,8 +599,8 @@ func TestFailedMigrateChangesNothing(t *testing.T) {
 			if cols := columns(t, s, "journey_runs"); len(cols) != 2 {
 				t.Errorf("journey_runs columns after a failed Migrate: %v", cols)
 			}
-			if n, err := s.PendingMigrations(ctx); err != nil || n != 8 {
-				t.Errorf("PendingMigrations = %d, %v; want 8", n, err)
+			if n, err := s.PendingMigrations(ctx); err != nil || n != 9 {
+				t.Errorf("PendingMigrations = %d, %v; want 9", n, err)
 			}
 		})
 	}

@@ -266,22 +266,23 @@ func recordFailureRead(ctx context.Context, tx queryer, c retry.Claim, a attempt
 	}
 	r.AttemptCount++
 	if kept { // retried at once: the claim stays, due when its lease ends
-		r.Status, due = retry.StatusInProgress, ms(r.LeaseExpiresAt)
+		r.Status = retry.StatusInProgress
 	} else {
 		r.ClaimToken, r.ClaimedBy, r.LeaseExpiresAt = "", "", time.Time{}
 	}
-	var token, worker any
-	if kept {
-		token, worker = r.ClaimToken, r.ClaimedBy
-	}
 	// The UPDATE states the claim too, as every write under a claim does:
 	// the read above makes it hold, but the statement alone must never
-	// overwrite a run whose claim moved on.
-	res, err := tx.ExecContext(ctx, `UPDATE journey_runs SET status = ?, retry_count = ?, next_retry_at = ?, last_delay_ms = ?,
-	due_at = ?, last_error_message = ?, last_error_class = ?, last_error_timestamp = ?, attempt_count = ?, updated_at = ?,
-	claim_token = ?, claimed_by = ?, lease_expires_at = ?, node_started_at = ?
-WHERE `+heldBy, string(r.Status), r.RetryCount, nullTime(r.NextRetryAt), r.LastDelay.Milliseconds(), due, r.LastErrorMessage, string(r.LastErrorClass),
-		ms(now), r.AttemptCount, datetime(now), token, worker, nullTime(r.LeaseExpiresAt), ms(r.NodeStartedAt), c.RunID, c.Token, ms(now))
+	// overwrite a run whose claim moved on. A kept claim leaves the
+	// status, the due time (its lease's end) and the claim's columns as
+	// they are, and its UPDATE does not name them: SQLite rewrites the
+	// index entries over every column an UPDATE sets, changed or not, each
+	// index a page more in the log of every such transaction.
+	update, args := failureKept, []any{r.RetryCount, nullTime(r.NextRetryAt), r.LastDelay.Milliseconds(),
+		r.LastErrorMessage, string(r.LastErrorClass), ms(now), r.AttemptCount, datetime(now), ms(r.NodeStartedAt)}
+	if !kept {
+		update, args = failureReleased, append(args, string(r.Status), due)
+	}
+	res, err := tx.ExecContext(ctx, update, append(args, c.RunID, c.Token, ms(now))...)
 	if err != nil {
 		return retry.Run{}, err
 	}
@@ -290,6 +291,16 @@ WHERE `+heldBy, string(r.Status), r.RetryCount, nullTime(r.NextRetryAt), r.LastD
 	}
 	return r, nil
 }
+
+// The UPDATEs of recordFailureRead: a failure retried at once, under the
+// claim it keeps, and one that releases it.
+const (
+	failureSet = `UPDATE journey_runs SET retry_count = ?, next_retry_at = ?, last_delay_ms = ?,
+	last_error_message = ?, last_error_class = ?, last_error_timestamp = ?, attempt_count = ?, updated_at = ?,
+	node_started_at = ?`
+	failureKept     = failureSet + "\nWHERE " + heldBy
+	failureReleased = failureSet + ", status = ?, due_at = ?, " + releaseSet + "\nWHERE " + heldBy
+)
 
 // nullTime is t in Unix milliseconds, or NULL for the zero time.
 func nullTime(t time.Time) any {
