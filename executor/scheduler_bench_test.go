@@ -61,6 +61,7 @@ func openBenchScheduler(b *testing.B, backend string) retry.Scheduler {
 	if backend == "memory" {
 		s, err := memory.New(memory.Config{})
 		must(b, err)
+		b.Cleanup(func() { s.Close() })
 		return s
 	}
 	u := os.Getenv("RETRY_TEST_REDIS_URL")
@@ -76,6 +77,9 @@ func openBenchScheduler(b *testing.B, backend string) retry.Scheduler {
 			rdb.Del(ctx, keys...)
 		}
 	})
+	// Registered last, so run first: a scheduler left open would write its
+	// generation again after the keys are gone.
+	b.Cleanup(func() { s.Close() })
 	return s
 }
 
