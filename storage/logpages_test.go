@@ -63,19 +63,21 @@ func TestSQLiteLogPages(t *testing.T) {
 		return slices.Compact(trees)
 	}
 	now := time.Now()
-	var run retry.Run
-	var err error
+	nr := retry.NewRun{JourneyID: "j", StartNodeID: "n", MaxRetries: 3, Worker: "w", Lease: time.Minute}
 	// Runs enough that every tree has a page of its own.
-	for i := range 50 {
-		created := written(func() {
-			run, err = s.Create(ctx, retry.NewRun{JourneyID: "j", StartNodeID: "n", MaxRetries: 3, Worker: "w", Lease: time.Minute}, now)
-		})
-		if err != nil {
+	for range 49 {
+		if _, err := s.Create(ctx, nr, now); err != nil {
 			t.Fatal(err)
 		}
-		if i == 49 && slices.Contains(created, "idx_journey_runs_next_retry_at") {
-			t.Errorf("creating a run wrote %v; want no page of idx_journey_runs_next_retry_at", created)
-		}
+	}
+	var run retry.Run
+	var err error
+	created := written(func() { run, err = s.Create(ctx, nr, now) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(created, "idx_journey_runs_next_retry_at") {
+		t.Errorf("creating a run wrote %v; want no page of idx_journey_runs_next_retry_at", created)
 	}
 	f := retry.FailureRecord{NodeID: "n", Class: retry.ClassNetworkBlip, Message: "reset", Decision: retry.Decision{Retry: true}, FinishedAt: now}
 	failed := written(func() { run, err = s.RecordFailure(ctx, run.Claim(), f) })
@@ -85,9 +87,7 @@ func TestSQLiteLogPages(t *testing.T) {
 	if run.Status != retry.StatusInProgress || run.ClaimToken == "" {
 		t.Fatalf("a failure retried at once left %s with token %q; want it in progress under its claim", run.Status, run.ClaimToken)
 	}
-	for _, ix := range []string{"idx_journey_runs_due_at", "idx_journey_runs_next_retry_at"} {
-		if slices.Contains(failed, ix) || !slices.Contains(failed, "journey_runs") {
-			t.Errorf("a failure retried at once wrote %v; want journey_runs and no page of %s", failed, ix)
-		}
+	if !slices.Contains(failed, "journey_runs") || slices.Contains(failed, "idx_journey_runs_due_at") || slices.Contains(failed, "idx_journey_runs_next_retry_at") {
+		t.Errorf("a failure retried at once wrote %v; want journey_runs, and no page of idx_journey_runs_due_at or idx_journey_runs_next_retry_at", failed)
 	}
 }
