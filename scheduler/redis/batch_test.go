@@ -12,8 +12,9 @@ import (
 	redisched "github.com/journeyretry/journeyretry/scheduler/redis"
 )
 
-// pipelineHook counts the pipelines a client sends and the largest.
-type pipelineHook struct{ pipelines, largest atomic.Int64 }
+// pipelineHook counts the pipelines a client sends, their commands and
+// the largest.
+type pipelineHook struct{ pipelines, commands, largest atomic.Int64 }
 
 func (h *pipelineHook) DialHook(next goredis.DialHook) goredis.DialHook { return next }
 
@@ -22,6 +23,7 @@ func (h *pipelineHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook
 func (h *pipelineHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []goredis.Cmder) error {
 		h.pipelines.Add(1)
+		h.commands.Add(int64(len(cmds)))
 		for n := int64(len(cmds)); ; {
 			l := h.largest.Load()
 			if n <= l || h.largest.CompareAndSwap(l, n) {
@@ -34,9 +36,10 @@ func (h *pipelineHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) gor
 
 // TestConcurrentCallsShareRoundTrips: Schedules and Acks of many
 // goroutines at once go out in shared pipelines (a worker pool's calls
-// do not queue for connections one round trip each), and each still
-// returns once Redis has run it: every entry is due after its Schedule
-// returned, and gone after its Ack returned.
+// do not queue for connections one round trip each), the Schedules of one
+// pipeline as one script call, and each still returns once Redis has run
+// it: every entry is due after its Schedule returned, and gone after its
+// Ack returned.
 func TestConcurrentCallsShareRoundTrips(t *testing.T) {
 	c := testConn(t, false)
 	rdb := newClient(t, c)
@@ -64,6 +67,9 @@ func TestConcurrentCallsShareRoundTrips(t *testing.T) {
 		wg.Wait()
 	}
 	all(func(i int) error { return s.Schedule(ctx, fmt.Sprint(i), base) })
+	if cmds := hook.commands.Load(); cmds >= n {
+		t.Fatalf("%d concurrent Schedules sent %d script calls; want fewer, a batch's as one", n, cmds)
+	}
 	ds, err := s.Claim(ctx, base, 2*n)
 	must(t, err)
 	if len(ds) != n {
@@ -80,7 +86,7 @@ func TestConcurrentCallsShareRoundTrips(t *testing.T) {
 
 // TestScriptsReloaded: after SCRIPT FLUSH (or a restart) Redis knows none
 // of the scripts; a batch that meets NOSCRIPT runs its calls again, which
-// loads them.
+// loads them, its Schedules joined in one call included.
 func TestScriptsReloaded(t *testing.T) {
 	c := testConn(t, false)
 	s := open(t, c, redisched.Config{Prefix: testPrefix(t, c)})
@@ -103,5 +109,19 @@ func TestScriptsReloaded(t *testing.T) {
 	must(t, s.Cancel(ctx, "b"))
 	if left, err := s.Claim(ctx, base.Add(redisched.LeaseDefault), 10); err != nil || len(left) != 0 {
 		t.Fatalf("after Ack and Cancel, Claim = %+v, %v; want none", left, err)
+	}
+	must(t, rdb.ScriptFlush(ctx).Err())
+	const n = 50
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if err := s.Schedule(ctx, fmt.Sprint("c", i), base); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if ds, err := s.Claim(ctx, base, 2*n); err != nil || len(ds) != n {
+		t.Fatalf("after %d concurrent Schedules on a flushed Redis, Claim = %d entries, %v; want %d", n, len(ds), err, n)
 	}
 }

@@ -12,9 +12,10 @@
 // their lease ends.
 //
 // Schedule, Restore, Cancel and Ack return once Redis has run them, but
-// the calls of many goroutines at once share a pipeline, one round trip:
-// a worker pool's calls do not queue for the client's connections one
-// round trip each, with Claims behind them.
+// the calls of many goroutines at once share a pipeline, one round trip,
+// and their Schedules one script call: a worker pool's calls do not queue
+// for the client's connections one round trip each, with Claims behind
+// them, nor cost Redis a script each.
 //
 // Wake-ups need no polling: a Schedule that makes an entry the earliest
 // publishes its due time, and every consumer's waiter (one goroutine and one
@@ -36,6 +37,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -222,7 +224,8 @@ func (s *Scheduler) Schedule(ctx context.Context, id string, at time.Time) error
 }
 
 // ScheduleMany is Schedule of each of ids at at in one pipelined round
-// trip (after one that makes sure the script is loaded); see
+// trip (after one that makes sure the script is loaded), one script call
+// for up to 256 ids; see
 // [retry.BatchScheduler]. The ids and the time are checked before anything
 // is sent, so a bad one schedules none; a connection that fails part way
 // may leave some scheduled, as a failed Schedule may have.
@@ -248,8 +251,13 @@ func (s *Scheduler) ScheduleMany(ctx context.Context, ids []string, at time.Time
 	}
 	due := ceilMs(at)
 	cmds, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for _, id := range ids {
-			scheduleScript.EvalSha(ctx, p, s.keys, id, due, at.UnixNano(), s.channel)
+		for chunk := range slices.Chunk(ids, maxBatch) {
+			args := make([]any, 0, 1+3*len(chunk))
+			args = append(args, s.channel)
+			for _, id := range chunk {
+				args = append(args, id, due, at.UnixNano())
+			}
+			scheduleScript.EvalSha(ctx, p, s.keys, args...)
 		}
 		return nil
 	})
@@ -269,7 +277,7 @@ func (s *Scheduler) ScheduleMany(ctx context.Context, ids []string, at time.Time
 // delivered): a rebuild from the store uses it, so that it never moves an
 // entry or makes another process's delivery stale.
 func (s *Scheduler) Restore(ctx context.Context, id string, at time.Time) error {
-	return s.put(ctx, "restore", restoreScript, id, at)
+	return s.put(ctx, "restore", restoreScript, id, at, s.channel)
 }
 
 var (
@@ -277,7 +285,8 @@ var (
 	maxTime = time.Unix(0, math.MaxInt64)
 )
 
-func (s *Scheduler) put(ctx context.Context, op string, script *goredis.Script, id string, at time.Time) error {
+// put sends script for id due at at: ARGV id, due ms, at ns, then extra.
+func (s *Scheduler) put(ctx context.Context, op string, script *goredis.Script, id string, at time.Time, extra ...any) error {
 	if id == "" {
 		return fmt.Errorf("%s: empty id: %w", op, retry.ErrInvalidArgument)
 	}
@@ -290,11 +299,11 @@ func (s *Scheduler) put(ctx context.Context, op string, script *goredis.Script, 
 	}
 	defer release()
 	due := ceilMs(at)
-	published, err := s.send(ctx, script, id, due, at.UnixNano(), s.channel)
+	published, err := s.send(ctx, script, append([]any{id, due, at.UnixNano()}, extra...)...)
 	if err != nil {
 		return fmt.Errorf("%s %q: %w", op, id, err)
 	}
-	if published == 1 {
+	if published == 1 { // the earliest of its batch's due times: heard keeps the least
 		s.heard(due) // this process's consumers need not wait for the message
 	}
 	return nil
@@ -544,7 +553,9 @@ func ceilMs(t time.Time) int64 {
 }
 
 // call is one Schedule, Restore, Cancel or Ack on its way to Redis: the
-// script, its arguments (the entry's id first) and where its reply goes.
+// script, its arguments (the entry's id first; a Schedule's are one
+// entry's, without the channel: flush joins a batch's) and where its reply
+// goes. A Schedule's reply says whether its batch published.
 type call struct {
 	script *goredis.Script
 	args   []any
@@ -618,23 +629,51 @@ func (s *Scheduler) batch() {
 	}
 }
 
-// flush sends batch in one pipeline and answers each call. The scripts
-// run by SHA; one Redis no longer knows (NOSCRIPT: restarted, or SCRIPT
-// FLUSH) runs again on its own, which loads the script.
+// flush sends batch in one pipeline and answers each call. The batch's
+// Schedules go as one call of scheduleScript, whose commands each take all
+// their entries: Redis runs one script and four commands for the lot, not
+// per entry. The scripts run by SHA; one Redis no longer knows (NOSCRIPT:
+// restarted, or SCRIPT FLUSH) runs again on its own, which loads the
+// script.
 func (s *Scheduler) flush(batch []*call) {
 	ctx := s.stopCtx
-	cmds := make([]*goredis.Cmd, len(batch))
+	var (
+		sends []*scriptCall
+		many  *scriptCall // the Schedules'
+	)
+	for _, c := range batch {
+		if c.script != scheduleScript {
+			sends = append(sends, &scriptCall{script: c.script, args: c.args, calls: []*call{c}})
+			continue
+		}
+		if many == nil {
+			many = &scriptCall{script: scheduleScript, args: []any{s.channel}}
+			sends = append(sends, many)
+		}
+		many.args = append(many.args, c.args...)
+		many.calls = append(many.calls, c)
+	}
 	_, _ = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for i, c := range batch {
-			cmds[i] = c.script.EvalSha(ctx, p, s.keys, c.args...)
+		for _, sc := range sends {
+			sc.cmd = sc.script.EvalSha(ctx, p, s.keys, sc.args...)
 		}
 		return nil
 	}) // each command carries its error
-	for i, c := range batch {
-		n, err := cmds[i].Int64()
+	for _, sc := range sends {
+		n, err := sc.cmd.Int64()
 		if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
-			n, err = c.script.Run(ctx, s.rdb, s.keys, c.args...).Int64()
+			n, err = sc.script.Run(ctx, s.rdb, s.keys, sc.args...).Int64()
 		}
-		c.reply <- reply{n, err}
+		for _, c := range sc.calls {
+			c.reply <- reply{n, err}
+		}
 	}
+}
+
+// scriptCall is one script call of a pipeline and the calls it answers.
+type scriptCall struct {
+	script *goredis.Script
+	args   []any
+	calls  []*call
+	cmd    *goredis.Cmd
 }

@@ -26,26 +26,41 @@ const (
 
 var keySuffixes = [keyCount]string{"due", "inflight", "at", "token", "seq", "gen"}
 
-// scheduleScript: ARGV id, due ms, at ns, channel. Moves or inserts the
-// entry, makes an outstanding delivery stale, and publishes the due time
-// when it is earlier than every other due entry (or the only one), so that
-// waiting consumers of every process re-arm. Returns 1 when it published.
+// scheduleScript: ARGV channel, then id, due ms, at ns for each entry.
+// Moves or inserts the entries, makes their outstanding deliveries stale,
+// and publishes the earliest of their due times when it is earlier than
+// every entry due before (or there was none), so that waiting consumers of
+// every process re-arm. Returns 1 when it published. One call takes the
+// Schedules of a whole batch (and ScheduleMany's ids): each of its
+// commands takes every entry at once.
 var scheduleScript = goredis.NewScript(`
 local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-redis.call('HDEL', KEYS[4], ARGV[1])
-if #head == 0 or tonumber(ARGV[2]) < tonumber(head[2]) then
-  redis.call('PUBLISH', ARGV[4], ARGV[2])
+local scores, ids, ats = {}, {}, {}
+local earliest
+for i = 2, #ARGV, 3 do
+  local id, due = ARGV[i], ARGV[i+1]
+  scores[#scores+1] = due
+  scores[#scores+1] = id
+  ids[#ids+1] = id
+  ats[#ats+1] = id
+  ats[#ats+1] = ARGV[i+2]
+  if not earliest or tonumber(due) < tonumber(earliest) then earliest = due end
+end
+redis.call('ZADD', KEYS[1], unpack(scores))
+redis.call('ZREM', KEYS[2], unpack(ids))
+redis.call('HSET', KEYS[3], unpack(ats))
+redis.call('HDEL', KEYS[4], unpack(ids))
+if #head == 0 or tonumber(earliest) < tonumber(head[2]) then
+  redis.call('PUBLISH', ARGV[1], earliest)
   return 1
 end
 return 0
 `)
 
-// restoreScript: as scheduleScript, but only when the entry is absent from
-// both sets. Returns 1 when it published, 0 when it inserted silently, -1
-// when the entry was there.
+// restoreScript: ARGV id, due ms, at ns, channel. As scheduleScript for
+// one entry, but only when the entry is absent from both sets. Returns 1
+// when it published, 0 when it inserted silently, -1 when the entry was
+// there.
 var restoreScript = goredis.NewScript(`
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZSCORE', KEYS[2], ARGV[1]) then
   return -1
