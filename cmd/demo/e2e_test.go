@@ -482,6 +482,17 @@ func startWorker(t *testing.T, dir, store string, extra ...string) *worker {
 	return w
 }
 
+// started waits until w has printed its banner, which it does once its
+// scheduler is open, right before it runs, or fails t.
+func (w *worker) started(t *testing.T, within time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(within); !strings.Contains(w.out.String(), "SIGINT or SIGTERM to stop"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("worker not started within %s:\n%s", within, w.out.String())
+		}
+	}
+}
+
 // id is the worker id the worker printed first.
 func (w *worker) id() string {
 	first, _, _ := strings.Cut(w.out.String(), "\n")

@@ -76,6 +76,11 @@ func TestWorkersShareRedis(t *testing.T) {
 	}
 	ws[0], ws[1] = start(), start()
 	all = append(all, ws[0], ws[1])
+	// A worker that opens its scheduler after the flush finds the
+	// generation gone and rebuilds as it starts, as every start does,
+	// which repairs the loss without the line this test waits for.
+	ws[0].started(t, 60*time.Second)
+	ws[1].started(t, 60*time.Second)
 	waitFor(t, dsn, 60*time.Second, finished(runs*2/5))
 	flush()
 	rebuilt := func() int {
