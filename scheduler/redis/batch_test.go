@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -123,5 +124,64 @@ func TestScriptsReloaded(t *testing.T) {
 	wg.Wait()
 	if ds, err := s.Claim(ctx, base, 2*n); err != nil || len(ds) != n {
 		t.Fatalf("after %d concurrent Schedules on a flushed Redis, Claim = %d entries, %v; want %d", n, len(ds), err, n)
+	}
+}
+
+// overlapHook holds a client's first pipeline of scripts until a second
+// one is in flight beside it, or until a while has passed.
+type overlapHook struct {
+	inflight atomic.Int64
+	first    atomic.Bool
+	once     sync.Once
+	overlap  chan struct{} // closed when two pipelines were in flight at once
+}
+
+func (h *overlapHook) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (h *overlapHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook { return next }
+
+func (h *overlapHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		if cmds[0].Name() != "evalsha" {
+			return next(ctx, cmds) // a new connection's HELLO, not the scheduler's
+		}
+		defer h.inflight.Add(-1)
+		if h.inflight.Add(1) > 1 {
+			h.once.Do(func() { close(h.overlap) })
+		}
+		if h.first.CompareAndSwap(false, true) {
+			select {
+			case <-h.overlap:
+			case <-time.After(5 * time.Second):
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestPipelinesOverlap: the calls of many ids do not wait for one another's
+// round trip: while one pipeline is in flight, another is sent.
+func TestPipelinesOverlap(t *testing.T) {
+	c := testConn(t, false)
+	rdb := newClient(t, c)
+	defer rdb.Close()
+	hook := &overlapHook{overlap: make(chan struct{})}
+	rdb.AddHook(hook)
+	s, err := redisched.New(context.Background(), rdb, redisched.Config{Prefix: testPrefix(t, c)})
+	must(t, err)
+	defer s.Close()
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Go(func() {
+			if err := s.Schedule(context.Background(), fmt.Sprint(i), base); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case <-hook.overlap:
+	default:
+		t.Fatal("64 concurrent Schedules of distinct ids: no pipeline was sent while another was in flight")
 	}
 }

@@ -15,7 +15,8 @@
 // the calls of many goroutines at once share a pipeline, one round trip,
 // and their Schedules one script call: a worker pool's calls do not queue
 // for the client's connections one round trip each, with Claims behind
-// them, nor cost Redis a script each.
+// them, nor cost Redis a script each. A few such pipelines are in flight
+// at once, each id's calls always in the same one's queue, in order.
 //
 // Wake-ups need no polling: a Schedule that makes an entry the earliest
 // publishes its due time, and every consumer's waiter (one goroutine and one
@@ -36,6 +37,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"slices"
 	"strconv"
@@ -131,8 +133,9 @@ type Scheduler struct {
 	done    chan struct{}
 	pubsub  *goredis.PubSub
 
-	calls     chan *call    // to the batcher: Schedule, Restore, Cancel, Ack
-	batchDone chan struct{} // closed when the batcher has stopped
+	calls     []chan *call  // to the batchers, by id (see send): Schedule, Restore, Cancel, Ack
+	seed      maphash.Seed  // of the ids' hash that picks their batcher
+	batchDone chan struct{} // closed when the batchers have stopped
 
 	// closeMu orders calls against Close: calls hold it shared, Close
 	// exclusively, so nothing is handed out once Close has returned.
@@ -178,9 +181,12 @@ func newScheduler(ctx context.Context, rdb goredis.UniversalClient, own bool, cf
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 		next:   math.MaxInt64,
-		calls:  make(chan *call),
+		seed:   maphash.MakeSeed(),
 
 		batchDone: make(chan struct{}),
+	}
+	for range batchers {
+		s.calls = append(s.calls, make(chan *call))
 	}
 	for _, suffix := range keySuffixes {
 		s.keys = append(s.keys, "{"+cfg.Prefix+"}:"+suffix)
@@ -196,7 +202,11 @@ func newScheduler(ctx context.Context, rdb goredis.UniversalClient, own bool, cf
 	}
 	s.stopCtx, s.cancel = context.WithCancel(context.Background())
 	go s.wait()
-	go s.batch()
+	var batching sync.WaitGroup
+	for _, calls := range s.calls {
+		batching.Go(func() { s.batch(calls) })
+	}
+	go func() { batching.Wait(); close(s.batchDone) }()
 	return s, nil
 }
 
@@ -570,15 +580,24 @@ type reply struct {
 // maxBatch bounds the calls of one pipeline.
 const maxBatch = 256
 
-// send runs script with args through the batcher and returns its integer
-// reply, once Redis has run it. Calls of many goroutines (a worker pool's
-// Schedules and Acks) share one pipeline, one round trip, instead of
-// queueing for the client's connections one round trip each, where a
-// Claim would queue behind them.
+// batchers is the number of batchers, each sending one pipeline at a time:
+// with one, a pipeline waited for the round trip before it, and 16
+// goroutines' Schedules ran at 0.49 of their ZADDs' rate (BENCHMARKS.md);
+// 2 batchers gave 0.53, 4 gave 0.62 and 8 0.55, their batches smaller
+// and Redis running more scripts.
+const batchers = 4
+
+// send runs script with args through the batcher of args[0], the id, and
+// returns its integer reply, once Redis has run it. Calls of many
+// goroutines (a worker pool's Schedules and Acks) share one pipeline, one
+// round trip, instead of queueing for the client's connections one round
+// trip each, where a Claim would queue behind them. The id's hash picks
+// the batcher, so that one id's calls stay in one queue, in order.
 func (s *Scheduler) send(ctx context.Context, script *goredis.Script, args ...any) (int64, error) {
 	c := &call{script: script, args: args, reply: make(chan reply, 1)}
+	calls := s.calls[maphash.String(s.seed, args[0].(string))%uint64(len(s.calls))]
 	select {
-	case s.calls <- c:
+	case calls <- c:
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
@@ -590,13 +609,12 @@ func (s *Scheduler) send(ctx context.Context, script *goredis.Script, args ...an
 	}
 }
 
-// batch is the batcher: it sends the calls waiting when it is free, up to
-// maxBatch, in one pipeline, until Close (which waits for every call to
-// return first). A call for an id already in the batch waits for the
-// next one, so that the calls of one id run in order even when a batch
-// is partly sent again (after NOSCRIPT).
-func (s *Scheduler) batch() {
-	defer close(s.batchDone)
+// batch is a batcher: it sends the calls waiting on calls when it is
+// free, up to maxBatch, in one pipeline, until Close (which waits for
+// every call to return first). A call for an id already in the batch
+// waits for the next one, so that the calls of one id run in order even
+// when a batch is partly sent again (after NOSCRIPT).
+func (s *Scheduler) batch(calls chan *call) {
 	var carry *call
 	for {
 		batch := make([]*call, 0, 8)
@@ -604,7 +622,7 @@ func (s *Scheduler) batch() {
 			batch, carry = append(batch, carry), nil
 		} else {
 			select {
-			case c := <-s.calls:
+			case c := <-calls:
 				batch = append(batch, c)
 			case <-s.stop:
 				return
@@ -614,7 +632,7 @@ func (s *Scheduler) batch() {
 	fill:
 		for len(batch) < maxBatch {
 			select {
-			case c := <-s.calls:
+			case c := <-calls:
 				if ids[c.args[0]] {
 					carry = c
 					break fill
