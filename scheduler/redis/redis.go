@@ -133,9 +133,9 @@ type Scheduler struct {
 	done    chan struct{}
 	pubsub  *goredis.PubSub
 
-	calls     []chan *call  // to the batchers, by id (see send): Schedule, Restore, Cancel, Ack
-	seed      maphash.Seed  // of the ids' hash that picks their batcher
-	batchDone chan struct{} // closed when the batchers have stopped
+	calls    []chan *call   // to the batchers, by id (see send): Schedule, Restore, Cancel, Ack
+	seed     maphash.Seed   // of the ids' hash that picks their batcher
+	batching sync.WaitGroup // the batchers, which Close waits for
 
 	// closeMu orders calls against Close: calls hold it shared, Close
 	// exclusively, so nothing is handed out once Close has returned.
@@ -182,8 +182,6 @@ func newScheduler(ctx context.Context, rdb goredis.UniversalClient, own bool, cf
 		done:   make(chan struct{}),
 		next:   math.MaxInt64,
 		seed:   maphash.MakeSeed(),
-
-		batchDone: make(chan struct{}),
 	}
 	for range batchers {
 		s.calls = append(s.calls, make(chan *call))
@@ -202,11 +200,9 @@ func newScheduler(ctx context.Context, rdb goredis.UniversalClient, own bool, cf
 	}
 	s.stopCtx, s.cancel = context.WithCancel(context.Background())
 	go s.wait()
-	var batching sync.WaitGroup
 	for _, calls := range s.calls {
-		batching.Go(func() { s.batch(calls) })
+		s.batching.Go(func() { s.batch(calls) })
 	}
-	go func() { batching.Wait(); close(s.batchDone) }()
 	return s, nil
 }
 
@@ -401,7 +397,7 @@ func (s *Scheduler) Close() error {
 	s.cancel()
 	err := s.pubsub.Close()
 	<-s.done
-	<-s.batchDone
+	s.batching.Wait()
 	if s.ownClient {
 		err = combine.Errors(err, s.rdb.Close())
 	}
@@ -581,10 +577,9 @@ type reply struct {
 const maxBatch = 256
 
 // batchers is the number of batchers, each sending one pipeline at a time:
-// with one, a pipeline waited for the round trip before it, and 16
-// goroutines' Schedules ran at 0.49 of their ZADDs' rate (BENCHMARKS.md);
-// 2 batchers gave 0.53, 4 gave 0.62 and 8 0.55, their batches smaller
-// and Redis running more scripts.
+// with one, each pipeline waited for the round trip before it. More than
+// four make batches smaller and cost Redis more scripts than they save in
+// waiting (BENCHMARKS.md, Redis scheduler).
 const batchers = 4
 
 // send runs script with args through the batcher of args[0], the id, and
