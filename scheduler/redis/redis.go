@@ -11,12 +11,21 @@
 // fresh token; a consumer that dies leaves its entries to come back when
 // their lease ends.
 //
-// Schedule, Restore, Cancel and Ack return once Redis has run them, but
-// the calls of many goroutines at once share a pipeline, one round trip,
-// and their Schedules one script call: a worker pool's calls do not queue
-// for the client's connections one round trip each, with Claims behind
-// them, nor cost Redis a script each. A few such pipelines are in flight
-// at once, each id's calls always in the same one's queue, in order.
+// Schedule, Restore and Cancel return once Redis has run them, but the
+// calls of many goroutines at once share a pipeline, one round trip, and
+// their Schedules one script call: a worker pool's calls do not queue for
+// the client's connections one round trip each, with Claims behind them,
+// nor cost Redis a script each. A few such pipelines are in flight at
+// once, each id's calls always in the same one's queue, in order.
+//
+// Under a backlog, a Claim that goes to Redis takes [Config.Prefetch] due
+// entries more than it was asked for and holds them for this handle's
+// next Claims, which then need no round trip; entries held and not handed
+// out soon (a busy process) go back for any process to take. An Ack is
+// queued and returns at once: it rides on the next pipeline or Claim, or
+// is sent within a few milliseconds, and a Schedule or Cancel of its entry
+// makes it needless (both end the delivery), so a retry's delivery usually
+// costs Redis no Ack at all. See [Scheduler.Ack].
 //
 // Wake-ups need no polling: a Schedule that makes an entry the earliest
 // publishes its due time, and every consumer's waiter (one goroutine and one
@@ -52,9 +61,10 @@ import (
 
 // Defaults of [Config].
 const (
-	PrefixDefault = "jretry"
-	LeaseDefault  = 30 * time.Second
-	PollDefault   = time.Second
+	PrefixDefault   = "jretry"
+	LeaseDefault    = 30 * time.Second
+	PollDefault     = time.Second
+	PrefetchDefault = 32
 )
 
 // Config configures a [Scheduler]. The zero value is ready to use.
@@ -76,6 +86,15 @@ type Config struct {
 	// connection was down. Default PollDefault (1s); at least 10ms.
 	Poll time.Duration
 
+	// Prefetch is how many due entries more than its limit a Claim that
+	// goes to Redis takes, to hand out from this process at the next
+	// Claims without a round trip. They are leased like any delivery;
+	// held ones not handed out within [HoldMax] (every consumer of this
+	// handle busy), and all of them at Close, go back to the due set with
+	// their due time, for any process. Default PrefetchDefault (32);
+	// negative for none, every Claim then a round trip.
+	Prefetch int
+
 	// Now is the clock the waiter signals Ready by (Claim compares with its
 	// now argument only). Default time.Now.
 	Now func() time.Time
@@ -85,6 +104,7 @@ func (c Config) withDefaults() Config {
 	c.Prefix = cmp.Or(c.Prefix, PrefixDefault)
 	c.Lease = cmp.Or(c.Lease, LeaseDefault)
 	c.Poll = cmp.Or(c.Poll, PollDefault)
+	c.Prefetch = max(cmp.Or(c.Prefetch, PrefetchDefault), 0)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -122,6 +142,7 @@ type Scheduler struct {
 	channel   string
 	lease     time.Duration
 	poll      time.Duration
+	prefetch  int
 	now       func() time.Time
 
 	ready   chan struct{}
@@ -133,9 +154,11 @@ type Scheduler struct {
 	done    chan struct{}
 	pubsub  *goredis.PubSub
 
-	calls    []chan *call   // to the batchers, by id (see send): Schedule, Restore, Cancel, Ack
-	seed     maphash.Seed   // of the ids' hash that picks their batcher
-	batching sync.WaitGroup // the batchers, which Close waits for
+	calls      []chan *call   // to the batchers, by id (see send): Schedule, Restore, Cancel
+	seed       maphash.Seed   // of the ids' hash that picks their batcher
+	background sync.WaitGroup // the batchers and the tender, which Close waits for
+
+	local local // entries held for this handle's Claims, and Acks queued
 
 	// closeMu orders calls against Close: calls hold it shared, Close
 	// exclusively, so nothing is handed out once Close has returned.
@@ -173,7 +196,7 @@ func newScheduler(ctx context.Context, rdb goredis.UniversalClient, own bool, cf
 	s := &Scheduler{
 		rdb: rdb, ownClient: own,
 		channel: "{" + cfg.Prefix + "}:wake",
-		lease:   cfg.Lease, poll: cfg.Poll, now: cfg.Now,
+		lease:   cfg.Lease, poll: cfg.Poll, prefetch: cfg.Prefetch, now: cfg.Now,
 		newGen: rand.Text(),
 		ready:  make(chan struct{}, 1),
 		lost:   make(chan struct{}, 1),
@@ -183,6 +206,7 @@ func newScheduler(ctx context.Context, rdb goredis.UniversalClient, own bool, cf
 		next:   math.MaxInt64,
 		seed:   maphash.MakeSeed(),
 	}
+	s.local.kick = make(chan struct{}, 1)
 	for range batchers {
 		s.calls = append(s.calls, make(chan *call))
 	}
@@ -201,8 +225,9 @@ func newScheduler(ctx context.Context, rdb goredis.UniversalClient, own bool, cf
 	s.stopCtx, s.cancel = context.WithCancel(context.Background())
 	go s.wait()
 	for _, calls := range s.calls {
-		s.batching.Go(func() { s.batch(calls) })
+		s.background.Go(func() { s.batch(calls) })
 	}
+	s.background.Go(s.tend)
 	return s, nil
 }
 
@@ -304,6 +329,15 @@ func (s *Scheduler) put(ctx context.Context, op string, script *goredis.Script, 
 		return err
 	}
 	defer release()
+	if script == restoreScript {
+		// An Ack queued before must land first: the entry it ends is
+		// then absent, and restored.
+		if err := s.sendAcksOf(ctx, id); err != nil {
+			return fmt.Errorf("%s %q: %w", op, id, err)
+		}
+	} else {
+		s.local.forget(id) // this Schedule ends the delivery: see Ack
+	}
 	due := ceilMs(at)
 	published, err := s.send(ctx, script, append([]any{id, due, at.UnixNano()}, extra...)...)
 	if err != nil {
@@ -325,6 +359,7 @@ func (s *Scheduler) Cancel(ctx context.Context, id string) error {
 		return err
 	}
 	defer release()
+	s.local.forget(id)
 	if _, err := s.send(ctx, cancelScript, id); err != nil {
 		return fmt.Errorf("cancel %q: %w", id, err)
 	}
@@ -333,7 +368,10 @@ func (s *Scheduler) Cancel(ctx context.Context, id string) error {
 
 // Claim hands out up to limit entries due at or before now, earliest first,
 // each leased to the caller until now + Lease. It is atomic across
-// processes. A limit below 1 wraps [retry.ErrInvalidArgument].
+// processes. It hands out the entries this handle holds (see
+// [Config.Prefetch]) first, and goes to Redis only for more, sending the
+// queued Acks in the same script, before it claims. A limit below 1 wraps
+// [retry.ErrInvalidArgument].
 func (s *Scheduler) Claim(ctx context.Context, now time.Time, limit int) ([]retry.Delivery, error) {
 	if limit < 1 {
 		return nil, fmt.Errorf("claim: limit %d below 1: %w", limit, retry.ErrInvalidArgument)
@@ -343,16 +381,26 @@ func (s *Scheduler) Claim(ctx context.Context, now time.Time, limit int) ([]retr
 		return nil, err
 	}
 	defer release()
+	out := s.local.take(now, limit, s.lease)
+	if len(out) == limit {
+		s.readyIfHeld()
+		return out, nil
+	}
+	want := limit - len(out)
+	args := append([]any{s.generation(), now.UnixMilli(), ceilMs(now.Add(s.lease)), want + s.prefetch}, ackArgs(s.local.takeAcks())...)
 	heard := s.heardCount()
-	res, err := claimScript.Run(ctx, s.rdb, s.keys, s.generation(), now.UnixMilli(), ceilMs(now.Add(s.lease)), limit).Slice()
-	if err != nil {
+	res, err := claimScript.Run(ctx, s.rdb, s.keys, args...).Slice()
+	if err != nil { // the Acks lost: their leases bring the entries back
+		if len(out) > 0 {
+			return out, nil // what it held; the next Claim reports Redis
+		}
 		return nil, fmt.Errorf("claim: %w", err)
 	}
 	if len(res) < 2 || (len(res)-2)%3 != 0 {
 		return nil, fmt.Errorf("claim: unexpected reply of %d values", len(res))
 	}
 	s.learn(res[0], res[1], heard)
-	out := make([]retry.Delivery, 0, (len(res)-2)/3)
+	var extra []retry.Delivery
 	for i := 2; i < len(res); i += 3 {
 		id, _ := res[i].(string)
 		atText, _ := res[i+1].(string)
@@ -361,13 +409,41 @@ func (s *Scheduler) Claim(ctx context.Context, now time.Time, limit int) ([]retr
 		if err != nil {
 			return nil, fmt.Errorf("claim: entry %q has a bad time %q", id, atText)
 		}
-		out = append(out, retry.Delivery{ID: id, At: time.Unix(0, ns).UTC(), Token: token})
+		d := retry.Delivery{ID: id, At: time.Unix(0, ns).UTC(), Token: token}
+		if len(out) < limit {
+			out = append(out, d)
+		} else {
+			extra = append(extra, d)
+		}
+	}
+	if len(extra) > 0 {
+		s.local.hold(extra, now, time.Now())
+		s.readyIfHeld()
 	}
 	return out, nil
 }
 
+// readyIfHeld signals Ready while this handle holds entries: they are
+// claimable now. (Only within a call: Close closes Ready after them.)
+func (s *Scheduler) readyIfHeld() {
+	if s.local.holding() {
+		select {
+		case s.ready <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // Ack removes the delivered entry unless d.Token is stale (the entry was
 // rescheduled or redelivered since). An absent entry is not an error.
+//
+// It queues the Ack and returns: this handle's next Claim, Restore of the
+// entry or Close sends it first, and otherwise it rides on the next
+// pipeline or goes within [AckDelay]. A Schedule or Cancel of the entry
+// drops it, since either ends the delivery in Redis as the Ack would. An
+// Ack lost on the way (Redis down, the process killed) leaves the entry
+// in flight until its lease ends: then it is handed out again, a stale
+// wake-up that the store's claim refuses.
 func (s *Scheduler) Ack(ctx context.Context, d retry.Delivery) error {
 	if d.ID == "" {
 		return fmt.Errorf("ack: empty id: %w", retry.ErrInvalidArgument)
@@ -377,9 +453,7 @@ func (s *Scheduler) Ack(ctx context.Context, d retry.Delivery) error {
 		return err
 	}
 	defer release()
-	if _, err := s.send(ctx, ackScript, d.ID, d.Token); err != nil {
-		return fmt.Errorf("ack %q: %w", d.ID, err)
-	}
+	s.local.ack(d, time.Now())
 	return nil
 }
 
@@ -393,11 +467,17 @@ func (s *Scheduler) Close() error {
 		return fmt.Errorf("close: %w", retry.ErrClosed)
 	}
 	s.closed = true
+	// What this handle held goes back, and the queued Acks out, for the
+	// other processes; a Redis that is down gets them back when their
+	// leases end.
+	ctx, cancel := context.WithTimeout(context.Background(), s.poll)
+	s.sendLocal(ctx, true)
+	cancel()
 	close(s.stop)
 	s.cancel()
 	err := s.pubsub.Close()
 	<-s.done
-	s.batching.Wait()
+	s.background.Wait()
 	if s.ownClient {
 		err = combine.Errors(err, s.rdb.Close())
 	}
@@ -558,7 +638,7 @@ func ceilMs(t time.Time) int64 {
 	return ms
 }
 
-// call is one Schedule, Restore, Cancel or Ack on its way to Redis: the
+// call is one Schedule, Restore or Cancel on its way to Redis: the
 // script, its arguments (the entry's id first; a Schedule's are one
 // entry's, without the channel: flush joins a batch's) and where its reply
 // goes. A Schedule's reply says whether its batch published.
@@ -584,7 +664,7 @@ const batchers = 4
 
 // send runs script with args through the batcher of args[0], the id, and
 // returns its integer reply, once Redis has run it. Calls of many
-// goroutines (a worker pool's Schedules and Acks) share one pipeline, one
+// goroutines (a worker pool's Schedules) share one pipeline, one
 // round trip, instead of queueing for the client's connections one round
 // trip each, where a Claim would queue behind them. The id's hash picks
 // the batcher, so that one id's calls stay in one queue, in order.
@@ -642,18 +722,19 @@ func (s *Scheduler) batch(calls chan *call) {
 	}
 }
 
-// flush sends batch in one pipeline and answers each call. The batch's
-// Schedules go as one call of scheduleScript, whose commands each take all
-// their entries: Redis runs one script and four commands for the lot, not
-// per entry. The scripts run by SHA; one Redis no longer knows (NOSCRIPT:
-// restarted, or SCRIPT FLUSH) runs again on its own, which loads the
-// script.
+// flush sends batch, and the queued Acks, in one pipeline and answers
+// each call. The batch's Schedules go as one call of scheduleScript, whose
+// commands each take all their entries: Redis runs one script and four
+// commands for the lot, not per entry.
 func (s *Scheduler) flush(batch []*call) {
 	ctx := s.stopCtx
 	var (
 		sends []*scriptCall
 		many  *scriptCall // the Schedules'
 	)
+	if acks := s.local.takeAcks(); len(acks) > 0 { // queued Acks ride along
+		sends = append(sends, &scriptCall{script: ackScript, args: ackArgs(acks)})
+	}
 	for _, c := range batch {
 		if c.script != scheduleScript {
 			sends = append(sends, &scriptCall{script: c.script, args: c.args, calls: []*call{c}})
@@ -666,27 +747,39 @@ func (s *Scheduler) flush(batch []*call) {
 		many.args = append(many.args, c.args...)
 		many.calls = append(many.calls, c)
 	}
-	_, _ = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for _, sc := range sends {
-			sc.cmd = sc.script.EvalSha(ctx, p, s.keys, sc.args...)
-		}
-		return nil
-	}) // each command carries its error
+	s.pipeline(ctx, sends)
 	for _, sc := range sends {
-		n, err := sc.cmd.Int64()
-		if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
-			n, err = sc.script.Run(ctx, s.rdb, s.keys, sc.args...).Int64()
-		}
 		for _, c := range sc.calls {
-			c.reply <- reply{n, err}
+			c.reply <- reply{sc.n, sc.err}
 		}
 	}
 }
 
-// scriptCall is one script call of a pipeline and the calls it answers.
+// pipeline sends the script calls in one pipeline and sets each one's
+// reply. The scripts run by SHA; one Redis no longer knows (NOSCRIPT:
+// restarted, or SCRIPT FLUSH) runs again on its own, which loads it.
+func (s *Scheduler) pipeline(ctx context.Context, sends []*scriptCall) {
+	cmds := make([]*goredis.Cmd, len(sends))
+	_, _ = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, sc := range sends {
+			cmds[i] = sc.script.EvalSha(ctx, p, s.keys, sc.args...)
+		}
+		return nil
+	}) // each command carries its error
+	for i, sc := range sends {
+		sc.n, sc.err = cmds[i].Int64()
+		if sc.err != nil && goredis.HasErrorPrefix(sc.err, "NOSCRIPT") {
+			sc.n, sc.err = sc.script.Run(ctx, s.rdb, s.keys, sc.args...).Int64()
+		}
+	}
+}
+
+// scriptCall is one script call of a pipeline, the calls it answers and
+// its reply.
 type scriptCall struct {
 	script *goredis.Script
 	args   []any
 	calls  []*call
-	cmd    *goredis.Cmd
+	n      int64
+	err    error
 }

@@ -84,16 +84,41 @@ redis.call('HDEL', KEYS[4], ARGV[1])
 return 0
 `)
 
-// ackScript: ARGV id, token. Removes the entry only if its current
-// delivery has that token.
-var ackScript = goredis.NewScript(`
-if redis.call('HGET', KEYS[4], ARGV[1]) ~= ARGV[2] then
-  return 0
+// ackLua removes each entry of ARGV[first], id, token, id, token... whose
+// current delivery has that token.
+const ackLua = `
+for i = first, #ARGV, 2 do
+  local id = ARGV[i]
+  if redis.call('HGET', KEYS[4], id) == ARGV[i+1] then
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('HDEL', KEYS[3], id)
+    redis.call('HDEL', KEYS[4], id)
+  end
 end
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('HDEL', KEYS[4], ARGV[1])
-return 1
+`
+
+// ackScript: ARGV id, token, id, token... The queued Acks of a batch.
+var ackScript = goredis.NewScript(`local first = 1` + ackLua + `return 0`)
+
+// releaseScript: ARGV channel, then id, token, due ms for each entry.
+// Moves each entry whose current delivery has that token back to the due
+// set at its due time (entries a handle held and did not hand out), and
+// publishes the earliest, so that waiting consumers of every process
+// claim them. Returns how many went back.
+var releaseScript = goredis.NewScript(`
+local n, earliest = 0
+for i = 2, #ARGV, 3 do
+  local id, due = ARGV[i], ARGV[i+2]
+  if redis.call('HGET', KEYS[4], id) == ARGV[i+1] then
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('HDEL', KEYS[4], id)
+    redis.call('ZADD', KEYS[1], due, id)
+    n = n + 1
+    if not earliest or tonumber(due) < tonumber(earliest) then earliest = due end
+  end
+end
+if earliest then redis.call('PUBLISH', ARGV[1], earliest) end
+return n
 `)
 
 // genLua makes sure the generation exists, creating it as ARGV[1] (the
@@ -116,13 +141,14 @@ for _, k in ipairs({KEYS[1], KEYS[2]}) do
 end
 `
 
-// claimScript: ARGV new generation, now ms, lease end ms, limit. Moves up
-// to limit entries due at now (from due, and from inflight those whose lease
-// ran out), earliest first, to inflight with a fresh token each. Returns
+// claimScript: ARGV new generation, now ms, lease end ms, limit, then the
+// queued Acks as id, token pairs, applied first. Moves up to limit entries
+// due at now (from due, and from inflight those whose lease ran out),
+// earliest first, to inflight with a fresh token each. Returns
 // {next, gen, id1, at1, token1, id2, ...}, next being the earliest score
 // left (-1 for none), so the caller's waiter re-arms without another call,
 // and gen the generation.
-var claimScript = goredis.NewScript(genLua + `
+var claimScript = goredis.NewScript(genLua + `local first = 5` + ackLua + `
 local now, limit = ARGV[2], tonumber(ARGV[4])
 local d = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
 local f = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
