@@ -36,7 +36,7 @@ type local struct {
 // held is an entry a Claim took for a later one.
 type held struct {
 	d       retry.Delivery
-	due     int64     // its score, Unix ms
+	due     int64     // its score, Unix ms: when a Claim may have it
 	claimed time.Time // the claiming Claim's now: its lease began then
 	at      time.Time // when it was taken, in real time
 }
@@ -45,7 +45,10 @@ type held struct {
 func (l *local) hold(ds []retry.Delivery, now, at time.Time) {
 	l.mu.Lock()
 	for _, d := range ds {
-		l.held = append(l.held, held{d: d, due: ceilMs(d.At), claimed: now, at: at})
+		// Its score is ceilMs(d.At) when this package wrote it, and was
+		// due at now in any case.
+		due := min(ceilMs(d.At), now.UnixMilli())
+		l.held = append(l.held, held{d: d, due: due, claimed: now, at: at})
 	}
 	l.mu.Unlock()
 	l.poke()

@@ -225,3 +225,23 @@ func TestAckQueued(t *testing.T) {
 	}
 	claimN(t, other, t0.Add(3*LeaseDefault), 10, 1) // ds[2], never acknowledged
 }
+
+// TestHeldAsDueAsInRedis: a held entry is as due to the next Claim at the
+// same now as it was to Redis, whatever its score (one written below its
+// time's millisecond, by an older writer, say): none is left held forever.
+func TestHeldAsDueAsInRedis(t *testing.T) {
+	s := localScheduler(t, Config{}, nil)
+	at := t0.Add(500 * time.Microsecond)
+	ctx := context.Background()
+	for i := range 3 {
+		id := fmt.Sprint("e", i)
+		if err := s.rdb.ZAdd(ctx, s.keys[keyDue], goredis.Z{Score: float64(at.UnixMilli()), Member: id}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.rdb.HSet(ctx, s.keys[keyAt], id, at.UnixNano()).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claimN(t, s, at, 1, 1)
+	claimN(t, s, at, 10, 2)
+}
