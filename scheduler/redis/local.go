@@ -44,6 +44,7 @@ type held struct {
 // hold keeps ds, claimed by a Claim at now, for the next Claims.
 func (l *local) hold(ds []retry.Delivery, now, at time.Time) {
 	l.mu.Lock()
+	first := len(l.held) == 0
 	for _, d := range ds {
 		// Its score is ceilMs(d.At) when this package wrote it, and was
 		// due at now in any case.
@@ -51,22 +52,17 @@ func (l *local) hold(ds []retry.Delivery, now, at time.Time) {
 		l.held = append(l.held, held{d: d, due: due, claimed: now, at: at})
 	}
 	l.mu.Unlock()
-	l.poke()
-}
-
-func (l *local) holding() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.held) > 0
+	if first { // later ones go back after the first: no earlier deadline
+		l.poke()
+	}
 }
 
 // take hands out up to limit held entries due at now, earliest first,
 // dropping those whose lease (from their claim) is half gone: Redis hands
-// them out again when it ends.
-func (l *local) take(now time.Time, limit int, lease time.Duration) []retry.Delivery {
+// them out again when it ends. more reports entries still held.
+func (l *local) take(now time.Time, limit int, lease time.Duration) (out []retry.Delivery, more bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var out []retry.Delivery
 	nowMs := now.UnixMilli()
 	l.held = slices.DeleteFunc(l.held, func(h held) bool {
 		switch {
@@ -79,18 +75,22 @@ func (l *local) take(now time.Time, limit int, lease time.Duration) []retry.Deli
 			return true
 		}
 	})
-	return out
+	return out, len(l.held) > 0
 }
 
-// ack queues d's Ack.
+// ack queues d's Ack. The tender hears of the first of a queue, whose
+// deadline the later ones share, and of a full queue.
 func (l *local) ack(d retry.Delivery, now time.Time) {
 	l.mu.Lock()
 	if len(l.acks) == 0 {
 		l.since = now
 	}
 	l.acks = append(l.acks, d)
+	n := len(l.acks)
 	l.mu.Unlock()
-	l.poke()
+	if n == 1 || n == maxBatch {
+		l.poke()
+	}
 }
 
 // takeAcks returns the queued Acks and empties the queue.

@@ -381,9 +381,11 @@ func (s *Scheduler) Claim(ctx context.Context, now time.Time, limit int) ([]retr
 		return nil, err
 	}
 	defer release()
-	out := s.local.take(now, limit, s.lease)
+	out, more := s.local.take(now, limit, s.lease)
 	if len(out) == limit {
-		s.readyIfHeld()
+		if more {
+			s.signalReady() // what is still held is claimable too
+		}
 		return out, nil
 	}
 	want := limit - len(out)
@@ -418,19 +420,17 @@ func (s *Scheduler) Claim(ctx context.Context, now time.Time, limit int) ([]retr
 	}
 	if len(extra) > 0 {
 		s.local.hold(extra, now, time.Now())
-		s.readyIfHeld()
+		s.signalReady()
 	}
 	return out, nil
 }
 
-// readyIfHeld signals Ready while this handle holds entries: they are
-// claimable now. (Only within a call: Close closes Ready after them.)
-func (s *Scheduler) readyIfHeld() {
-	if s.local.holding() {
-		select {
-		case s.ready <- struct{}{}:
-		default:
-		}
+// signalReady signals Ready unless a signal is pending. Only the waiter
+// and calls (which Close waits for before the waiter closes Ready) send.
+func (s *Scheduler) signalReady() {
+	select {
+	case s.ready <- struct{}{}:
+	default:
 	}
 }
 
@@ -601,10 +601,7 @@ func (s *Scheduler) wait() {
 		}
 		s.mu.Unlock()
 		if d <= 0 {
-			select {
-			case s.ready <- struct{}{}:
-			default:
-			}
+			s.signalReady()
 			continue
 		}
 		timer.Reset(min(d, time.Hour))
