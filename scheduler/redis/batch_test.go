@@ -35,6 +35,9 @@ func (h *pipelineHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) gor
 	}
 }
 
+// The tests of this file are of the calls that go at once: their
+// schedulers queue no Schedule (Config.QueueAhead negative).
+
 // TestConcurrentCallsShareRoundTrips: Schedules and Acks of many
 // goroutines at once go out in shared pipelines (a worker pool's calls
 // do not queue for connections one round trip each), the Schedules of one
@@ -47,7 +50,7 @@ func TestConcurrentCallsShareRoundTrips(t *testing.T) {
 	defer rdb.Close()
 	var hook pipelineHook
 	rdb.AddHook(&hook)
-	s, err := redisched.New(context.Background(), rdb, redisched.Config{Prefix: testPrefix(t, c)})
+	s, err := redisched.New(context.Background(), rdb, redisched.Config{Prefix: testPrefix(t, c), QueueAhead: -1})
 	must(t, err)
 	defer s.Close()
 	ctx := context.Background()
@@ -90,7 +93,7 @@ func TestConcurrentCallsShareRoundTrips(t *testing.T) {
 // loads them, its Schedules joined in one call included.
 func TestScriptsReloaded(t *testing.T) {
 	c := testConn(t, false)
-	s := open(t, c, redisched.Config{Prefix: testPrefix(t, c)})
+	s := open(t, c, redisched.Config{Prefix: testPrefix(t, c), QueueAhead: -1})
 	defer s.Close()
 	rdb := newClient(t, c)
 	defer rdb.Close()
@@ -167,7 +170,7 @@ func TestPipelinesOverlap(t *testing.T) {
 	defer rdb.Close()
 	hook := &overlapHook{overlap: make(chan struct{})}
 	rdb.AddHook(hook)
-	s, err := redisched.New(context.Background(), rdb, redisched.Config{Prefix: testPrefix(t, c)})
+	s, err := redisched.New(context.Background(), rdb, redisched.Config{Prefix: testPrefix(t, c), QueueAhead: -1})
 	must(t, err)
 	defer s.Close()
 	var wg sync.WaitGroup

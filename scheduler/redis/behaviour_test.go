@@ -158,9 +158,16 @@ func TestServerDownRestartFlush(t *testing.T) {
 	srv.stop(t)
 	short, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if err := s.Schedule(short, "b", base); err == nil {
-		t.Fatal("Schedule with Redis down succeeded")
-	}
+	// base is ahead: the first Schedule is queued and returns; its send
+	// fails, and marks the scheduler down, so that the next ones go at
+	// once and fail.
+	must(t, s.Schedule(short, "b", base))
+	eventually(t, "a Schedule failing with Redis down", func() error {
+		if err := s.Schedule(short, "b", base); err == nil {
+			return errors.New("succeeded")
+		}
+		return nil
+	})
 	if _, err := s.Claim(short, base, 10); err == nil {
 		t.Fatal("Claim with Redis down succeeded")
 	}
@@ -291,7 +298,7 @@ func TestConnValidate(t *testing.T) {
 			t.Errorf("%+v: Validate = %v; want a retry.FieldError naming %s, wrapping ErrInvalidArgument", tc.c, err, tc.field)
 		}
 	}
-	for field, cfg := range map[string]redisched.Config{"Prefix": {Prefix: "{x}"}, "Lease": {Lease: time.Microsecond}, "Poll": {Poll: time.Millisecond}} {
+	for field, cfg := range map[string]redisched.Config{"Prefix": {Prefix: "{x}"}, "Lease": {Lease: time.Microsecond}, "Poll": {Poll: time.Millisecond}, "QueueAhead": {QueueAhead: time.Millisecond}} {
 		err := cfg.Validate()
 		if fe, ok := errors.AsType[*retry.FieldError](err); !ok || fe.Field != field || !errors.Is(err, retry.ErrInvalidArgument) {
 			t.Errorf("%+v: Validate = %v; want a retry.FieldError naming %s, wrapping ErrInvalidArgument", cfg, err, field)

@@ -42,9 +42,10 @@ func benchClient(t testing.TB) goredis.UniversalClient {
 
 // benchScheduler opens a scheduler on a prefix of its own, whose keys are
 // deleted when b ends.
-func benchScheduler(b *testing.B, rdb goredis.UniversalClient) *Scheduler {
+func benchScheduler(b *testing.B, rdb goredis.UniversalClient, cfg Config) *Scheduler {
 	b.Helper()
-	s, err := New(context.Background(), rdb, Config{Prefix: "jrbench-" + rand.Text()[:12]})
+	cfg.Prefix = "jrbench-" + rand.Text()[:12]
+	s, err := New(context.Background(), rdb, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func BenchmarkClaim(b *testing.B) {
 			name = "raw-script"
 		}
 		b.Run(name, func(b *testing.B) {
-			s := benchScheduler(b, rdb)
+			s := benchScheduler(b, rdb, Config{})
 			var total time.Duration
 			for range b.N {
 				now := time.Now()
@@ -126,18 +127,21 @@ func BenchmarkClaim(b *testing.B) {
 }
 
 // BenchmarkSchedule: Schedule calls per second from 16 goroutines, one
-// call at a time each, beside ZADD called the same way.
+// call at a time each, beside ZADD called the same way: each Schedule
+// returning once Redis has run it (scheduler), and queued, an hour ahead,
+// until the last is in Redis (queued).
 func BenchmarkSchedule(b *testing.B) {
 	const calls, goroutines = 20_000, 16
 	rdb := benchClient(b)
 	ctx := context.Background()
-	for _, raw := range []bool{false, true} {
-		name := "scheduler"
-		if raw {
-			name = "raw-zadd"
-		}
+	for _, name := range []string{"scheduler", "queued", "raw-zadd"} {
+		raw := name == "raw-zadd"
 		b.Run(name, func(b *testing.B) {
-			s := benchScheduler(b, rdb)
+			cfg := Config{QueueAhead: -1}
+			if name == "queued" {
+				cfg = Config{}
+			}
+			s := benchScheduler(b, rdb, cfg)
 			due := time.Now().Add(time.Hour)
 			var total time.Duration
 			for i := range b.N {
@@ -163,6 +167,11 @@ func BenchmarkSchedule(b *testing.B) {
 					})
 				}
 				wg.Wait()
+				if name == "queued" { // a Claim sends the queue first
+					if _, err := s.Claim(ctx, due.Add(-time.Millisecond), 1); err != nil {
+						b.Fatal(err)
+					}
+				}
 				total += time.Since(start)
 				if err := rdb.Del(ctx, s.keys[keyDue], s.keys[keyAt]).Err(); err != nil {
 					b.Fatal(err)
@@ -186,7 +195,7 @@ func BenchmarkWakeLateness(b *testing.B) {
 	var late []time.Duration
 	var mu sync.Mutex
 	for range b.N {
-		producer := benchScheduler(b, rdb)
+		producer := benchScheduler(b, rdb, Config{})
 		var wg sync.WaitGroup
 		var got atomic.Int64
 		for range consumers {

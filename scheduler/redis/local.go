@@ -1,7 +1,9 @@
 package redis
 
 import (
+	"cmp"
 	"context"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -17,20 +19,29 @@ const (
 	// do. (Held entries are also dropped from the hold at half the lease,
 	// by the Claims' now.)
 	HoldMax = 100 * time.Millisecond
-	// AckDelay is how long a queued Ack waits, at most, for a pipeline or
-	// a Claim to ride on before it is sent alone.
+	// AckDelay is how long a queued Ack or Schedule waits, at most, for a
+	// pipeline or a Claim to ride on before it is sent alone.
 	AckDelay = 5 * time.Millisecond
 )
 
 // local is what one handle keeps to itself: entries claimed ahead of its
-// Claims (Config.Prefetch), and Acks not yet sent. Both are leased
-// deliveries in Redis; the tender sends back what waits too long.
+// Claims (Config.Prefetch), and the Acks and Schedules not yet sent. The
+// held entries are leased deliveries in Redis; the tender sends back what
+// waits too long, and sends what is queued within AckDelay.
 type local struct {
-	mu    sync.Mutex
-	held  []held           // earliest first
-	acks  []retry.Delivery // queued, oldest first
-	since time.Time        // when the oldest queued Ack was queued
-	kick  chan struct{}    // the tender's deadline may have moved
+	mu     sync.Mutex
+	held   []held           // earliest first
+	acks   []retry.Delivery // queued, oldest first
+	scheds []queued         // queued Schedules, oldest first, one per id
+	since  time.Time        // when the oldest queued Ack or Schedule was queued
+	kick   chan struct{}    // the tender's deadline may have moved
+}
+
+// queued is a Schedule not yet sent: its entry's id, due score (Unix ms)
+// and time (Unix ns), as scheduleScript takes them.
+type queued struct {
+	id      string
+	due, at int64
 }
 
 // held is an entry a Claim took for a later one.
@@ -82,49 +93,81 @@ func (l *local) take(now time.Time, limit int, lease time.Duration) (out []retry
 // deadline the later ones share, and of a full queue.
 func (l *local) ack(d retry.Delivery, now time.Time) {
 	l.mu.Lock()
-	if len(l.acks) == 0 {
-		l.since = now
-	}
+	first := l.emptyLocked(now)
 	l.acks = append(l.acks, d)
-	n := len(l.acks)
+	full := len(l.acks) == maxBatch
 	l.mu.Unlock()
-	if n == 1 || n == maxBatch {
+	if first || full {
 		l.poke()
 	}
 }
 
-// takeAcks returns the queued Acks and empties the queue.
-func (l *local) takeAcks() []retry.Delivery {
+// schedule queues q, in place of a queued Schedule of its id, and drops
+// the entry's held delivery and queued Ack (see forget). The tender hears
+// as ack says.
+func (l *local) schedule(q queued, now time.Time) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	acks := l.acks
-	l.acks = nil
-	return acks
+	l.forgetLocked(q.id)
+	first := l.emptyLocked(now)
+	l.scheds = append(l.scheds, q)
+	full := len(l.scheds) == maxBatch
+	l.mu.Unlock()
+	if first || full {
+		l.poke()
+	}
 }
 
-// forget drops the held entries and queued Acks of id: its Schedule or
-// Cancel is on the way, and ends their deliveries in Redis.
+// emptyLocked reports whether nothing is queued, and if so starts the
+// queue's time at now.
+func (l *local) emptyLocked(now time.Time) bool {
+	if len(l.acks) > 0 || len(l.scheds) > 0 {
+		return false
+	}
+	l.since = now
+	return true
+}
+
+// takeQueued returns the queued Acks and Schedules and empties the queue.
+func (l *local) takeQueued() ([]retry.Delivery, []queued) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	acks, scheds := l.acks, l.scheds
+	l.acks, l.scheds = nil, nil
+	return acks, scheds
+}
+
+// forget drops the held entries, queued Acks and queued Schedule of id: a
+// Schedule or Cancel of it is on the way, which ends their deliveries in
+// Redis and replaces the queued Schedule.
 func (l *local) forget(id string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.forgetLocked(id)
+}
+
+func (l *local) forgetLocked(id string) {
 	l.held = slices.DeleteFunc(l.held, func(h held) bool { return h.d.ID == id })
 	l.acks = slices.DeleteFunc(l.acks, func(d retry.Delivery) bool { return d.ID == id })
+	l.scheds = slices.DeleteFunc(l.scheds, func(q queued) bool { return q.id == id })
 }
 
-// hasAck reports whether an Ack of id is queued.
-func (l *local) hasAck(id string) bool {
+// hasQueued reports whether an Ack or a Schedule of id is queued.
+func (l *local) hasQueued(id string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return slices.ContainsFunc(l.acks, func(d retry.Delivery) bool { return d.ID == id })
+	return slices.ContainsFunc(l.acks, func(d retry.Delivery) bool { return d.ID == id }) ||
+		slices.ContainsFunc(l.scheds, func(q queued) bool { return q.id == id })
 }
 
-// due takes what is due for sending at now (every held entry and Ack when
-// all is set) and returns the next deadline, zero for none.
-func (l *local) due(now time.Time, all bool) (acks []retry.Delivery, back []held, next time.Time) {
+// due takes what is due for sending at now (every held entry, Ack and
+// Schedule when all is set) and returns the next deadline, zero for none.
+// The queue goes whole: its later calls ride on the oldest's pipeline.
+func (l *local) due(now time.Time, all bool) (acks []retry.Delivery, scheds []queued, back []held, next time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.acks) > 0 && (all || !now.Before(l.since.Add(AckDelay)) || len(l.acks) >= maxBatch) {
-		acks, l.acks = l.acks, nil
+	if all || !now.Before(l.since.Add(AckDelay)) || len(l.acks) >= maxBatch || len(l.scheds) >= maxBatch {
+		acks, scheds = l.acks, l.scheds
+		l.acks, l.scheds = nil, nil
 	}
 	l.held = slices.DeleteFunc(l.held, func(h held) bool {
 		if all || !now.Before(h.at.Add(HoldMax)) {
@@ -133,7 +176,7 @@ func (l *local) due(now time.Time, all bool) (acks []retry.Delivery, back []held
 		}
 		return false
 	})
-	if len(l.acks) > 0 {
+	if len(l.acks) > 0 || len(l.scheds) > 0 {
 		next = l.since.Add(AckDelay)
 	}
 	for _, h := range l.held {
@@ -141,7 +184,7 @@ func (l *local) due(now time.Time, all bool) (acks []retry.Delivery, back []held
 			next = d
 		}
 	}
-	return acks, back, next
+	return acks, scheds, back, next
 }
 
 func (l *local) poke() {
@@ -160,8 +203,9 @@ func ackArgs(acks []retry.Delivery) []any {
 	return args
 }
 
-// tend sends the queued Acks that found nothing to ride on within
-// AckDelay, and gives back the entries held past HoldMax, until Close.
+// tend sends the queued Acks and Schedules that found nothing to ride on
+// within AckDelay, and gives back the entries held past HoldMax, until
+// Close.
 // Its deadlines are real time, whatever Config.Now says: they bound how
 // long this process keeps entries from the others.
 func (s *Scheduler) tend() {
@@ -179,18 +223,17 @@ func (s *Scheduler) tend() {
 }
 
 // sendLocal sends, in one pipeline, what is due of the queued Acks and
-// held entries (all of them when all is set: Close), and returns when
-// the next is due. Nothing is retried: a lost Ack or release leaves the
-// entry in flight until its lease ends, when any process claims it.
+// Schedules and of the held entries (all of them when all is set: Close),
+// and returns when the next is due. Nothing is retried: a lost Ack or
+// release leaves the entry in flight until its lease ends, when any
+// process claims it; a lost Schedule leaves the entry as a failed one
+// does (see [Scheduler.Schedule]).
 func (s *Scheduler) sendLocal(ctx context.Context, all bool) (next time.Time) {
-	acks, back, next := s.local.due(time.Now(), all)
+	acks, scheds, back, next := s.local.due(time.Now(), all)
 	if next.IsZero() {
 		next = time.Now().Add(time.Hour)
 	}
-	var sends []*scriptCall
-	if len(acks) > 0 {
-		sends = append(sends, &scriptCall{script: ackScript, args: ackArgs(acks)})
-	}
+	sends := s.queuedCalls(acks, scheds)
 	if len(back) > 0 {
 		args := make([]any, 0, 1+3*len(back))
 		args = append(args, s.channel)
@@ -200,15 +243,48 @@ func (s *Scheduler) sendLocal(ctx context.Context, all bool) (next time.Time) {
 		sends = append(sends, &scriptCall{script: releaseScript, args: args})
 	}
 	if len(sends) > 0 {
-		s.pipeline(ctx, sends)
+		s.sendQueued(ctx, sends)
 	}
 	return next
 }
 
-// sendAcksOf sends the queued Acks at once if one is of id.
-func (s *Scheduler) sendAcksOf(ctx context.Context, id string) error {
-	if !s.local.hasAck(id) {
+// sendQueuedOf sends the queue at once if an Ack or a Schedule of id is
+// in it.
+func (s *Scheduler) sendQueuedOf(ctx context.Context, id string) error {
+	if !s.local.hasQueued(id) {
 		return nil
 	}
-	return ackScript.Run(ctx, s.rdb, s.keys, ackArgs(s.local.takeAcks())...).Err()
+	return s.sendQueued(ctx, s.queuedCalls(s.local.takeQueued()))
+}
+
+// queuedCalls is the script calls that send acks and scheds: one ack
+// script, and one schedule script per maxBatch Schedules.
+func (s *Scheduler) queuedCalls(acks []retry.Delivery, scheds []queued) []*scriptCall {
+	var sends []*scriptCall
+	if len(acks) > 0 {
+		sends = append(sends, &scriptCall{script: ackScript, args: ackArgs(acks)})
+	}
+	for chunk := range slices.Chunk(scheds, maxBatch) {
+		sc := &scriptCall{script: scheduleScript, args: make([]any, 0, 1+3*len(chunk)), earliest: math.MaxInt64}
+		sc.args = append(sc.args, s.channel)
+		for _, q := range chunk {
+			sc.args = append(sc.args, q.id, q.due, q.at)
+			sc.earliest = min(sc.earliest, q.due)
+		}
+		sends = append(sends, sc)
+	}
+	return sends
+}
+
+// sendQueued sends calls in one pipeline, and returns the first error.
+// Redis failing marks the scheduler down, so that Schedules go at once
+// and report it; Redis answering marks it up.
+func (s *Scheduler) sendQueued(ctx context.Context, calls []*scriptCall) error {
+	s.pipeline(ctx, calls)
+	var err error
+	for _, sc := range calls {
+		err = cmp.Or(err, sc.err)
+	}
+	s.down.Store(err != nil)
+	return err
 }

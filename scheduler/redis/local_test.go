@@ -245,3 +245,77 @@ func TestHeldAsDueAsInRedis(t *testing.T) {
 	claimN(t, s, at, 1, 1)
 	claimN(t, s, at, 10, 2)
 }
+
+// TestScheduleQueued: Schedules due QueueAhead or more ahead are queued
+// and go together, one script for many; this handle's Claim and Close
+// send them first, another handle has them within AckDelay, and a Cancel
+// drops one. A Schedule due sooner goes at once.
+func TestScheduleQueued(t *testing.T) {
+	ctx := context.Background()
+	hook := newScriptHook()
+	s := localScheduler(t, Config{Prefetch: -1}, hook)
+	other := localScheduler(t, Config{Prefix: s.prefix(), Prefetch: -1}, nil)
+	const n = 100
+	schedule := func(s *Scheduler, name string, at time.Time) {
+		t.Helper()
+		for i := range n {
+			if err := s.Schedule(ctx, fmt.Sprintf("%s%03d", name, i), at); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	// This handle's Claim sends them first.
+	ahead := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	schedule(s, "own", ahead)
+	claimN(t, s, ahead, 2*n, n)
+	if got := hook.of(scheduleScript); got > n/10 {
+		t.Fatalf("%d schedule scripts for %d queued Schedules; want them together", got, n)
+	}
+
+	// Another handle has them within AckDelay, with no call of this one.
+	before := hook.of(scheduleScript)
+	schedule(s, "other", ahead)
+	start := time.Now()
+	got := 0
+	for got < n {
+		if d := time.Since(start); d > 10*time.Second {
+			t.Fatalf("another handle claimed %d of %d queued Schedules after %v; AckDelay is %v", got, n, d, AckDelay)
+		}
+		ds, err := other.Claim(ctx, ahead, 2*n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += len(ds)
+		time.Sleep(time.Millisecond) // a poll of Redis: no event to wait on
+	}
+	if sent := hook.of(scheduleScript) - before; sent > n/10 {
+		t.Fatalf("%d schedule scripts for %d queued Schedules; want them together", sent, n)
+	}
+
+	// Due sooner: at once.
+	soon := time.Now()
+	if err := s.Schedule(ctx, "soon", soon); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Ack(ctx, claimN(t, other, soon.Add(time.Second), 10, 1)[0]); err != nil {
+		t.Fatal(err)
+	}
+
+	// Close sends what is queued; a Cancel drops its entry's Schedule.
+	closing := localScheduler(t, Config{Prefix: s.prefix(), Prefetch: -1}, nil)
+	for _, id := range []string{"kept", "cancelled"} {
+		if err := closing.Schedule(ctx, id, ahead); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := closing.Cancel(ctx, "cancelled"); err != nil {
+		t.Fatal(err)
+	}
+	if err := closing.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ds := claimN(t, other, ahead, 10, 1); ds[0].ID != "kept" {
+		t.Fatalf("after Close Claim = %s; want kept", ds[0].ID)
+	}
+}

@@ -11,12 +11,16 @@
 // fresh token; a consumer that dies leaves its entries to come back when
 // their lease ends.
 //
-// Schedule, Restore and Cancel return once Redis has run them, but the
-// calls of many goroutines at once share a pipeline, one round trip, and
-// their Schedules one script call: a worker pool's calls do not queue for
-// the client's connections one round trip each, with Claims behind them,
-// nor cost Redis a script each. A few such pipelines are in flight at
-// once, each id's calls always in the same one's queue, in order.
+// Restore and Cancel return once Redis has run them, and so does a
+// Schedule due soon, but the calls of many goroutines at once share a
+// pipeline, one round trip, and their Schedules one script call: a worker
+// pool's calls do not queue for the client's connections one round trip
+// each, with Claims behind them, nor cost Redis a script each. A few such
+// pipelines are in flight at once, each id's calls always in the same
+// one's queue, in order. A Schedule due later ([Config.QueueAhead]: a
+// retry's, typically) is queued and returns at once, and goes within
+// [AckDelay] with the others queued meanwhile, before its time: one
+// script for many retries.
 //
 // Under a backlog, a Claim that goes to Redis takes [Config.Prefetch] due
 // entries more than it was asked for and holds them for this handle's
@@ -51,6 +55,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -65,6 +70,10 @@ const (
 	LeaseDefault    = 30 * time.Second
 	PollDefault     = time.Second
 	PrefetchDefault = 32
+	// QueueAheadDefault is the least lead that lets a queued Schedule
+	// reach Redis before its time: AckDelay, and a millisecond for the
+	// round trip.
+	QueueAheadDefault = AckDelay + time.Millisecond
 )
 
 // Config configures a [Scheduler]. The zero value is ready to use.
@@ -95,8 +104,16 @@ type Config struct {
 	// negative for none, every Claim then a round trip.
 	Prefetch int
 
-	// Now is the clock the waiter signals Ready by (Claim compares with its
-	// now argument only). Default time.Now.
+	// QueueAhead is how far ahead of Now a Schedule's time must be for
+	// the Schedule to be queued (see [Scheduler.Schedule]) instead of
+	// sent at once. Default QueueAheadDefault; at least that when set;
+	// negative for none, every Schedule then returning once Redis has
+	// run it.
+	QueueAhead time.Duration
+
+	// Now is the clock the waiter signals Ready by, and Schedule decides
+	// what to queue by (Claim compares with its now argument only).
+	// Default time.Now.
 	Now func() time.Time
 }
 
@@ -105,6 +122,7 @@ func (c Config) withDefaults() Config {
 	c.Lease = cmp.Or(c.Lease, LeaseDefault)
 	c.Poll = cmp.Or(c.Poll, PollDefault)
 	c.Prefetch = max(cmp.Or(c.Prefetch, PrefetchDefault), 0)
+	c.QueueAhead = cmp.Or(c.QueueAhead, QueueAheadDefault)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -126,6 +144,9 @@ func (c Config) Validate() error {
 	if c.Poll != 0 && c.Poll < 10*time.Millisecond {
 		errs = append(errs, retry.InvalidField("Poll", "%v below 10ms", c.Poll))
 	}
+	if c.QueueAhead > 0 && c.QueueAhead < QueueAheadDefault {
+		errs = append(errs, retry.InvalidField("QueueAhead", "%v below %v: a queued Schedule could reach Redis after its time", c.QueueAhead, QueueAheadDefault))
+	}
 	if err := combine.Errors(errs...); err != nil {
 		return fmt.Errorf("redis scheduler: %w", err)
 	}
@@ -143,6 +164,7 @@ type Scheduler struct {
 	lease     time.Duration
 	poll      time.Duration
 	prefetch  int
+	ahead     time.Duration // Config.QueueAhead; negative for none
 	now       func() time.Time
 
 	ready   chan struct{}
@@ -158,7 +180,8 @@ type Scheduler struct {
 	seed       maphash.Seed   // of the ids' hash that picks their batcher
 	background sync.WaitGroup // the batchers and the tender, which Close waits for
 
-	local local // entries held for this handle's Claims, and Acks queued
+	local local       // entries held for this handle's Claims, Acks and Schedules queued
+	down  atomic.Bool // the last call of this handle failed: Schedules go at once, to report it
 
 	// closeMu orders calls against Close: calls hold it shared, Close
 	// exclusively, so nothing is handed out once Close has returned.
@@ -196,7 +219,7 @@ func newScheduler(ctx context.Context, rdb goredis.UniversalClient, own bool, cf
 	s := &Scheduler{
 		rdb: rdb, ownClient: own,
 		channel: "{" + cfg.Prefix + "}:wake",
-		lease:   cfg.Lease, poll: cfg.Poll, prefetch: cfg.Prefetch, now: cfg.Now,
+		lease:   cfg.Lease, poll: cfg.Poll, prefetch: cfg.Prefetch, ahead: cfg.QueueAhead, now: cfg.Now,
 		newGen: rand.Text(),
 		ready:  make(chan struct{}, 1),
 		lost:   make(chan struct{}, 1),
@@ -250,6 +273,17 @@ func (s *Scheduler) Ready() <-chan struct{} { return s.ready }
 // Schedule inserts id due at at, or moves it to at, making an outstanding
 // delivery's token stale. An empty id, or a time outside the years 1678 to
 // 2262, wraps [retry.ErrInvalidArgument].
+//
+// A Schedule due at least [Config.QueueAhead] after Config.Now is queued
+// and returns at once, unless this handle's last call to Redis failed: it
+// goes within [AckDelay] in one script with the Schedules queued
+// meanwhile (or on the next pipeline or Claim, which sends it first), so
+// that it is in Redis before its time. This handle's Claims, Restores and
+// Close see it at once, other handles within AckDelay. A queued Schedule
+// that fails is not retried, as a failed one is not: the store holds the
+// run's due time, the entry's earlier delivery comes back when its lease
+// ends, and the executor's sweeper takes what has none; the failure makes
+// the next Schedules go at once, so that they report Redis down.
 func (s *Scheduler) Schedule(ctx context.Context, id string, at time.Time) error {
 	return s.put(ctx, "schedule", scheduleScript, id, at)
 }
@@ -329,17 +363,23 @@ func (s *Scheduler) put(ctx context.Context, op string, script *goredis.Script, 
 		return err
 	}
 	defer release()
-	if script == restoreScript {
-		// An Ack queued before must land first: the entry it ends is
-		// then absent, and restored.
-		if err := s.sendAcksOf(ctx, id); err != nil {
+	due := ceilMs(at)
+	switch {
+	case script == restoreScript:
+		// An Ack or Schedule queued before must land first: the entry
+		// an Ack ends is then absent, and restored; one a Schedule
+		// inserts is there, and kept.
+		if err := s.sendQueuedOf(ctx, id); err != nil {
 			return fmt.Errorf("%s %q: %w", op, id, err)
 		}
-	} else {
+	case s.ahead >= 0 && !s.down.Load() && !at.Before(s.now().Add(s.ahead)):
+		s.local.schedule(queued{id: id, due: due, at: at.UnixNano()}, time.Now())
+		return nil
+	default:
 		s.local.forget(id) // this Schedule ends the delivery: see Ack
 	}
-	due := ceilMs(at)
 	published, err := s.send(ctx, script, append([]any{id, due, at.UnixNano()}, extra...)...)
+	s.down.Store(err != nil)
 	if err != nil {
 		return fmt.Errorf("%s %q: %w", op, id, err)
 	}
@@ -389,9 +429,17 @@ func (s *Scheduler) Claim(ctx context.Context, now time.Time, limit int) ([]retr
 		return out, nil
 	}
 	want := limit - len(out)
-	args := append([]any{s.generation(), now.UnixMilli(), ceilMs(now.Add(s.lease)), want + s.prefetch}, ackArgs(s.local.takeAcks())...)
+	acks, scheds := s.local.takeQueued()
+	if len(scheds) > 0 { // before the claim, which may hand them out
+		err = s.sendQueued(ctx, s.queuedCalls(nil, scheds))
+	}
+	args := append([]any{s.generation(), now.UnixMilli(), ceilMs(now.Add(s.lease)), want + s.prefetch}, ackArgs(acks)...)
 	heard := s.heardCount()
-	res, err := claimScript.Run(ctx, s.rdb, s.keys, args...).Slice()
+	var res []any
+	if err == nil {
+		res, err = claimScript.Run(ctx, s.rdb, s.keys, args...).Slice()
+		s.down.Store(err != nil)
+	}
 	if err != nil { // the Acks lost: their leases bring the entries back
 		if len(out) > 0 {
 			return out, nil // what it held; the next Claim reports Redis
@@ -729,9 +777,7 @@ func (s *Scheduler) flush(batch []*call) {
 		sends []*scriptCall
 		many  *scriptCall // the Schedules'
 	)
-	if acks := s.local.takeAcks(); len(acks) > 0 { // queued Acks ride along
-		sends = append(sends, &scriptCall{script: ackScript, args: ackArgs(acks)})
-	}
+	sends = s.queuedCalls(s.local.takeQueued()) // queued Acks and Schedules ride along
 	for _, c := range batch {
 		if c.script != scheduleScript {
 			sends = append(sends, &scriptCall{script: c.script, args: c.args, calls: []*call{c}})
@@ -768,15 +814,21 @@ func (s *Scheduler) pipeline(ctx context.Context, sends []*scriptCall) {
 		if sc.err != nil && goredis.HasErrorPrefix(sc.err, "NOSCRIPT") {
 			sc.n, sc.err = sc.script.Run(ctx, s.rdb, s.keys, sc.args...).Int64()
 		}
+		if sc.earliest != 0 && sc.n == 1 { // queued Schedules that published
+			s.heard(sc.earliest)
+		}
 	}
 }
 
 // scriptCall is one script call of a pipeline, the calls it answers and
-// its reply.
+// its reply. earliest is the earliest due time of queued Schedules, which
+// answer no call: the script's publishing then concerns this process's
+// consumers too (see put).
 type scriptCall struct {
-	script *goredis.Script
-	args   []any
-	calls  []*call
-	n      int64
-	err    error
+	script   *goredis.Script
+	args     []any
+	calls    []*call
+	earliest int64
+	n        int64
+	err      error
 }
