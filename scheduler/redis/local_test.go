@@ -302,20 +302,28 @@ func TestScheduleQueued(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Close sends what is queued; a Cancel drops its entry's Schedule.
+	// Close sends what is queued; a Cancel drops its entry's Schedule,
+	// and a ScheduleMany replaces it.
 	closing := localScheduler(t, Config{Prefix: s.prefix(), Prefetch: -1}, nil)
-	for _, id := range []string{"kept", "cancelled"} {
-		if err := closing.Schedule(ctx, id, ahead); err != nil {
+	later := ahead.Add(time.Second) // within the lease of what other claimed at ahead
+	for _, id := range []string{"kept", "cancelled", "moved"} {
+		if err := closing.Schedule(ctx, id, later); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := closing.Cancel(ctx, "cancelled"); err != nil {
+	if err := closing.ScheduleMany(ctx, []string{"moved"}, ahead); err != nil {
+		t.Fatal(err)
+	}
+	if err := closing.Cancel(ctx, "cancelled"); err != nil { // the queue rides on it
 		t.Fatal(err)
 	}
 	if err := closing.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if ds := claimN(t, other, ahead, 10, 1); ds[0].ID != "kept" {
+	if ds := claimN(t, other, ahead, 10, 1); ds[0].ID != "moved" {
+		t.Fatalf("at the ScheduleMany's time Claim = %s; want moved", ds[0].ID)
+	}
+	if ds := claimN(t, other, later, 10, 1); ds[0].ID != "kept" {
 		t.Fatalf("after Close Claim = %s; want kept", ds[0].ID)
 	}
 }

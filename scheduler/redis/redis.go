@@ -311,6 +311,9 @@ func (s *Scheduler) ScheduleMany(ctx context.Context, ids []string, at time.Time
 	if len(ids) == 0 {
 		return nil
 	}
+	for _, id := range ids {
+		s.local.forget(id) // as Schedule's: a queued one would land after, and undo it
+	}
 	if err := scheduleScript.Load(ctx, s.rdb).Err(); err != nil {
 		return fmt.Errorf("schedule many: %w", err)
 	}
