@@ -576,13 +576,18 @@ func (e *Executor) Run(ctx context.Context) error {
 	if ds, ok := e.sched.(retry.DurableScheduler); !ok || !ds.Durable() {
 		// A loss reported before this rebuild (an empty Redis at the
 		// first start looks lost) is repaired by it.
+		reported := false
 		select {
 		case <-lost:
+			reported = true
 		default:
 		}
-		if err := e.Rebuild(ctx); err != nil && ctx.Err() == nil {
+		switch n, err := e.rebuild(ctx); {
+		case err != nil && ctx.Err() == nil:
 			e.backendError("rebuild scheduler; the sweeper covers what it misses", err)
 			failed = lost != nil // a loss reporter's rebuild is tried again
+		case err == nil:
+			e.cfg.Logger.Info("rebuilt the scheduler from the store", "wakeups", n, "loss_reported", reported)
 		}
 	}
 	if lost != nil {
