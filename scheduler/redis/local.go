@@ -89,42 +89,39 @@ func (l *local) take(now time.Time, limit int, lease time.Duration) (out []retry
 	return out, len(l.held) > 0
 }
 
-// ack queues d's Ack. The tender hears of the first of a queue, whose
-// deadline the later ones share, and of a full queue.
+// ack queues d's Ack.
 func (l *local) ack(d retry.Delivery, now time.Time) {
-	l.mu.Lock()
-	first := l.emptyLocked(now)
-	l.acks = append(l.acks, d)
-	full := len(l.acks) == maxBatch
-	l.mu.Unlock()
-	if first || full {
-		l.poke()
-	}
+	l.enqueue(now, func() int {
+		l.acks = append(l.acks, d)
+		return len(l.acks)
+	})
 }
 
 // schedule queues q, in place of a queued Schedule of its id, and drops
-// the entry's held delivery and queued Ack (see forget). The tender hears
-// as ack says.
+// the entry's held delivery and queued Ack (see forget).
 func (l *local) schedule(q queued, now time.Time) {
+	l.enqueue(now, func() int {
+		l.forgetLocked(q.id) // at worst the queue keeps an older since: sent sooner
+		l.scheds = append(l.scheds, q)
+		return len(l.scheds)
+	})
+}
+
+// enqueue runs add, which appends to a queue and returns its length,
+// under the lock, starting the queue's time at now when nothing was
+// queued. The tender hears of the first of a queue, whose deadline the
+// later ones share, and of a full queue.
+func (l *local) enqueue(now time.Time, add func() int) {
 	l.mu.Lock()
-	l.forgetLocked(q.id)
-	first := l.emptyLocked(now)
-	l.scheds = append(l.scheds, q)
-	full := len(l.scheds) == maxBatch
+	first := len(l.acks) == 0 && len(l.scheds) == 0
+	if first {
+		l.since = now
+	}
+	full := add() == maxBatch
 	l.mu.Unlock()
 	if first || full {
 		l.poke()
 	}
-}
-
-// emptyLocked reports whether nothing is queued, and if so starts the
-// queue's time at now.
-func (l *local) emptyLocked(now time.Time) bool {
-	if len(l.acks) > 0 || len(l.scheds) > 0 {
-		return false
-	}
-	l.since = now
-	return true
 }
 
 // takeQueued returns the queued Acks and Schedules and empties the queue.
