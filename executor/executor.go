@@ -576,18 +576,16 @@ func (e *Executor) Run(ctx context.Context) error {
 	if ds, ok := e.sched.(retry.DurableScheduler); !ok || !ds.Durable() {
 		// A loss reported before this rebuild (an empty Redis at the
 		// first start looks lost) is repaired by it.
-		reported := false
 		select {
 		case <-lost:
-			reported = true
 		default:
 		}
 		switch n, err := e.rebuild(ctx); {
 		case err != nil && ctx.Err() == nil:
 			e.backendError("rebuild scheduler; the sweeper covers what it misses", err)
 			failed = lost != nil // a loss reporter's rebuild is tried again
-		case err == nil:
-			e.cfg.Logger.Info("rebuilt the scheduler from the store", "wakeups", n, "loss_reported", reported)
+		case err == nil && n > 0: // a Redis flushed while every process was down, say
+			e.cfg.Logger.Info("rebuilt the scheduler from the store", "wakeups", n)
 		}
 	}
 	if lost != nil {
