@@ -413,7 +413,8 @@ func (s *Scheduler) Cancel(ctx context.Context, id string) error {
 // each leased to the caller until now + Lease. It is atomic across
 // processes. It hands out the entries this handle holds (see
 // [Config.Prefetch]) first, and goes to Redis only for more, sending the
-// queued Acks in the same script, before it claims. A limit below 1 wraps
+// queued Acks in the same script and the queued Schedules in the same
+// round trip, before it claims. A limit below 1 wraps
 // [retry.ErrInvalidArgument].
 func (s *Scheduler) Claim(ctx context.Context, now time.Time, limit int) ([]retry.Delivery, error) {
 	if limit < 1 {
@@ -433,16 +434,13 @@ func (s *Scheduler) Claim(ctx context.Context, now time.Time, limit int) ([]retr
 	}
 	want := limit - len(out)
 	acks, scheds := s.local.takeQueued()
-	if len(scheds) > 0 { // before the claim, which may hand them out
-		err = s.sendQueued(ctx, s.queuedCalls(nil, scheds))
-	}
-	args := append([]any{s.generation(), now.UnixMilli(), ceilMs(now.Add(s.lease)), want + s.prefetch}, ackArgs(acks)...)
+	claim := &scriptCall{script: claimScript, slice: true,
+		args: append([]any{s.generation(), now.UnixMilli(), ceilMs(now.Add(s.lease)), want + s.prefetch}, ackArgs(acks)...)}
 	heard := s.heardCount()
-	var res []any
-	if err == nil {
-		res, err = claimScript.Run(ctx, s.rdb, s.keys, args...).Slice()
-		s.down.Store(err != nil)
-	}
+	// The queued Schedules first, in the same round trip: the claim may
+	// hand them out.
+	_ = s.sendQueued(ctx, append(s.queuedCalls(nil, scheds), claim))
+	res, err := claim.res, claim.err
 	if err != nil { // the Acks lost: their leases bring the entries back
 		if len(out) > 0 {
 			return out, nil // what it held; the next Claim reports Redis
@@ -813,9 +811,9 @@ func (s *Scheduler) pipeline(ctx context.Context, sends []*scriptCall) {
 		return nil
 	}) // each command carries its error
 	for i, sc := range sends {
-		sc.n, sc.err = cmds[i].Int64()
+		sc.read(cmds[i])
 		if sc.err != nil && goredis.HasErrorPrefix(sc.err, "NOSCRIPT") {
-			sc.n, sc.err = sc.script.Run(ctx, s.rdb, s.keys, sc.args...).Int64()
+			sc.read(sc.script.Run(ctx, s.rdb, s.keys, sc.args...))
 		}
 		if sc.earliest != 0 && sc.n == 1 { // queued Schedules that published
 			s.heard(sc.earliest)
@@ -824,14 +822,26 @@ func (s *Scheduler) pipeline(ctx context.Context, sends []*scriptCall) {
 }
 
 // scriptCall is one script call of a pipeline, the calls it answers and
-// its reply. earliest is the earliest due time of queued Schedules, which
-// answer no call: the script's publishing then concerns this process's
-// consumers too (see put).
+// its reply: an integer, or a list when slice is set (a claim's).
+// earliest is the earliest due time of queued Schedules, which answer no
+// call: the script's publishing then concerns this process's consumers
+// too (see put).
 type scriptCall struct {
 	script   *goredis.Script
 	args     []any
 	calls    []*call
 	earliest int64
+	slice    bool
 	n        int64
+	res      []any
 	err      error
+}
+
+// read takes the call's reply from cmd.
+func (sc *scriptCall) read(cmd *goredis.Cmd) {
+	if sc.slice {
+		sc.res, sc.err = cmd.Slice()
+	} else {
+		sc.n, sc.err = cmd.Int64()
+	}
 }
