@@ -160,9 +160,9 @@ func TestHeldGoBack(t *testing.T) {
 		// b's waiter signals Ready by a clock at t0, when the entries are due.
 		b := localScheduler(t, Config{Prefix: a.prefix(), Now: func() time.Time { return t0 }}, nil)
 		scheduleDue(t, a, 10)
+		start := time.Now() // before a holds them: HoldMax runs from then
 		claimN(t, a, t0, 1, 1)
 		claimN(t, b, t0, 10, 0)
-		start := time.Now()
 		for got := 0; got < 9; {
 			select {
 			case <-b.Ready(): // the release publishes
