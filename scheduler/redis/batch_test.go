@@ -90,7 +90,8 @@ func TestConcurrentCallsShareRoundTrips(t *testing.T) {
 
 // TestScriptsReloaded: after SCRIPT FLUSH (or a restart) Redis knows none
 // of the scripts; a batch that meets NOSCRIPT runs its calls again, which
-// loads them, its Schedules joined in one call included.
+// loads them, its Schedules joined in one call and ScheduleMany's
+// included.
 func TestScriptsReloaded(t *testing.T) {
 	c := testConn(t, false)
 	s := open(t, c, redisched.Config{Prefix: testPrefix(t, c), QueueAhead: -1})
@@ -127,6 +128,17 @@ func TestScriptsReloaded(t *testing.T) {
 	wg.Wait()
 	if ds, err := s.Claim(ctx, base, 2*n); err != nil || len(ds) != n {
 		t.Fatalf("after %d concurrent Schedules on a flushed Redis, Claim = %d entries, %v; want %d", n, len(ds), err, n)
+	}
+
+	// ScheduleMany, in two script calls of one pipeline, each run again.
+	must(t, rdb.ScriptFlush(ctx).Err())
+	many := make([]string, 300)
+	for i := range many {
+		many[i] = fmt.Sprint("m", i)
+	}
+	must(t, s.ScheduleMany(ctx, many, base))
+	if ds, err := s.Claim(ctx, base, 2*len(many)); err != nil || len(ds) != len(many) {
+		t.Fatalf("after ScheduleMany of %d on a flushed Redis, Claim = %d entries, %v; want %d", len(many), len(ds), err, len(many))
 	}
 }
 

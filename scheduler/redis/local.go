@@ -133,19 +133,27 @@ func (l *local) takeQueued() ([]retry.Delivery, []queued) {
 	return acks, scheds
 }
 
-// forget drops the held entries, queued Acks and queued Schedule of id: a
-// Schedule or Cancel of it is on the way, which ends their deliveries in
-// Redis and replaces the queued Schedule.
-func (l *local) forget(id string) {
+// forget drops the held entries, queued Acks and queued Schedule of each
+// of ids: a Schedule or Cancel of it is on the way, which ends their
+// deliveries in Redis and replaces the queued Schedule.
+func (l *local) forget(ids ...string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.forgetLocked(id)
+	l.forgetLocked(ids...)
 }
 
-func (l *local) forgetLocked(id string) {
-	l.held = slices.DeleteFunc(l.held, func(h held) bool { return h.d.ID == id })
-	l.acks = slices.DeleteFunc(l.acks, func(d retry.Delivery) bool { return d.ID == id })
-	l.scheds = slices.DeleteFunc(l.scheds, func(q queued) bool { return q.id == id })
+func (l *local) forgetLocked(ids ...string) {
+	of := func(id string) bool { return slices.Contains(ids, id) }
+	if len(ids) > 8 { // ScheduleMany's: a set, not a scan per entry
+		set := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			set[id] = true
+		}
+		of = func(id string) bool { return set[id] }
+	}
+	l.held = slices.DeleteFunc(l.held, func(h held) bool { return of(h.d.ID) })
+	l.acks = slices.DeleteFunc(l.acks, func(d retry.Delivery) bool { return of(d.ID) })
+	l.scheds = slices.DeleteFunc(l.scheds, func(q queued) bool { return of(q.id) })
 }
 
 // hasQueued reports whether an Ack or a Schedule of id is queued.

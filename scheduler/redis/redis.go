@@ -52,7 +52,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -288,9 +287,9 @@ func (s *Scheduler) Schedule(ctx context.Context, id string, at time.Time) error
 	return s.put(ctx, "schedule", scheduleScript, id, at)
 }
 
-// ScheduleMany is Schedule of each of ids at at in one pipelined round
-// trip (after one that makes sure the script is loaded), one script call
-// for up to 256 ids; see
+// ScheduleMany is Schedule of each of ids at at, never queued, in one
+// pipelined round trip, one script call for up to 256 ids (each run again
+// alone if Redis answers NOSCRIPT); see
 // [retry.BatchScheduler]. The ids and the time are checked before anything
 // is sent, so a bad one schedules none; a connection that fails part way
 // may leave some scheduled, as a failed Schedule may have.
@@ -311,32 +310,13 @@ func (s *Scheduler) ScheduleMany(ctx context.Context, ids []string, at time.Time
 	if len(ids) == 0 {
 		return nil
 	}
-	for _, id := range ids {
-		s.local.forget(id) // as Schedule's: a queued one would land after, and undo it
+	s.local.forget(ids...) // as Schedule's: a queued one would land after, and undo it
+	qs := make([]queued, len(ids))
+	for i, id := range ids {
+		qs[i] = queued{id: id, due: ceilMs(at), at: at.UnixNano()}
 	}
-	if err := scheduleScript.Load(ctx, s.rdb).Err(); err != nil {
+	if err := s.sendQueued(ctx, s.queuedCalls(nil, qs)); err != nil {
 		return fmt.Errorf("schedule many: %w", err)
-	}
-	due := ceilMs(at)
-	cmds, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for chunk := range slices.Chunk(ids, maxBatch) {
-			args := make([]any, 0, 1+3*len(chunk))
-			args = append(args, s.channel)
-			for _, id := range chunk {
-				args = append(args, id, due, at.UnixNano())
-			}
-			scheduleScript.EvalSha(ctx, p, s.keys, args...)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("schedule many: %w", err)
-	}
-	for _, c := range cmds {
-		if published, _ := c.(*goredis.Cmd).Int(); published == 1 {
-			s.heard(due) // this process's consumers need not wait for the message
-			break
-		}
 	}
 	return nil
 }
@@ -823,9 +803,9 @@ func (s *Scheduler) pipeline(ctx context.Context, sends []*scriptCall) {
 
 // scriptCall is one script call of a pipeline, the calls it answers and
 // its reply: an integer, or a list when slice is set (a claim's).
-// earliest is the earliest due time of queued Schedules, which answer no
-// call: the script's publishing then concerns this process's consumers
-// too (see put).
+// earliest is the earliest due time of Schedules that answer no call
+// (queued ones, ScheduleMany's): the script's publishing then concerns
+// this process's consumers too (see put).
 type scriptCall struct {
 	script   *goredis.Script
 	args     []any
